@@ -1,0 +1,81 @@
+# The front door. `make synth` and `make test` work on a fresh machine: each installs what
+# it needs first (Debian packages, Python venvs, the pinned CDK CLI) and says how long it took.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CONFIG ?= config/default.yaml
+ENV ?=
+PYTHON ?= python3.11
+VENV := .venv
+CHECKOV_VENV := .venv-checkov
+APT_PACKAGES := postgresql pgbouncer prometheus
+CDK := npx --no-install cdk
+PYTEST_ARGS ?=
+
+# jsii prints a boxed warning per process on Node 20; users should run Node 22+.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_CLI_TELEMETRY_DISABLED := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: help install synth test test-unit test-fast diff deploy bootstrap clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV) 2>/dev/null || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.apt.installed:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; else missing=1; fi; \
+	 if command -v promtool >/dev/null && command -v pgbench >/dev/null && [ -z "$${missing:-}" ] \
+	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+	   echo "installing Debian packages: $(APT_PACKAGES)"; \
+	   SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	   $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	 fi
+	touch $@
+
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed ## install everything (idempotent)
+
+synth: install ## synthesize every environment from CONFIG, no AWS credentials needed
+	@start=$$(date +%s); \
+	 $(CDK) synth --quiet --all -c config=$(CONFIG) >/dev/null; \
+	 $(VENV)/bin/python -m scripts.summary cdk.out; \
+	 echo "synth took $$(( $$(date +%s) - start ))s"
+
+test: install ## run the whole test suite (unit, snapshot, compliance, integration)
+	@start=$$(date +%s); \
+	 $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
+	 echo "tests took $$(( $$(date +%s) - start ))s"
+
+test-unit: install ## only the fast unit tier
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+diff: install ## cdk diff for ENV (needs credentials for its account)
+	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }
+	$(CDK) diff -c config=$(CONFIG) "$(ENV)/*"
+
+deploy: install ## cdk deploy every stack of ENV (or ENV=org / ENV=pipeline)
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=staging"; exit 2; }
+	$(CDK) deploy -c config=$(CONFIG) --require-approval broadening "$(ENV)/*"
+
+bootstrap: install ## print the cdk bootstrap commands for every account and region (EXECUTE=1 runs them)
+	@$(VENV)/bin/python -m scripts.bootstrap --config $(CONFIG) $(if $(EXECUTE),--execute,)
+
+clean: ## remove build output (keeps the venvs)
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,64 @@
+"""Deterministic names shared by the CDK stacks and the Kubernetes charts.
+
+Both sides derive names from config through these functions, so a chart never needs a value
+looked up from AWS to find a bucket, a secret or a database host.
+"""
+
+from __future__ import annotations
+
+from config.model import Environment, OrgConfig
+
+
+def stack_name(env_name: str, unit: str) -> str:
+    return f"{env_name}-{unit}"
+
+
+def cluster_name(cfg: OrgConfig, env_name: str) -> str:
+    return f"{cfg.project}-{env_name}"
+
+
+def storage_bucket(cfg: OrgConfig, env_name: str) -> str:
+    env = cfg.environments[env_name]
+    return f"{cfg.project}-{env_name}-storage-{env.account.id}-{env.region}"
+
+
+def replica_bucket(cfg: OrgConfig, env_name: str) -> str:
+    env = cfg.environments[env_name]
+    return f"{cfg.project}-{env_name}-storage-replica-{env.account.id}-{env.dr_region}"
+
+
+def secret_prefix(cfg: OrgConfig, env_name: str) -> str:
+    """Every secret of an environment lives under this prefix; IAM grants are scoped to it."""
+    return f"{cfg.project}/{env_name}/"
+
+
+def secret_name(cfg: OrgConfig, env_name: str, key: str) -> str:
+    return f"{secret_prefix(cfg, env_name)}{key}"
+
+
+def private_zone(cfg: OrgConfig, env_name: str) -> str:
+    """Private hosted zone whose CNAMEs (db, db-ro, redis) front the data tier's endpoints.
+
+    Clients use these stable names; after a restore or a DR failover only the CNAME moves.
+    """
+    return f"{env_name}.{cfg.project}.internal"
+
+
+def db_host(cfg: OrgConfig, env_name: str) -> str:
+    return f"db.{private_zone(cfg, env_name)}"
+
+
+def db_read_host(cfg: OrgConfig, env_name: str) -> str:
+    return f"db-ro.{private_zone(cfg, env_name)}"
+
+
+def redis_host(cfg: OrgConfig, env_name: str) -> str:
+    return f"redis.{private_zone(cfg, env_name)}"
+
+
+def api_host(env: Environment) -> str:
+    return f"api.{env.domain_name}"
+
+
+def studio_host(env: Environment) -> str:
+    return f"studio.{env.domain_name}"

@@ -1,0 +1,1 @@
+"""The Supabase database contract on RDS: login roles, bootstrap SQL, connection pooling."""
