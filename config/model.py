@@ -124,6 +124,8 @@ class Account(Strict):
 
 
 class Organization(Strict):
+    id: str = Field(pattern=r"^o-[a-z0-9]{10,32}$", description="Organization id, for the org trail and policy conditions.")
+    root_id: str = Field(pattern=r"^r-[0-9a-z]{4,32}$", description="Root of the organization: parent of the OUs.")
     management_account_id: AccountId
     home_region: Region = "us-east-1"
     tooling: Account

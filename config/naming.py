@@ -62,3 +62,21 @@ def api_host(env: Environment) -> str:
 
 def studio_host(env: Environment) -> str:
     return f"studio.{env.domain_name}"
+
+
+class SecretKeys:
+    """Keys under `secret_prefix` of every Secrets Manager secret the platform creates.
+
+    The data stack creates them, External Secrets in the charts reads them; JSON field names
+    are listed beside each.
+    """
+
+    JWT = "jwt"  # {"secret"}: signs every Supabase JWT, >= 40 characters
+    API_KEYS = "api-keys"  # {"anon_key", "service_role_key"}: minted by the custom resource
+    DB_MASTER = "db/master"  # RDS master (supabase_admin): {"username", "password", "host", "port", "dbname"}
+    REALTIME = "realtime"  # {"secret_key_base" (64), "db_enc_key" (16), "metrics_jwt_secret"}
+    META = "meta"  # {"crypto_key"} (32+)
+    DASHBOARD = "dashboard"  # {"username", "password"}: Studio basic auth at Kong
+    SMTP = "smtp"  # {"username", "password", "host", "port"}: SES SMTP credentials
+    REDIS = "redis"  # {"auth_token"}
+    # One per database.roles.LOGIN_ROLES entry: db/<role> with {"username", "password"}.

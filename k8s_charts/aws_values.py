@@ -20,6 +20,7 @@ class AwsValues:
     account: str
     region: str
     dr_region: str
+    vpc_cidr: str
     production: bool
     domain_name: str
     api_host: str
@@ -50,6 +51,7 @@ def from_config(cfg: OrgConfig, env_name: str, *, certificate_arn: str | None = 
         account=env.account.id,
         region=env.region,
         dr_region=env.dr_region,
+        vpc_cidr=str(env.network.vpc_cidr),
         production=env.production,
         domain_name=env.domain_name,
         api_host=naming.api_host(env),

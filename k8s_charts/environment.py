@@ -1,0 +1,30 @@
+"""Every chart an environment applies, built from one place.
+
+The cluster stack and the tests both call `build_charts`, so what the tests validate is
+what the cluster receives. Each entry of CHART_FACTORIES adds its charts to the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cdk8s
+
+from config.model import OrgConfig
+from k8s_charts.aws_values import AwsValues, from_config
+
+ChartFactory = Callable[[cdk8s.App, OrgConfig, str, AwsValues], list[cdk8s.Chart]]
+
+CHART_FACTORIES: list[ChartFactory] = []
+
+
+def build_charts(app: cdk8s.App, *, cfg: OrgConfig, env_name: str, values: AwsValues) -> list[cdk8s.Chart]:
+    return [chart for factory in CHART_FACTORIES for chart in factory(app, cfg, env_name, values)]
+
+
+def render_manifests(cfg: OrgConfig, env_name: str) -> dict[str, list[dict[str, Any]]]:
+    """Chart id -> its Kubernetes objects, rendered from config alone (no AWS)."""
+    app = cdk8s.App()
+    charts = build_charts(app, cfg=cfg, env_name=env_name, values=from_config(cfg, env_name))
+    return {chart.node.id: chart.to_json() for chart in charts}

@@ -1,0 +1,207 @@
+"""Small builders shared by the monitoring and rollouts charts.
+
+Raw `ApiObject`s are used because most objects here are custom resources that
+cdk8s-plus does not model; the hardened workload builder keeps every pod of these
+charts on the same restricted security profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cdk8s
+from constructs import Construct
+
+OBSERVABILITY_NAMESPACE = "observability"
+SUPABASE_NAMESPACE = "supabase"
+# kube-prometheus-stack's operator selects ServiceMonitors, PodMonitors, Probes and
+# PrometheusRules carrying the Helm release label; the release is named after the chart.
+RELEASE_LABELS = {"release": "kube-prometheus-stack"}
+PART_OF = {"app.kubernetes.io/part-of": "supabase-observability"}
+# Written by the cluster stack's External Secrets installation; every ExternalSecret of
+# the platform reads Secrets Manager through it.
+CLUSTER_SECRET_STORE = "aws-secrets-manager"
+NON_ROOT_UID = 65534
+
+
+def api_object(scope: Construct, id_: str, *, api_version: str, kind: str, name: str,
+               namespace: str | None, labels: Mapping[str, str] | None = None,
+               annotations: Mapping[str, str] | None = None,
+               body: Mapping[str, Any]) -> cdk8s.ApiObject:
+    obj = cdk8s.ApiObject(
+        scope, id_, api_version=api_version, kind=kind,
+        metadata=cdk8s.ApiObjectMetadata(
+            name=name, namespace=namespace, labels=dict(labels or {}),
+            annotations=dict(annotations) if annotations else None,
+        ),
+    )
+    for key, value in body.items():
+        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
+    return obj
+
+
+def external_secret(scope: Construct, id_: str, *, name: str, namespace: str,
+                    data: Sequence[tuple[str, str, str | None]]) -> cdk8s.ApiObject:
+    """ExternalSecret producing Secret `name`; data rows are (secret key, remote key, property)."""
+    return api_object(
+        scope, id_, api_version="external-secrets.io/v1", kind="ExternalSecret",
+        name=name, namespace=namespace, labels=PART_OF,
+        body={"spec": {
+            "refreshInterval": "1h",
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": CLUSTER_SECRET_STORE},
+            "target": {"name": name, "creationPolicy": "Owner"},
+            "data": [
+                {"secretKey": key, "remoteRef": {"key": remote, **({"property": prop} if prop else {})}}
+                for key, remote, prop in data
+            ],
+        }},
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    port: str
+    path: str | None = None  # None: TCP probe
+
+    def render(self, *, initial_delay: int, period: int) -> dict[str, Any]:
+        action: dict[str, Any] = (
+            {"httpGet": {"path": self.path, "port": self.port}} if self.path
+            else {"tcpSocket": {"port": self.port}}
+        )
+        return {**action, "initialDelaySeconds": initial_delay, "periodSeconds": period,
+                "timeoutSeconds": 5, "failureThreshold": 3}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """A hardened single-container Deployment with its Service and ServiceAccount."""
+
+    name: str
+    namespace: str
+    image: str
+    ports: Mapping[str, int]
+    probe: Probe
+    args: Sequence[str] = ()
+    env: Sequence[Mapping[str, Any]] = ()
+    env_from_secret: str | None = None
+    config_map: str | None = None
+    config_mount: str = "/etc/config"
+    replicas: int = 1
+    cpu_request: str = "50m"
+    cpu_limit: str = "500m"
+    memory_request: str = "64Mi"
+    memory_limit: str = "256Mi"
+    run_as_user: int = NON_ROOT_UID
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return {"app.kubernetes.io/name": self.name, "app.kubernetes.io/instance": self.name}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**self.selector, **PART_OF, **self.extra_labels}
+
+
+def add_workload(scope: Construct, w: Workload) -> None:
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if w.config_map:
+        volumes.append({"name": "config", "configMap": {"name": w.config_map}})
+        mounts.append({"name": "config", "mountPath": w.config_mount, "readOnly": True})
+    container: dict[str, Any] = {
+        "name": w.name,
+        "image": w.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": list(w.args),
+        "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in w.ports.items()],
+        "env": [dict(e) for e in w.env],
+        "resources": {
+            "requests": {"cpu": w.cpu_request, "memory": w.memory_request},
+            "limits": {"cpu": w.cpu_limit, "memory": w.memory_limit},
+        },
+        "livenessProbe": w.probe.render(initial_delay=10, period=20),
+        "readinessProbe": w.probe.render(initial_delay=5, period=10),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": w.run_as_user,
+            "runAsGroup": w.run_as_user,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    if w.env_from_secret:
+        container["envFrom"] = [{"secretRef": {"name": w.env_from_secret}}]
+    api_object(scope, f"{w.name}-sa", api_version="v1", kind="ServiceAccount", name=w.name,
+               namespace=w.namespace, labels=w.labels, body={"automountServiceAccountToken": False})
+    api_object(scope, f"{w.name}-deployment", api_version="apps/v1", kind="Deployment", name=w.name,
+               namespace=w.namespace, labels=w.labels, body={"spec": {
+                   "replicas": w.replicas,
+                   "revisionHistoryLimit": 5,
+                   "selector": {"matchLabels": w.selector},
+                   "template": {
+                       "metadata": {"labels": w.labels},
+                       "spec": {
+                           "serviceAccountName": w.name,
+                           "automountServiceAccountToken": False,
+                           "securityContext": {
+                               "runAsNonRoot": True,
+                               "runAsUser": w.run_as_user,
+                               "runAsGroup": w.run_as_user,
+                               "fsGroup": w.run_as_user,
+                               "seccompProfile": {"type": "RuntimeDefault"},
+                           },
+                           "nodeSelector": {"kubernetes.io/os": "linux"},
+                           "topologySpreadConstraints": [{
+                               "maxSkew": 1,
+                               "topologyKey": "topology.kubernetes.io/zone",
+                               "whenUnsatisfiable": "ScheduleAnyway",
+                               "labelSelector": {"matchLabels": w.selector},
+                           }],
+                           "containers": [container],
+                           "volumes": volumes,
+                       },
+                   },
+               }})
+    api_object(scope, f"{w.name}-service", api_version="v1", kind="Service", name=w.name,
+               namespace=w.namespace, labels=w.labels, body={"spec": {
+                   "selector": w.selector,
+                   "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in w.ports.items()],
+               }})
+    if w.replicas > 1:
+        api_object(scope, f"{w.name}-pdb", api_version="policy/v1", kind="PodDisruptionBudget", name=w.name,
+                   namespace=w.namespace, labels=w.labels,
+                   body={"spec": {"maxUnavailable": 1, "selector": {"matchLabels": w.selector}}})
+
+
+def network_policy(scope: Construct, id_: str, *, name: str, namespace: str, pod_selector: Mapping[str, str],
+                   ingress: Sequence[Mapping[str, Any]], egress: Sequence[Mapping[str, Any]]) -> None:
+    """Isolates only the selected pods: the Helm-installed stack in the same namespace keeps its own rules."""
+    api_object(scope, id_, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=name,
+               namespace=namespace, labels=PART_OF, body={"spec": {
+                   "podSelector": {"matchLabels": dict(pod_selector)},
+                   "policyTypes": ["Ingress", "Egress"],
+                   "ingress": [dict(r) for r in ingress],
+                   "egress": [dict(r) for r in egress],
+               }})
+
+
+DNS_EGRESS = {
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+
+
+def from_prometheus(port: int) -> dict[str, Any]:
+    """Ingress from the kube-prometheus-stack Prometheus pods only."""
+    return {
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}},
+                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+        "ports": [{"protocol": "TCP", "port": port}],
+    }

@@ -1,0 +1,266 @@
+"""Kong's declarative configuration, generated from one route table.
+
+Every externally reachable path is one `Route` below with an explicit protection level;
+`declarative_config` turns the table into Kong's DB-less format. Consumer keys and the
+dashboard password are secrets, so the config is emitted as an External Secrets template
+(`kong_yml_template`) with `{{ .var | toJson }}` placeholders, rendered by the operator into
+a Secret; JSON strings are valid YAML double-quoted scalars, so any password stays intact.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from k8s_charts.supabase import secrets
+from k8s_charts.supabase.props import OTLP_TRACES_ENDPOINT, SupabaseProps, service_host
+
+GROUP_ANON = "anon"
+GROUP_ADMIN = "admin"
+
+PROXY_PORT = 8000
+# The status listener serves /status, /status/ready and /metrics read-only. The Admin API
+# (which in DB-less mode accepts POST /config, i.e. a full takeover) is not opened at all.
+STATUS_PORT = 8100
+# The team's contract names Kong's metrics port 8001 on the Service; it targets STATUS_PORT.
+METRICS_SERVICE_PORT = 8001
+REDIS_PASSWORD_ENV = "KONG_RATE_LIMIT_REDIS_PASSWORD"
+
+PLUGINS = (
+    "request-transformer", "cors", "key-auth", "acl", "basic-auth", "request-termination",
+    "ip-restriction", "prometheus", "opentelemetry", "rate-limiting",
+)
+
+
+class Protection(enum.Enum):
+    OPEN = "open"  # cors only: endpoints browsers and IdPs reach without an API key
+    KEY_AUTH = "key-auth"  # apikey of a consumer in one of `groups`
+    ADMIN_ONLY = "admin-only"  # service_role key only
+    BASIC_AUTH = "basic-auth"  # dashboard credentials
+    FORBIDDEN = "forbidden"  # 403 whatever the caller presents
+    UPSTREAM = "upstream"  # the upstream authenticates (Storage verifies JWTs / S3 signatures)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    name: str
+    path: str
+    component: str
+    port: int
+    upstream_path: str = "/"
+    protection: Protection
+    groups: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    strip_path: bool = True
+    upstream_protocol: str = "http"  # "ws" for the Realtime socket
+    hosts: tuple[str, ...] = ()
+    read_timeout_ms: int = 60_000
+    write_timeout_ms: int = 60_000
+    connect_timeout_ms: int = 5_000
+    add_headers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.protection is Protection.KEY_AUTH and not self.groups:
+            raise ValueError(f"{self.name}: key-auth needs ACL groups")
+        if self.protection is Protection.ADMIN_ONLY and self.groups not in ((), (GROUP_ADMIN,)):
+            raise ValueError(f"{self.name}: admin-only allows the admin group alone")
+
+
+KEY_GROUPS = (GROUP_ADMIN, GROUP_ANON)
+READ_METHODS = ("GET", "HEAD")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def routes(props: SupabaseProps) -> tuple[Route, ...]:
+    open_auth = [
+        ("auth-v1-open-verify", "/auth/v1/verify", "/verify"),
+        ("auth-v1-open-callback", "/auth/v1/callback", "/callback"),
+        ("auth-v1-open-authorize", "/auth/v1/authorize", "/authorize"),
+        ("auth-v1-open-jwks", "/auth/v1/.well-known/jwks.json", "/.well-known/jwks.json"),
+        ("auth-v1-open-sso-acs", "/sso/saml/acs", "/sso/saml/acs"),
+        ("auth-v1-open-sso-metadata", "/sso/saml/metadata", "/sso/saml/metadata"),
+    ]
+    table = [
+        Route(name=n, path=p, component="auth", port=9999, upstream_path=u, protection=Protection.OPEN)
+        for n, p, u in open_auth
+    ]
+    table += [
+        Route(name="auth-v1", path="/auth/v1/", component="auth", port=9999,
+              protection=Protection.KEY_AUTH, groups=KEY_GROUPS),
+        Route(name="rest-v1-read", path="/rest/v1/", component="rest-ro", port=3000,
+              protection=Protection.KEY_AUTH, groups=KEY_GROUPS, methods=READ_METHODS),
+        Route(name="rest-v1-write", path="/rest/v1/", component="rest", port=3000,
+              protection=Protection.KEY_AUTH, groups=KEY_GROUPS, methods=WRITE_METHODS),
+        Route(name="graphql-v1", path="/graphql/v1", component="rest", port=3000,
+              upstream_path="/rpc/graphql", protection=Protection.KEY_AUTH, groups=KEY_GROUPS,
+              add_headers=("Content-Profile:graphql_public",)),
+        # Realtime takes its tenant from the first label of the Host header: Kong sends the
+        # upstream host (realtime.supabase.svc...), so the tenant is "realtime".
+        Route(name="realtime-v1-ws", path="/realtime/v1/", component="realtime", port=4000,
+              upstream_path="/socket", upstream_protocol="ws", protection=Protection.KEY_AUTH,
+              groups=KEY_GROUPS, read_timeout_ms=3_600_000, write_timeout_ms=3_600_000),
+        Route(name="realtime-v1-api-tenants", path="/realtime/v1/api/tenants", component="realtime",
+              port=4000, upstream_path="/api/tenants", protection=Protection.FORBIDDEN),
+        Route(name="realtime-v1-api-openapi", path="/realtime/v1/api/openapi", component="realtime",
+              port=4000, upstream_path="/api/openapi", protection=Protection.FORBIDDEN),
+        Route(name="realtime-v1-api", path="/realtime/v1/api", component="realtime", port=4000,
+              upstream_path="/api", protection=Protection.KEY_AUTH, groups=KEY_GROUPS),
+        Route(name="storage-v1", path="/storage/v1/", component="storage", port=5000,
+              protection=Protection.UPSTREAM, read_timeout_ms=300_000, write_timeout_ms=300_000),
+        # Edge functions may run up to the runtime's wall clock limit (150 s).
+        Route(name="functions-v1", path="/functions/v1/", component="functions", port=9000,
+              protection=Protection.UPSTREAM, read_timeout_ms=150_000),
+        Route(name="meta", path="/pg/", component="meta", port=8080,
+              protection=Protection.ADMIN_ONLY, groups=(GROUP_ADMIN,)),
+        Route(name="studio-mcp", path="/api/mcp", component="studio", port=3000,
+              upstream_path="/api/mcp", protection=Protection.FORBIDDEN,
+              hosts=(props.values.studio_host,)),
+        # Studio lives on its own host only, so the API host never serves the dashboard.
+        Route(name="studio", path="/", component="studio", port=3000,
+              protection=Protection.BASIC_AUTH, hosts=(props.values.studio_host,)),
+    ]
+    return tuple(table)
+
+
+def _plugins(route: Route, props: SupabaseProps) -> list[dict[str, Any]]:
+    if route.protection is Protection.FORBIDDEN:
+        return [{"name": "request-termination",
+                 "config": {"status_code": 403, "message": "Access is forbidden."}}]
+    plugins: list[dict[str, Any]] = [{"name": "cors"}]
+    if route.protection in (Protection.KEY_AUTH, Protection.ADMIN_ONLY):
+        plugins.append({"name": "key-auth", "config": {"hide_credentials": False, "key_names": ["apikey"]}})
+        plugins.append({"name": "acl", "config": {"hide_groups_header": True,
+                                                  "allow": list(route.groups or (GROUP_ADMIN,))}})
+    if route.protection is Protection.BASIC_AUTH:
+        plugins.append({"name": "basic-auth", "config": {"hide_credentials": True}})
+    headers = list(route.add_headers)
+    if route.upstream_protocol == "ws":
+        # Browsers cannot set headers on a WebSocket: the key arrives as ?apikey=.
+        headers.append("x-api-key:$(query_params.apikey)")
+    if headers:
+        plugins.append({"name": "request-transformer", "config": {"add": {"headers": headers}}})
+    return plugins
+
+
+def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> dict[str, Any]:
+    """Kong config with `placeholders[var]` where a secret value goes."""
+    services = []
+    for route in routes(props):
+        kong_route: dict[str, Any] = {
+            "name": route.name,
+            "paths": [route.path],
+            "strip_path": route.strip_path,
+            "protocols": ["http", "https"],
+            "preserve_host": False,
+        }
+        if route.methods:
+            kong_route["methods"] = list(route.methods)
+        if route.hosts:
+            kong_route["hosts"] = list(route.hosts)
+        services.append({
+            "name": route.name,
+            "protocol": route.upstream_protocol,
+            "host": service_host(route.component),
+            "port": route.port,
+            "path": route.upstream_path,
+            "connect_timeout": route.connect_timeout_ms,
+            "read_timeout": route.read_timeout_ms,
+            "write_timeout": route.write_timeout_ms,
+            "retries": 1,
+            "routes": [kong_route],
+            "plugins": _plugins(route, props),
+        })
+    values = props.values
+    return {
+        "_format_version": "3.0",
+        "_transform": True,
+        "consumers": [
+            {"username": "anon", "keyauth_credentials": [{"key": placeholders[secrets.ANON_KEY.var]}],
+             "acls": [{"group": GROUP_ANON}]},
+            {"username": "service_role",
+             "keyauth_credentials": [{"key": placeholders[secrets.SERVICE_ROLE_KEY.var]}],
+             "acls": [{"group": GROUP_ADMIN}]},
+            {"username": "DASHBOARD",
+             "basicauth_credentials": [{"username": placeholders[secrets.DASHBOARD_USERNAME.var],
+                                        "password": placeholders[secrets.DASHBOARD_PASSWORD.var]}]},
+        ],
+        "services": services,
+        "plugins": [
+            {"name": "prometheus", "config": {
+                "status_code_metrics": True, "latency_metrics": True,
+                "bandwidth_metrics": True, "upstream_health_metrics": True}},
+            {"name": "opentelemetry", "config": {
+                "traces_endpoint": OTLP_TRACES_ENDPOINT,
+                "resource_attributes": {"service.name": "kong"},
+                "sampling_rate": props.tracing_sample_ratio}},
+            {"name": "rate-limiting", "config": {
+                "minute": props.rate_limit_per_minute,
+                "limit_by": "ip",
+                "policy": "redis",
+                # A Redis outage must not take the API down with it.
+                "fault_tolerant": True,
+                "redis": {
+                    "host": values.redis_host,
+                    "port": values.redis_port,
+                    "ssl": True,
+                    # The certificate names the ElastiCache endpoint, not our private CNAME;
+                    # verification against the CNAME would always fail. Traffic stays in the VPC.
+                    "ssl_verify": False,
+                    "password": "{vault://env/" + REDIS_PASSWORD_ENV.lower().replace("_", "-") + "}",
+                    "timeout": 2000,
+                }}},
+        ],
+    }
+
+
+SECRET_VALUES = (secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY, secrets.DASHBOARD_USERNAME,
+                 secrets.DASHBOARD_PASSWORD)
+
+
+def kong_yml_template(props: SupabaseProps) -> str:
+    sentinels = {v.var: f"__secret_{v.var}__" for v in SECRET_VALUES}
+    text = yaml.safe_dump(declarative_config(props, sentinels), sort_keys=False, width=1000)
+    for var, sentinel in sentinels.items():
+        if text.count(sentinel) != 1:
+            raise AssertionError(f"placeholder {sentinel} must appear exactly once")
+        text = text.replace(sentinel, "{{ ." + var + " | toJson }}")
+    return text
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """What the ESO engine produces for this template's `{{ .var | toJson }}` actions."""
+    out = template
+    for var, value in values.items():
+        out = out.replace("{{ ." + var + " | toJson }}", json.dumps(value))
+    if "{{" in out:
+        raise ValueError("unrendered template action left in kong.yml")
+    return out
+
+
+def kong_env(props: SupabaseProps) -> dict[str, str]:
+    return {
+        "KONG_DATABASE": "off",
+        "KONG_DECLARATIVE_CONFIG": "/kong-config/kong.yml",
+        "KONG_DNS_ORDER": "LAST,A,CNAME",
+        "KONG_PLUGINS": ",".join(PLUGINS),
+        "KONG_NGINX_PROXY_PROXY_BUFFER_SIZE": "160k",
+        "KONG_NGINX_PROXY_PROXY_BUFFERS": "64 160k",
+        "KONG_PREFIX": "/kong_prefix",
+        "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT}",
+        "KONG_ADMIN_LISTEN": "off",
+        "KONG_STATUS_LISTEN": f"0.0.0.0:{STATUS_PORT}",
+        "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
+        "KONG_PROXY_ERROR_LOG": "/dev/stderr",
+        "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
+        # The ALB terminates TLS and forwards from inside the VPC: trust its X-Forwarded-*.
+        "KONG_TRUSTED_IPS": props.values.vpc_cidr,
+        "KONG_REAL_IP_HEADER": "X-Forwarded-For",
+        "KONG_LUA_SSL_TRUSTED_CERTIFICATE": "system",
+        "KONG_TRACING_INSTRUMENTATIONS": "all",
+        "KONG_TRACING_SAMPLING_RATE": str(props.tracing_sample_ratio),
+        "KONG_NGINX_WORKER_PROCESSES": "2",
+    }

@@ -1,0 +1,134 @@
+"""External Secrets: the only way a secret value reaches the cluster.
+
+Each component gets its own ExternalSecret whose template emits exactly the variables that
+component needs (least privilege: Studio's Secret has no PgBouncer userlist, Kong's has no
+database password). Values are read from AWS Secrets Manager through the ClusterSecretStore
+`aws-secrets-manager` that the cluster stack installs.
+
+Database URLs are assembled here, in the ESO template (engine v2 = Go text/template + Sprig),
+so the password never passes through config or code. `urlquery` is Go's built-in
+`url.QueryEscape`: it percent-encodes every reserved character; it would turn a space into
+`+`, which is why the data stack's generated passwords exclude spaces (Secrets Manager's
+default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from config.naming import SecretKeys
+from database.roles import LOGIN_ROLES, MASTER_USER
+from k8s_charts.supabase.k8s import api_object, labels
+from k8s_charts.supabase.props import SECRET_STORE, SupabaseProps
+
+API_VERSION = "external-secrets.io/v1"
+REFRESH_INTERVAL = "1h"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteValue:
+    """One JSON field of one Secrets Manager secret, exposed to templates as `.<var>`."""
+
+    var: str
+    key: str
+    property: str | None = None
+    absolute: bool = False  # key is a full secret name, not relative to the environment prefix
+
+
+JWT_SECRET = RemoteValue(var="jwt_secret", key=SecretKeys.JWT, property="secret")
+ANON_KEY = RemoteValue(var="anon_key", key=SecretKeys.API_KEYS, property="anon_key")
+SERVICE_ROLE_KEY = RemoteValue(var="service_role_key", key=SecretKeys.API_KEYS, property="service_role_key")
+MASTER_PASSWORD = RemoteValue(var="master_password", key=SecretKeys.DB_MASTER, property="password")
+REALTIME_SECRET_KEY_BASE = RemoteValue(var="secret_key_base", key=SecretKeys.REALTIME, property="secret_key_base")
+REALTIME_DB_ENC_KEY = RemoteValue(var="db_enc_key", key=SecretKeys.REALTIME, property="db_enc_key")
+REALTIME_METRICS_JWT = RemoteValue(var="metrics_jwt_secret", key=SecretKeys.REALTIME, property="metrics_jwt_secret")
+META_CRYPTO_KEY = RemoteValue(var="crypto_key", key=SecretKeys.META, property="crypto_key")
+DASHBOARD_USERNAME = RemoteValue(var="dashboard_username", key=SecretKeys.DASHBOARD, property="username")
+DASHBOARD_PASSWORD = RemoteValue(var="dashboard_password", key=SecretKeys.DASHBOARD, property="password")
+SMTP_USERNAME = RemoteValue(var="smtp_username", key=SecretKeys.SMTP, property="username")
+SMTP_PASSWORD = RemoteValue(var="smtp_password", key=SecretKeys.SMTP, property="password")
+REDIS_AUTH_TOKEN = RemoteValue(var="redis_auth_token", key=SecretKeys.REDIS, property="auth_token")
+# Not (yet) in config.naming.SecretKeys: the SAML signing key GoTrue needs when SAML is on.
+SAML_SECRET_KEY = "saml"
+SAML_PRIVATE_KEY = RemoteValue(var="saml_private_key", key=SAML_SECRET_KEY, property="private_key")
+
+
+def role_password(role: str) -> RemoteValue:
+    if role == MASTER_USER:
+        return MASTER_PASSWORD
+    known = {r.name: r for r in LOGIN_ROLES}
+    if role not in known:
+        raise ValueError(f"{role} is not one of database.roles.LOGIN_ROLES")
+    return RemoteValue(var=known[role].password_variable, key=known[role].secret_key, property="password")
+
+
+def ref(value: RemoteValue) -> str:
+    return "{{ ." + value.var + " }}"
+
+
+def url_password(value: RemoteValue) -> str:
+    return "{{ ." + value.var + " | urlquery }}"
+
+
+def postgres_url(*, user: str, host: str, port: int, dbname: str, sslmode: str,
+                 scheme: str = "postgres") -> str:
+    password = url_password(role_password(user))
+    return f"{scheme}://{user}:{password}@{host}:{port}/{dbname}?sslmode={sslmode}"
+
+
+def external_secret(
+    scope: Construct,
+    *,
+    name: str,
+    component: str,
+    version: str,
+    props: SupabaseProps,
+    remote: list[RemoteValue],
+    template: dict[str, str],
+) -> None:
+    """ExternalSecret `name` producing Secret `name` whose keys are `template`'s keys."""
+    unique = {v.var: v for v in remote}
+    used = {var for var in unique if any(f".{var} " in t or f".{var}}}" in t for t in template.values())}
+    unused = set(unique) - used
+    if unused:
+        raise ValueError(f"{name}: remote values fetched but never used: {sorted(unused)}")
+    data = []
+    for value in unique.values():
+        remote_ref = {
+            "key": value.key if value.absolute else props.remote_key(value.key),
+            # Pin the newest version explicitly: rotation is picked up on the next refresh.
+            "version": "AWSCURRENT",
+            "conversionStrategy": "Default",
+            "decodingStrategy": "None",
+        }
+        if value.property:
+            remote_ref["property"] = value.property
+        data.append({"secretKey": value.var, "remoteRef": remote_ref})
+    api_object(
+        scope,
+        api_version=API_VERSION,
+        kind="ExternalSecret",
+        name=name,
+        labels=labels(component, version),
+        body={
+            "spec": {
+                "refreshInterval": REFRESH_INTERVAL,
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": SECRET_STORE},
+                "target": {
+                    "name": name,
+                    "creationPolicy": "Owner",
+                    "deletionPolicy": "Retain",
+                    "template": {
+                        "engineVersion": "v2",
+                        "mergePolicy": "Replace",
+                        "type": "Opaque",
+                        "metadata": {"labels": labels(component, version)},
+                        "data": template,
+                    },
+                },
+                "data": data,
+            }
+        },
+    )

@@ -1,0 +1,317 @@
+"""Mints Supabase's `anon` and `service_role` API keys from the environment's JWT secret.
+
+Both keys are HS256 JWTs signed with the JWT secret (`<project>/<env>/jwt`, JSON
+`{"secret": ...}`) and are written to the API keys secret (`<project>/<env>/api-keys`, JSON
+`{"anon_key", "service_role_key"}`), from which External Secrets feeds Kong, Studio, Storage
+and the edge runtime. Without this function a deployment would carry placeholder keys.
+
+Two ways in, one code path (`remint`):
+
+* CloudFormation custom resource (CDK `custom_resources.Provider`, `on_event`): Create mints,
+  Update re-mints only when the stored keys no longer match (JWT secret changed, issuer or
+  lifetime changed, close to expiry), Delete leaves the secrets alone.
+* Any other event (an EventBridge schedule, or an EventBridge rule on Secrets Manager's
+  CloudTrail events `PutSecretValue` / `RotationSucceeded` for the JWT secret): settings come
+  from the environment (`JWT_SECRET_ARN`, `API_KEYS_SECRET_ARN`, `JWT_ISSUER`,
+  `API_KEY_EXPIRY_DAYS`) and the same idempotent check runs. Because a no-op costs one read,
+  over-triggering is harmless; the write of the API keys secret itself triggers nothing new.
+
+Rotating the JWT secret (every consumer must change together; user sessions signed with the
+old secret end, so users sign in again):
+
+1. Put a new random secret of at least 32 characters:
+   `aws secretsmanager put-secret-value --secret-id <project>/<env>/jwt --secret-string '{"secret":"..."}'`
+2. Re-mint the API keys: the EventBridge rule on the JWT secret does it within a minute, or
+   invoke the function by hand: `aws lambda invoke --function-name <mint function> --payload '{}' out.json`
+   and check `out.json` says `"reminted": true`.
+3. Restart the consumers so they read both new values: force External Secrets to refresh
+   (`kubectl annotate externalsecret -n supabase --all force-sync=$(date +%s) --overwrite`),
+   wait for the Kubernetes Secrets to change, then
+   `kubectl rollout restart deployment -n supabase` (and any Rollout/StatefulSet that mounts
+   the keys). Until the restart finishes, pods still run with the old pair, which stays
+   self-consistent. Publish the new anon key to client applications: the old one stops
+   verifying as soon as the services run with the new secret.
+
+Key material never leaves this module except through `put_secret_value`: it is not logged and
+not returned in the custom resource's `Data` (CloudFormation would show it in events).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+LOG = logging.getLogger(__name__)
+LOG.setLevel(logging.INFO)
+
+MIN_SECRET_LENGTH = 32
+DEFAULT_ISSUER = "supabase"
+# Matches upstream's long-lived keys: the anon key is compiled into client applications, so a
+# short life would break them. Rotation of the JWT secret is the way to revoke keys.
+DEFAULT_EXPIRY_DAYS = 3650
+MAX_EXPIRY_DAYS = 36500
+# A key is renewed this long before it expires; the old key stays valid until its own expiry,
+# so clients get that much time to pick up the new one.
+RENEW_BEFORE_SECONDS = 30 * 86400
+KEY_FIELDS = {"anon": "anon_key", "service_role": "service_role_key"}
+# From supabase/supabase docker/.env.example: anyone can sign keys with it.
+PUBLIC_DEMO_JWT_SECRET = "your-super-secret-jwt-token-with-at-least-32-characters-long"
+
+
+class MintError(Exception):
+    """The keys cannot be minted; the message names the secret and the fix, never a value."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MintSettings:
+    jwt_secret_arn: str
+    api_keys_secret_arn: str
+    issuer: str = DEFAULT_ISSUER
+    expiry_days: int = DEFAULT_EXPIRY_DAYS
+
+    def __post_init__(self) -> None:
+        if not self.jwt_secret_arn or not self.api_keys_secret_arn:
+            raise MintError("JwtSecretArn and ApiKeysSecretArn are both required")
+        if not self.issuer:
+            raise MintError("Issuer must not be empty")
+        if not 1 <= self.expiry_days <= MAX_EXPIRY_DAYS:
+            raise MintError(f"ExpiryDays must be between 1 and {MAX_EXPIRY_DAYS}, got {self.expiry_days}")
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return self.expiry_days * 86400
+
+    @classmethod
+    def from_resource_properties(cls, props: Mapping[str, Any]) -> MintSettings:
+        # CloudFormation hands every scalar property over as a string.
+        return cls(
+            jwt_secret_arn=str(props.get("JwtSecretArn", "")),
+            api_keys_secret_arn=str(props.get("ApiKeysSecretArn", "")),
+            issuer=str(props.get("Issuer") or DEFAULT_ISSUER),
+            expiry_days=_int(props.get("ExpiryDays", DEFAULT_EXPIRY_DAYS), "ExpiryDays"),
+        )
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> MintSettings:
+        return cls(
+            jwt_secret_arn=env.get("JWT_SECRET_ARN", ""),
+            api_keys_secret_arn=env.get("API_KEYS_SECRET_ARN", ""),
+            issuer=env.get("JWT_ISSUER") or DEFAULT_ISSUER,
+            expiry_days=_int(env.get("API_KEY_EXPIRY_DAYS", DEFAULT_EXPIRY_DAYS), "API_KEY_EXPIRY_DAYS"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemintResult:
+    reminted: bool
+    reason: str
+    version_id: str
+    expires_at: int
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MintError(f"{name} must be a whole number of days, got {value!r}") from None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+
+
+def _compact_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def _signature(signing_input: str, secret: str) -> bytes:
+    return hmac.new(secret.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256).digest()
+
+
+def sign_hs256(claims: Mapping[str, Any], secret: str) -> str:
+    signing_input = f"{_b64url(_compact_json({'alg': 'HS256', 'typ': 'JWT'}))}.{_b64url(_compact_json(claims))}"
+    return f"{signing_input}.{_b64url(_signature(signing_input, secret))}"
+
+
+def verified_claims(token: str, secret: str) -> dict[str, Any] | None:
+    """The claims of `token` if it is an HS256 JWT signed with `secret`, else None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_b64url_decode(parts[0]))
+        signature = _b64url_decode(parts[2])
+        claims = json.loads(_b64url_decode(parts[1]))
+    except (binascii.Error, ValueError):
+        return None
+    # Pinning the algorithm refuses "alg": "none" and any other downgrade.
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        return None
+    if not hmac.compare_digest(signature, _signature(f"{parts[0]}.{parts[1]}", secret)):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def mint_keys(secret: str, *, issuer: str, expiry_days: int, now: int) -> dict[str, str]:
+    exp = now + expiry_days * 86400
+    return {
+        field: sign_hs256({"role": role, "iss": issuer, "iat": now, "exp": exp}, secret)
+        for role, field in KEY_FIELDS.items()
+    }
+
+
+def read_jwt_secret(client: Any, secret_arn: str) -> str:
+    try:
+        raw = client.get_secret_value(SecretId=secret_arn)["SecretString"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise MintError(
+                f"JWT secret {secret_arn} does not exist or has no value; fix: create it with "
+                'JSON {"secret": "<at least 32 random characters>"}'
+            ) from None
+        raise MintError(f"cannot read JWT secret {secret_arn}: {code or exc}") from None
+    except KeyError:
+        raise MintError(f"JWT secret {secret_arn} holds binary data; fix: store JSON {{\"secret\": ...}}") from None
+    try:
+        value = json.loads(raw).get("secret")
+    except (ValueError, AttributeError):
+        raise MintError(f"JWT secret {secret_arn} is not a JSON object; fix: store JSON {{\"secret\": ...}}") from None
+    if not isinstance(value, str) or not value:
+        raise MintError(f"JWT secret {secret_arn} has no \"secret\" field; fix: store JSON {{\"secret\": ...}}")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise MintError(
+            f"JWT secret {secret_arn} is {len(value)} characters long; Supabase needs at least "
+            f"{MIN_SECRET_LENGTH}: fix: put a longer random value"
+        )
+    if value == PUBLIC_DEMO_JWT_SECRET:
+        raise MintError(f"JWT secret {secret_arn} is the public demo value from Supabase's .env.example; fix: put a random value")
+    return value
+
+
+def _stored_keys(client: Any, secret_arn: str) -> tuple[dict[str, Any], str] | None:
+    try:
+        response = client.get_secret_value(SecretId=secret_arn)
+    except ClientError as exc:
+        # A secret created without a value (or not yet at all) simply holds no keys yet.
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    try:
+        keys = json.loads(response.get("SecretString") or "")
+    except ValueError:
+        return None
+    return (keys, response["VersionId"]) if isinstance(keys, dict) else None
+
+
+def _renew_window(settings: MintSettings) -> int:
+    return min(RENEW_BEFORE_SECONDS, settings.lifetime_seconds // 2)
+
+
+def _key_problem(keys: Mapping[str, Any], secret: str, settings: MintSettings, now: int) -> str | None:
+    """Why the stored keys must be replaced, or None when they are still good."""
+    for role, field in KEY_FIELDS.items():
+        token = keys.get(field)
+        if not isinstance(token, str) or not token:
+            return f"{field} is missing"
+        claims = verified_claims(token, secret)
+        if claims is None:
+            return f"{field} does not verify with the current JWT secret"
+        if claims.get("role") != role or claims.get("iss") != settings.issuer:
+            return f"{field} carries another role or issuer"
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat != settings.lifetime_seconds:
+            return f"{field} lifetime differs from ExpiryDays={settings.expiry_days}"
+        if exp - now < _renew_window(settings):
+            return f"{field} expires in less than {_renew_window(settings) // 86400} days"
+    return None
+
+
+def remint(settings: MintSettings, *, client: Any, now: int | None = None, force: bool = False) -> RemintResult:
+    """Make the API keys secret hold keys that verify with the current JWT secret.
+
+    Writes a new secret version only when needed (or when `force`), so running it again is
+    free and leaves consumers alone.
+    """
+    secret = read_jwt_secret(client, settings.jwt_secret_arn)
+    now = int(time.time()) if now is None else now
+    reason = "forced"
+    if not force:
+        stored = _stored_keys(client, settings.api_keys_secret_arn)
+        if stored is None:
+            reason = "no keys stored"
+        else:
+            keys, version_id = stored
+            problem = _key_problem(keys, secret, settings, now)
+            if problem is None:
+                expires_at = min(verified_claims(keys[f], secret)["exp"] for f in KEY_FIELDS.values())
+                LOG.info("API keys in %s are current (version %s); nothing to do", settings.api_keys_secret_arn, version_id)
+                return RemintResult(reminted=False, reason="stored keys are current", version_id=version_id, expires_at=expires_at)
+            reason = problem
+    keys = mint_keys(secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now)
+    response = client.put_secret_value(SecretId=settings.api_keys_secret_arn, SecretString=json.dumps(keys))
+    LOG.info("minted API keys into %s (version %s): %s", settings.api_keys_secret_arn, response["VersionId"], reason)
+    return RemintResult(
+        reminted=True, reason=reason, version_id=response["VersionId"], expires_at=now + settings.lifetime_seconds
+    )
+
+
+@functools.cache
+def _default_client() -> Any:
+    # boto3 honours AWS_ENDPOINT_URL, which is how tests point this at a moto server.
+    return boto3.client("secretsmanager")
+
+
+def _custom_resource(event: Mapping[str, Any], client: Any) -> dict[str, Any]:
+    request = event["RequestType"]
+    if request == "Delete":
+        # The secrets belong to the data stack, which retains them; this resource only fills
+        # one in. CloudFormation also sends Delete for the old physical id after a
+        # replacement and when rolling back, while consumers still read the keys, and erasing
+        # the stored copy would revoke nothing anyway: a JWT stays valid until it expires or
+        # the JWT secret rotates.
+        return {"PhysicalResourceId": event["PhysicalResourceId"]}
+    if request not in ("Create", "Update"):
+        raise MintError(f"unknown RequestType {request!r}")
+    settings = MintSettings.from_resource_properties(event.get("ResourceProperties", {}))
+    result = remint(settings, client=client, force=request == "Create")
+    return {
+        "PhysicalResourceId": settings.api_keys_secret_arn,
+        "Data": {
+            # Pass VersionId into a pod template annotation to restart consumers on re-mint.
+            "VersionId": result.version_id,
+            "Reminted": "true" if result.reminted else "false",
+            "ExpiresAt": str(result.expires_at),
+        },
+    }
+
+
+def on_event(event: Mapping[str, Any], context: Any, *, client: Any = None) -> dict[str, Any]:
+    client = client if client is not None else _default_client()
+    if "RequestType" in event:
+        return _custom_resource(event, client)
+    LOG.info("re-mint check triggered by %s / %s", event.get("source", "direct invoke"), event.get("detail-type", "-"))
+    result = remint(MintSettings.from_environment(os.environ), client=client)
+    return {
+        "reminted": result.reminted,
+        "reason": result.reason,
+        "versionId": result.version_id,
+        "expiresAt": result.expires_at,
+    }

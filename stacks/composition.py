@@ -1,0 +1,36 @@
+"""Builds the whole app from the organization config: what `app.py` and the tests share."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+
+from config.model import OrgConfig
+from constructs_lib.nag import enable_nag
+from stacks.deploy_access_stack import DeployAccessStack
+from stacks.org_stack import OrganizationStack
+from stacks.stage import EnvironmentStage
+
+
+def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cdk.Stage]:
+    """Adds every stack. `nag=False` is for the tests, which run the packs per stack themselves."""
+    org = cfg.organization
+    OrganizationStack(
+        app, "org", stack_name=f"{cfg.project}-organization", cfg=cfg,
+        env=cdk.Environment(account=org.management_account_id, region=org.home_region),
+        termination_protection=True,
+        description=f"{cfg.project}: OUs, member accounts, SCPs, organization trail",
+    )
+    for name, env in cfg.environments.items():
+        DeployAccessStack(
+            app, f"{name}-deploy-access", stack_name=f"{name}-deploy-access",
+            stack_prefixes=[f"{name}-"],
+            env=cdk.Environment(account=env.account.id, region=env.region),
+            description=f"{cfg.project} {name}: CloudFormation execution policy for cross-account deploys",
+        )
+    stages = {
+        name: EnvironmentStage(app, name, cfg=cfg, env_name=name)
+        for name in cfg.environments
+    }
+    if nag:
+        enable_nag(app)
+    return stages

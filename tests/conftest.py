@@ -1,0 +1,82 @@
+"""Session-wide fixtures: the app is synthesized once per test session and shared.
+
+`assembly` builds every stack of every environment from config/default.yaml into one cloud
+assembly (cdk-nag runs separately in tests/compliance so a finding fails one test, not the
+whole session). `template("staging", "network")` returns a cached assertions Template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+from config import OrgConfig, load_config  # noqa: E402
+from stacks.composition import build_app  # noqa: E402
+
+
+@dataclass
+class Assembly:
+    app: cdk.App
+    stages: dict[str, cdk.Stage]
+    outdir: Path
+    cloud_assembly: object
+    _templates: dict[str, Template] = field(default_factory=dict)
+
+    def stacks(self) -> list[cdk.Stack]:
+        return [c for c in self.app.node.find_all() if isinstance(c, cdk.Stack)]
+
+    def stack(self, path: str) -> cdk.Stack:
+        """By construct path: "org", "staging/network", "dev-deploy-access"."""
+        return next(s for s in self.stacks() if s.node.path == path)
+
+    def template_json(self, path: str) -> dict:
+        stack = self.stack(path)
+        return json.loads((self.outdir / _assembly_dir(stack) / stack.template_file).read_text())
+
+    def template(self, path: str) -> Template:
+        if path not in self._templates:
+            self._templates[path] = Template.from_json(self.template_json(path), skip_cyclical_dependencies_check=True)
+        return self._templates[path]
+
+    def template_files(self) -> list[Path]:
+        return sorted(self.outdir.rglob("*.template.json"))
+
+
+def _assembly_dir(stack: cdk.Stack) -> str:
+    stage = cdk.Stage.of(stack)
+    return "" if stage is None or stage.node.path == "" else f"assembly-{stage.node.path}"
+
+
+@pytest.fixture(scope="session")
+def cfg() -> OrgConfig:
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def assembly(cfg: OrgConfig, tmp_path_factory: pytest.TempPathFactory) -> Assembly:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir))
+    stages = build_app(app, cfg, nag=False)
+    cloud_assembly = app.synth()
+    return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly)
+
+
+@pytest.fixture(scope="session")
+def template(assembly: Assembly):
+    @cache
+    def get(env_or_path: str, unit: str | None = None) -> Template:
+        return assembly.template(f"{env_or_path}/{unit}" if unit else env_or_path)
+
+    return get

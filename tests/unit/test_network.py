@@ -1,0 +1,71 @@
+"""Network stack: three tiers, NAT per config, flow logs, endpoints, LB subnet tags."""
+
+import pytest
+from aws_cdk.assertions import Match
+
+from stacks.network_stack import INTERFACE_ENDPOINTS
+
+ENVS = ["dev", "staging", "prod"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_vpc_uses_configured_cidr(template, cfg, env):
+    template(env, "network").has_resource_properties(
+        "AWS::EC2::VPC", {"CidrBlock": str(cfg.environments[env].network.vpc_cidr)}
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_three_subnet_tiers_per_az(template, cfg, env):
+    azs = cfg.environments[env].network.max_azs
+    template(env, "network").resource_count_is("AWS::EC2::Subnet", 3 * azs)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_nat_gateway_count_follows_config(template, cfg, env):
+    template(env, "network").resource_count_is("AWS::EC2::NatGateway", cfg.environments[env].network.nat_gateways)
+
+
+def test_prod_has_one_nat_per_az(template, cfg):
+    assert cfg.environments["prod"].network.nat_gateways == cfg.environments["prod"].network.max_azs == 3
+    template("prod", "network").resource_count_is("AWS::EC2::NatGateway", 3)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_flow_logs_capture_all_traffic_with_retention(template, cfg, env):
+    t = template(env, "network")
+    t.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"})
+    t.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"RetentionInDays": cfg.environments[env].network.flow_log_retention_days, "KmsKeyId": Match.any_value()},
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_endpoints(template, env):
+    t = template(env, "network")
+    t.has_resource_properties("AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Gateway", "ServiceName": Match.any_value()})
+    interface = t.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
+    assert len(interface) == len(INTERFACE_ENDPOINTS)
+    names = " ".join(str(r["Properties"]["ServiceName"]) for r in interface.values())
+    for service in ("ecr.api", "ecr.dkr", "sts", "secretsmanager", "kms", "logs", "ssm", "eks", "eks-auth",
+                    "elasticloadbalancing", "autoscaling", "xray"):
+        assert f".{service}" in names, service
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_subnets_tagged_for_load_balancer_controller(template, env):
+    t = template(env, "network")
+    t.has_resource_properties("AWS::EC2::Subnet", {
+        "MapPublicIpOnLaunch": False,
+        "Tags": Match.array_with([{"Key": "kubernetes.io/role/elb", "Value": "1"}]),
+    })
+    t.has_resource_properties("AWS::EC2::Subnet", {
+        "Tags": Match.array_with([{"Key": "kubernetes.io/role/internal-elb", "Value": "1"}]),
+    })
+
+
+def test_endpoint_security_group_admits_only_the_vpc(template, cfg):
+    template("staging", "network").has_resource_properties("AWS::EC2::SecurityGroup", {
+        "SecurityGroupIngress": [Match.object_like({"CidrIp": str(cfg.environments["staging"].network.vpc_cidr), "FromPort": 443, "ToPort": 443})],
+    })
