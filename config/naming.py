@@ -9,6 +9,14 @@ from __future__ import annotations
 from config.model import Environment, OrgConfig
 
 
+EXECUTION_POLICY_NAME = "supabase-cdk-execution"
+
+
+def execution_policy_arn(account_id: str) -> str:
+    """Managed policy `cdk bootstrap` gives CloudFormation in a member account (deploy-access stack)."""
+    return f"arn:aws:iam::{account_id}:policy/{EXECUTION_POLICY_NAME}"
+
+
 def stack_name(env_name: str, unit: str) -> str:
     return f"{env_name}-{unit}"
 

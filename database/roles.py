@@ -1,8 +1,9 @@
 """Login roles the Supabase services use, one Secrets Manager secret each.
 
-The data stack creates a generated secret per role; the bootstrap SQL sets each role's
-password from its secret (psql variable `<role>_password`); the charts mount them through
-External Secrets. This tuple is the single list all three read.
+The data stack creates a generated secret per role; the bootstrap SQL sets each database
+role's password from its secret (psql variable `<role>_password`); the charts mount them
+through External Secrets (and render PgBouncer's userlist.txt from them). This tuple is
+the single list all three read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 class LoginRole:
     name: str
     used_by: str
+    # False for a user that exists only in PgBouncer's auth_file (its admin console): it
+    # has a secret but no PostgreSQL role, so the bootstrap leaves it out.
+    database_role: bool = True
 
     @property
     def secret_key(self) -> str:
@@ -37,5 +41,7 @@ LOGIN_ROLES: tuple[LoginRole, ...] = (
     LoginRole(name="supabase_replication_admin", used_by="Realtime replication"),
     LoginRole(name="supabase_read_only_user", used_by="read-only PostgREST and analytics"),
     LoginRole(name="dashboard_user", used_by="Studio / postgres-meta"),
-    LoginRole(name="pgbouncer", used_by="PgBouncer auth_query"),
+    LoginRole(name="pgbouncer", used_by="PgBouncer admin console (metrics exporter)", database_role=False),
 )
+
+DATABASE_LOGIN_ROLES: tuple[LoginRole, ...] = tuple(r for r in LOGIN_ROLES if r.database_role)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 
 from config.model import OrgConfig
+from constructs_lib.checkov import FrameworkFunctionSkips
 from constructs_lib.nag import enable_nag
 from stacks.deploy_access_stack import DeployAccessStack
 from stacks.org_stack import OrganizationStack
@@ -31,6 +32,7 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         name: EnvironmentStage(app, name, cfg=cfg, env_name=name)
         for name in cfg.environments
     }
+    cdk.Aspects.of(app).add(FrameworkFunctionSkips())
     if nag:
         enable_nag(app)
     return stages

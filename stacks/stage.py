@@ -7,7 +7,9 @@ from constructs import Construct
 
 from config import naming
 from config.model import OrgConfig
+from stacks.cluster_stack import ClusterStack
 from stacks.network_stack import NetworkStack
+from stacks.platform_stack import PlatformStack
 
 
 class EnvironmentStage(cdk.Stage):
@@ -24,6 +26,23 @@ class EnvironmentStage(cdk.Stage):
             self, "network", stack_name=name("network"), env_name=env_name, env_config=env,
             description=f"{cfg.project} {env_name}: VPC, flow logs, endpoints", **stateful,
         )
+        # Data, storage and observability stacks are optional inputs: their attributes scope the
+        # cluster's security group rules, Pod Identity grants and chart values when they exist.
+        data = getattr(self, "data", None)
+        storage = getattr(self, "storage", None)
+        alerts_topic = getattr(getattr(self, "observability", None), "alerts_topic", None)
+        self.cluster = ClusterStack(
+            self, "cluster", stack_name=name("cluster"), cfg=cfg, env_name=env_name, vpc=self.network.vpc,
+            data=data, storage=storage,
+            description=f"{cfg.project} {env_name}: EKS cluster, node groups, EKS add-ons, pod identities",
+        )
+        self.platform = PlatformStack(
+            self, "platform", stack_name=name("platform"), cfg=cfg, env_name=env_name, cluster=self.cluster.cluster,
+            vpc_id=self.network.vpc.vpc_id, storage=storage, data=data,
+            alerts_topic_arn=alerts_topic.topic_arn if alerts_topic is not None else None,
+            description=f"{cfg.project} {env_name}: controllers (Helm) and Kubernetes manifests (cdk8s)",
+        )
+        self.platform.add_dependency(self.cluster)
         for stack in self.node.children:
             if isinstance(stack, cdk.Stack):
                 cdk.Tags.of(stack).add("project", cfg.project)

@@ -26,6 +26,9 @@ from config import OrgConfig, load_config  # noqa: E402
 from stacks.composition import build_app  # noqa: E402
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @dataclass
 class Assembly:
     app: cdk.App
@@ -67,7 +70,9 @@ def cfg() -> OrgConfig:
 @pytest.fixture(scope="session")
 def assembly(cfg: OrgConfig, tmp_path_factory: pytest.TempPathFactory) -> Assembly:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = cdk.App(outdir=str(outdir))
+    # Same feature flags as `cdk synth`, so tests see the templates users deploy.
+    flags = json.loads((ROOT / "cdk.json").read_text())["context"]
+    app = cdk.App(outdir=str(outdir), context=flags)
     stages = build_app(app, cfg, nag=False)
     cloud_assembly = app.synth()
     return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly)

@@ -1,0 +1,76 @@
+"""The add-on contract: what one cluster controller needs from the CDK.
+
+An add-on is a pinned Helm release plus, when it calls AWS, exactly one IAM role that EKS
+Pod Identity hands to its service account. Modules in this package each return one
+`HelmAddon` from a `build(ctx)` function; `AddonRegistry` installs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+from k8s_charts.aws_values import AwsValues
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonContext:
+    """Everything an add-on may read: config-derived values plus the AWS resources it is scoped to."""
+
+    cluster_name: str
+    vpc_id: str
+    values: AwsValues
+    partition: str
+    velero_bucket: s3.IBucket | None = None
+    data_key: kms.IKey | None = None
+    alerts_topic_arn: str | None = None
+
+    def arn(self, service: str, resource: str, *, region: bool = True) -> str:
+        region_part = self.values.region if region else ""
+        return f"arn:{self.partition}:{service}:{region_part}:{self.values.account}:{resource}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmAddon:
+    """One pinned Helm release; `service_account` + `statements` make its Pod Identity role."""
+
+    name: str
+    repository: str
+    chart: str
+    version: str
+    namespace: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    service_account: str | None = None
+    statements: Sequence[iam.PolicyStatement] = ()
+    depends_on: Sequence[str] = ()
+    # Helm waits for the release's Deployments to be ready: CRD-using charts after it can rely on webhooks.
+    timeout: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(12))
+    # Findings an add-on's documented policy cannot avoid, as (rule id, reason) pairs.
+    nag_findings: Sequence[tuple[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        if not self.version or self.version in ("latest", "*"):
+            raise ValueError(f"add-on {self.name} must pin a chart version")
+        if bool(self.service_account) != bool(self.statements):
+            raise ValueError(f"add-on {self.name}: a service account with AWS access needs statements, and vice versa")
+
+
+def restricted_container_security_context() -> dict[str, Any]:
+    """Values fragment for charts that expose a container securityContext."""
+    return {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+SYSTEM_NODE_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
+SYSTEM_NODE_SELECTOR = {"node-role": "system"}

@@ -1,0 +1,62 @@
+"""One IAM role handed to one Kubernetes service account by EKS Pod Identity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from constructs_lib.nag import acknowledge
+
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+
+
+class PodIdentity(Construct):
+    """Role + customer managed policy + CfnPodIdentityAssociation for namespace/service_account.
+
+    `associate=False` leaves the association to an EKS managed add-on, which declares its own
+    (CfnAddon.PodIdentityAssociations) and would conflict with a second one.
+
+    The trust policy admits only the EKS Pod Identity service acting for this account and this
+    cluster (aws:SourceAccount / aws:SourceArn), so a role ARN leaked to another cluster is useless.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, cluster_name: str, cluster_arn: str, namespace: str,
+                 service_account: str, statements: Sequence[iam.PolicyStatement] = (),
+                 managed_policies: Sequence[iam.IManagedPolicy] = (), description: str,
+                 nag_findings: Sequence[tuple[str, str]] = (), associate: bool = True) -> None:
+        super().__init__(scope, id_)
+        stack = cdk.Stack.of(self)
+        principal = iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_conditions({
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnEquals": {"aws:SourceArn": cluster_arn},
+        })
+        self.role = iam.Role(
+            self, "Role",
+            assumed_by=principal,
+            description=description,
+            managed_policies=list(managed_policies),
+        )
+        # Pod Identity passes session tags (namespace, service account, cluster) with AssumeRole.
+        self.role.assume_role_policy.add_statements(iam.PolicyStatement(
+            actions=["sts:TagSession"],
+            principals=[principal],
+        ))
+        self.policy: iam.ManagedPolicy | None = None
+        if statements:
+            self.policy = iam.ManagedPolicy(self, "Policy", statements=list(statements), roles=[self.role],
+                                            description=f"{description} (Pod Identity {namespace}/{service_account})")
+            if nag_findings:
+                acknowledge(self.policy.node.default_child, *nag_findings)
+        self.association = eks.CfnPodIdentityAssociation(
+            self, "Association",
+            cluster_name=cluster_name,
+            namespace=namespace,
+            service_account=service_account,
+            role_arn=self.role.role_arn,
+        ) if associate else None
+        self.namespace = namespace
+        self.service_account = service_account

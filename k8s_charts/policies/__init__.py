@@ -1,0 +1,303 @@
+"""Admission policies: Gatekeeper ConstraintTemplates (Rego v1) and their Constraints.
+
+The Rego lives in `rego/`, one file per template plus `_workload.rego`, the shared helper
+that finds the Pod spec inside each workload kind. Every template is evaluated on Pods at
+admission and on the workloads that create them, so a bad Deployment is refused before a
+single Pod is scheduled.
+
+`features.gatekeeper_enforce` picks `deny` (refuse) or `dryrun` (report in the audit only).
+Exemptions are namespaces with a written reason: `SYSTEM_EXEMPTIONS` for every constraint,
+`Policy.exemptions` for one; docs/security.md says how to add one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import cdk8s
+from constructs import Construct
+
+from config.model import OrgConfig
+from k8s_charts.aws_values import AwsValues
+from k8s_charts.mesh import MeshChart, MeshProps
+
+TEMPLATE_API_VERSION = "templates.gatekeeper.sh/v1"
+CONSTRAINT_API_VERSION = "constraints.gatekeeper.sh/v1beta1"
+ADMISSION_TARGET = "admission.k8s.gatekeeper.sh"
+
+# Helm release the CDK installs (https://open-policy-agent.github.io/gatekeeper/charts).
+# 3.19 is the first release that reads `source.version: "v1"`; 3.23.0 is the newest stable.
+GATEKEEPER_CHART_VERSION = "3.23.0"
+GATEKEEPER_NAMESPACE = "gatekeeper-system"
+
+APP_NAMESPACES = ("supabase",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exemption:
+    namespace: str
+    reason: str
+
+
+# Namespaces whose workloads no constraint judges. Each holds components that cannot run
+# under the restricted profile by design, installed from upstream charts the CDK pins.
+SYSTEM_EXEMPTIONS = (
+    Exemption(
+        namespace="kube-system",
+        reason="EKS-managed add-ons (VPC CNI aws-node, kube-proxy, EBS CSI node) need host "
+        "networking, hostPath and privileged containers; AWS owns their manifests.",
+    ),
+    Exemption(
+        namespace=GATEKEEPER_NAMESPACE,
+        reason="Gatekeeper must never be able to block its own webhook and audit pods, or a "
+        "bad constraint locks the cluster out of repairing it.",
+    ),
+    Exemption(
+        namespace="falco",
+        reason="Falco's modern eBPF probe needs BPF/PERFMON/SYS_ADMIN capabilities and hostPath "
+        "mounts of /proc, /etc and the container runtime socket to watch every node.",
+    ),
+    Exemption(
+        namespace="istio-system",
+        reason="The istio-cni node agent writes the CNI configuration on each node (privileged, "
+        "hostPath), which is what lets injected Pods run without NET_ADMIN.",
+    ),
+)
+
+POD_KINDS = ({"apiGroups": [""], "kinds": ["Pod"]},)
+LONG_RUNNING_KINDS = (
+    {"apiGroups": ["apps"], "kinds": ["Deployment", "StatefulSet", "DaemonSet"]},
+    {"apiGroups": ["argoproj.io"], "kinds": ["Rollout"]},
+)
+BATCH_KINDS = ({"apiGroups": ["batch"], "kinds": ["Job", "CronJob"]},)
+ALL_POD_KINDS = POD_KINDS + LONG_RUNNING_KINDS + BATCH_KINDS
+
+# Canonical repositories (registry/org/name). An entry ending in "/" admits an organization's
+# repositories, any other entry exactly one repository. Keep each with the reason it is here.
+ALLOWED_REPOSITORIES: dict[str, str] = {
+    "docker.io/supabase/": "Supabase components (auth, realtime, storage, meta, studio, edge runtime)",
+    "docker.io/kong/": "Kong API gateway",
+    "docker.io/postgrest/": "PostgREST (rest, rest-ro)",
+    "docker.io/darthsim/": "imgproxy, used by Storage image transformation",
+    "ghcr.io/cloudnative-pg/": "PgBouncer image maintained by CloudNativePG",
+    "docker.io/prometheuscommunity/": "PgBouncer Prometheus exporter",
+    "docker.io/library/postgres": "psql client for database bootstrap jobs (official image)",
+    "docker.io/istio/": "Istio sidecar (proxyv2) added to every meshed Pod at admission",
+    "docker.io/otel/": "OpenTelemetry Collector",
+    "quay.io/prometheus/": "Prometheus, Alertmanager, node exporter (kube-prometheus-stack)",
+    "quay.io/prometheus-operator/": "Prometheus operator and its config reloader",
+    "docker.io/grafana/": "Grafana",
+    "quay.io/kiwigrid/": "Grafana dashboard/datasource sidecar (kube-prometheus-stack)",
+    "registry.k8s.io/kube-state-metrics/": "kube-state-metrics (kube-prometheus-stack)",
+    "registry.k8s.io/autoscaling/": "Vertical Pod Autoscaler",
+    "quay.io/argoproj/": "Argo Rollouts controller",
+    "ghcr.io/external-secrets/": "External Secrets operator",
+    "docker.io/velero/": "Velero and its AWS plugin",
+    "public.ecr.aws/eks/": "AWS Load Balancer Controller",
+    "public.ecr.aws/karpenter/": "Karpenter controller",
+    "registry.k8s.io/metrics-server/": "metrics-server",
+}
+
+RESTRICTED_VOLUME_TYPES = (
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
+)
+
+
+def _string_list() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    kind: str
+    description: str
+    match_kinds: tuple[dict[str, Any], ...]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    # None applies the constraint in every namespace not exempted.
+    namespaces: tuple[str, ...] | None = None
+    exemptions: tuple[Exemption, ...] = ()
+
+    @property
+    def template_name(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def constraint_name(self) -> str:
+        return self.template_name.removeprefix("k8s").replace("pss", "pss-")
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {key: _string_list() for key in self.parameters}}
+
+
+POLICIES = (
+    Policy(
+        kind="K8sPssHostIsolation",
+        description="Pod Security restricted: no privileged containers, host namespaces or host ports.",
+        match_kinds=ALL_POD_KINDS,
+    ),
+    Policy(
+        kind="K8sPssVolumeTypes",
+        description="Pod Security restricted: only the volume types the profile allows (no hostPath).",
+        match_kinds=ALL_POD_KINDS,
+        parameters={"allowedTypes": list(RESTRICTED_VOLUME_TYPES)},
+    ),
+    Policy(
+        kind="K8sPssPrivilegeEscalation",
+        description="Pod Security restricted: allowPrivilegeEscalation must be false.",
+        match_kinds=ALL_POD_KINDS,
+    ),
+    Policy(
+        kind="K8sPssCapabilities",
+        description="Pod Security restricted: drop ALL capabilities, add back at most NET_BIND_SERVICE.",
+        match_kinds=ALL_POD_KINDS,
+        parameters={"allowedAdd": ["NET_BIND_SERVICE"]},
+    ),
+    Policy(
+        kind="K8sPssRunAsNonRoot",
+        description="Pod Security restricted: runAsNonRoot true and never runAsUser 0.",
+        match_kinds=ALL_POD_KINDS,
+    ),
+    Policy(
+        kind="K8sPssSeccomp",
+        description="Pod Security restricted: seccomp profile RuntimeDefault or Localhost.",
+        match_kinds=ALL_POD_KINDS,
+    ),
+    Policy(
+        kind="K8sAllowedImages",
+        description="Images come only from the repositories the platform reviewed.",
+        match_kinds=ALL_POD_KINDS,
+        parameters={"repositories": sorted(ALLOWED_REPOSITORIES)},
+    ),
+    Policy(
+        kind="K8sImageTagPinned",
+        description="Every image names a version tag or a digest; never latest or untagged.",
+        match_kinds=ALL_POD_KINDS,
+    ),
+    Policy(
+        kind="K8sContainerResources",
+        description="Every container requests and caps CPU and memory.",
+        match_kinds=ALL_POD_KINDS,
+        parameters={"requests": ["cpu", "memory"], "limits": ["cpu", "memory"]},
+        namespaces=APP_NAMESPACES,
+    ),
+    Policy(
+        # Long-running kinds only: run-to-completion Pods are never Service endpoints, and the
+        # injected istio-proxy container is health-checked by its own agent (readiness only).
+        kind="K8sContainerProbes",
+        description="Every long-running container has liveness and readiness probes.",
+        match_kinds=LONG_RUNNING_KINDS,
+        parameters={"probes": ["livenessProbe", "readinessProbe"]},
+        namespaces=APP_NAMESPACES,
+    ),
+    Policy(
+        kind="K8sRequiredLabels",
+        description="Workloads and their Pods carry the recommended app.kubernetes.io labels.",
+        match_kinds=ALL_POD_KINDS,
+        parameters={"labels": ["app.kubernetes.io/name", "app.kubernetes.io/part-of"]},
+        namespaces=APP_NAMESPACES,
+    ),
+)
+
+
+def _rego(name: str) -> str:
+    return resources.files(__package__).joinpath("rego", name).read_text(encoding="utf-8")
+
+
+def rego_module(policy: Policy) -> str:
+    """The Rego v1 module Gatekeeper compiles for `policy`: its package, the helper, its rules."""
+    return "\n".join(
+        (f"package {policy.template_name}\n", _rego("_workload.rego"), _rego(f"{policy.template_name}.rego"))
+    )
+
+
+def constraint_template(policy: Policy) -> dict[str, Any]:
+    return {
+        "apiVersion": TEMPLATE_API_VERSION,
+        "kind": "ConstraintTemplate",
+        "metadata": {
+            "name": policy.template_name,
+            "annotations": {"description": policy.description},
+        },
+        "spec": {
+            "crd": {"spec": {"names": {"kind": policy.kind}, "validation": {"openAPIV3Schema": policy.parameters_schema()}}},
+            "targets": [
+                {
+                    "target": ADMISSION_TARGET,
+                    "code": [{"engine": "Rego", "source": {"version": "v1", "rego": rego_module(policy)}}],
+                }
+            ],
+        },
+    }
+
+
+def constraint(policy: Policy, *, enforce: bool) -> dict[str, Any]:
+    match: dict[str, Any] = {
+        "kinds": [dict(k) for k in policy.match_kinds],
+        "excludedNamespaces": [e.namespace for e in SYSTEM_EXEMPTIONS + policy.exemptions],
+    }
+    if policy.namespaces is not None:
+        match["namespaces"] = list(policy.namespaces)
+    spec: dict[str, Any] = {"enforcementAction": "deny" if enforce else "dryrun", "match": match}
+    if policy.parameters:
+        spec["parameters"] = policy.parameters
+    return {
+        "apiVersion": CONSTRAINT_API_VERSION,
+        "kind": policy.kind,
+        "metadata": {"name": policy.constraint_name},
+        "spec": spec,
+    }
+
+
+def gatekeeper_helm_values() -> dict[str, Any]:
+    """Values for the gatekeeper chart (GATEKEEPER_CHART_VERSION), passed by the CDK."""
+    return {
+        "replicas": 3,
+        "auditInterval": 60,
+        # Denials are logged so a refused rollout can be traced from the controller logs.
+        "logDenies": True,
+        "emitAdmissionEvents": True,
+        "emitAuditEvents": True,
+        # Fail open: an unavailable webhook must not stop node add-ons from healing the
+        # cluster; the audit (every 60 s) reports anything admitted meanwhile.
+        "validatingWebhookFailurePolicy": "Ignore",
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoliciesProps:
+    enforce: bool
+
+
+class PoliciesChart(cdk8s.Chart):
+    """ConstraintTemplates and Constraints, cluster-scoped.
+
+    Constraints depend on the CRDs Gatekeeper creates from the templates: the CDK applies
+    this chart after the gatekeeper Helm release and retries until the CRDs are served.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, props: PoliciesProps) -> None:
+        super().__init__(scope, id_, disable_resource_name_hashes=True)
+        self.templates = [self._add(constraint_template(p)) for p in POLICIES]
+        self.constraints = [self._add(constraint(p, enforce=props.enforce)) for p in POLICIES]
+
+    def _add(self, manifest: dict[str, Any]) -> cdk8s.ApiObject:
+        obj = cdk8s.ApiObject(
+            self,
+            f"{manifest['kind']}-{manifest['metadata']['name']}",
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=manifest["metadata"],
+        )
+        obj.add_json_patch(cdk8s.JsonPatch.add("/spec", manifest["spec"]))
+        return obj
+
+
+def security_charts(app: cdk8s.App, cfg: OrgConfig, env_name: str, values: AwsValues) -> list[cdk8s.Chart]:
+    """CHART_FACTORIES entry: admission policies always, mesh policy when Istio is on."""
+    features = cfg.environments[env_name].features
+    charts: list[cdk8s.Chart] = [PoliciesChart(app, "policies", props=PoliciesProps(enforce=features.gatekeeper_enforce))]
+    if features.istio:
+        charts.append(MeshChart(app, "mesh", props=MeshProps(vpc_cidr=values.vpc_cidr)))
+    return charts

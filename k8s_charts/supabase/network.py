@@ -1,0 +1,149 @@
+"""NetworkPolicies: default deny in both directions, then one explicit edge per real flow.
+
+The edge table is the single source; each component's policy is derived from it, and the
+tests compare the rendered policies with this table in both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from constructs import Construct
+
+from k8s_charts.supabase import kong
+from k8s_charts.supabase.components import (
+    IMGPROXY_METRICS_PORT, PGBOUNCER_EXPORTER_PORT, PGBOUNCER_PORT, REALTIME_CLUSTER_PORTS,
+)
+from k8s_charts.supabase.k8s import api_object, selector
+from k8s_charts.supabase.props import COMPONENTS, OBSERVABILITY_NAMESPACE, PART_OF, SupabaseProps
+
+ANYWHERE = "0.0.0.0/0"
+# EKS Pod Identity Agent (node-local, link-local address) that hands out the storage role's
+# credentials; without this edge the AWS SDK in storage cannot authenticate.
+POD_IDENTITY_AGENT = "169.254.170.23/32"
+OTLP_PORTS = (4317, 4318)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pod:
+    component: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cidr:
+    cidr: str
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Namespace:
+    name: str
+
+
+Peer = Pod | Cidr | Namespace
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edge:
+    src: Peer
+    dst: Peer
+    port: int
+    why: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.src, Pod) and not isinstance(self.dst, Pod):
+            raise ValueError("an edge needs a supabase pod on one side")
+
+
+KONG_UPSTREAMS = (("auth", 9999), ("rest", 3000), ("rest-ro", 3000), ("realtime", 4000),
+                  ("storage", 5000), ("functions", 9000), ("meta", 8080), ("studio", 3000))
+POOLED_CLIENTS = ("rest", "rest-ro", "storage", "meta", "functions")
+METRICS_PORTS = (("kong", kong.STATUS_PORT), ("auth", 9100), ("rest", 3001), ("rest-ro", 3001),
+                 ("realtime", 4000), ("imgproxy", IMGPROXY_METRICS_PORT),
+                 ("pgbouncer", PGBOUNCER_EXPORTER_PORT))
+
+
+def edges(props: SupabaseProps) -> tuple[Edge, ...]:
+    vpc = props.values.vpc_cidr
+    internet = Cidr(cidr=ANYWHERE, exclude=(vpc, "169.254.0.0/16"))
+    out = [
+        Edge(src=Cidr(cidr=vpc), dst=Pod(component="kong"), port=kong.PROXY_PORT, why="ALB targets (ip mode)"),
+        Edge(src=Cidr(cidr=vpc), dst=Pod(component="kong"), port=kong.STATUS_PORT, why="ALB health check"),
+        Edge(src=Pod(component="kong"), dst=Cidr(cidr=vpc), port=props.values.redis_port,
+             why="rate limiting counters in ElastiCache"),
+        Edge(src=Pod(component="storage"), dst=Pod(component="rest"), port=3000, why="storage -> PostgREST"),
+        Edge(src=Pod(component="storage"), dst=Pod(component="imgproxy"), port=5001, why="image transforms"),
+        Edge(src=Pod(component="storage"), dst=internet, port=443, why="S3"),
+        Edge(src=Pod(component="storage"), dst=Cidr(cidr=POD_IDENTITY_AGENT), port=80,
+             why="EKS Pod Identity credentials"),
+        Edge(src=Pod(component="imgproxy"), dst=internet, port=443, why="presigned S3 source URLs"),
+        Edge(src=Pod(component="auth"), dst=internet, port=587, why="SES SMTP"),
+        Edge(src=Pod(component="auth"), dst=internet, port=443, why="OAuth/SAML identity providers"),
+        Edge(src=Pod(component="functions"), dst=internet, port=443, why="user functions call HTTPS APIs"),
+        Edge(src=Pod(component="functions"), dst=Pod(component="kong"), port=kong.PROXY_PORT,
+             why="SUPABASE_URL from functions"),
+        Edge(src=Pod(component="studio"), dst=Pod(component="kong"), port=kong.PROXY_PORT,
+             why="SUPABASE_URL from Studio"),
+        Edge(src=Pod(component="studio"), dst=Pod(component="meta"), port=8080, why="Studio -> pg-meta"),
+        Edge(src=Pod(component="pgbouncer"), dst=Cidr(cidr=vpc), port=props.values.db_port, why="RDS"),
+        Edge(src=Pod(component="realtime"), dst=Cidr(cidr=vpc), port=props.values.db_port,
+             why="RDS primary (logical replication, session level)"),
+        Edge(src=Pod(component="auth"), dst=Cidr(cidr=vpc), port=props.values.db_port,
+             why="RDS primary (GoTrue migrations need a session)"),
+        Edge(src=Pod(component="storage"), dst=Cidr(cidr=vpc), port=props.values.db_port,
+             why="RDS primary (Storage migrations)"),
+    ]
+    out += [Edge(src=Pod(component="kong"), dst=Pod(component=c), port=p, why="Kong upstream")
+            for c, p in KONG_UPSTREAMS]
+    out += [Edge(src=Pod(component=c), dst=Pod(component="pgbouncer"), port=PGBOUNCER_PORT, why="pooled DB")
+            for c in POOLED_CLIENTS]
+    out += [Edge(src=Pod(component="realtime"), dst=Pod(component="realtime"), port=p, why="Erlang cluster")
+            for p in REALTIME_CLUSTER_PORTS]
+    out += [Edge(src=Namespace(name=OBSERVABILITY_NAMESPACE), dst=Pod(component=c), port=p, why="scrape")
+            for c, p in METRICS_PORTS]
+    return tuple(out)
+
+
+def _peer(peer: Peer) -> dict[str, Any]:
+    if isinstance(peer, Pod):
+        return {"podSelector": {"matchLabels": selector(peer.component)}}
+    if isinstance(peer, Namespace):
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": peer.name}}}
+    block: dict[str, Any] = {"cidr": peer.cidr}
+    if peer.exclude:
+        block["except"] = list(peer.exclude)
+    return {"ipBlock": block}
+
+
+def _rules(pairs: list[tuple[Peer, int]], direction: str) -> list[dict[str, Any]]:
+    key = "from" if direction == "ingress" else "to"
+    return [{key: [_peer(peer)], "ports": [{"protocol": "TCP", "port": port}]} for peer, port in pairs]
+
+
+def _policy(scope: Construct, name: str, pod_selector: dict[str, Any], body: dict[str, Any]) -> None:
+    api_object(scope, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=name,
+               labels={"app.kubernetes.io/part-of": PART_OF},
+               body={"spec": {"podSelector": pod_selector, **body}})
+
+
+def add_network_policies(scope: Construct, props: SupabaseProps) -> None:
+    _policy(scope, "default-deny", {}, {"policyTypes": ["Ingress", "Egress"]})
+    everything = {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}
+    _policy(scope, "allow-dns", everything, {"policyTypes": ["Egress"], "egress": [{
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})
+    _policy(scope, "allow-otel-egress", everything, {"policyTypes": ["Egress"], "egress": [{
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}}}],
+        "ports": [{"protocol": "TCP", "port": p} for p in OTLP_PORTS]}]})
+    table = edges(props)
+    for component in COMPONENTS:
+        ingress = [(e.src, e.port) for e in table if e.dst == Pod(component=component)]
+        egress = [(e.dst, e.port) for e in table if e.src == Pod(component=component)]
+        body: dict[str, Any] = {"policyTypes": ["Ingress", "Egress"]}
+        if ingress:
+            body["ingress"] = _rules(ingress, "ingress")
+        if egress:
+            body["egress"] = _rules(egress, "egress")
+        _policy(scope, component, {"matchLabels": selector(component)}, body)

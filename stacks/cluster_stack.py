@@ -1,0 +1,94 @@
+"""One environment's EKS cluster: control plane, Graviton/spot/Fargate capacity, EKS add-ons,
+the workloads' Pod Identities and the cluster's way into the data tier.
+
+Kubernetes objects and Helm controllers are applied by the platform stack, which depends on
+this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from config import naming
+from config.model import OrgConfig
+from constructs_lib.addons.pod_identity import PodIdentity
+from constructs_lib.eks_cluster import EksCluster
+from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE
+from k8s_charts.monitoring.tracing import OTEL_COLLECTOR
+
+SUPABASE_NAMESPACE = "supabase"
+STORAGE_API_SERVICE_ACCOUNT = "storage"
+DATA_PORTS = {"db_security_group": 5432, "cache_security_group": 6379}
+
+
+class ClusterStack(cdk.Stack):
+    def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, vpc: ec2.IVpc,
+                 data: Any = None, storage: Any = None, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        env = cfg.environments[env_name]
+        self.cluster_name = naming.cluster_name(cfg, env_name)
+        self.eks = EksCluster(
+            self, "Eks", cluster_name=self.cluster_name, env_config=env, vpc=vpc,
+            # No cluster log retention in config yet: keep control-plane logs as long as flow logs.
+            log_retention_days=env.network.flow_log_retention_days,
+            admin_role_arns=env.cluster.admin_role_arns,
+        )
+        self.cluster = self.eks.cluster
+        self.log_group_name = self.eks.log_group.log_group_name
+
+        # Pods and nodes (managed node groups and Fargate) use the cluster security group. The
+        # rules live here, on the data stack's groups by id, so the data stack never depends on this one.
+        self.data_ingress: list[ec2.CfnSecurityGroupIngress] = []
+        for attribute, port in DATA_PORTS.items():
+            group = getattr(data, attribute, None)
+            if group is None:
+                continue
+            self.data_ingress.append(ec2.CfnSecurityGroupIngress(
+                self, f"ClusterTo{port}",
+                group_id=group.security_group_id,
+                source_security_group_id=self.cluster.cluster_security_group_id,
+                ip_protocol="tcp", from_port=port, to_port=port,
+                description=f"EKS {self.cluster_name} pods and nodes to port {port}",
+            ))
+
+        self.workload_identities: dict[str, PodIdentity] = {}
+        bucket = getattr(storage, "bucket", None)
+        if bucket is not None:
+            statements = [
+                iam.PolicyStatement(sid="ObjectReadWrite",
+                                    actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                             "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                                    resources=[bucket.arn_for_objects("*")]),
+                iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                                    resources=[bucket.bucket_arn]),
+            ]
+            key = getattr(storage, "bucket_key", None)
+            if key is not None:
+                statements.append(iam.PolicyStatement(
+                    sid="BucketKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+            self.workload_identities["storage-api"] = PodIdentity(
+                self, "StorageApiIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
+                namespace=SUPABASE_NAMESPACE, service_account=STORAGE_API_SERVICE_ACCOUNT,
+                statements=statements, description="Supabase Storage API: objects of the storage bucket",
+                nag_findings=(("AwsSolutions-IAM5", "Storage API object keys are user file paths chosen at run time; "
+                               "the grant is every object of the one storage bucket (arn:...:bucket/*)."),),
+            )
+        self.workload_identities["adot-collector"] = PodIdentity(
+            self, "AdotCollectorIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
+            namespace=OBSERVABILITY_NAMESPACE, service_account=OTEL_COLLECTOR,
+            statements=[iam.PolicyStatement(
+                sid="XRay",
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                         "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"],
+                # X-Ray's data-plane APIs have no resource-level permissions.
+                resources=["*"],
+            )],
+            description="ADOT collector: send traces to X-Ray",
+            nag_findings=(("AwsSolutions-IAM5", "xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no "
+                           "resource-level permissions (Service Authorization Reference), so Resource must be *."),),
+        )

@@ -1,0 +1,222 @@
+"""A throwaway PostgreSQL server that behaves like RDS, for any integration test.
+
+`postgres_server` (session scope) runs initdb + pg_ctl from the Debian PostgreSQL
+packages (the newest /usr/lib/postgresql/*/bin, or $PG_BINDIR) in a temporary directory
+and yields a `PostgresServer`:
+
+- TCP on 127.0.0.1 (free port) with TLS only (self-signed certificate, like
+  rds.force_ssl=1): plain TCP is rejected, clients must use sslmode=require.
+- A unix socket directory for the superuser `rdsadmin` (trust), used only to prepare
+  the server and for `superuser_sql`; nothing under test should need it.
+- `supabase_admin`, an RDS-style master that is NOT superuser: LOGIN CREATEROLE CREATEDB
+  BYPASSRLS, member of the stand-ins `rds_superuser` and `rds_replication` (NOLOGIN roles
+  of those names, as RDS has), owner of the database `postgres_server.dbname`.
+- wal_level=logical (Realtime, publications) and max_connections=20, deliberately low
+  so that connection pooling is exercised by the PgBouncer test.
+
+PostgreSQL refuses to run as root, so when the tests run as root (CI) the server runs as
+the `postgres` OS user. Tests that start other daemons which refuse root (PgBouncer) can
+use `postgres_server.run_as` / `postgres_server.daemon_user_kwargs()` and
+`postgres_server.make_private_dir()`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+MASTER_USER = "supabase_admin"
+# Named like RDS's own superuser; `postgres` is a role the bootstrap creates.
+SUPERUSER = "rdsadmin"
+DATABASE = "postgres_app"
+MAX_CONNECTIONS = 20
+
+
+def _bindir() -> Path | None:
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(found[-1]).parent if found else None
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresServer:
+    bindir: Path
+    base_dir: Path
+    host: str
+    port: int
+    socket_dir: Path
+    dbname: str
+    master_user: str
+    master_password: str
+    max_connections: int
+    server_version_num: int
+    os_user: str | None  # OS user the server runs as when the tests run as root
+
+    def libpq_env(self, *, user: str | None = None, password: str | None = None,
+                  dbname: str | None = None) -> dict[str, str]:
+        """os.environ plus libpq variables for a TLS TCP session (master by default)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(
+            PGHOST=self.host,
+            PGPORT=str(self.port),
+            PGUSER=user or self.master_user,
+            PGPASSWORD=self.master_password if password is None else password,
+            PGDATABASE=dbname or self.dbname,
+            PGSSLMODE="require",
+            PGCONNECT_TIMEOUT="5",
+        )
+        return env
+
+    def conninfo(self, *, user: str | None = None, password: str | None = None,
+                 dbname: str | None = None) -> str:
+        """libpq keyword/value string for psycopg or psql."""
+        pw = self.master_password if password is None else password
+        return (
+            f"host={self.host} port={self.port} dbname={dbname or self.dbname} "
+            f"user={user or self.master_user} password='{_escape(pw)}' sslmode=require connect_timeout=5"
+        )
+
+    def superuser_env(self, *, dbname: str | None = None) -> dict[str, str]:
+        """os.environ plus libpq variables for the superuser over the unix socket."""
+        env = _clean_env()
+        env.update(PGHOST=str(self.socket_dir), PGPORT=str(self.port), PGUSER=SUPERUSER,
+                   PGDATABASE=dbname or self.dbname)
+        return env
+
+    def superuser_sql(self, sql: str, *, dbname: str | None = None) -> str:
+        """Run SQL as the real superuser over the unix socket; returns unaligned output."""
+        out = subprocess.run(
+            [str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            check=True, capture_output=True, text=True, env=self.superuser_env(dbname=dbname),
+        )
+        return out.stdout.strip()
+
+    def daemon_user_kwargs(self) -> dict[str, object]:
+        """subprocess kwargs that drop root to the server's OS user (empty when not root)."""
+        if self.os_user is None:
+            return {}
+        return {"user": self.os_user, "group": pwd.getpwnam(self.os_user).pw_gid, "extra_groups": []}
+
+    def make_private_dir(self, prefix: str) -> Path:
+        """A fresh directory the daemon user owns (pytest's tmp dirs are root-only in CI)."""
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.base_dir))
+        _chown(path, self.os_user)
+        return path
+
+    def chown_for_daemon(self, path: Path) -> None:
+        _chown(path, self.os_user)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+def _chown(path: Path, os_user: str | None) -> None:
+    if os_user is not None:
+        entry = pwd.getpwnam(os_user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _run(cmd: list[str], *, kwargs: Mapping[str, object]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env(), **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+def _self_signed_cert(directory: Path) -> None:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(directory / "server.key"), "-out", str(directory / "server.crt")],
+        check=True, capture_output=True,
+    )
+    os.chmod(directory / "server.key", 0o600)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bindir = _bindir()
+    if bindir is None or not (bindir / "initdb").exists():
+        pytest.skip("PostgreSQL server binaries (initdb) are not installed; `make install` adds them")
+
+    os_user = "postgres" if os.geteuid() == 0 else None
+    as_daemon: dict[str, object] = (
+        {"user": os_user, "group": pwd.getpwnam(os_user).pw_gid, "extra_groups": []} if os_user else {}
+    )
+    # Short path: unix socket paths are limited to ~107 bytes.
+    base = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    os.chmod(base, 0o755)
+    data, sockets, tls = base / "data", base / "sock", base / "tls"
+    for d in (sockets, tls):
+        d.mkdir()
+    _self_signed_cert(tls)
+    for p in (base, sockets, tls, tls / "server.key", tls / "server.crt"):
+        _chown(p, os_user)
+
+    port = free_port()
+    try:
+        _run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8", "--locale=C",
+              "--auth-local=trust", "--auth-host=reject", "--no-sync"], kwargs=as_daemon)
+        with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {port}\n"
+                f"unix_socket_directories = '{sockets}'\n"
+                f"max_connections = {MAX_CONNECTIONS}\nsuperuser_reserved_connections = 3\n"
+                "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 4\n"
+                f"ssl = on\nssl_cert_file = '{tls / 'server.crt'}'\nssl_key_file = '{tls / 'server.key'}'\n"
+                "password_encryption = 'scram-sha-256'\nfsync = off\nsynchronous_commit = off\n"
+                "full_page_writes = off\nshared_buffers = 32MB\n"
+            )
+        (data / "pg_hba.conf").write_text(
+            f"local all {SUPERUSER} trust\n"
+            "local all all reject\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            "hostnossl all all 127.0.0.1/32 reject\n",
+            encoding="utf-8",
+        )
+        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "30", "start"],
+             kwargs=as_daemon)
+
+        master_password = "master-" + os.urandom(12).hex()
+        server = PostgresServer(
+            bindir=bindir, base_dir=base, host="127.0.0.1", port=port, socket_dir=sockets,
+            dbname=DATABASE, master_user=MASTER_USER, master_password=master_password,
+            max_connections=MAX_CONNECTIONS, server_version_num=0, os_user=os_user,
+        )
+        server.superuser_sql(
+            "CREATE ROLE rds_superuser NOLOGIN; CREATE ROLE rds_replication NOLOGIN; "
+            "GRANT pg_monitor, pg_signal_backend TO rds_superuser; "
+            f"CREATE ROLE {MASTER_USER} LOGIN CREATEROLE CREATEDB BYPASSRLS PASSWORD '{master_password}'; "
+            f"GRANT rds_superuser, rds_replication TO {MASTER_USER};",
+            dbname="postgres",
+        )
+        server.superuser_sql(f"CREATE DATABASE {DATABASE} OWNER {MASTER_USER}", dbname="postgres")
+        version = int(server.superuser_sql("SHOW server_version_num"))
+        yield replace(server, server_version_num=version)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, env=_clean_env(), **as_daemon)
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,21 @@
+"""Snapshots of the rendered Supabase charts: any manifest change shows up in review."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.loader import load_config
+from k8s_charts.aws_values import from_config
+from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, render_supabase
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def rendered(request):
+    cfg = load_config()
+    return request.param, render_supabase(cfg, request.param, from_config(cfg, request.param))
+
+
+@pytest.mark.parametrize("chart_id", [BOOTSTRAP_CHART_ID, CHART_ID])
+def test_chart_snapshot(rendered, chart_id, snapshot):
+    _, charts = rendered
+    assert charts[chart_id] == snapshot
