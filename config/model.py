@@ -338,6 +338,18 @@ class Environment(Strict):
     auth: Auth
     observability: Observability = Observability()
     features: Features
+    release_flags: dict[str, bool] = Field(
+        default_factory=dict,
+        description="Feature flags delivered through AWS AppConfig with a gradual rollout.",
+    )
+
+    @field_validator("release_flags")
+    @classmethod
+    def _flag_names(cls, v: dict[str, bool]) -> dict[str, bool]:
+        for flag in v:
+            if not re.match(r"^[a-z][a-z0-9_]{1,63}$", flag):
+                raise ValueError(f"flag name '{flag}' must be snake_case (a-z, 0-9, _); fix: rename it")
+        return v
 
     @model_validator(mode="after")
     def _dr_elsewhere(self) -> "Environment":

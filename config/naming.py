@@ -64,6 +64,11 @@ def redis_host(cfg: OrgConfig, env_name: str) -> str:
     return f"redis.{private_zone(cfg, env_name)}"
 
 
+def smoke_role_name(env_name: str) -> str:
+    """Role in an environment's account that the pipeline's smoke tests assume (read the anon key)."""
+    return f"{env_name}-smoke-tests"
+
+
 def api_host(env: Environment) -> str:
     return f"api.{env.domain_name}"
 

@@ -141,4 +141,4 @@ class DataBackup(Construct):
             },
             validation_window_hours=restore_validation_hours,
         )
-        self.restore_testing_selection.add_dependency(self.restore_testing_plan)
+        self.restore_testing_selection.node.add_dependency(self.restore_testing_plan)

@@ -107,5 +107,12 @@ class ValkeyCache(Construct):
              "6379 is the port the Supabase charts expect (k8s_charts.aws_values.redis_port); the group sits in "
              "isolated subnets behind a security group with no default ingress, and TLS plus AUTH are required"),
         )
+        if not self.failover:
+            acknowledge(
+                self.replication_group,
+                ("AwsSolutions::AwsSolutions-AEC4",
+                 "config sets cache.replicas_per_shard 0 for this production: false environment to save cost; "
+                 "config.model requires a replica (and so Multi-AZ failover) in every production environment"),
+            )
         self.primary_endpoint = self.replication_group.attr_primary_end_point_address
         self.reader_endpoint = self.replication_group.attr_reader_end_point_address

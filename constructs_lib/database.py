@@ -18,6 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config.model import Database
+from constructs_lib.checkov import skip
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 from constructs_lib.secrets import NO_PUNCTUATION
@@ -34,6 +35,14 @@ MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
 # logical slot (a Realtime that died mid-stream) would otherwise fill the disk and stop the
 # primary; past this size PostgreSQL invalidates the slot instead.
 SLOT_WAL_SHARE = 0.2
+_NON_PRODUCTION = (
+    "config sets {setting} false for this production: false environment to save cost; "
+    "config.model rejects that setting for every production environment"
+)
+_REPLICA_ENCRYPTION = (
+    "read replica: storage encryption is inherited from the primary, encrypted with the data key; "
+    "CloudFormation documents StorageEncrypted as not to be set with SourceDBInstanceIdentifier"
+)
 _REPLICA_SINGLE_AZ = (
     "read replica: reads survive an AZ loss through the other replicas behind the weighted db-ro name and "
     "the Multi-AZ primary; a standby per replica would double its cost for no extra durability"
@@ -174,6 +183,13 @@ class PostgresDatabase(Construct):
             self.cfn_instance.automatic_backup_replication_kms_key_id = backup_replication.kms_key_arn
             self.cfn_instance.automatic_backup_replication_retention_period = backup_replication.retention_days
         self._acknowledge_port(self.cfn_instance)
+        if not settings.multi_az:
+            skip(self.cfn_instance, ("CKV_AWS_157", _NON_PRODUCTION.format(setting="database.multi_az")))
+            acknowledge(self.cfn_instance, *((rule, _NON_PRODUCTION.format(setting="database.multi_az")) for rule in (
+                "AwsSolutions::AwsSolutions-RDS3", "NIST.800.53.R5::NIST.800.53.R5-RDSMultiAZSupport")))
+        if not settings.deletion_protection:
+            acknowledge(self.cfn_instance, *((rule, _NON_PRODUCTION.format(setting="database.deletion_protection")) for rule in (
+                "AwsSolutions::AwsSolutions-RDS10", "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled")))
 
         self.read_replicas: list[rds.DatabaseInstanceReadReplica] = []
         for n in range(1, settings.read_replicas + 1):
@@ -194,6 +210,8 @@ class PostgresDatabase(Construct):
             self._acknowledge_port(cfn_replica)
             acknowledge(
                 cfn_replica,
+                ("NIST.800.53.R5::NIST.800.53.R5-RDSStorageEncrypted", _REPLICA_ENCRYPTION),
+                ("AwsSolutions::AwsSolutions-RDS2", _REPLICA_ENCRYPTION),
                 ("AwsSolutions::AwsSolutions-RDS3", _REPLICA_SINGLE_AZ),
                 ("NIST.800.53.R5::NIST.800.53.R5-RDSMultiAZSupport", _REPLICA_SINGLE_AZ),
                 ("NIST.800.53.R5::NIST.800.53.R5-RDSInBackupPlan",
@@ -201,6 +219,7 @@ class PostgresDatabase(Construct):
                 ("NIST.800.53.R5::NIST.800.53.R5-RDSInstanceBackupEnabled",
                  "read replica: automated backups run on the primary (and are replicated to the DR region there)"),
             )
+            skip(cfn_replica, ("CKV_AWS_16", _REPLICA_ENCRYPTION), ("CKV_AWS_157", _REPLICA_SINGLE_AZ))
             self.read_replicas.append(replica)
 
         self.rotation_security_group = ec2.SecurityGroup(

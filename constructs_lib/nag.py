@@ -31,3 +31,59 @@ def acknowledge(construct: IConstruct, *findings: tuple[str, str]) -> None:
         if len(reason.strip()) < MIN_REASON_LENGTH:
             raise ValueError(f"acknowledgement of {rule_id} on {construct.node.path} needs a specific reason")
         cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+def _nag_label(value) -> str:
+    """Renders a resolved CloudFormation value the way cdk-nag prints it in finding ids."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        resource, attribute = value["Fn::GetAtt"]
+        return f"<{resource}.{attribute}>"
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return value["Fn::Sub"].replace("${", "<").replace("}", ">")
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_nag_label(part) for part in parts)
+    raise ValueError(f"cannot label {value!r}")
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def acknowledge_generated_grants(
+    policy: cdk.CfnResource,
+    *,
+    reason: str,
+    allowed_actions: frozenset[str],
+    allowed_resources: tuple[str, ...],
+) -> int:
+    """Acknowledges the IAM5 findings of a policy that CDK generates (grant helpers, CDK Pipelines).
+
+    Only wildcards from `allowed_actions`, and wildcard resources matching one of the
+    `allowed_resources` regular expressions, are acknowledged; anything else raises, so a new
+    wildcard in a generated policy is reviewed rather than waved through. Returns the count.
+    """
+    import re
+
+    stack = cdk.Stack.of(policy)
+    document = stack.resolve(policy.policy_document)
+    findings: list[str] = []
+    for statement in document["Statement"]:
+        for action in _listed(statement.get("Action", [])):
+            if "*" in action:
+                if action not in allowed_actions:
+                    raise ValueError(f"{policy.node.path}: unreviewed wildcard action {action}")
+                findings.append(f"Action::{action}")
+        for resource in _listed(statement.get("Resource", [])):
+            label = _nag_label(resource)
+            if "*" in label:
+                if not any(re.fullmatch(pattern, label) for pattern in allowed_resources):
+                    raise ValueError(f"{policy.node.path}: unreviewed wildcard resource {label}")
+                findings.append(f"Resource::{label}")
+    unique = sorted(set(findings))
+    acknowledge(policy, *[(f"AwsSolutions::AwsSolutions-IAM5[{f}]", reason) for f in unique])
+    return len(unique)

@@ -75,8 +75,9 @@ class ClusterStack(cdk.Stack):
                 self, "StorageApiIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
                 namespace=SUPABASE_NAMESPACE, service_account=STORAGE_API_SERVICE_ACCOUNT,
                 statements=statements, description="Supabase Storage API: objects of the storage bucket",
-                nag_findings=(("AwsSolutions-IAM5", "Storage API object keys are user file paths chosen at run time; "
-                               "the grant is every object of the one storage bucket (arn:...:bucket/*)."),),
+                wildcard_reason=(
+            "Storage API object keys are user file paths chosen at run time; "
+                               "the grant is every object of the one storage bucket (arn:...:bucket/*)."),
             )
         self.workload_identities["adot-collector"] = PodIdentity(
             self, "AdotCollectorIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
@@ -89,6 +90,7 @@ class ClusterStack(cdk.Stack):
                 resources=["*"],
             )],
             description="ADOT collector: send traces to X-Ray",
-            nag_findings=(("AwsSolutions-IAM5", "xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no "
-                           "resource-level permissions (Service Authorization Reference), so Resource must be *."),),
+            wildcard_reason=(
+            "xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no "
+                           "resource-level permissions (Service Authorization Reference), so Resource must be *."),
         )

@@ -9,6 +9,7 @@ from constructs_lib.checkov import FrameworkFunctionSkips
 from constructs_lib.nag import enable_nag
 from stacks.deploy_access_stack import DeployAccessStack
 from stacks.org_stack import OrganizationStack
+from stacks.pipeline_stack import PipelineStack
 from stacks.stage import EnvironmentStage
 
 
@@ -32,6 +33,11 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         name: EnvironmentStage(app, name, cfg=cfg, env_name=name)
         for name in cfg.environments
     }
+    PipelineStack(
+        app, "pipeline", stack_name=f"{cfg.project}-pipeline", cfg=cfg, stages=stages,
+        env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),
+        description=f"{cfg.project}: cross-account delivery pipeline (CDK Pipelines)",
+    )
     cdk.Aspects.of(app).add(FrameworkFunctionSkips())
     if nag:
         enable_nag(app)

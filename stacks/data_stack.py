@@ -20,8 +20,8 @@ from config import naming
 from config.model import Environment, OrgConfig
 from constructs_lib.api_keys import ApiKeyMinter
 from constructs_lib.backup import DataBackup
-from constructs_lib.cache import REDIS_PORT, ValkeyCache
-from constructs_lib.database import POSTGRES_PORT, BackupReplication, PostgresDatabase
+from constructs_lib.cache import ValkeyCache
+from constructs_lib.database import BackupReplication, PostgresDatabase
 from constructs_lib.secrets import SupabaseSecrets
 
 # A daily copy to the DR region bounds loss at a day. Tighter RPOs need the continuous
@@ -33,7 +33,7 @@ DNS_TTL = cdk.Duration.seconds(30)
 API_KEY_ISSUER = "supabase"
 # Matches the mint function's default: the anon key is compiled into client apps.
 API_KEY_EXPIRY_DAYS = 3650
-# Config has no field for these yet (see the data tier's report): fixed per tier here.
+# Keyed by `production`: config has no log retention field for the data tier yet.
 LOG_RETENTION_DAYS = {True: 731, False: 90}
 # NIST 800-53 (CP-9) asks for 15 days; Valkey snapshots are small.
 CACHE_SNAPSHOT_RETENTION_DAYS = 15
@@ -114,6 +114,8 @@ class DataStack(cdk.Stack):
         )
         self.db_instance: rds.DatabaseInstance = self.database.instance
         self.read_replicas: list[rds.DatabaseInstanceReadReplica] = self.database.read_replicas
+        # No ingress here: the cluster stack adds rules from its cluster security group to
+        # these two groups (by id, in its own template), so this stack never depends on it.
         self.db_security_group: ec2.SecurityGroup = self.database.security_group
 
         self.cache = ValkeyCache(
@@ -197,12 +199,3 @@ class DataStack(cdk.Stack):
         cdk.CfnOutput(self, "RedisEndpoint", value=self.cache.primary_endpoint)
         cdk.CfnOutput(self, "PrivateZoneId", value=self.private_zone.hosted_zone_id)
         cdk.CfnOutput(self, "BackupVaultArn", value=self.backup.vault.backup_vault_arn)
-
-    def allow_clients(self, clients: ec2.ISecurityGroup, *, description: str) -> None:
-        """Admit `clients` (the cluster's node/pod security group) to PostgreSQL and Valkey.
-
-        The rules are created in the clients' stack (remote_rule), so the cluster stack,
-        which already depends on this one, owns them and no dependency cycle appears.
-        """
-        self.db_security_group.add_ingress_rule(clients, ec2.Port.tcp(POSTGRES_PORT), description, remote_rule=True)
-        self.cache_security_group.add_ingress_rule(clients, ec2.Port.tcp(REDIS_PORT), description, remote_rule=True)

@@ -8,8 +8,12 @@ from constructs import Construct
 from config import naming
 from config.model import OrgConfig
 from stacks.cluster_stack import ClusterStack
+from stacks.cost_stack import CostStack
+from stacks.feature_flags_stack import FeatureFlagsStack
 from stacks.network_stack import NetworkStack
+from stacks.observability_stack import AlertsStack, ObservabilityStack
 from stacks.platform_stack import PlatformStack
+from stacks.security_stack import SecurityStack
 
 
 class EnvironmentStage(cdk.Stage):
@@ -30,7 +34,13 @@ class EnvironmentStage(cdk.Stage):
         # cluster's security group rules, Pod Identity grants and chart values when they exist.
         data = getattr(self, "data", None)
         storage = getattr(self, "storage", None)
-        alerts_topic = getattr(getattr(self, "observability", None), "alerts_topic", None)
+        # The topic has its own stack so that everything publishing to it (cluster, platform,
+        # observability, cost, security) can depend on it without a cycle.
+        self.alerts = AlertsStack(
+            self, "alerts", stack_name=name("alerts"), cfg=cfg, env_name=env_name,
+            description=f"{cfg.project} {env_name}: alerts SNS topic",
+        )
+        alerts_topic = self.alerts.alerts_topic
         self.cluster = ClusterStack(
             self, "cluster", stack_name=name("cluster"), cfg=cfg, env_name=env_name, vpc=self.network.vpc,
             data=data, storage=storage,
@@ -43,6 +53,26 @@ class EnvironmentStage(cdk.Stage):
             description=f"{cfg.project} {env_name}: controllers (Helm) and Kubernetes manifests (cdk8s)",
         )
         self.platform.add_dependency(self.cluster)
+        self.observability = ObservabilityStack(
+            self, "observability", stack_name=name("observability"), cfg=cfg, env_name=env_name,
+            alerts_topic=alerts_topic, vpc=self.network.vpc, data=data, storage=storage,
+            cluster_log_group=self.cluster.eks.log_group,
+            description=f"{cfg.project} {env_name}: CloudWatch alarms, backup failure rules, dashboard",
+        )
+        self.cost = CostStack(
+            self, "cost", stack_name=name("cost"), cfg=cfg, env_name=env_name, alerts_topic=alerts_topic,
+            description=f"{cfg.project} {env_name}: budget and cost anomaly detection",
+        )
+        self.security = SecurityStack(
+            self, "security", stack_name=name("security"), cfg=cfg, env_name=env_name, alerts_topic=alerts_topic,
+            vpc=self.network.vpc, cluster=self.cluster.cluster,
+            description=f"{cfg.project} {env_name}: GuardDuty, Security Hub, Config, Inspector, incident response",
+            **stateful,
+        )
+        self.feature_flags = FeatureFlagsStack(
+            self, "flags", stack_name=name("flags"), cfg=cfg, env_name=env_name,
+            description=f"{cfg.project} {env_name}: release flags (AWS AppConfig, gradual rollout)",
+        )
         for stack in self.node.children:
             if isinstance(stack, cdk.Stack):
                 cdk.Tags.of(stack).add("project", cfg.project)

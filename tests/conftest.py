@@ -85,3 +85,23 @@ def template(assembly: Assembly):
         return assembly.template(f"{env_or_path}/{unit}" if unit else env_or_path)
 
     return get
+
+
+_REPORT: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def report():
+    """Lines for the end-of-run summary (counts of acknowledgements, skips, throughput)."""
+
+    def add(topic: str, line: str) -> None:
+        _REPORT[topic] = line
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORT:
+        terminalreporter.section("verification summary")
+        for topic, line in sorted(_REPORT.items()):
+            terminalreporter.write_line(f"{topic}: {line}")

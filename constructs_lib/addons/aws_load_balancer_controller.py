@@ -149,9 +149,8 @@ def build(ctx: AddonContext) -> HelmAddon:
             "tolerations": [SYSTEM_NODE_TOLERATION],
             "enableServiceMutatorWebhook": False,
         },
-        nag_findings=(
-            ("AwsSolutions-IAM5", "The controller creates load balancers, target groups, listeners and security groups whose "
+        wildcard_reason=(
+            "The controller creates load balancers, target groups, listeners and security groups whose "
              "names it generates; every mutating statement is limited to this account/region and, as AWS documents, to "
              "resources carrying the elbv2.k8s.aws/cluster tag. Describe APIs have no resource-level permissions."),
-        ),
     )

@@ -51,8 +51,8 @@ class HelmAddon:
     depends_on: Sequence[str] = ()
     # Helm waits for the release's Deployments to be ready: CRD-using charts after it can rely on webhooks.
     timeout: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(12))
-    # Findings an add-on's documented policy cannot avoid, as (rule id, reason) pairs.
-    nag_findings: Sequence[tuple[str, str]] = ()
+    # Why the policy's wildcard resources cannot be narrower (required when it has any).
+    wildcard_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.version or self.version in ("latest", "*"):

@@ -74,8 +74,7 @@ def build(ctx: AddonContext) -> HelmAddon:
             "containerSecurityContext": restricted_container_security_context(),
             "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": "500m", "memory": "600Mi"}},
         },
-        nag_findings=(
-            ("AwsSolutions-IAM5", "Auto Scaling and EC2 Describe APIs have no resource-level permissions; the two scaling "
+        wildcard_reason=(
+            "Auto Scaling and EC2 Describe APIs have no resource-level permissions; the two scaling "
              "actions are limited by condition to groups tagged k8s.io/cluster-autoscaler/<cluster>=owned."),
-        ),
     )

@@ -49,8 +49,7 @@ def build(ctx: AddonContext) -> HelmAddon:
             "webhook": {"replicaCount": 2, **placement},
             "certController": placement,
         },
-        nag_findings=(
-            ("AwsSolutions-IAM5", "Secret ARNs end in a random suffix that Secrets Manager appends, so the grant is the "
+        wildcard_reason=(
+            "Secret ARNs end in a random suffix that Secrets Manager appends, so the grant is the "
              "documented prefix wildcard arn:...:secret:<project>/<env>/*, this environment's secrets only."),
-        ),
     )

@@ -27,7 +27,7 @@ class PodIdentity(Construct):
     def __init__(self, scope: Construct, id_: str, *, cluster_name: str, cluster_arn: str, namespace: str,
                  service_account: str, statements: Sequence[iam.PolicyStatement] = (),
                  managed_policies: Sequence[iam.IManagedPolicy] = (), description: str,
-                 nag_findings: Sequence[tuple[str, str]] = (), associate: bool = True) -> None:
+                 wildcard_reason: str | None = None, associate: bool = True) -> None:
         super().__init__(scope, id_)
         stack = cdk.Stack.of(self)
         principal = iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_conditions({
@@ -49,8 +49,11 @@ class PodIdentity(Construct):
         if statements:
             self.policy = iam.ManagedPolicy(self, "Policy", statements=list(statements), roles=[self.role],
                                             description=f"{description} (Pod Identity {namespace}/{service_account})")
-            if nag_findings:
-                acknowledge(self.policy.node.default_child, *nag_findings)
+            findings = wildcard_findings(self, statements, wildcard_reason or "")
+            if findings:
+                if not wildcard_reason:
+                    raise ValueError(f"{description}: wildcard resources need a wildcard_reason")
+                acknowledge(self.policy.node.default_child, *findings)
         self.association = eks.CfnPodIdentityAssociation(
             self, "Association",
             cluster_name=cluster_name,
@@ -60,3 +63,28 @@ class PodIdentity(Construct):
         ) if associate else None
         self.namespace = namespace
         self.service_account = service_account
+
+
+def _nag_text(value: object) -> str:
+    """A resolved IAM resource as cdk-nag prints it in finding ids (intrinsics as <Ref> / <Logical.Attr>)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_nag_text(p) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return str(value)
+
+
+def wildcard_findings(scope: Construct, statements: Sequence[iam.PolicyStatement], reason: str) -> list[tuple[str, str]]:
+    """One AwsSolutions-IAM5 acknowledgement per wildcard resource, all with the same checkable reason."""
+    stack = cdk.Stack.of(scope)
+    texts = {_nag_text(stack.resolve(r)) for s in statements for r in s.resources}
+    return [(f"AwsSolutions::AwsSolutions-IAM5[Resource::{t}]", reason) for t in sorted(texts) if "*" in t]
+
+
+def managed_policy_finding(name: str, reason: str) -> tuple[str, str]:
+    return (f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{name}]", reason)

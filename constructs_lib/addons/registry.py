@@ -68,7 +68,7 @@ class AddonRegistry(Construct):
                     cluster_name=cluster.cluster_name, cluster_arn=cluster_arn,
                     namespace=addon.namespace, service_account=addon.service_account,
                     statements=addon.statements, description=f"{addon.name} controller",
-                    nag_findings=addon.nag_findings,
+                    wildcard_reason=addon.wildcard_reason,
                 )
                 # The role must exist before the pods start, or they cache an empty credential chain.
                 chart.node.add_dependency(identity)

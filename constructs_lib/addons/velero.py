@@ -92,8 +92,7 @@ def build(ctx: AddonContext) -> HelmAddon:
             "tolerations": [SYSTEM_NODE_TOLERATION],
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
         },
-        nag_findings=(
-            ("AwsSolutions-IAM5", "Velero names its backup objects and EBS snapshots at run time: object access is limited "
+        wildcard_reason=(
+            "Velero names its backup objects and EBS snapshots at run time: object access is limited "
              "to the Velero bucket, snapshot actions to this account/region, Describe APIs have no resource-level permissions."),
-        ),
     )

@@ -55,14 +55,14 @@ SERVICES: dict[str, Service] = {
     "pgbouncer": Service(port=6432, timeout=None, retries=0, metrics_port=9127, protocol="tcp"),
 }
 
-# caller -> callees, all inside the namespace. Realtime and PgBouncer also reach RDS, which is
-# outside the mesh (egress, no AuthorizationPolicy).
+# caller -> callees, all inside the namespace. Auth, Realtime and PgBouncer also reach RDS
+# directly (auth needs session-level features a transaction pool cannot give), which is outside
+# the mesh (egress, no AuthorizationPolicy).
 CALLS: dict[str, tuple[str, ...]] = {
     "kong": ("auth", "rest", "rest-ro", "realtime", "storage", "meta", "studio", "functions"),
     "storage": ("rest", "imgproxy", "pgbouncer"),
     "studio": ("kong", "meta"),
     "functions": ("kong", "pgbouncer"),
-    "auth": ("pgbouncer",),
     "rest": ("pgbouncer",),
     "rest-ro": ("pgbouncer",),
     "meta": ("pgbouncer",),

@@ -77,15 +77,20 @@ ALL_POD_KINDS = POD_KINDS + LONG_RUNNING_KINDS + BATCH_KINDS
 # Canonical repositories (registry/org/name). An entry ending in "/" admits an organization's
 # repositories, any other entry exactly one repository. Keep each with the reason it is here.
 ALLOWED_REPOSITORIES: dict[str, str] = {
+    # Images the project's charts render (test_gatekeeper proves each rendered one is listed).
     "docker.io/supabase/": "Supabase components (auth, realtime, storage, meta, studio, edge runtime)",
     "docker.io/kong/": "Kong API gateway",
     "docker.io/postgrest/": "PostgREST (rest, rest-ro)",
-    "docker.io/darthsim/": "imgproxy, used by Storage image transformation",
-    "ghcr.io/cloudnative-pg/": "PgBouncer image maintained by CloudNativePG",
-    "docker.io/prometheuscommunity/": "PgBouncer Prometheus exporter",
-    "docker.io/library/postgres": "psql client for database bootstrap jobs (official image)",
-    "docker.io/istio/": "Istio sidecar (proxyv2) added to every meshed Pod at admission",
-    "docker.io/otel/": "OpenTelemetry Collector",
+    "docker.io/darthsim/imgproxy": "imgproxy, used by Storage image transformation",
+    "ghcr.io/cloudnative-pg/pgbouncer": "PgBouncer image maintained by CloudNativePG",
+    "docker.io/prometheuscommunity/pgbouncer-exporter": "PgBouncer Prometheus exporter",
+    "docker.io/library/postgres": "psql client for the database bootstrap job (official image)",
+    "quay.io/prometheuscommunity/postgres-exporter": "RDS metrics exporter (monitoring chart)",
+    "docker.io/oliver006/redis_exporter": "ElastiCache metrics exporter (monitoring chart)",
+    "public.ecr.aws/aws-observability/aws-otel-collector": "ADOT collector for traces (monitoring chart)",
+    # Added to Pods at admission by istiod (sidecar injection).
+    "docker.io/istio/proxyv2": "Istio sidecar and its CNI validation init container",
+    # Helm releases the CDK installs outside the exempted namespaces.
     "quay.io/prometheus/": "Prometheus, Alertmanager, node exporter (kube-prometheus-stack)",
     "quay.io/prometheus-operator/": "Prometheus operator and its config reloader",
     "docker.io/grafana/": "Grafana",

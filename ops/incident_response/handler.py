@@ -179,7 +179,7 @@ def ensure_quarantine_policy(kube: KubernetesApi, namespace: str) -> str:
     if existing is None:
         kube.create_network_policy(namespace, desired)
         return "created"
-    if True:
+    if existing.get("spec") == desired["spec"]:
         return "unchanged"
     # Someone loosened the policy: a quarantine that lets traffic through is worse than none.
     body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]}}
@@ -197,10 +197,11 @@ def respond(
         actions.append(f"namespace {offender.namespace} is protected: pod left running, isolate it by hand")
     else:
         api = kube()
+        # Policy first, so the pod is cut off the moment the label lands.
+        actions.append(f"NetworkPolicy {POLICY_NAME} {ensure_quarantine_policy(api, offender.namespace)}")
         reason = f"{offender.detector}: {offender.title} ({offender.reference})"[:250]
         if api.label_pod(offender.namespace, offender.pod, {QUARANTINE_LABEL: "true"}, {QUARANTINE_REASON_ANNOTATION: reason}):
             actions.append(f"labelled pod {QUARANTINE_LABEL}=true")
-            actions.append(f"NetworkPolicy {POLICY_NAME} {ensure_quarantine_policy(api, offender.namespace)}")
         else:
             actions.append("pod no longer exists: nothing to isolate")
     summary = {
@@ -253,9 +254,9 @@ class EksKubernetesClient:
         self._endpoint = endpoint.rstrip("/")
         self._token = token
         self._timeout = timeout_seconds
-        self._ssl = None
-        if endpoint.startswith("https://"):
-            self._ssl = ssl.create_default_context(cadata=base64.b64decode(ca_data).decode("ascii") if ca_data else None)
+        # The cluster CA is the only trust anchor when given: the API server's certificate is
+        # signed by it, not by a public CA.
+        self._ssl = ssl.create_default_context(cadata=base64.b64decode(ca_data).decode("ascii") if ca_data else None)
 
     @classmethod
     def for_cluster(cls, *, cluster_name: str, endpoint: str | None, ca_data: str | None, session: Any) -> EksKubernetesClient:
@@ -324,7 +325,8 @@ def handler(event: Mapping[str, Any], context: Any, *, kube: KubernetesApi | Non
             session=_session(),
         )
 
-    protected = tuple(n.strip() for n in os.environ.get("PROTECTED_NAMESPACES", ",".join(DEFAULT_PROTECTED_NAMESPACES)).split(",") if n.strip())
+    configured = os.environ.get("PROTECTED_NAMESPACES", ",".join(DEFAULT_PROTECTED_NAMESPACES))
+    protected = tuple(name.strip() for name in configured.split(",") if name.strip())
     summary = respond(
         verdict,
         kube=(lambda: kube) if kube is not None else real_kube,

@@ -75,7 +75,7 @@ def test_no_unacknowledged_findings(nag_findings):
     assert not open_findings, "\n".join(open_findings)
 
 
-def test_acknowledgements_have_specific_reasons(assembly):
+def test_acknowledgements_have_specific_reasons(assembly, report):
     acks = all_acknowledgements(assembly.app)
     assert acks, "expected the documented acknowledgements to be found"
     weak = [(path, rule, reason) for path, rule, reason in acks
@@ -85,8 +85,8 @@ def test_acknowledgements_have_specific_reasons(assembly):
     for _, rule, _ in acks:
         base = rule.split("[")[0]
         by_rule[base] = by_rule.get(base, 0) + 1
-    print(f"\ncdk-nag acknowledgements: {len(acks)} "
-          + ", ".join(f"{rule}={count}" for rule, count in sorted(by_rule.items())))
+    report("cdk-nag acknowledgements", f"{len(acks)} (" + ", ".join(
+        f"{rule.split('::')[1]}={count}" for rule, count in sorted(by_rule.items())) + ")")
 
 
 def test_acknowledgements_sit_on_resources_not_stacks(assembly):

@@ -48,13 +48,13 @@ def checkov_report(scanner_runs):
     return [r for r in reports if r.get("check_type") == "cloudformation"]
 
 
-def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs):
+def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs, report):
     code, findings, err = cfn_lint
     errors = [f for f in findings if f["Level"] == "Error"]
     assert not errors, json.dumps(errors, indent=1)[:4000]
     assert code == 0, err
     assert len(scanner_runs["templates"]) >= 7
-    print(f"\ncfn-lint: {len(scanner_runs['templates'])} templates, 0 errors, {len(findings)} warnings/informational")
+    report("cfn-lint", f"{len(scanner_runs['templates'])} templates, 0 errors, {len(findings)} warnings")
 
 
 def test_checkov_has_no_failed_checks(checkov_report):
@@ -66,7 +66,7 @@ def test_checkov_has_no_failed_checks(checkov_report):
     assert not failed, "\n".join(failed)
 
 
-def test_checkov_skips_are_justified(checkov_report):
+def test_checkov_skips_are_justified(checkov_report, report):
     skipped = [c for report in checkov_report for c in report["results"].get("skipped_checks", [])]
     vague = [c for c in skipped if len((c.get("check_result", {}).get("suppress_comment") or "").strip()) < 40]
     assert not vague, [(c["check_id"], c["resource"]) for c in vague]
@@ -74,5 +74,5 @@ def test_checkov_skips_are_justified(checkov_report):
     by_id: dict[str, int] = {}
     for c in skipped:
         by_id[c["check_id"]] = by_id.get(c["check_id"], 0) + 1
-    print(f"\ncheckov (cloudformation): {passed} passed, 0 failed, {len(skipped)} skipped: "
-          + ", ".join(f"{k}={v}" for k, v in sorted(by_id.items())))
+    report("checkov cloudformation", f"{passed} passed, 0 failed, {len(skipped)} skipped ("
+           + ", ".join(f"{k}={v}" for k, v in sorted(by_id.items())) + ")")

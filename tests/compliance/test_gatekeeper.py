@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from regopy import Input, Interpreter
+from regopy.interpreter import Bundle
 
 from config.loader import load_config
 from k8s_charts import environment
@@ -35,14 +36,16 @@ class Gatekeeper:
     """One regopy interpreter per template, queried the way Gatekeeper feeds a review."""
 
     def __init__(self) -> None:
-        self._interpreters: dict[str, Interpreter] = {}
+        self._interpreters: dict[str, tuple[Interpreter, Bundle]] = {}
         for policy in POLICIES:
             interpreter = Interpreter()
             interpreter.add_module(policy.template_name, rego_module(policy))
-            self._interpreters[policy.template_name] = interpreter
+            # Compiled once: a bundle query is several times faster than a fresh query.
+            bundle = interpreter.build(f"found := data.{policy.template_name}.violation")
+            self._interpreters[policy.template_name] = (interpreter, bundle)
 
     def violations(self, policy: Policy, obj: dict[str, Any]) -> list[str]:
-        interpreter = self._interpreters[policy.template_name]
+        interpreter, bundle = self._interpreters[policy.template_name]
         interpreter.set_input(Input({
             "review": {
                 "object": obj,
@@ -53,7 +56,7 @@ class Gatekeeper:
             },
             "parameters": policy.parameters,
         }))
-        results = interpreter.query(f"found := data.{policy.template_name}.violation").results
+        results = interpreter.query_bundle(bundle).results
         assert len(results) == 1, f"{policy.template_name}: query gave {results}"
         found = results[0].bindings["found"]
         # A Rego v0 rule read by a v1 parser becomes an object, not a set: refuse it here.

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import urllib.error
 import urllib.parse
 
 import boto3
@@ -198,12 +199,12 @@ class TestGuardDuty:
         [message] = published()
         assert message["detector"] == "GuardDuty" and message["severity"] == "8.0"
         assert (message["cluster"], message["namespace"], message["pod"]) == (CLUSTER, "supabase", "rest-7d9f-abcde")
-        assert message["actions"] == [f"labelled pod {ir.QUARANTINE_LABEL}=true", "NetworkPolicy quarantine created"]
+        assert message["actions"] == ["NetworkPolicy quarantine created", f"labelled pod {ir.QUARANTINE_LABEL}=true"]
 
         ir.handler(guardduty_event(), None, kube=kube, sns=sns)
-        assert [c[0] for c in kube.writes()] == ["label_pod", "create_network_policy", "label_pod"]
+        assert [c[0] for c in kube.writes()] == ["create_network_policy", "label_pod", "label_pod"]
         [again] = published()
-        assert again["actions"][-1] == "NetworkPolicy quarantine unchanged"
+        assert again["actions"][0] == "NetworkPolicy quarantine unchanged"
 
     @pytest.mark.parametrize(
         ("event", "reason"),
@@ -236,12 +237,12 @@ class TestGuardDuty:
         [message] = published()
         assert "protected" in message["actions"][0]
 
-    def test_vanished_pod_gets_no_policy(self, aws):
+    def test_vanished_pod_is_reported(self, aws):
         sns, published = aws
         kube = FakeKube(pods={})
         ir.handler(guardduty_event(), None, kube=kube, sns=sns)
-        assert [c[0] for c in kube.calls] == ["label_pod"]
-        assert published()[0]["actions"] == ["pod no longer exists: nothing to isolate"]
+        assert [c[0] for c in kube.writes()] == ["create_network_policy", "label_pod"]
+        assert published()[0]["actions"][-1] == "pod no longer exists: nothing to isolate"
 
     def test_loosened_policy_is_restored(self, aws):
         sns, _ = aws
@@ -250,7 +251,7 @@ class TestGuardDuty:
         loose["spec"]["egress"] = [{}]
         kube.policies[("supabase", "quarantine")] = {**loose, "metadata": {**loose["metadata"], "resourceVersion": "7"}}
         result = ir.handler(guardduty_event(), None, kube=kube, sns=sns)
-        assert result["actions"][-1] == "NetworkPolicy quarantine restored"
+        assert result["actions"][0] == "NetworkPolicy quarantine restored"
         assert kube.policies[("supabase", "quarantine")]["spec"] == ir.quarantine_policy("supabase")["spec"]
 
 
@@ -466,7 +467,7 @@ class TestEksKubernetesClient:
         endpoint, _, _ = fake_api_server
         other_ca = base64.b64encode(_self_signed_ca()[0]).decode()
         client = ir.EksKubernetesClient(endpoint=endpoint, ca_data=other_ca, token="k8s-aws-v1.test")
-        with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
             client.get_network_policy("supabase", "quarantine")
 
     def test_api_errors_are_raised_not_swallowed(self, fake_api_server):

@@ -108,3 +108,46 @@ def test_every_pod_monitor_port_exists_where_the_chart_owns_the_pods(manifests: 
             f"{m['metadata']['name']}: pods of this project's charts are scraped through ServiceMonitors"
         assert not [t for ns, t in pods if ns in namespaces
                     and _selects(m["spec"]["selector"], t["metadata"].get("labels", {}))]
+
+
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+OBSERVABILITY_NS = {"kubernetes.io/metadata.name": "observability"}
+
+
+def _peer_admits_prometheus(peer: dict) -> bool:
+    if "ipBlock" in peer or "namespaceSelector" not in peer:
+        return False
+    return _selects(peer["namespaceSelector"], OBSERVABILITY_NS) and _selects(peer.get("podSelector", {}), PROMETHEUS_POD)
+
+
+def _port_allowed(rule: dict, number: int, name: str | None) -> bool:
+    ports = rule.get("ports")
+    return not ports or any(p.get("port") in {number, name} for p in ports)
+
+
+def test_network_policies_let_prometheus_scrape_supabase(manifests: dict[str, list[dict]]) -> None:
+    """With default-deny in `supabase`, every scraped pod needs an ingress rule admitting the
+    Prometheus pods of `observability` on the metrics port."""
+    objs = [o for objs in manifests.values() for o in objs if o["metadata"].get("namespace") == "supabase"]
+    if not any(o["kind"] == "NetworkPolicy" for o in objs):
+        pytest.skip("the Supabase chart renders no NetworkPolicies yet")
+    services = [o for o in objs if o["kind"] == "Service"]
+    templates = [o["spec"]["template"] for o in objs if o["kind"] in {"Deployment", "StatefulSet"}]
+    policies = [o["spec"] for o in objs if o["kind"] == "NetworkPolicy" and "Ingress" in o["spec"].get("policyTypes", [])]
+    for m in (o for o in manifests["monitoring"] if o["kind"] == "ServiceMonitor" and o["metadata"]["namespace"] == "supabase"):
+        for svc in (s for s in services if _selects(m["spec"]["selector"], s["metadata"].get("labels", {}))):
+            port = next((p for p in svc["spec"]["ports"] if p.get("name") == "metrics"), None)
+            if port is None:
+                continue
+            for t in (t for t in templates if _selects({"matchLabels": svc["spec"]["selector"]}, t["metadata"]["labels"])):
+                target = port.get("targetPort", port["port"])
+                container_ports = [cp for c in t["spec"]["containers"] for cp in c.get("ports", [])]
+                number = target if isinstance(target, int) else next(
+                    cp["containerPort"] for cp in container_ports if cp.get("name") == target)
+                name = next((cp.get("name") for cp in container_ports if cp["containerPort"] == number), None)
+                admitted = any(
+                    _selects(p["podSelector"], t["metadata"]["labels"]) and any(
+                        _port_allowed(rule, number, name) and any(_peer_admits_prometheus(peer) for peer in rule.get("from", []))
+                        for rule in p.get("ingress", []))
+                    for p in policies)
+                assert admitted, f"no NetworkPolicy lets Prometheus reach {svc['metadata']['name']}:{number}"

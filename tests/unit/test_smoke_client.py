@@ -78,6 +78,7 @@ def http_api(request):
 def _phoenix_server(mode: str):
     """Realtime stand-in speaking Phoenix JSON v1: replies ok, error, or never."""
     joins: list[dict] = []
+    released = threading.Event()
 
     def handle(ws):
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
@@ -92,21 +93,26 @@ def _phoenix_server(mode: str):
             # Realtime pushes other frames too; the client must skip them.
             ws.send(json.dumps({"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": "99"}))
             if mode == "silent":
-                continue
+                # Hang up well after the client's deadline: a client that waits unbounded
+                # then shows a latency far past its timeout instead of hanging the suite.
+                released.wait(TIMEOUT * 3)
+                ws.close()
+                return
             status, response = ("ok", {"postgres_changes": []}) if mode == "ok" else ("error", {"reason": "Tenant not found"})
             ws.send(json.dumps({"topic": message["topic"], "event": "phx_reply", "payload": {"status": status, "response": response}, "ref": message["ref"]}))
 
     server = serve(handle, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, joins
+    return server, joins, released
 
 
 @pytest.fixture
 def realtime(request):
-    server, joins = _phoenix_server(request.param)
+    server, joins, released = _phoenix_server(request.param)
     try:
         yield f"http://127.0.0.1:{server.socket.getsockname()[1]}", joins
     finally:
+        released.set()
         server.shutdown()
 
 

@@ -1,0 +1,201 @@
+"""The delivery pipeline, in the tooling account: source -> synth and full test suite ->
+security scan -> first environment (+ live smoke tests) -> manual approval -> next ones.
+
+Every environment deploys into its own account and region through the bootstrap roles that
+trust the tooling account (`make bootstrap`).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codestarnotifications as notifications
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import pipelines
+from constructs import Construct
+
+from config import naming
+from config.model import OrgConfig
+from constructs_lib.nag import acknowledge, acknowledge_generated_grants
+
+# Pinned scanner for the image step; Trivy publishes checksummed Debian packages.
+TRIVY_VERSION = "0.67.2"
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+
+
+# The wildcard actions CDK's grant helpers emit (grantReadWrite on buckets and keys).
+GENERATED_GRANT_ACTIONS = frozenset({
+    "s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*",
+    "kms:GenerateDataKey*", "kms:ReEncrypt*",
+})
+
+
+def smoke_role_arn(cfg: OrgConfig, env_name: str) -> str:
+    return f"arn:aws:iam::{cfg.environments[env_name].account.id}:role/{naming.smoke_role_name(env_name)}"
+
+
+class PipelineStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cfg: OrgConfig,
+        stages: dict[str, cdk.Stage],
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        source = pipelines.CodePipelineSource.connection(
+            cfg.pipeline.repository, cfg.pipeline.branch, connection_arn=cfg.pipeline.connection_arn,
+        )
+        self.synth = pipelines.ShellStep(
+            "SynthAndTest",
+            input=source,
+            # The README's two commands: the whole offline suite gates every deployment.
+            commands=["make test", "make synth"],
+            primary_output_directory="cdk.out",
+        )
+        self.artifact_key = kms.Key(
+            self, "ArtifactKey", enable_key_rotation=True,
+            description="Pipeline artifacts; the environment accounts' deploy roles are granted decrypt",
+        )
+        self.access_log_bucket = s3.Bucket(
+            self, "ArtifactAccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(365))],
+        )
+        self.artifact_bucket = s3.Bucket(
+            self, "Artifacts",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.artifact_key,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="artifacts/",
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=cdk.Duration.days(30))],
+        )
+        acknowledge(
+            self.access_log_bucket.node.default_child,
+            ("NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
+             "S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS"),
+            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+             "access logs of pipeline artifacts: rebuilt from the repository, nothing here needs a second region"),
+        )
+        acknowledge(
+            self.artifact_bucket.node.default_child,
+            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+             "pipeline artifacts are reproducible from the source repository at the same commit; no DR copy is needed"),
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=f"{cfg.project}-delivery",
+            synth=self.synth,
+            artifact_bucket=self.artifact_bucket,
+            pipeline_type=codepipeline.PipelineType.V2,
+            self_mutation=True,
+            publish_assets_in_parallel=False,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.LARGE,
+                ),
+                timeout=cdk.Duration.minutes(60),
+            ),
+        )
+        self.security_scan = pipelines.CodeBuildStep(
+            "SecurityScan",
+            input=source,
+            additional_inputs={"cdk.out": self.synth.primary_output},
+            install_commands=[
+                f"curl -sSfL -o /tmp/trivy.deb https://get.trivy.dev/deb/trivy_{TRIVY_VERSION}_Linux-64bit.deb",
+                "dpkg -i /tmp/trivy.deb",
+                "pip install --quiet PyYAML==6.0.3",
+            ],
+            commands=[
+                # cdk-nag already failed the synth on any finding; keep its report in the log as evidence.
+                "cat cdk.out/validation-report.json || true",
+                "python3 -m scripts.images cdk.out/manifests > images.txt",
+                "while read -r image; do trivy image --quiet --severity CRITICAL --ignore-unfixed --exit-code 1 \"$image\"; done < images.txt",
+            ],
+        )
+        self.waves = []
+        for position, env_name in enumerate(cfg.pipeline.promotion_order):
+            env = cfg.environments[env_name]
+            pre: list[pipelines.Step] = [self.security_scan] if position == 0 else [
+                pipelines.ManualApprovalStep(f"Promote-{env_name}", comment=f"Promote to {env_name} after the smoke tests passed"),
+            ]
+            smoke = pipelines.CodeBuildStep(
+                f"SmokeTests-{env_name}",
+                input=source,
+                env={
+                    "SUPABASE_URL": f"https://{naming.api_host(env)}",
+                    "SUPABASE_ENV": env_name,
+                    "SMOKE_ROLE_ARN": smoke_role_arn(cfg, env_name),
+                },
+                commands=[
+                    "make install",
+                    # CodeBuild's credentials assume the environment's read-only smoke role.
+                    "mkdir -p ~/.aws && printf '[profile smoke]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n' "
+                    "\"$SMOKE_ROLE_ARN\" > ~/.aws/config",
+                    "AWS_PROFILE=smoke .venv/bin/python -m pytest -m smoke tests/smoke -q",
+                ],
+                role_policy_statements=[iam.PolicyStatement(
+                    actions=["sts:AssumeRole"], resources=[smoke_role_arn(cfg, env_name)],
+                )],
+            )
+            self.waves.append(self.pipeline.add_stage(stages[env_name], pre=pre, post=[smoke]))
+
+        self.pipeline.build_pipeline()
+        self._acknowledge_generated_policies()
+        topic_key = kms.Key(self, "NotificationsKey", enable_key_rotation=True,
+                            description="Pipeline failure notifications")
+        topic_key.grant_encrypt_decrypt(iam.ServicePrincipal("codestar-notifications.amazonaws.com"))
+        self.notifications_topic = sns.Topic(
+            self, "PipelineNotifications", master_key=topic_key, enforce_ssl=True,
+            topic_name=f"{cfg.project}-pipeline-notifications",
+        )
+        self.notifications_topic.add_subscription(subscriptions.EmailSubscription(cfg.organization.tooling.email))
+        self.notification_rule = notifications.NotificationRule(
+            self,
+            "PipelineFailures",
+            source=self.pipeline.pipeline,
+            events=["codepipeline-pipeline-pipeline-execution-failed",
+                    "codepipeline-pipeline-manual-approval-needed",
+                    "codepipeline-pipeline-stage-execution-failed"],
+            targets=[self.notifications_topic],
+            detail_type=notifications.DetailType.FULL,
+        )
+
+    def _acknowledge_generated_policies(self) -> None:
+        """CDK Pipelines writes its roles' policies; acknowledge their reviewed wildcards only."""
+        artifacts = self.get_logical_id(self.artifact_bucket.node.default_child)
+        allowed_resources = (
+            rf"<{artifacts}\.Arn>/\*",
+            rf"arn:<AWS::Partition>:logs:{self.region}:{self.account}:log-group:/aws/codebuild/.*",
+            rf"arn:<AWS::Partition>:codebuild:{self.region}:{self.account}:report-group/.*",
+            # Self-mutation and asset publishing assume the CDK bootstrap roles of each target
+            # account; CDK Pipelines conditions these on the aws-cdk:bootstrap-role tag.
+            r"arn:\*:iam::\d{12}:role/\*",
+            r"\*",
+        )
+        reason = ("CDK Pipelines grant: object-level access to this pipeline's artifact bucket and key, and its own "
+                  "CodeBuild log groups and report groups")
+        for construct in self.pipeline.node.find_all():
+            if isinstance(construct, iam.CfnPolicy):
+                acknowledge_generated_grants(
+                    construct, reason=reason, allowed_actions=GENERATED_GRANT_ACTIONS, allowed_resources=allowed_resources,
+                )
+                acknowledge(construct, (
+                    "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                    "policy generated by CDK Pipelines for one of its own roles; CDK regenerates it on every synth",
+                ))
