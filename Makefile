@@ -56,6 +56,7 @@ synth: install ## synthesize every environment from CONFIG, no AWS credentials n
 	@start=$$(date +%s); \
 	 $(CDK) synth --quiet --all -c config=$(CONFIG) >/dev/null; \
 	 $(VENV)/bin/python -m scripts.summary cdk.out; \
+	 $(VENV)/bin/python -m scripts.manifests $(CONFIG) cdk.out/manifests | wc -l | xargs -I{} echo "{} manifest files in cdk.out/manifests/<env>/"; \
 	 echo "synth took $$(( $$(date +%s) - start ))s"
 
 test: install ## run the whole test suite (unit, snapshot, compliance, integration)

@@ -140,6 +140,10 @@ class Organization(Strict):
 class Network(Strict):
     vpc_cidr: ipaddress.IPv4Network
     max_azs: int = Field(ge=2, le=3)
+    availability_zones: list[str] | None = Field(
+        default=None,
+        description="AZ names; default <region>a, b, c... Named here because synth never looks them up.",
+    )
     nat_gateways: int = Field(ge=1, le=3)
     flow_log_retention_days: int = 365
 
@@ -350,6 +354,21 @@ class Environment(Strict):
             if not re.match(r"^[a-z][a-z0-9_]{1,63}$", flag):
                 raise ValueError(f"flag name '{flag}' must be snake_case (a-z, 0-9, _); fix: rename it")
         return v
+
+    @property
+    def availability_zones(self) -> list[str]:
+        return self.network.availability_zones or [f"{self.region}{suffix}" for suffix in "abc"[: self.network.max_azs]]
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> "Environment":
+        zones = self.network.availability_zones
+        if zones is not None:
+            if len(zones) != self.network.max_azs:
+                raise ValueError(f"network.availability_zones lists {len(zones)} zones but max_azs is {self.network.max_azs}; fix: make them agree")
+            for zone in zones:
+                if not re.fullmatch(rf"{re.escape(self.region)}[a-z]", zone):
+                    raise ValueError(f"network.availability_zones: '{zone}' is not a zone of {self.region}; fix: e.g. {self.region}a")
+        return self
 
     @model_validator(mode="after")
     def _dr_elsewhere(self) -> "Environment":

@@ -35,6 +35,26 @@ def replica_bucket(cfg: OrgConfig, env_name: str) -> str:
     return f"{cfg.project}-{env_name}-storage-replica-{env.account.id}-{env.dr_region}"
 
 
+def velero_bucket(cfg: OrgConfig, env_name: str) -> str:
+    env = cfg.environments[env_name]
+    return f"{cfg.project}-{env_name}-velero-{env.account.id}-{env.region}"
+
+
+def velero_replica_bucket(cfg: OrgConfig, env_name: str) -> str:
+    env = cfg.environments[env_name]
+    return f"{cfg.project}-{env_name}-velero-replica-{env.account.id}-{env.dr_region}"
+
+
+def access_log_bucket(cfg: OrgConfig, env_name: str, region: str) -> str:
+    env = cfg.environments[env_name]
+    return f"{cfg.project}-{env_name}-access-logs-{env.account.id}-{region}"
+
+
+def bucket_objects_arn(bucket_name: str) -> str:
+    """Literal object ARN: IAM grants across stacks name the bucket without a CloudFormation export."""
+    return f"arn:aws:s3:::{bucket_name}/*"
+
+
 def secret_prefix(cfg: OrgConfig, env_name: str) -> str:
     """Every secret of an environment lives under this prefix; IAM grants are scoped to it."""
     return f"{cfg.project}/{env_name}/"
@@ -92,4 +112,5 @@ class SecretKeys:
     DASHBOARD = "dashboard"  # {"username", "password"}: Studio basic auth at Kong
     SMTP = "smtp"  # {"username", "password", "host", "port"}: SES SMTP credentials
     REDIS = "redis"  # {"auth_token"}
+    SAML = "saml"  # {"private_key"}: GoTrue's SAML signing key (PEM), only when auth.saml_enabled
     # One per database.roles.LOGIN_ROLES entry: db/<role> with {"username", "password"}.

@@ -1,7 +1,7 @@
 """Mints Supabase's anon and service_role keys into the api-keys secret (ops/mint_api_keys).
 
 A custom resource mints at deploy time; an EventBridge rule re-mints when someone puts a new
-JWT secret value, and a weekly schedule renews keys before they expire. The function is
+JWT (or realtime) secret value, and a weekly schedule renews keys before they expire. The function is
 idempotent (it writes only when the stored keys no longer verify), so extra triggers are free.
 """
 
@@ -23,7 +23,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from constructs_lib.checkov import skip
+from constructs_lib.checkov import FRAMEWORK_FUNCTION_SKIPS, skip
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
@@ -60,6 +60,8 @@ class ApiKeyMinter(Construct):
         jwt_secret: secretsmanager.Secret,
         jwt_secret_name: str,
         api_keys_secret: secretsmanager.ISecret,
+        realtime_secret: secretsmanager.ISecret,
+        realtime_secret_name: str,
         encryption_key: kms.IKey,
         issuer: str,
         expiry_days: int,
@@ -81,9 +83,11 @@ class ApiKeyMinter(Construct):
         )
         self.policy = iam.ManagedPolicy(
             self, "Policy",
-            description="Read the JWT secret, write the API keys secret, nothing else",
+            description="Read the JWT and realtime secrets, write the API keys secret, nothing else",
             statements=[
-                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[jwt_secret.secret_arn]),
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[jwt_secret.secret_arn, realtime_secret.secret_arn],
+                ),
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
                     resources=[api_keys_secret.secret_arn],
@@ -121,6 +125,7 @@ class ApiKeyMinter(Construct):
             environment={
                 "JWT_SECRET_ARN": jwt_secret.secret_arn,
                 "API_KEYS_SECRET_ARN": api_keys_secret.secret_arn,
+                "REALTIME_SECRET_ARN": realtime_secret.secret_arn,
                 "JWT_ISSUER": issuer,
                 "API_KEY_EXPIRY_DAYS": str(expiry_days),
             },
@@ -155,6 +160,8 @@ class ApiKeyMinter(Construct):
             properties={
                 "JwtSecretArn": jwt_secret.secret_arn,
                 "ApiKeysSecretArn": api_keys_secret.secret_arn,
+                # Adds `metrics_token` (signed with Realtime's metrics_jwt_secret) for Prometheus.
+                "RealtimeSecretArn": realtime_secret.secret_arn,
                 "Issuer": issuer,
                 "ExpiryDays": str(expiry_days),
                 "JwtSecretGeneration": secret_generation(jwt_secret),
@@ -165,7 +172,7 @@ class ApiKeyMinter(Construct):
 
         self.on_jwt_change = events.Rule(
             self, "OnJwtSecretChange",
-            description="Re-mint the API keys when the JWT secret gets a new value",
+            description="Re-mint the API keys (or the metrics token) when the JWT or realtime secret gets a new value",
             event_pattern=events.EventPattern(
                 source=["aws.secretsmanager"],
                 detail_type=["AWS API Call via CloudTrail"],
@@ -173,7 +180,9 @@ class ApiKeyMinter(Construct):
                     "eventSource": ["secretsmanager.amazonaws.com"],
                     "eventName": ["PutSecretValue", "UpdateSecret", "RotateSecret"],
                     # CloudTrail records the id as the caller gave it: ARN or name.
-                    "requestParameters": {"secretId": [jwt_secret.secret_arn, jwt_secret_name]},
+                    "requestParameters": {"secretId": [
+                        jwt_secret.secret_arn, jwt_secret_name, realtime_secret.secret_arn, realtime_secret_name,
+                    ]},
                 },
             ),
             targets=[targets.LambdaFunction(self.function, retry_attempts=4)],
@@ -202,6 +211,9 @@ class ApiKeyMinter(Construct):
              "CDK-generated policy of the provider framework function: lambda:InvokeFunction on the mint function only"),
         )
         cfn = framework.node.default_child
+        # Explicit, not left to composition's FrameworkFunctionSkips aspect: an aspect added to
+        # the App does not reach stacks inside a Stage.
+        skip(cfn, *FRAMEWORK_FUNCTION_SKIPS)
         acknowledge(
             cfn,
             ("NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ",

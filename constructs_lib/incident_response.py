@@ -38,6 +38,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from constructs_lib.checkov import skip
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 from ops.incident_response.handler import (
@@ -125,6 +126,11 @@ class IncidentResponse(Construct):
             self, "FalcoQueue", queue_name=falco_queue, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=FALCO_QUEUE_MAX_RECEIVES),
         )
+
+        for queue in (self.dead_letter_queue, self.falco_queue):
+            skip(queue.node.default_child, ("CKV_AWS_27",
+                 "encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled: true); the check only recognises "
+                 "KmsMasterKeyId"))
 
         self.log_group = logs.LogGroup(self, "Logs", encryption_key=self.key, retention=retention(log_retention_days),
                                        removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -232,6 +238,7 @@ class IncidentResponse(Construct):
         )
         self.pipe_policy = iam.ManagedPolicy(
             self, "PipePolicy", roles=[self.pipe_role],
+            description="Read the Falco queue, put events on the default bus",
             statements=[
                 iam.PolicyStatement(sid="ReadQueue",
                                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],

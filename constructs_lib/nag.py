@@ -33,7 +33,7 @@ def acknowledge(construct: IConstruct, *findings: tuple[str, str]) -> None:
         cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
 
 
-def _nag_label(value) -> str:
+def nag_label(value) -> str:
     """Renders a resolved CloudFormation value the way cdk-nag prints it in finding ids."""
     if isinstance(value, str):
         return value
@@ -42,11 +42,13 @@ def _nag_label(value) -> str:
     if "Fn::GetAtt" in value:
         resource, attribute = value["Fn::GetAtt"]
         return f"<{resource}.{attribute}>"
+    if "Fn::ImportValue" in value and isinstance(value["Fn::ImportValue"], str):
+        return value["Fn::ImportValue"]
     if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
         return value["Fn::Sub"].replace("${", "<").replace("}", ">")
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
-        return separator.join(_nag_label(part) for part in parts)
+        return separator.join(nag_label(part) for part in parts)
     raise ValueError(f"cannot label {value!r}")
 
 
@@ -79,7 +81,7 @@ def acknowledge_generated_grants(
                     raise ValueError(f"{policy.node.path}: unreviewed wildcard action {action}")
                 findings.append(f"Action::{action}")
         for resource in _listed(statement.get("Resource", [])):
-            label = _nag_label(resource)
+            label = nag_label(resource)
             if "*" in label:
                 if not any(re.fullmatch(pattern, label) for pattern in allowed_resources):
                     raise ValueError(f"{policy.node.path}: unreviewed wildcard resource {label}")

@@ -24,7 +24,7 @@ from aws_cdk import aws_securityhub as securityhub
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from constructs_lib.checkov import skip
+from constructs_lib.checkov import FRAMEWORK_FUNCTION_SKIPS, skip
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
@@ -243,3 +243,5 @@ class SecurityBaseline(Construct):
             ("NIST.800.53.R5::NIST.800.53.R5-LambdaInsideVPC",
              f"{_deploy_time} and calls only the Inspector API; it handles no workload data"),
         )
+        # composition.FrameworkFunctionSkips is applied at the app and does not cross into stages.
+        skip(function.node.default_child, *FRAMEWORK_FUNCTION_SKIPS)

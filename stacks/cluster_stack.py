@@ -63,7 +63,7 @@ class ClusterStack(cdk.Stack):
                 iam.PolicyStatement(sid="ObjectReadWrite",
                                     actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                                              "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                                    resources=[bucket.arn_for_objects("*")]),
+                                    resources=[naming.bucket_objects_arn(naming.storage_bucket(cfg, env_name))]),
                 iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket", "s3:ListBucketMultipartUploads"],
                                     resources=[bucket.bucket_arn]),
             ]

@@ -38,7 +38,9 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),
         description=f"{cfg.project}: cross-account delivery pipeline (CDK Pipelines)",
     )
-    cdk.Aspects.of(app).add(FrameworkFunctionSkips())
+    # Aspects do not cross Stage boundaries: each stage gets its own.
+    for scope in (app, *stages.values()):
+        cdk.Aspects.of(scope).add(FrameworkFunctionSkips())
     if nag:
         enable_nag(app)
     return stages

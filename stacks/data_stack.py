@@ -148,6 +148,8 @@ class DataStack(cdk.Stack):
             jwt_secret=self.jwt_secret,
             jwt_secret_name=naming.secret_name(cfg, env_name, naming.SecretKeys.JWT),
             api_keys_secret=self.api_keys_secret,
+            realtime_secret=self.secret_store.realtime,
+            realtime_secret_name=naming.secret_name(cfg, env_name, naming.SecretKeys.REALTIME),
             encryption_key=self.data_key,
             issuer=API_KEY_ISSUER,
             expiry_days=API_KEY_EXPIRY_DAYS,

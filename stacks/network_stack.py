@@ -43,7 +43,7 @@ class NetworkStack(cdk.Stack):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(str(net.vpc_cidr)),
-            max_azs=net.max_azs,
+            availability_zones=env_config.availability_zones,
             nat_gateways=net.nat_gateways,
             restrict_default_security_group=True,
             subnet_configuration=[

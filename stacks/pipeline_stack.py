@@ -13,7 +13,6 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codestarnotifications as notifications
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import pipelines
@@ -60,48 +59,16 @@ class PipelineStack(cdk.Stack):
             commands=["make test", "make synth"],
             primary_output_directory="cdk.out",
         )
-        self.artifact_key = kms.Key(
-            self, "ArtifactKey", enable_key_rotation=True,
-            description="Pipeline artifacts; the environment accounts' deploy roles are granted decrypt",
-        )
-        self.access_log_bucket = s3.Bucket(
-            self, "ArtifactAccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(365))],
-        )
-        self.artifact_bucket = s3.Bucket(
-            self, "Artifacts",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.artifact_key,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            server_access_logs_bucket=self.access_log_bucket,
-            server_access_logs_prefix="artifacts/",
-            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=cdk.Duration.days(30))],
-        )
-        acknowledge(
-            self.access_log_bucket.node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
-             "S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS"),
-            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-             "access logs of pipeline artifacts: rebuilt from the repository, nothing here needs a second region"),
-        )
-        acknowledge(
-            self.artifact_bucket.node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-             "pipeline artifacts are reproducible from the source repository at the same commit; no DR copy is needed"),
-        )
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
             pipeline_name=f"{cfg.project}-delivery",
             synth=self.synth,
-            artifact_bucket=self.artifact_bucket,
+            # CDK creates the KMS-encrypted artifact bucket and, for the DR regions, a support
+            # stack per region with its replication bucket; the keys let each environment
+            # account's deploy role read artifacts.
+            cross_account_keys=True,
+            enable_key_rotation=True,
             pipeline_type=codepipeline.PipelineType.V2,
             self_mutation=True,
             publish_assets_in_parallel=False,
@@ -156,7 +123,7 @@ class PipelineStack(cdk.Stack):
             self.waves.append(self.pipeline.add_stage(stages[env_name], pre=pre, post=[smoke]))
 
         self.pipeline.build_pipeline()
-        self._acknowledge_generated_policies()
+        self._acknowledge_generated_resources()
         topic_key = kms.Key(self, "NotificationsKey", enable_key_rotation=True,
                             description="Pipeline failure notifications")
         topic_key.grant_encrypt_decrypt(iam.ServicePrincipal("codestar-notifications.amazonaws.com"))
@@ -176,11 +143,17 @@ class PipelineStack(cdk.Stack):
             detail_type=notifications.DetailType.FULL,
         )
 
-    def _acknowledge_generated_policies(self) -> None:
-        """CDK Pipelines writes its roles' policies; acknowledge their reviewed wildcards only."""
-        artifacts = self.get_logical_id(self.artifact_bucket.node.default_child)
+    def _acknowledge_generated_resources(self) -> None:
+        """CDK Pipelines writes its buckets and its roles' policies; acknowledge reviewed findings only."""
+        code_pipeline = self.pipeline.pipeline
+        buckets = [code_pipeline.artifact_bucket] + [
+            support.replication_bucket for support in code_pipeline.cross_region_support.values()
+        ]
+        bucket_ids = [cdk.Stack.of(b).get_logical_id(b.node.default_child) for b in buckets]
         allowed_resources = (
-            rf"<{artifacts}\.Arn>/\*",
+            *(rf"<{bucket_id}\.Arn>/\*" for bucket_id in bucket_ids),
+            # The support stacks' replication buckets, named by CDK after this stack (truncated).
+            rf"arn:<AWS::Partition>:s3:::{self.stack_name}-support[a-z]*bucket[a-z0-9]+/\*",
             rf"arn:<AWS::Partition>:logs:{self.region}:{self.account}:log-group:/aws/codebuild/.*",
             rf"arn:<AWS::Partition>:codebuild:{self.region}:{self.account}:report-group/.*",
             # Self-mutation and asset publishing assume the CDK bootstrap roles of each target
@@ -188,14 +161,29 @@ class PipelineStack(cdk.Stack):
             r"arn:\*:iam::\d{12}:role/\*",
             r"\*",
         )
-        reason = ("CDK Pipelines grant: object-level access to this pipeline's artifact bucket and key, and its own "
-                  "CodeBuild log groups and report groups")
-        for construct in self.pipeline.node.find_all():
-            if isinstance(construct, iam.CfnPolicy):
-                acknowledge_generated_grants(
-                    construct, reason=reason, allowed_actions=GENERATED_GRANT_ACTIONS, allowed_resources=allowed_resources,
-                )
-                acknowledge(construct, (
-                    "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-                    "policy generated by CDK Pipelines for one of its own roles; CDK regenerates it on every synth",
-                ))
+        reason = ("CDK Pipelines grant: object-level access to this pipeline's artifact and replication buckets and "
+                  "keys, and its own CodeBuild log groups and report groups")
+        scopes = [self.pipeline] + [support.stack for support in code_pipeline.cross_region_support.values()]
+        for scope in scopes:
+            for construct in scope.node.find_all():
+                if isinstance(construct, iam.CfnPolicy):
+                    acknowledge_generated_grants(
+                        construct, reason=reason, allowed_actions=GENERATED_GRANT_ACTIONS,
+                        allowed_resources=allowed_resources,
+                    )
+                    acknowledge(construct, (
+                        "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                        "policy generated by CDK Pipelines for one of its own roles; CDK regenerates it on every synth",
+                    ))
+        for bucket in buckets:
+            acknowledge(
+                bucket.node.default_child,
+                ("AwsSolutions::AwsSolutions-S1",
+                 "pipeline artifact bucket generated by CDK Pipelines; every read and write is already in CloudTrail"),
+                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled",
+                 "pipeline artifact bucket generated by CDK Pipelines; every read and write is already in CloudTrail"),
+                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+                 "pipeline artifacts are reproducible from the source repository at the same commit; no DR copy is needed"),
+                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketVersioningEnabled",
+                 "artifacts are immutable per execution and rebuilt from source; versions would only add cost"),
+            )

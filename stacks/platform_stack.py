@@ -24,6 +24,7 @@ import cdk8s
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct, IDependable
 
+from config import naming
 from config.model import OrgConfig
 from constructs_lib.addons import AddonContext, AddonRegistry, platform_addons
 from k8s_charts.aws_values import AwsValues, from_config
@@ -49,10 +50,10 @@ def aws_values(cfg: OrgConfig, env_name: str, *, storage: Any = None, alerts_top
     return dataclasses.replace(values, **overrides)
 
 
-def jobs_of(chart: cdk8s.Chart) -> list[tuple[str, str]]:
-    """(namespace, name) of every Job in the chart."""
+def jobs_of(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(namespace, name) of every Job among a chart's objects."""
     return [(obj["metadata"].get("namespace", "default"), obj["metadata"]["name"])
-            for obj in chart.to_json() if obj.get("kind") == "Job"]
+            for obj in objects if obj.get("kind") == "Job"]
 
 
 class PlatformStack(cdk.Stack):
@@ -70,10 +71,11 @@ class PlatformStack(cdk.Stack):
         for chart in early:
             self._apply(chart, cluster, after=[])
 
+        # The add-ons get the same values as the charts: falcosidekick's topic, its IAM grant and
+        # Alertmanager's SNS receiver all read the one alerts topic token.
         ctx = AddonContext(
             cluster_name=self.values.cluster_name, vpc_id=vpc_id, values=self.values, partition=PARTITION,
-            velero_bucket=getattr(storage, "velero_bucket", None), data_key=getattr(data, "data_key", None),
-            alerts_topic_arn=alerts_topic_arn,
+            velero_bucket=getattr(storage, "velero_bucket", None), velero_bucket_name=naming.velero_bucket(cfg, env_name), data_key=getattr(data, "data_key", None),
         )
         self.registry = AddonRegistry(
             self, "Addons", cluster=cluster, cluster_arn=cluster.cluster_arn,
@@ -90,13 +92,14 @@ class PlatformStack(cdk.Stack):
     def _apply(self, chart: cdk8s.Chart, cluster: eks.Cluster, *, after: list[IDependable]) -> None:
         chart_id = chart.node.id
         # Namespaces may already exist (e.g. created by EKS or a previous apply): apply, never create-only.
-        manifest = eks.KubernetesManifest(self, f"chart-{chart_id}", cluster=cluster, manifest=chart.to_json(),
-                                          overwrite=True)
+        # Rendering a chart crosses into jsii: once per chart is what keeps synth fast.
+        objects = chart.to_json()
+        manifest = eks.KubernetesManifest(self, f"chart-{chart_id}", cluster=cluster, manifest=objects, overwrite=True)
         for dependable in after:
             manifest.node.add_dependency(dependable)
         self.manifests[chart_id] = manifest
         waits = []
-        for namespace, name in jobs_of(chart):
+        for namespace, name in jobs_of(objects):
             wait = eks.KubernetesObjectValue(
                 self, f"chart-{chart_id}-job-{name}", cluster=cluster, object_type="job", object_name=name,
                 object_namespace=namespace, json_path=".status.succeeded", timeout=JOB_TIMEOUT,

@@ -9,11 +9,15 @@ from config import naming
 from config.model import OrgConfig
 from stacks.cluster_stack import ClusterStack
 from stacks.cost_stack import CostStack
+from stacks.data_stack import DataStack
+from stacks.dr_stack import DrStack
+from stacks.edge_stack import EDGE_REGION, EdgeStack
 from stacks.feature_flags_stack import FeatureFlagsStack
 from stacks.network_stack import NetworkStack
 from stacks.observability_stack import AlertsStack, ObservabilityStack
 from stacks.platform_stack import PlatformStack
 from stacks.security_stack import SecurityStack
+from stacks.storage_stack import StorageStack
 
 
 class EnvironmentStage(cdk.Stage):
@@ -29,6 +33,29 @@ class EnvironmentStage(cdk.Stage):
         self.network = NetworkStack(
             self, "network", stack_name=name("network"), env_name=env_name, env_config=env,
             description=f"{cfg.project} {env_name}: VPC, flow logs, endpoints", **stateful,
+        )
+        # The DR region deploys first and on its own: the primary-region stacks read its key
+        # through cross-region references, and it must outlive the primary region.
+        self.dr = DrStack(
+            self, "dr", stack_name=name("dr"), cfg=cfg, env_name=env_name,
+            env=cdk.Environment(account=env.account.id, region=env.dr_region), cross_region_references=True,
+            description=f"{cfg.project} {env_name}: DR-region key, backup vault, replica buckets", **stateful,
+        )
+        self.data = DataStack(
+            self, "data", stack_name=name("data"), cfg=cfg, env_name=env_name, vpc=self.network.vpc,
+            dr_key=self.dr.key, dr_backup_vault=self.dr.backup_vault,
+            description=f"{cfg.project} {env_name}: RDS PostgreSQL and replicas, Valkey, secrets, backups, private DNS",
+            **stateful,
+        )
+        self.edge = EdgeStack(
+            self, "edge", stack_name=name("edge"), cfg=cfg, env_name=env_name,
+            env=cdk.Environment(account=env.account.id, region=EDGE_REGION), cross_region_references=True,
+            description=f"{cfg.project} {env_name}: CloudFront certificate and web ACL (us-east-1)",
+        ) if env.features.cloudfront else None
+        self.storage = StorageStack(
+            self, "storage", stack_name=name("storage"), cfg=cfg, env_name=env_name, dr=self.dr, edge=self.edge,
+            cross_region_references=True,
+            description=f"{cfg.project} {env_name}: storage and Velero buckets with CRR, CloudFront, WAF", **stateful,
         )
         # Data, storage and observability stacks are optional inputs: their attributes scope the
         # cluster's security group rules, Pod Identity grants and chart values when they exist.

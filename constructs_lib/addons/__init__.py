@@ -30,10 +30,10 @@ def platform_addons(ctx: AddonContext, env: Environment) -> list[HelmAddon]:
     found = [
         aws_load_balancer_controller.build(ctx),
         cluster_autoscaler.build(ctx),
-        external_secrets.build(ctx),
+        external_secrets.build(ctx, extra_secret_names=external_secrets.configured_secret_names(env)),
         vertical_pod_autoscaler.build(ctx),
         kube_prometheus_stack.build(ctx, retention_days=env.observability.metrics_retention_days,
-                                    storage_gib=env.observability.metrics_storage_gib),
+                                    storage_gib=env.observability.metrics_storage_gib, mesh=env.features.istio),
         argo_rollouts.build(ctx),
         gatekeeper.build(ctx),
     ]

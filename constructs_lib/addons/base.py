@@ -21,15 +21,20 @@ from k8s_charts.aws_values import AwsValues
 
 @dataclass(frozen=True, kw_only=True)
 class AddonContext:
-    """Everything an add-on may read: config-derived values plus the AWS resources it is scoped to."""
+    """Everything an add-on may read: config-derived values plus the AWS resources it is scoped to.
+
+    `values` is the same AwsValues the cdk8s charts receive, with the ARNs only CloudFormation
+    knows (alerts topic, certificate, web ACL) already replaced by tokens: an add-on's IAM
+    statements and its Helm values read them from there, so the two cannot disagree.
+    """
 
     cluster_name: str
     vpc_id: str
     values: AwsValues
     partition: str
     velero_bucket: s3.IBucket | None = None
+    velero_bucket_name: str | None = None
     data_key: kms.IKey | None = None
-    alerts_topic_arn: str | None = None
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         region_part = self.values.region if region else ""
@@ -59,6 +64,24 @@ class HelmAddon:
             raise ValueError(f"add-on {self.name} must pin a chart version")
         if bool(self.service_account) != bool(self.statements):
             raise ValueError(f"add-on {self.name}: a service account with AWS access needs statements, and vice versa")
+
+
+def merge_values(ours: Mapping[str, Any], theirs: Mapping[str, Any], *, path: str = "") -> dict[str, Any]:
+    """Deep merge of Helm values; a leaf both sides set differently raises.
+
+    Chart owners publish the values their objects depend on (gatekeeper_helm_values,
+    istiod_helm_values); the add-on adds placement. A silent override either way would break one of them unnoticed.
+    """
+    merged = dict(ours)
+    for key, value in theirs.items():
+        where = f"{path}.{key}" if path else key
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(merged[key], Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_values(merged[key], value, path=where)
+        elif merged[key] != value:
+            raise ValueError(f"Helm value {where} set to both {merged[key]!r} and {value!r}")
+    return merged
 
 
 def restricted_container_security_context() -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Falco runtime detection; falcosidekick publishes findings to the alerts SNS topic.
 
 Values and version come from k8s_charts.falco (the rules' owner); this module adds the Pod
-Identity of falcosidekick: sns:Publish on that one topic.
+Identity of falcosidekick: sns:Publish on that one topic. The topic ARN in the Helm values and
+in the policy is the same `ctx.values.alerts_topic_arn` (the alerts stack's token).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ REPOSITORY = "https://falcosecurity.github.io/charts"
 
 
 def build(ctx: AddonContext) -> HelmAddon:
-    topic = ctx.alerts_topic_arn or ctx.values.alerts_topic_arn
     return HelmAddon(
         name=NAME, repository=REPOSITORY, chart=NAME, version=FALCO_CHART_VERSION, namespace=FALCO_NAMESPACE,
         service_account=SIDEKICK_SERVICE_ACCOUNT,
-        statements=[iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"], resources=[topic])],
+        statements=[iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"],
+                                        resources=[ctx.values.alerts_topic_arn])],
         values=helm_values(ctx.values),
     )

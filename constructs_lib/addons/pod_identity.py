@@ -9,7 +9,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from constructs_lib.nag import acknowledge
+from constructs_lib.nag import acknowledge, nag_label
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
@@ -65,24 +65,10 @@ class PodIdentity(Construct):
         self.service_account = service_account
 
 
-def _nag_text(value: object) -> str:
-    """A resolved IAM resource as cdk-nag prints it in finding ids (intrinsics as <Ref> / <Logical.Attr>)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_nag_text(p) for p in parts)
-    if isinstance(value, dict) and "Ref" in value:
-        return f"<{value['Ref']}>"
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return f"<{'.'.join(value['Fn::GetAtt'])}>"
-    return str(value)
-
-
 def wildcard_findings(scope: Construct, statements: Sequence[iam.PolicyStatement], reason: str) -> list[tuple[str, str]]:
     """One AwsSolutions-IAM5 acknowledgement per wildcard resource, all with the same checkable reason."""
     stack = cdk.Stack.of(scope)
-    texts = {_nag_text(stack.resolve(r)) for s in statements for r in s.resources}
+    texts = {nag_label(stack.resolve(r)) for s in statements for r in s.resources}
     return [(f"AwsSolutions::AwsSolutions-IAM5[Resource::{t}]", reason) for t in sorted(texts) if "*" in t]
 
 

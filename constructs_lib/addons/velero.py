@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
+from config import naming
+
 from constructs_lib.addons.base import (
     SYSTEM_NODE_SELECTOR,
     SYSTEM_NODE_TOLERATION,
@@ -35,7 +37,8 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
             sid="BackupObjects",
             actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                      "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-            resources=[bucket.arn_for_objects("*")],
+            # Literal ARN: a cross-stack token here would become an export the policy depends on.
+            resources=[naming.bucket_objects_arn(ctx.velero_bucket_name)],
         ),
         iam.PolicyStatement(sid="ListBackups", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
         # Describe APIs have no resource-level permissions.

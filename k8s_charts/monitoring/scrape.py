@@ -21,14 +21,12 @@ from k8s_charts.monitoring.objects import (
     from_prometheus,
     network_policy,
 )
+from k8s_charts.supabase.contract import REALTIME_METRICS_TOKEN_KEY, REALTIME_METRICS_TOKEN_SECRET
 
 POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.20.1"
 REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.74.0"
 BLACKBOX_EXPORTER_IMAGE = "quay.io/prometheus/blackbox-exporter:v0.27.0"
 BLACKBOX_URL = f"blackbox-exporter.{OBSERVABILITY_NAMESPACE}.svc:9115"
-# Secret the realtime chart's ExternalSecret writes: a JWT signed with METRICS_JWT_SECRET.
-REALTIME_TOKEN_SECRET = "realtime-metrics-token"
-REALTIME_TOKEN_KEY = "token"
 READ_ONLY_ROLE = "supabase_read_only_user"
 
 
@@ -60,7 +58,8 @@ def add_supabase_service_monitors(scope: Construct) -> None:
                           "honorLabels": False}
         if target.bearer_token:
             endpoint["authorization"] = {"type": "Bearer", "credentials": {
-                "name": REALTIME_TOKEN_SECRET, "key": REALTIME_TOKEN_KEY}}
+                # Written by the Supabase chart: a JWT signed with Realtime's METRICS_JWT_SECRET.
+                "name": REALTIME_METRICS_TOKEN_SECRET, "key": REALTIME_METRICS_TOKEN_KEY}}
         api_object(scope, f"sm-{target.component}", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
                    name=target.component, namespace=SUPABASE_NAMESPACE, labels=RELEASE_LABELS, body={"spec": {
                        "jobLabel": "app.kubernetes.io/name",

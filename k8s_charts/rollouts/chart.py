@@ -16,11 +16,12 @@ here would fight it on every apply, exactly as it would on a Deployment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cdk8s
 
 from k8s_charts.monitoring.objects import SUPABASE_NAMESPACE, api_object
+# One list of canaried components for both charts: the Supabase chart hands these components'
+# scaling to the Rollouts rendered here.
+from k8s_charts.supabase.contract import CANARY_TARGETS, CanaryTarget
 
 PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.observability.svc:9090"
 ANALYSIS_TEMPLATE = "kong-canary-health"
@@ -40,23 +41,6 @@ LATENCY_QUERY = (
     f'{{service=~"{{{{args.kong-service}}}}"}}[{ANALYSIS_WINDOW}])))'
 )
 
-
-@dataclass(frozen=True, kw_only=True)
-class CanaryTarget:
-    component: str  # Deployment = Service name in the supabase namespace
-    kong_service: str  # regex over the Kong service names routed to it
-    max_p95_ms: int
-
-
-# Kong names each service after its route (k8s_charts/supabase/kong.py); reads of
-# /rest/v1 go to rest-ro and writes to rest, so each canary watches only its own routes.
-CANARY_TARGETS: tuple[CanaryTarget, ...] = (
-    CanaryTarget(component="auth", kong_service="auth-v1.*", max_p95_ms=500),
-    CanaryTarget(component="rest", kong_service="rest-v1-write|graphql-v1", max_p95_ms=500),
-    CanaryTarget(component="rest-ro", kong_service="rest-v1-read", max_p95_ms=500),
-    CanaryTarget(component="storage", kong_service="storage-v1", max_p95_ms=2000),
-    CanaryTarget(component="functions", kong_service="functions-v1", max_p95_ms=3000),
-)
 
 CANARY_STEPS = (
     {"setWeight": 10},

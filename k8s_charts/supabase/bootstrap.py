@@ -14,8 +14,10 @@ from constructs import Construct
 
 from database.bootstrap import BOOTSTRAP_SQL, password_env_var, psql_args
 from database.roles import DATABASE_LOGIN_ROLES, MASTER_USER
+from k8s_charts.mesh import INJECTION_LABEL
 from k8s_charts.supabase import images, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
+from k8s_charts.supabase.network import allow_selector, istiod_egress
 from k8s_charts.supabase.props import NAMESPACE, PART_OF, SupabaseProps
 from k8s_charts.supabase.workload import RUN_AS, SKIP_DIGEST, SKIP_SECRET_ENV
 
@@ -25,7 +27,11 @@ SQL_FILE = "bootstrap.sql"
 CREDENTIALS = "db-bootstrap-credentials"
 
 
-def namespace_labels() -> dict[str, str]:
+def namespace_labels(*, istio: bool) -> dict[str, str]:
+    # Injected sidecars stay within Pod Security restricted: istio-cni sets up the traffic
+    # redirection, so no istio-init container with NET_ADMIN/NET_RAW is added.
+    key, value = INJECTION_LABEL
+    injection = {key: value} if istio else {}
     return {
         "kubernetes.io/metadata.name": NAMESPACE,
         "app.kubernetes.io/part-of": PART_OF,
@@ -35,6 +41,7 @@ def namespace_labels() -> dict[str, str]:
         "pod-security.kubernetes.io/audit-version": "latest",
         "pod-security.kubernetes.io/warn": "restricted",
         "pod-security.kubernetes.io/warn-version": "latest",
+        **injection,
     }
 
 
@@ -48,7 +55,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
         self.job_name = f"{COMPONENT}-{sql_hash[:10]}"
 
         self.namespace_object = api_object(self, api_version="v1", kind="Namespace", name=NAMESPACE,
-                                    labels=namespace_labels(), body={}, namespaced=False)
+                                    labels=namespace_labels(istio=props.istio), body={}, namespaced=False)
         api_object(self, api_version="v1", kind="ConfigMap", name="db-bootstrap-sql", labels=lbl,
                    body={"data": {SQL_FILE: BOOTSTRAP_SQL}})
         role_values = [secrets.role_password(r.name) for r in DATABASE_LOGIN_ROLES]
@@ -62,7 +69,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
                    body={"automountServiceAccountToken": False})
         api_object(self, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=COMPONENT,
                    labels=lbl, body={"spec": {
-                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": COMPONENT}},
+                       "podSelector": allow_selector({"app.kubernetes.io/name": COMPONENT}),
                        "policyTypes": ["Ingress", "Egress"],
                        "egress": [
                            {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
@@ -70,6 +77,9 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
                             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
                            {"to": [{"ipBlock": {"cidr": values.vpc_cidr}}],
                             "ports": [{"protocol": "TCP", "port": values.db_port}]},
+                           # The Job runs before the services chart's allow-istiod policy exists,
+                           # and its native sidecar must be ready before psql starts.
+                           *([istiod_egress()] if props.istio else []),
                        ]}})
         env = plain_env({
             "PGHOST": values.db_host,

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from database.pgbouncer import render_ini
 from database.roles import LOGIN_ROLES, MASTER_USER
-from k8s_charts.supabase import images, kong, secrets
+from k8s_charts.supabase import contract, images, kong, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.props import (
     NAMESPACE, OTLP_HTTP_ENDPOINT, SupabaseProps, service_host,
@@ -69,13 +69,13 @@ def _component_secret(scope: Construct, props: SupabaseProps, component: str, im
     return list(template)
 
 
-def _otel_env(service: str, props: SupabaseProps) -> dict[str, str]:
+def _otel_env(service: str) -> dict[str, str]:
+    # parentbased: a span whose caller (Kong) sent it unsampled stays unsampled; see OTLP_HTTP_ENDPOINT.
     return {
         "OTEL_SERVICE_NAME": service,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_HTTP_ENDPOINT,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": str(props.tracing_sample_ratio),
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
     }
 
 
@@ -155,7 +155,7 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "OTEL_EXPORTER_PROMETHEUS_PORT": "9100",
         "GOTRUE_TRACING_ENABLED": "true",
         "GOTRUE_TRACING_EXPORTER": "opentelemetry",
-        **_otel_env("auth", props),
+        **_otel_env("auth"),
     }
     for provider in a.oauth_providers:
         key = provider.name.upper()
@@ -241,6 +241,11 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "RELEASE_COOKIE": "{{ .secret_key_base | sha256sum }}",
     }
     names = _component_secret(scope, props, "realtime", images.REALTIME, remote, template)
+    # Its own Secret: Prometheus' operator reads it, and must see nothing but the scrape token.
+    secrets.external_secret(
+        scope, name=contract.REALTIME_METRICS_TOKEN_SECRET, component="realtime", version=images.REALTIME.tag,
+        props=props, remote=[secrets.REALTIME_METRICS_TOKEN],
+        template={contract.REALTIME_METRICS_TOKEN_KEY: secrets.ref(secrets.REALTIME_METRICS_TOKEN)})
     env = [
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         *plain_env({

@@ -196,7 +196,8 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
             {"name": "opentelemetry", "config": {
                 "traces_endpoint": OTLP_TRACES_ENDPOINT,
                 "resource_attributes": {"service.name": "kong"},
-                "sampling_rate": props.tracing_sample_ratio}},
+                # Every request: the collector samples (see props.OTLP_HTTP_ENDPOINT).
+                "sampling_rate": 1.0}},
             {"name": "rate-limiting", "config": {
                 "minute": props.rate_limit_per_minute,
                 "limit_by": "ip",
@@ -261,6 +262,6 @@ def kong_env(props: SupabaseProps) -> dict[str, str]:
         "KONG_REAL_IP_HEADER": "X-Forwarded-For",
         "KONG_LUA_SSL_TRUSTED_CERTIFICATE": "system",
         "KONG_TRACING_INSTRUMENTATIONS": "all",
-        "KONG_TRACING_SAMPLING_RATE": str(props.tracing_sample_ratio),
+        "KONG_TRACING_SAMPLING_RATE": "1.0",
         "KONG_NGINX_WORKER_PROCESSES": "2",
     }

@@ -11,10 +11,12 @@ from typing import Any
 
 from constructs import Construct
 
+from k8s_charts.mesh import ISTIO_NAMESPACE
 from k8s_charts.supabase import kong
 from k8s_charts.supabase.components import (
     IMGPROXY_METRICS_PORT, PGBOUNCER_EXPORTER_PORT, PGBOUNCER_PORT, REALTIME_CLUSTER_PORTS,
 )
+from k8s_charts.supabase.contract import NOT_QUARANTINED
 from k8s_charts.supabase.k8s import api_object, selector
 from k8s_charts.supabase.props import COMPONENTS, OBSERVABILITY_NAMESPACE, PART_OF, SupabaseProps
 
@@ -23,6 +25,11 @@ ANYWHERE = "0.0.0.0/0"
 # credentials; without this edge the AWS SDK in storage cannot authenticate.
 POD_IDENTITY_AGENT = "169.254.170.23/32"
 OTLP_PORTS = (4317, 4318)
+# Sidecars fetch their configuration and workload certificate from istiod over this port;
+# without it istio-proxy never gets ready, and with native sidecars neither does the Pod.
+# (15001/15006 are the proxy's in-Pod redirect targets and 15017 is istiod's webhook, which
+# the API server calls: neither crosses a NetworkPolicy of this namespace.)
+ISTIOD_XDS_PORT = 15012
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +128,17 @@ def _rules(pairs: list[tuple[Peer, int]], direction: str) -> list[dict[str, Any]
     return [{key: [_peer(peer)], "ports": [{"protocol": "TCP", "port": port}]} for peer, port in pairs]
 
 
+def allow_selector(match_labels: dict[str, str]) -> dict[str, Any]:
+    """podSelector of an allow policy: a quarantined pod is left to the deny-all policies."""
+    return {"matchLabels": match_labels, "matchExpressions": [dict(NOT_QUARANTINED)]}
+
+
+def istiod_egress() -> dict[str, Any]:
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ISTIO_NAMESPACE}},
+                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
+            "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}]}
+
+
 def _policy(scope: Construct, name: str, pod_selector: dict[str, Any], body: dict[str, Any]) -> None:
     api_object(scope, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=name,
                labels={"app.kubernetes.io/part-of": PART_OF},
@@ -128,8 +146,9 @@ def _policy(scope: Construct, name: str, pod_selector: dict[str, Any], body: dic
 
 
 def add_network_policies(scope: Construct, props: SupabaseProps) -> None:
+    # Selects every pod, quarantined ones included: it allows nothing, so it only isolates.
     _policy(scope, "default-deny", {}, {"policyTypes": ["Ingress", "Egress"]})
-    everything = {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}
+    everything = allow_selector({"app.kubernetes.io/part-of": PART_OF})
     _policy(scope, "allow-dns", everything, {"policyTypes": ["Egress"], "egress": [{
         "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -137,6 +156,8 @@ def add_network_policies(scope: Construct, props: SupabaseProps) -> None:
     _policy(scope, "allow-otel-egress", everything, {"policyTypes": ["Egress"], "egress": [{
         "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}}}],
         "ports": [{"protocol": "TCP", "port": p} for p in OTLP_PORTS]}]})
+    if props.istio:
+        _policy(scope, "allow-istiod", everything, {"policyTypes": ["Egress"], "egress": [istiod_egress()]})
     table = edges(props)
     for component in COMPONENTS:
         ingress = [(e.src, e.port) for e in table if e.dst == Pod(component=component)]
@@ -146,4 +167,4 @@ def add_network_policies(scope: Construct, props: SupabaseProps) -> None:
             body["ingress"] = _rules(ingress, "ingress")
         if egress:
             body["egress"] = _rules(egress, "egress")
-        _policy(scope, component, {"matchLabels": selector(component)}, body)
+        _policy(scope, component, allow_selector(selector(component)), body)

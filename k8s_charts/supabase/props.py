@@ -15,6 +15,9 @@ NAMESPACE = "supabase"
 PART_OF = "supabase"
 CLUSTER_DOMAIN = "svc.cluster.local"
 SECRET_STORE = "aws-secrets-manager"
+# Sources send every span here; the collector (k8s_charts/monitoring/tracing.py) is the one place
+# that samples, keeping Observability.tracing_sample_ratio of the traces by trace id, so a trace
+# is kept or dropped whole. A source sampling as well would square the ratio.
 OTLP_HTTP_ENDPOINT = "http://otel-collector.observability.svc:4318"
 OTLP_TRACES_ENDPOINT = f"{OTLP_HTTP_ENDPOINT}/v1/traces"
 OBSERVABILITY_NAMESPACE = "observability"
@@ -86,7 +89,8 @@ class SupabaseProps:
     values: AwsValues
     auth: AuthProps
     scaling: dict[str, Scaling] = field(default_factory=dict)
-    tracing_sample_ratio: float = 0.1
+    # Sidecar injection for the namespace (features.istio); the mesh chart holds the policies.
+    istio: bool = False
     db_read_replicas: int = 0
     organization_name: str = "Default Organization"
     project_name: str = "Default Project"
@@ -132,7 +136,7 @@ class SupabaseProps:
                     for p in auth.oauth_providers
                 ),
             ),
-            tracing_sample_ratio=env.observability.tracing_sample_ratio,
+            istio=env.features.istio,
             db_read_replicas=env.database.read_replicas,
             organization_name=cfg.project,
             project_name=f"{cfg.project}-{env_name}",

@@ -50,9 +50,10 @@ DASHBOARD_PASSWORD = RemoteValue(var="dashboard_password", key=SecretKeys.DASHBO
 SMTP_USERNAME = RemoteValue(var="smtp_username", key=SecretKeys.SMTP, property="username")
 SMTP_PASSWORD = RemoteValue(var="smtp_password", key=SecretKeys.SMTP, property="password")
 REDIS_AUTH_TOKEN = RemoteValue(var="redis_auth_token", key=SecretKeys.REDIS, property="auth_token")
-# Not (yet) in config.naming.SecretKeys: the SAML signing key GoTrue needs when SAML is on.
-SAML_SECRET_KEY = "saml"
-SAML_PRIVATE_KEY = RemoteValue(var="saml_private_key", key=SAML_SECRET_KEY, property="private_key")
+SAML_PRIVATE_KEY = RemoteValue(var="saml_private_key", key=SecretKeys.SAML, property="private_key")
+# Minted next to the API keys by ops/mint_api_keys (HS256 with the realtime secret's
+# metrics_jwt_secret): ESO templates have no signing function.
+REALTIME_METRICS_TOKEN = RemoteValue(var="metrics_token", key=SecretKeys.API_KEYS, property="metrics_token")
 
 
 def role_password(role: str) -> RemoteValue:

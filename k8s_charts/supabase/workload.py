@@ -11,6 +11,7 @@ from typing import Any
 
 from constructs import Construct
 
+from k8s_charts.supabase.contract import CANARY_COMPONENTS
 from k8s_charts.supabase.images import Image
 from k8s_charts.supabase.k8s import api_object, labels, selector
 from k8s_charts.supabase.props import Scaling
@@ -179,11 +180,15 @@ def add_workload(scope: Construct, w: Workload) -> None:
         template_meta["annotations"] = dict(w.pod_annotations)
     annotations = {f"checkov.io/skip{i}": f"{cid}={reason}"
                    for i, (cid, reason) in enumerate(w.checkov_skips, start=1)}
+    # Argo Rollouts scales a canaried Deployment down as its Rollout takes over: a replica count
+    # here would scale it back up on every apply, and the HPA must drive the Rollout instead.
+    canaried = w.component in CANARY_COMPONENTS
+    deployment_spec: dict[str, Any] = {} if canaried else {"replicas": w.scaling.replicas}
     api_object(
         scope, api_version="apps/v1", kind="Deployment", name=w.component, labels=lbl,
         annotations=annotations or None,
         body={"spec": {
-            "replicas": w.scaling.replicas,
+            **deployment_spec,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": sel},
             "strategy": {"type": "RollingUpdate",
@@ -206,15 +211,19 @@ def add_workload(scope: Construct, w: Workload) -> None:
         body={"spec": {"maxUnavailable": 1, "selector": {"matchLabels": sel},
                        "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
     )
-    if w.scaling.max_replicas > w.scaling.replicas:
+    # A Rollout has no replica count of its own (the rollouts chart leaves it out), so a canaried
+    # component always gets an HPA, even when its floor equals its ceiling.
+    if canaried or w.scaling.max_replicas > w.scaling.replicas:
         metrics = [{"type": "Resource", "resource": {
             "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
         metrics += list(w.extra_metrics)
+        target = ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": w.component} if canaried
+                  else {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.component})
         api_object(
             scope, api_version="autoscaling/v2", kind="HorizontalPodAutoscaler", name=w.component,
             labels=lbl,
             body={"spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.component},
+                "scaleTargetRef": target,
                 "minReplicas": w.scaling.replicas,
                 "maxReplicas": w.scaling.max_replicas,
                 "metrics": metrics,

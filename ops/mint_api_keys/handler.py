@@ -5,15 +5,22 @@ Both keys are HS256 JWTs signed with the JWT secret (`<project>/<env>/jwt`, JSON
 `{"anon_key", "service_role_key"}`), from which External Secrets feeds Kong, Studio, Storage
 and the edge runtime. Without this function a deployment would carry placeholder keys.
 
+When given the realtime secret (`<project>/<env>/realtime`, field `metrics_jwt_secret`), it
+also mints `metrics_token` into the API keys secret: the Bearer JWT (`role: metrics`) that
+Prometheus sends to Realtime's /metrics, which accepts any HS256 JWT signed with
+METRICS_JWT_SECRET. External Secrets templates cannot sign, hence a minted token. Each token
+is re-minted on its own: rotating the metrics secret never changes the anon key that client
+applications embed.
+
 Two ways in, one code path (`remint`):
 
 * CloudFormation custom resource (CDK `custom_resources.Provider`, `on_event`): Create mints,
   Update re-mints only when the stored keys no longer match (JWT secret changed, issuer or
   lifetime changed, close to expiry), Delete leaves the secrets alone.
 * Any other event (an EventBridge schedule, or an EventBridge rule on Secrets Manager's
-  CloudTrail events `PutSecretValue` / `RotationSucceeded` for the JWT secret): settings come
-  from the environment (`JWT_SECRET_ARN`, `API_KEYS_SECRET_ARN`, `JWT_ISSUER`,
-  `API_KEY_EXPIRY_DAYS`) and the same idempotent check runs. Because a no-op costs one read,
+  CloudTrail events `PutSecretValue` / `RotationSucceeded` for the JWT or realtime secret):
+  settings come from the environment (`JWT_SECRET_ARN`, `API_KEYS_SECRET_ARN`,
+  `REALTIME_SECRET_ARN`, `JWT_ISSUER`, `API_KEY_EXPIRY_DAYS`) and the same idempotent check runs. Because a no-op costs one read,
   over-triggering is harmless; the write of the API keys secret itself triggers nothing new.
 
 Rotating the JWT secret (every consumer must change together; user sessions signed with the
@@ -67,6 +74,9 @@ MAX_EXPIRY_DAYS = 36500
 # so clients get that much time to pick up the new one.
 RENEW_BEFORE_SECONDS = 30 * 86400
 KEY_FIELDS = {"anon": "anon_key", "service_role": "service_role_key"}
+METRICS_ROLE = "metrics"
+METRICS_TOKEN_FIELD = "metrics_token"
+METRICS_SECRET_FIELD = "metrics_jwt_secret"
 # From supabase/supabase docker/.env.example: anyone can sign keys with it.
 PUBLIC_DEMO_JWT_SECRET = "your-super-secret-jwt-token-with-at-least-32-characters-long"
 
@@ -79,6 +89,7 @@ class MintError(Exception):
 class MintSettings:
     jwt_secret_arn: str
     api_keys_secret_arn: str
+    realtime_secret_arn: str = ""  # empty: no Realtime metrics token
     issuer: str = DEFAULT_ISSUER
     expiry_days: int = DEFAULT_EXPIRY_DAYS
 
@@ -100,6 +111,7 @@ class MintSettings:
         return cls(
             jwt_secret_arn=str(props.get("JwtSecretArn", "")),
             api_keys_secret_arn=str(props.get("ApiKeysSecretArn", "")),
+            realtime_secret_arn=str(props.get("RealtimeSecretArn", "")),
             issuer=str(props.get("Issuer") or DEFAULT_ISSUER),
             expiry_days=_int(props.get("ExpiryDays", DEFAULT_EXPIRY_DAYS), "ExpiryDays"),
         )
@@ -109,6 +121,7 @@ class MintSettings:
         return cls(
             jwt_secret_arn=env.get("JWT_SECRET_ARN", ""),
             api_keys_secret_arn=env.get("API_KEYS_SECRET_ARN", ""),
+            realtime_secret_arn=env.get("REALTIME_SECRET_ARN", ""),
             issuer=env.get("JWT_ISSUER") or DEFAULT_ISSUER,
             expiry_days=_int(env.get("API_KEY_EXPIRY_DAYS", DEFAULT_EXPIRY_DAYS), "API_KEY_EXPIRY_DAYS"),
         )
@@ -169,12 +182,16 @@ def verified_claims(token: str, secret: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def _mint(role: str, secret: str, *, issuer: str, expiry_days: int, now: int) -> str:
+    return sign_hs256({"role": role, "iss": issuer, "iat": now, "exp": now + expiry_days * 86400}, secret)
+
+
 def mint_keys(secret: str, *, issuer: str, expiry_days: int, now: int) -> dict[str, str]:
-    exp = now + expiry_days * 86400
-    return {
-        field: sign_hs256({"role": role, "iss": issuer, "iat": now, "exp": exp}, secret)
-        for role, field in KEY_FIELDS.items()
-    }
+    return {field: _mint(role, secret, issuer=issuer, expiry_days=expiry_days, now=now) for role, field in KEY_FIELDS.items()}
+
+
+def mint_metrics_token(metrics_secret: str, *, issuer: str, expiry_days: int, now: int) -> str:
+    return _mint(METRICS_ROLE, metrics_secret, issuer=issuer, expiry_days=expiry_days, now=now)
 
 
 def read_jwt_secret(client: Any, secret_arn: str) -> str:
@@ -206,6 +223,23 @@ def read_jwt_secret(client: Any, secret_arn: str) -> str:
     return value
 
 
+def read_metrics_secret(client: Any, secret_arn: str) -> str:
+    """Realtime's METRICS_JWT_SECRET, from the realtime secret's `metrics_jwt_secret` field."""
+    fix = f'fix: give it a "{METRICS_SECRET_FIELD}" of at least {MIN_SECRET_LENGTH} random characters'
+    try:
+        raw = client.get_secret_value(SecretId=secret_arn).get("SecretString") or ""
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise MintError(f"cannot read realtime secret {secret_arn}: {code or exc}") from None
+    try:
+        value = json.loads(raw).get(METRICS_SECRET_FIELD)
+    except (ValueError, AttributeError):
+        raise MintError(f"realtime secret {secret_arn} is not a JSON object; {fix}") from None
+    if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+        raise MintError(f"realtime secret {secret_arn} has no usable {METRICS_SECRET_FIELD}; {fix}")
+    return value
+
+
 def _stored_keys(client: Any, secret_arn: str) -> tuple[dict[str, Any], str] | None:
     try:
         response = client.get_secret_value(SecretId=secret_arn)
@@ -225,52 +259,77 @@ def _renew_window(settings: MintSettings) -> int:
     return min(RENEW_BEFORE_SECONDS, settings.lifetime_seconds // 2)
 
 
+def _token_problem(keys: Mapping[str, Any], field: str, role: str, secret: str, settings: MintSettings,
+                   now: int) -> str | None:
+    """Why the stored token `field` must be replaced, or None when it is still good."""
+    token = keys.get(field)
+    if not isinstance(token, str) or not token:
+        return f"{field} is missing"
+    claims = verified_claims(token, secret)
+    if claims is None:
+        signer = "metrics JWT secret" if role == METRICS_ROLE else "JWT secret"
+        return f"{field} does not verify with the current {signer}"
+    if claims.get("role") != role or claims.get("iss") != settings.issuer:
+        return f"{field} carries another role or issuer"
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat != settings.lifetime_seconds:
+        return f"{field} lifetime differs from ExpiryDays={settings.expiry_days}"
+    if exp - now < _renew_window(settings):
+        return f"{field} expires in less than {_renew_window(settings) // 86400} days"
+    return None
+
+
 def _key_problem(keys: Mapping[str, Any], secret: str, settings: MintSettings, now: int) -> str | None:
-    """Why the stored keys must be replaced, or None when they are still good."""
+    """Why the stored API keys must be replaced (always both together), or None."""
     for role, field in KEY_FIELDS.items():
-        token = keys.get(field)
-        if not isinstance(token, str) or not token:
-            return f"{field} is missing"
-        claims = verified_claims(token, secret)
-        if claims is None:
-            return f"{field} does not verify with the current JWT secret"
-        if claims.get("role") != role or claims.get("iss") != settings.issuer:
-            return f"{field} carries another role or issuer"
-        iat, exp = claims.get("iat"), claims.get("exp")
-        if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat != settings.lifetime_seconds:
-            return f"{field} lifetime differs from ExpiryDays={settings.expiry_days}"
-        if exp - now < _renew_window(settings):
-            return f"{field} expires in less than {_renew_window(settings) // 86400} days"
+        problem = _token_problem(keys, field, role, secret, settings, now)
+        if problem:
+            return problem
     return None
 
 
 def remint(settings: MintSettings, *, client: Any, now: int | None = None, force: bool = False) -> RemintResult:
-    """Make the API keys secret hold keys that verify with the current JWT secret.
+    """Make the API keys secret hold tokens that verify with the current signing secrets.
 
     Writes a new secret version only when needed (or when `force`), so running it again is
-    free and leaves consumers alone.
+    free and leaves consumers alone. The API keys and the metrics token are judged apart, and
+    a write keeps whichever of them is still good.
     """
     secret = read_jwt_secret(client, settings.jwt_secret_arn)
+    metrics_secret = read_metrics_secret(client, settings.realtime_secret_arn) if settings.realtime_secret_arn else None
+    # field -> the secret its token must verify with
+    signers = {field: secret for field in KEY_FIELDS.values()}
+    if metrics_secret is not None:
+        signers[METRICS_TOKEN_FIELD] = metrics_secret
     now = int(time.time()) if now is None else now
-    reason = "forced"
-    if not force:
-        stored = _stored_keys(client, settings.api_keys_secret_arn)
-        if stored is None:
-            reason = "no keys stored"
-        else:
-            keys, version_id = stored
-            problem = _key_problem(keys, secret, settings, now)
-            if problem is None:
-                expires_at = min(verified_claims(keys[f], secret)["exp"] for f in KEY_FIELDS.values())
-                LOG.info("API keys in %s are current (version %s); nothing to do", settings.api_keys_secret_arn, version_id)
-                return RemintResult(reminted=False, reason="stored keys are current", version_id=version_id, expires_at=expires_at)
-            reason = problem
-    keys = mint_keys(secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now)
+    stored = None if force else _stored_keys(client, settings.api_keys_secret_arn)
+    keys: dict[str, Any] = dict(stored[0]) if stored else {}
+    reasons = []
+    if force:
+        api_problem: str | None = "forced"
+    elif stored is None:
+        api_problem = "no keys stored"
+    else:
+        api_problem = _key_problem(keys, secret, settings, now)
+    if api_problem:
+        keys.update(mint_keys(secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now))
+        reasons.append(api_problem)
+    if metrics_secret is not None:
+        problem = "forced" if force else _token_problem(keys, METRICS_TOKEN_FIELD, METRICS_ROLE, metrics_secret, settings, now)
+        if problem:
+            keys[METRICS_TOKEN_FIELD] = mint_metrics_token(
+                metrics_secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now)
+            if problem not in reasons:
+                reasons.append(problem)
+    expires_at = min(verified_claims(keys[field], signer)["exp"] for field, signer in signers.items())
+    if not reasons:
+        version_id = stored[1]
+        LOG.info("API keys in %s are current (version %s); nothing to do", settings.api_keys_secret_arn, version_id)
+        return RemintResult(reminted=False, reason="stored keys are current", version_id=version_id, expires_at=expires_at)
+    reason = "; ".join(reasons)
     response = client.put_secret_value(SecretId=settings.api_keys_secret_arn, SecretString=json.dumps(keys))
     LOG.info("minted API keys into %s (version %s): %s", settings.api_keys_secret_arn, response["VersionId"], reason)
-    return RemintResult(
-        reminted=True, reason=reason, version_id=response["VersionId"], expires_at=now + settings.lifetime_seconds
-    )
+    return RemintResult(reminted=True, reason=reason, version_id=response["VersionId"], expires_at=expires_at)
 
 
 @functools.cache

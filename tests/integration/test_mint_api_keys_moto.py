@@ -149,3 +149,28 @@ def test_create_fails_clearly_on_a_short_jwt_secret(stack_secrets):
         handler.on_event(cfn_event("Create", jwt_arn, keys_arn), None)
     assert "too-short" not in str(err.value)
     assert version_ids(client, keys_arn) == set()
+
+
+def test_realtime_metrics_token_follows_its_own_secret(stack_secrets, monkeypatch):
+    """Create with RealtimeSecretArn, then a rotation of METRICS_JWT_SECRET through the event path."""
+    client, jwt_arn, keys_arn, jwt_secret = stack_secrets
+    metrics_secret = secrets.token_urlsafe(48)
+    realtime_arn = client.create_secret(
+        Name="supabase/staging/realtime", SecretString=json.dumps({"metrics_jwt_secret": metrics_secret}))["ARN"]
+    event = cfn_event("Create", jwt_arn, keys_arn)
+    event["ResourceProperties"]["RealtimeSecretArn"] = realtime_arn
+    handler.on_event(event, None)
+    keys = json.loads(client.get_secret_value(SecretId=keys_arn)["SecretString"])
+    assert decode(keys["metrics_token"], metrics_secret)["role"] == "metrics"
+    assert decode(keys["anon_key"], jwt_secret)["role"] == "anon"
+
+    for name, value in (("JWT_SECRET_ARN", jwt_arn), ("API_KEYS_SECRET_ARN", keys_arn), ("REALTIME_SECRET_ARN", realtime_arn)):
+        monkeypatch.setenv(name, value)
+    rotated = secrets.token_urlsafe(48)
+    client.put_secret_value(SecretId=realtime_arn, SecretString=json.dumps({"metrics_jwt_secret": rotated}))
+    result = handler.on_event({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail",
+                               "detail": {"eventName": "PutSecretValue", "requestParameters": {"secretId": realtime_arn}}}, None)
+    assert result["reminted"] is True
+    after = json.loads(client.get_secret_value(SecretId=keys_arn)["SecretString"])
+    assert decode(after["metrics_token"], rotated)["role"] == "metrics"
+    assert after["anon_key"] == keys["anon_key"] and after["service_role_key"] == keys["service_role_key"]

@@ -177,3 +177,11 @@ def test_app_exits_with_message_not_traceback(tmp_path, raw):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_availability_zones_default_and_validation(raw):
+    assert load_config().environments["prod"].availability_zones == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    raw["environments"]["dev"]["network"]["availability_zones"] = ["us-west-2a", "us-west-2b"]
+    assert "'us-west-2a' is not a zone of us-east-1" in error_for(raw)
+    raw["environments"]["dev"]["network"]["availability_zones"] = ["us-east-1a"]
+    assert "lists 1 zones but max_azs is 2" in error_for(raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -17,6 +18,7 @@ from constructs_lib.secrets import generator
 from database.roles import LOGIN_ROLES, MASTER_USER
 
 ENVS = ["dev", "staging", "prod"]
+HANDLER = Path(__file__).resolve().parents[2] / "ops" / "mint_api_keys" / "handler.py"
 # Logical ids of the stateful resources: a change here means CloudFormation replaces (and
 # loses) a database, a vault or a cache. Never update these to make a test pass.
 PRIMARY = "DatabasePrimaryEDE0B3D0"
@@ -192,6 +194,30 @@ def test_cross_region_automated_backups(template, assembly, cfg, env):
 def test_dev_has_no_cross_region_automated_backups(template):
     p = props(template("dev", "data"), PRIMARY)
     assert not {k for k in p if k.startswith("AutomaticBackupReplication")}
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_dr_key_admits_every_service_that_writes_with_it(assembly, template, cfg, env):
+    """Contract with the dr stack: RDS (replicated automated backups), AWS Backup (copies) and
+    Secrets Manager (secret replicas) encrypt with the DR key in the DR region. A key policy
+    that denies one of them breaks that replication; for secrets CloudFormation even reports
+    success while the replica fails."""
+    region = cfg.environments[env].dr_region
+    reference = props(template(env, "data"), PRIMARY)["AutomaticBackupReplicationKmsKeyId"]
+    dr = assembly.template_json(assembly.stages[env].dr.node.path)
+    writers = [r for r in dr["Resources"].values() if r["Type"] == "Custom::CrossRegionExportWriter"]
+    exports = {k: v for w in writers for k, v in w["Properties"]["WriterProps"]["exports"].items()}
+    key_id = exports[reference["Fn::GetAtt"][1]]["Fn::GetAtt"][0]
+    data_key_actions = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
+    for statement in dr["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]:
+        actions = set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        if statement["Effect"] != "Deny" or not actions & data_key_actions:
+            continue
+        exempt = statement.get("Condition", {}).get("StringNotEquals", {}).get("kms:ViaService", [])
+        exempt = exempt if isinstance(exempt, list) else [exempt]
+        for service in ("rds", "backup", "secretsmanager"):
+            assert f"{service}.{region}.amazonaws.com" in exempt, (
+                f"the DR key ({key_id}) denies {service}; add it to stacks/dr_stack.py KEY_SERVICES")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -451,6 +477,9 @@ def test_api_key_custom_resource(template, cfg, env):
                    and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.API_KEYS))
     assert p["JwtSecretArn"] == {"Ref": jwt_id}
     assert p["ApiKeysSecretArn"] == {"Ref": keys_id}
+    realtime_id = next(k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"
+                       and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.REALTIME))
+    assert p["RealtimeSecretArn"] == {"Ref": realtime_id}
     assert p["Issuer"] == "supabase"
     assert int(p["ExpiryDays"]) >= 365
     assert re.fullmatch(r"[0-9a-f]{64}", p["JwtSecretGeneration"])
@@ -459,7 +488,7 @@ def test_api_key_custom_resource(template, cfg, env):
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_mint_function_code_runtime_and_least_privilege(template, cfg, env):
+def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg, env):
     t = template(env, "data")
     functions = [f for f in of_type(t, "AWS::Lambda::Function").values() if f["Properties"].get("Handler") == "handler.on_event"]
     (fn,) = functions
@@ -467,20 +496,23 @@ def test_mint_function_code_runtime_and_least_privilege(template, cfg, env):
     assert fn["Properties"]["Architectures"] == ["arm64"]
     assert fn["Properties"]["ReservedConcurrentExecutions"] == 1
     assert "VpcConfig" in fn["Properties"]
-    assert fn["Metadata"]["aws:asset:path"].startswith("asset.")
+    # The deployed zip is exactly the handler directory: no Docker bundling, no extra files.
+    asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    assert sorted(p.name for p in (assembly.outdir / f"asset.{asset_hash}").iterdir()) == ["handler.py"]
+    assert (assembly.outdir / f"asset.{asset_hash}" / "handler.py").read_text() == HANDLER.read_text()
     env_vars = fn["Properties"]["Environment"]["Variables"]
-    assert set(env_vars) == {"JWT_SECRET_ARN", "API_KEYS_SECRET_ARN", "JWT_ISSUER", "API_KEY_EXPIRY_DAYS"}
+    assert set(env_vars) == {"JWT_SECRET_ARN", "API_KEYS_SECRET_ARN", "REALTIME_SECRET_ARN", "JWT_ISSUER", "API_KEY_EXPIRY_DAYS"}
 
     (policy,) = of_type(t, "AWS::IAM::ManagedPolicy").values()
-    grants = {}
+    grants: dict[str, set[str]] = {}
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        grants[json.dumps(statement["Resource"])] = set(actions)
-        assert statement["Resource"] != "*"
-    jwt = json.dumps(env_vars["JWT_SECRET_ARN"])
-    keys = json.dumps(env_vars["API_KEYS_SECRET_ARN"])
-    assert grants[jwt] == {"secretsmanager:GetSecretValue"}
-    assert grants[keys] == {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
+        for resource in statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]:
+            assert resource != "*"
+            grants.setdefault(json.dumps(resource), set()).update(actions)
+    assert grants[json.dumps(env_vars["JWT_SECRET_ARN"])] == {"secretsmanager:GetSecretValue"}
+    assert grants[json.dumps(env_vars["REALTIME_SECRET_ARN"])] == {"secretsmanager:GetSecretValue"}
+    assert grants[json.dumps(env_vars["API_KEYS_SECRET_ARN"])] == {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
     assert grants[json.dumps(KEY_ARN)] == {"kms:Decrypt", "kms:GenerateDataKey"}
 
 
@@ -490,7 +522,9 @@ def test_jwt_secret_change_triggers_a_remint(template, cfg, env):
     rules = [r["Properties"] for r in of_type(t, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
     (pattern,) = [r["EventPattern"] for r in rules]
     assert "PutSecretValue" in pattern["detail"]["eventName"]
-    assert naming.secret_name(cfg, env, SecretKeys.JWT) in pattern["detail"]["requestParameters"]["secretId"]
+    watched = pattern["detail"]["requestParameters"]["secretId"]
+    assert naming.secret_name(cfg, env, SecretKeys.JWT) in watched
+    assert naming.secret_name(cfg, env, SecretKeys.REALTIME) in watched
 
 
 def test_jwt_generation_fingerprint_follows_the_generator():

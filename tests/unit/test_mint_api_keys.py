@@ -171,6 +171,75 @@ class TestRemint:
         assert result.reminted and result.reason == "anon_key carries another role or issuer"
 
 
+METRICS_SECRET = "m" * 40 + "0123456789abcdefghijklmnopqrstuv"
+
+
+@pytest.fixture
+def realtime(aws):
+    client, jwt_arn, keys_arn = aws
+    arn = client.create_secret(Name="supabase/dev/realtime", SecretString=json.dumps(
+        {"secret_key_base": "b" * 64, "db_enc_key": "e" * 16, "metrics_jwt_secret": METRICS_SECRET}))["ARN"]
+    return client, jwt_arn, keys_arn, arn
+
+
+def realtime_accepts(token: str, secret: str) -> dict:
+    """What Realtime's /metrics checks: an HS256 JWT with typ JWT, signed with METRICS_JWT_SECRET, unexpired."""
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    return jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"], "verify_iat": False})
+
+
+class TestMetricsToken:
+    def test_minted_with_the_metrics_secret_not_the_jwt_secret(self, realtime):
+        client, jwt_arn, keys_arn, realtime_arn = realtime
+        handler.remint(settings(jwt_arn, keys_arn, realtime_secret_arn=realtime_arn), client=client, now=NOW)
+        keys = stored(client, keys_arn)
+        assert set(keys) == {"anon_key", "service_role_key", "metrics_token"}
+        assert realtime_accepts(keys["metrics_token"], METRICS_SECRET)["role"] == "metrics"
+        # Neither way round: an anon key (public) must not open /metrics, nor the token the API.
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(keys["metrics_token"], SECRET, algorithms=["HS256"], options={"verify_exp": False})
+        with pytest.raises(jwt.InvalidSignatureError):
+            realtime_accepts(keys["anon_key"], METRICS_SECRET)
+
+    def test_without_the_realtime_secret_no_token_is_minted(self, realtime):
+        client, jwt_arn, keys_arn, _ = realtime
+        handler.remint(settings(jwt_arn, keys_arn), client=client, now=NOW)
+        assert "metrics_token" not in stored(client, keys_arn)
+
+    def test_rotating_the_metrics_secret_keeps_the_api_keys(self, realtime):
+        client, jwt_arn, keys_arn, realtime_arn = realtime
+        config = settings(jwt_arn, keys_arn, realtime_secret_arn=realtime_arn)
+        handler.remint(config, client=client, now=NOW)
+        before = stored(client, keys_arn)
+        new_secret = "n" * 64
+        client.put_secret_value(SecretId=realtime_arn, SecretString=json.dumps({"metrics_jwt_secret": new_secret}))
+        result = handler.remint(config, client=client, now=NOW + 60)
+        after = stored(client, keys_arn)
+        assert result.reminted and result.reason == "metrics_token does not verify with the current metrics JWT secret"
+        assert {k: after[k] for k in ("anon_key", "service_role_key")} == {k: before[k] for k in ("anon_key", "service_role_key")}
+        assert realtime_accepts(after["metrics_token"], new_secret)["iat"] == NOW + 60
+        assert not handler.remint(config, client=client, now=NOW + 120).reminted
+
+    def test_rotating_the_jwt_secret_keeps_the_metrics_token(self, realtime):
+        client, jwt_arn, keys_arn, realtime_arn = realtime
+        config = settings(jwt_arn, keys_arn, realtime_secret_arn=realtime_arn)
+        handler.remint(config, client=client, now=NOW)
+        token = stored(client, keys_arn)["metrics_token"]
+        client.put_secret_value(SecretId=jwt_arn, SecretString=json.dumps({"secret": "j" * 48}))
+        result = handler.remint(config, client=client, now=NOW + 60)
+        assert result.reminted and result.reason == "anon_key does not verify with the current JWT secret"
+        assert stored(client, keys_arn)["metrics_token"] == token
+
+    @pytest.mark.parametrize("value", [{"metrics_jwt_secret": "short-but-secret"}, {"db_enc_key": "e" * 16}])
+    def test_unusable_metrics_secret_is_a_clear_error_without_the_value(self, realtime, value):
+        client, jwt_arn, keys_arn, realtime_arn = realtime
+        client.put_secret_value(SecretId=realtime_arn, SecretString=json.dumps(value))
+        with pytest.raises(handler.MintError, match="has no usable metrics_jwt_secret") as err:
+            handler.remint(settings(jwt_arn, keys_arn, realtime_secret_arn=realtime_arn), client=client, now=NOW)
+        assert "short-but-secret" not in str(err.value) and realtime_arn in str(err.value)
+        assert versions(client, keys_arn) == 0
+
+
 class TestOnEvent:
     def event(self, request: str, jwt_arn: str, keys_arn: str, **props) -> dict:
         return {

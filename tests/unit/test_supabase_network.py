@@ -13,6 +13,8 @@ from k8s_charts.aws_values import from_config
 from k8s_charts.supabase.chart import render_supabase
 
 OBS = "ns:observability"
+# Namespace-wide policies (every Supabase pod), checked on their own below.
+SHARED = ("default-deny", "allow-dns", "allow-otel-egress", "allow-istiod")
 
 
 def expected(vpc: str) -> set[tuple[str, str, int]]:
@@ -60,7 +62,7 @@ def test_edges_are_exactly_the_design(policies):
     values, pols = policies
     found: set[tuple[str, str, int]] = set()
     for name, spec in pols.items():
-        if name in ("default-deny", "allow-dns", "allow-otel-egress"):
+        if name in SHARED:
             continue
         me = spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
         for rule in spec.get("ingress", []):
@@ -76,7 +78,7 @@ def test_edges_are_exactly_the_design(policies):
 def test_pod_edges_are_allowed_on_both_ends(policies):
     _, pols = policies
     for name, spec in pols.items():
-        if name in ("default-deny", "allow-dns", "allow-otel-egress"):
+        if name in SHARED:
             continue
         me = spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
         for rule in spec.get("egress", []):

@@ -68,10 +68,16 @@ def test_metrics_port_named_on_service(envs, component, port):
     assert {"name": "metrics", "port": port} in [{"name": p["name"], "port": p["port"]} for p in service["spec"]["ports"]]
 
 
+def _floor(objects, component):
+    """Replica floor: the Deployment's count, or its HPA's minimum where a Rollout owns the scale."""
+    replicas = _find(objects, "Deployment", component)["spec"].get("replicas")
+    return replicas if replicas is not None else _find(objects, "HorizontalPodAutoscaler", component)["spec"]["minReplicas"]
+
+
 def test_production_runs_more_replicas(envs):
     for component in COMPONENTS:
-        dev = _find(envs["dev"][1]["supabase"], "Deployment", component)["spec"]["replicas"]
-        prod = _find(envs["prod"][1]["supabase"], "Deployment", component)["spec"]["replicas"]
+        dev = _floor(envs["dev"][1]["supabase"], component)
+        prod = _floor(envs["prod"][1]["supabase"], component)
         assert prod >= 2 and prod >= dev, component
 
 
