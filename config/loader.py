@@ -43,7 +43,7 @@ def parse_config(raw: Any, *, source: str = "config") -> OrgConfig:
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     try:
-        return OrgConfig.model_validate(raw)
+        cfg = OrgConfig.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -55,6 +55,29 @@ def parse_config(raw: Any, *, source: str = "config") -> OrgConfig:
                 message = "required value is missing; fix: add it"
             lines.append(f"{source}: {where or '(top level)'}: {message}")
         raise ConfigError("\n".join(lines)) from None
+    _check_derived_names(cfg, source)
+    return cfg
+
+
+def _check_derived_names(cfg: OrgConfig, source: str) -> None:
+    """S3 bucket names are derived from project, environment, account and region: keep them legal."""
+    from config import naming
+
+    problems = []
+    for env_name, env in cfg.environments.items():
+        names = [
+            naming.storage_bucket(cfg, env_name), naming.replica_bucket(cfg, env_name),
+            naming.velero_bucket(cfg, env_name), naming.velero_replica_bucket(cfg, env_name),
+            naming.access_log_bucket(cfg, env_name, env.region), naming.access_log_bucket(cfg, env_name, env.dr_region),
+        ]
+        too_long = [n for n in names if len(n) > 63]
+        if too_long:
+            problems.append(
+                f"{source}: environments.{env_name}: bucket name {too_long[0]} is {len(too_long[0])} characters, "
+                "S3 allows 63; fix: shorten project or the environment name"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def load_config(path: str | Path | None = None) -> OrgConfig:

@@ -105,7 +105,7 @@ class SecretKeys:
     """
 
     JWT = "jwt"  # {"secret"}: signs every Supabase JWT, >= 40 characters
-    API_KEYS = "api-keys"  # {"anon_key", "service_role_key"}: minted by the custom resource
+    API_KEYS = "api-keys"  # {"anon_key", "service_role_key", "metrics_token"}: minted by the custom resource
     DB_MASTER = "db/master"  # RDS master (supabase_admin): {"username", "password", "host", "port", "dbname"}
     REALTIME = "realtime"  # {"secret_key_base" (64), "db_enc_key" (16), "metrics_jwt_secret"}
     META = "meta"  # {"crypto_key"} (32+)

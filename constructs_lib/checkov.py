@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jsii
 import aws_cdk as cdk
-from constructs import IConstruct
+from constructs import IConstruct, IValidation
 
 MIN_COMMENT_LENGTH = 40
 
@@ -18,6 +18,8 @@ MIN_COMMENT_LENGTH = 40
 FRAMEWORK_FUNCTION_MARKERS = (
     "CustomResourceProvider/Handler",
     "CustomVpcRestrictDefaultSGCustomResourceProvider",
+    "Custom::CrossRegionExportReaderCustomResourceProvider",
+    "Custom::CrossRegionExportWriterCustomResourceProvider",
     "CustomCrossRegionExportReaderCustomResourceProvider",
     "CustomCrossRegionExportWriterCustomResourceProvider",
     "CustomS3AutoDeleteObjectsCustomResourceProvider",
@@ -50,14 +52,31 @@ def skip(resource: cdk.CfnResource, *checks: tuple[str, str]) -> None:
     resource.add_metadata("checkov", {"skip": entries})
 
 
-@jsii.implements(cdk.IAspect)
+@jsii.implements(IValidation)
 class FrameworkFunctionSkips:
-    """Adds FRAMEWORK_FUNCTION_SKIPS to CDK-generated handler functions, and only to them."""
+    """Adds FRAMEWORK_FUNCTION_SKIPS to CDK-generated handler functions, and only to them.
 
-    def visit(self, node: IConstruct) -> None:
-        if (
-            isinstance(node, cdk.CfnResource)
-            and node.cfn_resource_type == "AWS::Lambda::Function"
-            and any(marker in f"/{node.node.path}/" for marker in FRAMEWORK_FUNCTION_MARKERS)
-        ):
-            skip(node, *FRAMEWORK_FUNCTION_SKIPS)
+    Registered as a validation, not an Aspect: CDK creates some of these functions (the
+    cross-region export readers and writers) while preparing the app, after aspects ran, and
+    aspects do not cross Stage boundaries. Validations run after preparation and before the
+    templates are written, so every generated function is in the tree by then.
+    """
+
+    def __init__(self, scope: IConstruct) -> None:
+        self._scope = scope
+
+    def validate(self) -> list[str]:
+        for node in self._scope.node.find_all():
+            if (
+                isinstance(node, cdk.CfnResource)
+                and node.cfn_resource_type == "AWS::Lambda::Function"
+                and any(marker in f"/{node.node.path}/" for marker in FRAMEWORK_FUNCTION_MARKERS)
+            ):
+                skip(node, *FRAMEWORK_FUNCTION_SKIPS)
+        return []
+
+
+def add_framework_function_skips(app: cdk.App) -> None:
+    for stack in app.node.find_all():
+        if isinstance(stack, cdk.Stack):
+            stack.node.add_validation(FrameworkFunctionSkips(stack))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 
 from config.model import OrgConfig
-from constructs_lib.checkov import FrameworkFunctionSkips
+from constructs_lib.checkov import add_framework_function_skips
 from constructs_lib.nag import enable_nag
 from stacks.deploy_access_stack import DeployAccessStack
 from stacks.org_stack import OrganizationStack
@@ -38,9 +38,7 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),
         description=f"{cfg.project}: cross-account delivery pipeline (CDK Pipelines)",
     )
-    # Aspects do not cross Stage boundaries: each stage gets its own.
-    for scope in (app, *stages.values()):
-        cdk.Aspects.of(scope).add(FrameworkFunctionSkips())
+    add_framework_function_skips(app)
     if nag:
         enable_nag(app)
     return stages

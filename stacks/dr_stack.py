@@ -25,7 +25,7 @@ VAULT_LOCK_MIN_RETENTION_DAYS = 7
 VAULT_LOCK_GRACE_DAYS = 3
 # Services that use the DR key in the DR region: S3 (replica objects), RDS (replicated
 # automated backups) and AWS Backup (copied recovery points).
-KEY_SERVICES = ("s3", "rds", "backup")
+KEY_SERVICES = ("s3", "rds", "backup", "secretsmanager")
 DATA_KEY_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
 
 # Supabase Storage keys objects as <tenant>/<bucket>/<name>/<version>, with the tenant
@@ -71,7 +71,8 @@ class DrStack(cdk.Stack):
                 "Bool": {"kms:GrantIsForAWSResource": "true"},
             },
         ))
-        # Nobody uses the key directly: data keys only through the three services, so a
+        # Nobody uses the key directly: data keys only through KEY_SERVICES (S3 replication, RDS
+        # backup replication, Backup copies, Secrets Manager replicas), so a
         # stolen admin credential cannot decrypt exported ciphertext with it.
         self.key.add_to_resource_policy(iam.PolicyStatement(
             sid="DenyDirectDataKeyUse",

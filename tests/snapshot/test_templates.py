@@ -12,11 +12,14 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 ASSET_HASH = re.compile(r"[0-9a-f]{64}")
 STACKS = [
-    "org", "dev-deploy-access", "staging-deploy-access", "prod-deploy-access",
+    "org", "pipeline", "dev-deploy-access", "staging-deploy-access", "prod-deploy-access",
     *[f"{env}/{unit}" for env in ("dev", "staging", "prod")
-      for unit in ("network", "dr", "data", "storage", "edge", "cluster", "platform", "observability",
-                   "security", "cost")],
+      for unit in ("network", "dr", "edge", "storage", "data", "alerts", "cluster", "platform",
+                   "observability", "cost", "security", "flags")],
 ]
+# CDK Pipelines' support stack for the DR region (replication bucket): generated, so its name
+# carries the tooling account and region.
+GENERATED_STACKS = {"cross-region-stack-222222222222:us-west-2"}
 
 
 def normalised(template: dict) -> dict:
@@ -30,12 +33,9 @@ def snapshot_json(snapshot):
 
 @pytest.mark.parametrize("path", STACKS)
 def test_template_snapshot(assembly, snapshot_json, path):
-    existing = {s.node.path for s in assembly.stacks()}
-    if path not in existing:
-        pytest.skip(f"{path} is not part of this app")
     assert normalised(assembly.template_json(path)) == snapshot_json
 
 
 def test_every_stack_has_a_snapshot(assembly):
-    missing = {s.node.path for s in assembly.stacks()} - set(STACKS)
+    missing = {s.node.path for s in assembly.stacks()} - set(STACKS) - GENERATED_STACKS
     assert not missing, f"add these stacks to STACKS: {sorted(missing)}"

@@ -5,7 +5,7 @@ with CloudFormation tokens kept as the dicts they are, so a value is checked as 
 """
 
 import json
-from types import SimpleNamespace
+import re
 
 import pytest
 import yaml
@@ -32,7 +32,6 @@ from k8s_charts.monitoring.alerting import ALERTMANAGER_CONFIG_NAME
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABELS
 from k8s_charts.monitoring.tracing import OTEL_COLLECTOR
 from k8s_charts.policies import gatekeeper_helm_values
-from stacks.platform_stack import aws_values
 
 ENVS = ["dev", "staging", "prod"]
 PINNED = {
@@ -362,13 +361,15 @@ def test_falco_publishes_to_the_alerts_topic_it_is_granted(template, cfg):
     assert topic != from_config(cfg, "prod").alerts_topic_arn
 
 
-def test_platform_values_take_real_arns_from_the_stacks(cfg):
-    storage = SimpleNamespace(certificate_arn="arn:aws:acm:us-east-1:555555555555:certificate/real",
-                              regional_web_acl_arn="arn:aws:wafv2:us-east-1:555555555555:regional/webacl/real/1",
-                              bucket=SimpleNamespace(bucket_name="real-bucket"))
-    values = aws_values(cfg, "prod", storage=storage, alerts_topic_arn="arn:aws:sns:us-east-1:555555555555:real")
-    assert (values.certificate_arn, values.waf_acl_arn, values.storage_bucket, values.alerts_topic_arn) == (
-        storage.certificate_arn, storage.regional_web_acl_arn, "real-bucket", "arn:aws:sns:us-east-1:555555555555:real")
+@pytest.mark.parametrize("env", ENVS)
+def test_platform_uses_the_stacks_arns_not_config_stand_ins(template, cfg, env):
+    """Charts and add-ons get the certificate, web ACL and topic as tokens of the stacks that own them."""
+    stand_ins = from_config(cfg, env)
+    text = json.dumps(template(env, "platform").to_json())
+    for value in (stand_ins.certificate_arn, stand_ins.waf_acl_arn, stand_ins.alerts_topic_arn):
+        assert value not in text
+    imports = set(re.findall(r'"Fn::ImportValue": "([^"]+)"', text))
+    assert {i.split(":")[0] for i in imports} >= {f"{env}-storage", f"{env}-alerts"}
 
 
 def test_otel_collector_identity_is_the_cluster_stacks_only(template):

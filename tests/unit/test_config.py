@@ -185,3 +185,12 @@ def test_availability_zones_default_and_validation(raw):
     assert "'us-west-2a' is not a zone of us-east-1" in error_for(raw)
     raw["environments"]["dev"]["network"]["availability_zones"] = ["us-east-1a"]
     assert "lists 1 zones but max_azs is 2" in error_for(raw)
+
+
+def test_derived_bucket_names_fit_s3_limit(raw):
+    raw["project"] = "supabase-platform-x"
+    raw["environments"]["production"] = raw["environments"].pop("prod")
+    raw["pipeline"]["promotion_order"] = ["staging"]
+    raw["environments"]["production"]["dr_region"] = "ap-southeast-2"
+    message = error_for(raw)
+    assert "environments.production: bucket name" in message and "S3 allows 63" in message

@@ -3,7 +3,7 @@
 import pytest
 
 from config import naming
-from stacks.dr_stack import velero_replica_bucket_name
+from config.naming import velero_replica_bucket as velero_replica_bucket_name
 
 ENVS = ["dev", "staging", "prod"]
 PINNED = {
@@ -51,9 +51,9 @@ def test_key_rotates_and_is_retained(template, env):
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_key_policy_serves_s3_rds_and_backup_in_the_dr_region(template, cfg, env):
+def test_key_policy_serves_only_the_dr_services(template, cfg, env):
     e = cfg.environments[env]
-    services = [f"{s}.{e.dr_region}.amazonaws.com" for s in ("s3", "rds", "backup")]
+    services = [f"{s}.{e.dr_region}.amazonaws.com" for s in ("s3", "rds", "backup", "secretsmanager")]
     statements = key_statements(template, env)
     use = statements["DataKeysThroughDrServices"]
     assert use["Effect"] == "Allow"
@@ -62,7 +62,7 @@ def test_key_policy_serves_s3_rds_and_backup_in_the_dr_region(template, cfg, env
     grants = statements["GrantsForRdsAndBackup"]
     assert "kms:CreateGrant" in grants["Action"]
     assert grants["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
-    assert grants["Condition"]["StringEquals"]["kms:ViaService"] == services[1:]
+    assert grants["Condition"]["StringEquals"]["kms:ViaService"] == services[1:3]
     deny = statements["DenyDirectDataKeyUse"]
     assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
     assert deny["Condition"] == {"StringNotEquals": {"kms:ViaService": services}}

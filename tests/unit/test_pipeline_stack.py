@@ -85,7 +85,8 @@ def test_each_stage_deploys_into_its_own_account_and_region(pipeline, cfg, env_n
 
 def test_artifacts_encrypted_with_rotating_key_and_shared_cross_account(pipeline, cfg):
     t, props = pipeline
-    assert props["ArtifactStore"]["EncryptionKey"]["Type"] == "KMS"
+    stores = props.get("ArtifactStores") or [{"ArtifactStore": props["ArtifactStore"]}]
+    assert all(s["ArtifactStore"]["EncryptionKey"]["Type"] == "KMS" for s in stores)
     t.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     key_policies = json.dumps(t.find_resources("AWS::KMS::Key"))
     for env_name in cfg.pipeline.promotion_order:

@@ -4,7 +4,9 @@ import pytest
 from aws_cdk.assertions import Match
 
 from config import naming
-from stacks.dr_stack import STORAGE_ARCHIVE_PREFIX, velero_bucket_name, velero_replica_bucket_name
+from config.naming import velero_bucket as velero_bucket_name
+from config.naming import velero_replica_bucket as velero_replica_bucket_name
+from stacks.dr_stack import STORAGE_ARCHIVE_PREFIX
 
 ENVS = ["dev", "staging", "prod"]
 PINNED = {
