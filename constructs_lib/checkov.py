@@ -76,7 +76,13 @@ class FrameworkFunctionSkips:
         return []
 
 
-def add_framework_function_skips(app: cdk.App) -> None:
-    for stack in app.node.find_all():
-        if isinstance(stack, cdk.Stack):
+def add_framework_function_skips(scope: IConstruct) -> None:
+    """Registers the skips on every stack under `scope` that does not have them yet.
+
+    Call it before anything synthesizes a Stage early (CDK Pipelines' add_stage does): a
+    Stage's assembly is cached from its first synthesis.
+    """
+    for stack in scope.node.find_all():
+        if isinstance(stack, cdk.Stack) and not getattr(stack, "_framework_skips", False):
             stack.node.add_validation(FrameworkFunctionSkips(stack))
+            stack._framework_skips = True

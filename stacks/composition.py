@@ -33,6 +33,7 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         name: EnvironmentStage(app, name, cfg=cfg, env_name=name)
         for name in cfg.environments
     }
+    add_framework_function_skips(app)
     PipelineStack(
         app, "pipeline", stack_name=f"{cfg.project}-pipeline", cfg=cfg, stages=stages,
         env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),

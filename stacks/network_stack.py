@@ -37,13 +37,14 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 class NetworkStack(cdk.Stack):
     def __init__(self, scope: Construct, id_: str, *, env_name: str, env_config: Environment, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
+        self._zones = env_config.availability_zones
         net = env_config.network
 
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(str(net.vpc_cidr)),
-            availability_zones=env_config.availability_zones,
+            availability_zones=self._zones,
             nat_gateways=net.nat_gateways,
             restrict_default_security_group=True,
             subnet_configuration=[
@@ -114,3 +115,8 @@ class NetworkStack(cdk.Stack):
             for name, service in INTERFACE_ENDPOINTS.items()
         }
 
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The zones named in config: synth must not look them up in the account (no credentials)."""
+        return self._zones

@@ -57,10 +57,7 @@ class EnvironmentStage(cdk.Stage):
             cross_region_references=True,
             description=f"{cfg.project} {env_name}: storage and Velero buckets with CRR, CloudFront, WAF", **stateful,
         )
-        # Data, storage and observability stacks are optional inputs: their attributes scope the
-        # cluster's security group rules, Pod Identity grants and chart values when they exist.
-        data = getattr(self, "data", None)
-        storage = getattr(self, "storage", None)
+        data, storage = self.data, self.storage
         # The topic has its own stack so that everything publishing to it (cluster, platform,
         # observability, cost, security) can depend on it without a cycle.
         self.alerts = AlertsStack(
@@ -76,7 +73,7 @@ class EnvironmentStage(cdk.Stage):
         self.platform = PlatformStack(
             self, "platform", stack_name=name("platform"), cfg=cfg, env_name=env_name, cluster=self.cluster.cluster,
             vpc_id=self.network.vpc.vpc_id, storage=storage, data=data,
-            alerts_topic_arn=alerts_topic.topic_arn if alerts_topic is not None else None,
+            alerts_topic_arn=alerts_topic.topic_arn,
             description=f"{cfg.project} {env_name}: controllers (Helm) and Kubernetes manifests (cdk8s)",
         )
         self.platform.add_dependency(self.cluster)

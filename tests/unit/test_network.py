@@ -69,3 +69,13 @@ def test_endpoint_security_group_admits_only_the_vpc(template, cfg):
     template("staging", "network").has_resource_properties("AWS::EC2::SecurityGroup", {
         "SecurityGroupIngress": [Match.object_like({"CidrIp": str(cfg.environments["staging"].network.vpc_cidr), "FromPort": 443, "ToPort": 443})],
     })
+
+
+def test_synth_needs_no_context_lookups(assembly):
+    """No availability-zone (or other) lookup is left for the CLI to resolve with credentials."""
+    import json
+
+    manifests = sorted(assembly.outdir.rglob("manifest.json"))
+    assert manifests
+    missing = [m for path in manifests for m in json.loads(path.read_text()).get("missing", [])]
+    assert not missing, [m["key"] for m in missing]
