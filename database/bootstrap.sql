@@ -79,13 +79,21 @@ ALTER ROLE supabase_auth_admin LOGIN NOINHERIT;
 ALTER ROLE supabase_storage_admin LOGIN NOINHERIT;
 ALTER ROLE supabase_functions_admin LOGIN NOINHERIT;
 ALTER ROLE supabase_replication_admin LOGIN NOINHERIT;
-ALTER ROLE supabase_read_only_user LOGIN NOINHERIT;
+-- The postgres exporter logs in as supabase_read_only_user and reads pg_stat_* and
+-- pg_stat_statements through pg_monitor (below). NOINHERIT would leave it a member that
+-- holds none of pg_monitor's privileges; pg_monitor is its only membership.
+ALTER ROLE supabase_read_only_user LOGIN INHERIT;
 ALTER ROLE dashboard_user LOGIN;
 
 SELECT format('ALTER ROLE %I PASSWORD %L', role, secret) FROM bootstrap_passwords ORDER BY role
 \gexec
 
 GRANT anon, authenticated, service_role TO authenticator;
+
+-- Every other session's query text and wait events (pg_read_all_stats) and the
+-- server-wide settings the exporter reads (pg_read_all_settings). The RDS master, through
+-- rds_superuser, may grant it; a repeat grant is a no-op.
+GRANT pg_monitor TO supabase_read_only_user;
 
 -- On PostgreSQL 16+ (RDS 17) a CREATEROLE master holds only ADMIN OPTION on the roles it
 -- created; creating schemas owned by them and setting their default privileges needs

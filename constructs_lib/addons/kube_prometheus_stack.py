@@ -31,6 +31,7 @@ from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERAT
 from k8s_charts.base import STORAGE_CLASS
 from k8s_charts.monitoring.alerting import ALERTMANAGER_CONFIG_NAME
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABELS
+from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS
 
 NAME = "kube-prometheus-stack"
 REPOSITORY = "https://prometheus-community.github.io/helm-charts"
@@ -42,7 +43,6 @@ PROMETHEUS_SERVICE_ACCOUNT = "kube-prometheus-stack-prometheus"
 # Node labels the Cost dashboard groups node hours by (kube_node_labels).
 NODE_LABELS_ALLOWLIST = "nodes=[karpenter.sh/capacity-type,eks.amazonaws.com/capacityType,kubernetes.io/arch]"
 
-ISTIO_SCRAPE_CLASS = "istio-mtls"
 ISTIO_CERTS_VOLUME = "istio-certs"
 # Where istio-proxy writes the certificates (OUTPUT_CERTS) and where Prometheus reads them.
 PROXY_CERTS_DIR = "/etc/istio-output-certs"

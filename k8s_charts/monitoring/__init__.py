@@ -28,7 +28,7 @@ class MonitoringChart(cdk8s.Chart):
     def __init__(self, scope: cdk8s.App, id_: str, *, cfg: OrgConfig, env_name: str, values: AwsValues) -> None:
         super().__init__(scope, id_, disable_resource_name_hashes=True)
         env = cfg.environments[env_name]
-        add_supabase_service_monitors(self)
+        add_supabase_service_monitors(self, mesh=env.features.istio)
         add_controller_pod_monitors(self)
         add_postgres_exporters(self, values, read_replicas=env.database.read_replicas)
         add_redis_exporter(self, values)

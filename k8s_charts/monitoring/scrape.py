@@ -28,6 +28,10 @@ REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.74.0"
 BLACKBOX_EXPORTER_IMAGE = "quay.io/prometheus/blackbox-exporter:v0.27.0"
 BLACKBOX_URL = f"blackbox-exporter.{OBSERVABILITY_NAMESPACE}.svc:9115"
 READ_ONLY_ROLE = "supabase_read_only_user"
+# Defined by the kube-prometheus-stack add-on (Prometheus' scrapeClasses) when features.istio
+# is on: its tlsConfig presents Prometheus' Istio workload certificate. Kept here, not in the
+# add-on, because charts never import the CDK side.
+ISTIO_SCRAPE_CLASS = "istio-mtls"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,24 +54,31 @@ SUPABASE_TARGETS: tuple[ScrapeTarget, ...] = (
 )
 
 
-def add_supabase_service_monitors(scope: Construct) -> None:
+def add_supabase_service_monitors(scope: Construct, *, mesh: bool) -> None:
+    """With the mesh on, the supabase namespace is STRICT mTLS and its metrics ports admit only
+    Prometheus' principal (docs/security.md): scrapes go over https with the Istio scrape class."""
     # In the supabase namespace because the operator reads a ServiceMonitor's
     # authorization Secret from the ServiceMonitor's own namespace (Realtime's token).
     for target in SUPABASE_TARGETS:
         endpoint: dict = {"port": "metrics", "path": target.path, "interval": "30s", "scrapeTimeout": "10s",
                           "honorLabels": False}
+        if mesh:
+            endpoint["scheme"] = "https"
         if target.bearer_token:
             endpoint["authorization"] = {"type": "Bearer", "credentials": {
                 # Written by the Supabase chart: a JWT signed with Realtime's METRICS_JWT_SECRET.
                 "name": REALTIME_METRICS_TOKEN_SECRET, "key": REALTIME_METRICS_TOKEN_KEY}}
+        spec: dict = {
+            "jobLabel": "app.kubernetes.io/name",
+            "namespaceSelector": {"matchNames": [SUPABASE_NAMESPACE]},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": target.component,
+                                         "app.kubernetes.io/part-of": "supabase"}},
+            "endpoints": [endpoint],
+        }
+        if mesh:
+            spec["scrapeClass"] = ISTIO_SCRAPE_CLASS
         api_object(scope, f"sm-{target.component}", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
-                   name=target.component, namespace=SUPABASE_NAMESPACE, labels=RELEASE_LABELS, body={"spec": {
-                       "jobLabel": "app.kubernetes.io/name",
-                       "namespaceSelector": {"matchNames": [SUPABASE_NAMESPACE]},
-                       "selector": {"matchLabels": {"app.kubernetes.io/name": target.component,
-                                                    "app.kubernetes.io/part-of": "supabase"}},
-                       "endpoints": [endpoint],
-                   }})
+                   name=target.component, namespace=SUPABASE_NAMESPACE, labels=RELEASE_LABELS, body={"spec": spec})
 
 
 def add_controller_pod_monitors(scope: Construct) -> None:

@@ -31,8 +31,9 @@ class Applied:
     runs: list[subprocess.CompletedProcess[str]]
 
 
-def apply_bootstrap(server, passwords: dict[str, str], *, superuser: bool = False) -> subprocess.CompletedProcess[str]:
-    env = server.superuser_env() if superuser else server.libpq_env()
+def apply_bootstrap(server, passwords: dict[str, str], *, superuser: bool = False,
+                    dbname: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = server.superuser_env(dbname=dbname) if superuser else server.libpq_env(dbname=dbname)
     env.update({password_env_var(f"{role}_password"): pw for role, pw in passwords.items()})
     args = [kubelet_expand(a, env) for a in psql_args(str(BOOTSTRAP_SQL_PATH))]
     return subprocess.run([str(server.bindir / "psql"), *args], capture_output=True, text=True, env=env, timeout=60)
@@ -90,7 +91,7 @@ def test_psql_args_pass_every_database_role_password_from_env():
         ("supabase_storage_admin", True, False),
         ("supabase_functions_admin", True, False),
         ("supabase_replication_admin", True, False),
-        ("supabase_read_only_user", True, False),
+        ("supabase_read_only_user", True, True),
         ("dashboard_user", True, True),
     ],
 )
@@ -119,6 +120,7 @@ def test_memberships(master):
     for api_role in ("anon", "authenticated", "service_role"):
         assert "authenticator" in members_of(api_role)
     assert members_of("rds_replication") >= {"supabase_replication_admin"}
+    assert "supabase_read_only_user" in members_of("pg_monitor")
     granted_to_authenticator = master.execute(
         "SELECT r.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid "
         "WHERE a.member = 'authenticator'::regrole"
@@ -266,3 +268,50 @@ def test_service_role_bypasses_rls(postgres_server, applied):
     with connect(postgres_server, "authenticator", applied.passwords["authenticator"]) as conn:
         conn.execute("SET ROLE service_role")
         assert sorted(conn.execute("SELECT id FROM public.notes").fetchall()) == [(1,), (2,)]
+
+
+def test_exporter_role_reads_other_sessions_statistics(postgres_server, applied):
+    """pg_monitor takes effect for the exporter's login: another role's query text in
+    pg_stat_activity reads as '<insufficient privilege>' without it (or without INHERIT)."""
+    with psycopg.connect(postgres_server.conninfo(), autocommit=True) as other:
+        other.execute("SELECT 'exporter-visibility-marker'")
+        pid = other.info.backend_pid
+        with connect(postgres_server, "supabase_read_only_user", applied.passwords["supabase_read_only_user"]) as conn:
+            query = conn.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
+            assert "exporter-visibility-marker" in query
+            assert conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
+
+
+# The FROM/JOIN of postgres_exporter v0.20.1's stat_statements collector (PostgreSQL 13+):
+# the function is named unqualified, so it must resolve through the search_path.
+_EXPORTER_STATEMENTS_QUERY = """
+    SELECT pg_get_userbyid(userid) AS user, pg_database.datname, pg_stat_statements.queryid,
+           pg_stat_statements.calls AS calls_total, pg_stat_statements.total_exec_time / 1000.0 AS seconds_total
+    FROM pg_stat_statements(false)
+    JOIN pg_database ON pg_database.oid = pg_stat_statements.dbid
+    WHERE total_exec_time > (SELECT percentile_cont(0.1) WITHIN GROUP (ORDER BY total_exec_time)
+                             FROM pg_stat_statements(false))
+    ORDER BY seconds_total DESC LIMIT 50
+"""
+
+
+def test_exporter_statement_query_resolves_where_rds_allows_pg_stat_statements(postgres_server, applied):
+    """On RDS rds.extensions lets the master create pg_stat_statements; here a superuser run
+    stands in for that, in a database of its own so the other tests keep a server without it.
+    The exporter's query is planned (EXPLAIN resolves names and checks privileges) as the
+    exporter's role: executing it needs the library preloaded, which the test server is not."""
+    dbname = "monitored_app"
+    postgres_server.superuser_sql(f"DROP DATABASE IF EXISTS {dbname}", dbname="postgres")
+    postgres_server.superuser_sql(f"CREATE DATABASE {dbname} OWNER supabase_admin", dbname="postgres")
+    run = apply_bootstrap(postgres_server, applied.passwords, superuser=True, dbname=dbname)
+    assert run.returncode == 0, run.stderr
+    with psycopg.connect(postgres_server.conninfo(dbname=dbname), autocommit=True) as conn:
+        schema = conn.execute(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        ).fetchone()
+        assert schema == ("extensions",)
+    with psycopg.connect(postgres_server.conninfo(
+            user="supabase_read_only_user", password=applied.passwords["supabase_read_only_user"], dbname=dbname),
+            autocommit=True) as conn:
+        plan = conn.execute("EXPLAIN " + _EXPORTER_STATEMENTS_QUERY).fetchall()
+        assert any("pg_stat_statements" in row[0] for row in plan)

@@ -6,7 +6,9 @@ with CloudFormation tokens kept as the dicts they are, so a value is checked as 
 
 import json
 import re
+from pathlib import Path
 
+import cdk8s
 import pytest
 import yaml
 from aws_cdk import aws_iam as iam
@@ -28,6 +30,7 @@ from constructs_lib.addons.registry import dependency_order
 from k8s_charts.aws_values import from_config
 from k8s_charts.base import STORAGE_CLASS
 from k8s_charts.mesh import PROMETHEUS_PRINCIPAL, istiod_helm_values
+from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.alerting import ALERTMANAGER_CONFIG_NAME
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABELS
 from k8s_charts.monitoring.tracing import OTEL_COLLECTOR
@@ -335,6 +338,12 @@ def test_prometheus_scrapes_meshed_pods_with_its_istio_certificate(template, cfg
     assert mount["name"] == volume["name"] and mount["readOnly"] is True
     [scrape_class] = spec["scrapeClasses"]
     assert scrape_class["name"] == kube_prometheus_stack.ISTIO_SCRAPE_CLASS and not scrape_class.get("default")
+    # The class the monitoring chart's meshed ServiceMonitors name is the one Prometheus defines
+    # (the operator rejects a ServiceMonitor naming an undefined class).
+    monitoring = MonitoringChart(cdk8s.App(), "monitoring", cfg=cfg, env_name="prod",
+                                 values=from_config(cfg, "prod")).to_json()
+    used = {o["spec"]["scrapeClass"] for o in monitoring if "scrapeClass" in o.get("spec", {})}
+    assert used == {scrape_class["name"]}
     tls = scrape_class["tlsConfig"]
     assert {tls[k] for k in ("caFile", "certFile", "keyFile")} == {
         f"{mount['mountPath']}/{f}" for f in ("root-cert.pem", "cert-chain.pem", "key.pem")}
@@ -419,3 +428,14 @@ def test_addon_contract_rejects_unpinned_or_unscoped():
     with pytest.raises(ValueError, match="statements"):
         HelmAddon(name="x", repository="r", chart="x", version="1", namespace="n",
                   statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"])])
+
+
+def test_runbooks_say_where_the_grafana_admin_password_is(template):
+    """The Grafana chart writes the generated password into `<fullname>-grafana`; the command in
+    the runbooks' Access section must name the Secret this release really creates."""
+    _, chart, values = _release(template, "prod", kube_prometheus_stack.NAME)
+    secret = f"{values['fullnameOverride']}-grafana"
+    runbooks = (Path(__file__).resolve().parents[2] / "docs" / "runbooks.md").read_text()
+    access = runbooks.split("\n## Access\n", 1)[1].split("\n## ", 1)[0]
+    assert (f"kubectl -n {chart['Properties']['Namespace']} get secret {secret} "
+            "-o jsonpath='{.data.admin-password}' | base64 -d") in access

@@ -11,7 +11,8 @@ import yaml
 from config import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.monitoring import MonitoringChart
-from k8s_charts.monitoring.scrape import SUPABASE_TARGETS
+from k8s_charts.mesh import SERVICES as MESH_SERVICES
+from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS, SUPABASE_TARGETS
 
 ENVS = ("dev", "staging", "prod")
 
@@ -98,6 +99,53 @@ def test_supabase_service_monitors(rendered: dict[str, list[dict]]) -> None:
     auth = monitors["realtime"]["spec"]["endpoints"][0]["authorization"]
     assert auth == {"type": "Bearer", "credentials": {"name": "realtime-metrics-token", "key": "token"}}
     assert all("authorization" not in m["spec"]["endpoints"][0] for n, m in monitors.items() if n != "realtime")
+
+
+def _monitors(objs: list[dict]) -> list[dict]:
+    return [o for o in objs if o["kind"] in {"ServiceMonitor", "PodMonitor"}]
+
+
+def _endpoints(monitor: dict) -> list[dict]:
+    return monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+
+
+def test_meshed_targets_are_scraped_over_mtls(rendered: dict[str, list[dict]]) -> None:
+    """STRICT mTLS in the supabase namespace: a plain-http scrape, or one without the Istio
+    scrape class's client certificate, is refused by the target's sidecar."""
+    cfg = load_config()
+    for env in ENVS:
+        assert cfg.environments[env].features.istio
+        meshed = [m for m in _monitors(rendered[env]) if m["spec"]["namespaceSelector"]["matchNames"] == ["supabase"]]
+        assert {m["metadata"]["name"] for m in meshed} == {t.component for t in SUPABASE_TARGETS}
+        for m in meshed:
+            assert m["spec"]["scrapeClass"] == ISTIO_SCRAPE_CLASS, m["metadata"]["name"]
+            assert [e["scheme"] for e in _endpoints(m)] == ["https"], m["metadata"]["name"]
+            # The mesh admits Prometheus' principal only on a component's declared metrics port.
+            assert MESH_SERVICES[m["metadata"]["name"]].metrics_port is not None
+        realtime = _one(rendered[env], "ServiceMonitor", "realtime")["spec"]["endpoints"][0]
+        assert realtime["scheme"] == "https"
+        assert realtime["authorization"] == {"type": "Bearer",
+                                             "credentials": {"name": "realtime-metrics-token", "key": "token"}}
+        # Exporters and controllers run outside the mesh and serve plain http: the class's
+        # client TLS would fail against them.
+        for m in _monitors(rendered[env]):
+            if m not in meshed:
+                assert "scrapeClass" not in m["spec"], m["metadata"]["name"]
+                assert all(e.get("scheme", "http") == "http" for e in _endpoints(m)), m["metadata"]["name"]
+
+
+def test_without_the_mesh_supabase_is_scraped_over_plain_http() -> None:
+    cfg = load_config()
+    env = cfg.environments["prod"]
+    cfg = cfg.model_copy(update={"environments": {**cfg.environments, "prod": env.model_copy(
+        update={"features": env.features.model_copy(update={"istio": False})})}})
+    monitors = [m for m in _monitors(_render("prod", cfg)) if m["metadata"]["namespace"] == "supabase"]
+    assert {m["metadata"]["name"] for m in monitors} == {t.component for t in SUPABASE_TARGETS}
+    for m in monitors:
+        assert "scrapeClass" not in m["spec"]
+        assert all("scheme" not in e for e in _endpoints(m))
+    realtime = next(m for m in monitors if m["metadata"]["name"] == "realtime")
+    assert realtime["spec"]["endpoints"][0]["authorization"]["credentials"]["name"] == "realtime-metrics-token"
 
 
 def test_every_monitoring_object_is_selected_by_the_operator(rendered: dict[str, list[dict]]) -> None:
