@@ -22,7 +22,7 @@ from k8s_charts.monitoring.rules import ALERTS
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOKS = REPO / "docs" / "runbooks.md"
-README = REPO / "k8s_charts" / "monitoring" / "README.md"
+README = REPO / "README.md"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,6 @@ import copy
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -151,7 +150,7 @@ def checkov_results(tmp_path_factory):
     return json.loads(proc.stdout)["results"]
 
 
-def test_checkov_passes_with_reasoned_skips(checkov_results):
+def test_checkov_passes_with_reasoned_skips(checkov_results, report):
     failed = [(c["check_id"], c["file_path"], c["resource"]) for c in checkov_results["failed_checks"]]
     assert not failed, failed
     skipped = checkov_results["skipped_checks"]
@@ -160,7 +159,7 @@ def test_checkov_passes_with_reasoned_skips(checkov_results):
         reason = (check.get("check_result") or {}).get("suppress_comment", "")
         assert len(reason) > 30, (check["check_id"], check["resource"], reason)
         by_id[check["check_id"]] = by_id.get(check["check_id"], 0) + 1
-    print(f"\ncheckov (dev+staging+prod): passed={len(checkov_results['passed_checks'])} "
-          f"failed=0 skipped={len(skipped)} {by_id}", file=sys.stderr)
+    report("checkov kubernetes (supabase charts)",
+           f"{len(checkov_results['passed_checks'])} passed, 0 failed, {len(skipped)} skipped {by_id}")
     assert len(checkov_results["passed_checks"]) > 1500
     assert set(by_id) <= {"CKV_K8S_43", "CKV_K8S_35"}

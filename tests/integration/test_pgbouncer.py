@@ -115,7 +115,7 @@ def _admin_show(server, bouncer, what: str) -> list[list[str]]:
     return [line.split("|") for line in out.stdout.splitlines() if line]
 
 
-def test_pooling_serves_ten_times_max_connections(postgres_server, bench_db, bouncer, tmp_path):
+def test_pooling_serves_ten_times_max_connections(postgres_server, bench_db, bouncer, tmp_path, report):
     clients = 10 * postgres_server.max_connections
     direct_clients = postgres_server.max_connections // 2
 
@@ -137,15 +137,16 @@ def test_pooling_serves_ten_times_max_connections(postgres_server, bench_db, bou
     direct = _parse(direct_run.stdout)
     assert direct["failed"] == 0
 
-    report = {
+    results = {
         "server_max_connections": postgres_server.max_connections,
         "pgbouncer": {"clients": clients, **pooled},
         "direct": {"clients": direct_clients, **direct},
     }
-    (tmp_path / "pgbench_report.json").write_text(json.dumps(report, indent=2))
-    print(f"\npgbench through PgBouncer: {clients} clients, {pooled['tps']:.0f} tps; "
-          f"direct: {direct_clients} clients, {direct['tps']:.0f} tps "
-          f"(report: {tmp_path / 'pgbench_report.json'})")
+    (tmp_path / "pgbench_report.json").write_text(json.dumps(results, indent=2))
+    report("pgbench (server max_connections "
+           f"{postgres_server.max_connections})",
+           f"through PgBouncer {clients} clients {pooled['tps']:.0f} tps, 0 failed; "
+           f"direct {direct_clients} clients {direct['tps']:.0f} tps")
 
 
 def test_admin_console_shows_the_sized_pool_and_the_read_only_database(postgres_server, bench_db, bouncer):
