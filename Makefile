@@ -11,6 +11,8 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 APT_PACKAGES := postgresql pgbouncer prometheus
 CDK := npx --no-install cdk
+# ENV names an environment stage (all its stacks) or one of the top-level stacks.
+TARGET = $(if $(filter org pipeline %-deploy-access,$(ENV)),$(ENV),'$(ENV)/*')
 PYTEST_ARGS ?=
 
 # jsii prints a boxed warning per process on Node 20 (the value lists the silenced major
@@ -55,7 +57,7 @@ install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .
 
 synth: install ## synthesize every environment from CONFIG, no AWS credentials needed
 	@start=$$(date +%s); \
-	 $(CDK) synth --quiet --all -c config=$(CONFIG) >/dev/null; \
+	 $(CDK) synth --quiet -c config=$(CONFIG) >/dev/null; \
 	 $(VENV)/bin/python -m scripts.summary cdk.out; \
 	 $(VENV)/bin/python -m scripts.manifests $(CONFIG) cdk.out/manifests | wc -l | xargs -I{} echo "{} manifest files in cdk.out/manifests/<env>/"; \
 	 echo "synth took $$(( $$(date +%s) - start ))s"
@@ -70,11 +72,11 @@ test-unit: install ## only the fast unit tier
 
 diff: install ## cdk diff for ENV (needs credentials for its account)
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }
-	$(CDK) diff -c config=$(CONFIG) "$(ENV)/*"
+	$(CDK) diff -c config=$(CONFIG) $(TARGET)
 
-deploy: install ## cdk deploy every stack of ENV (or ENV=org / ENV=pipeline)
+deploy: install ## cdk deploy every stack of ENV (or ENV=org, ENV=pipeline, ENV=dev-deploy-access)
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=staging"; exit 2; }
-	$(CDK) deploy -c config=$(CONFIG) --require-approval broadening "$(ENV)/*"
+	$(CDK) deploy -c config=$(CONFIG) --require-approval broadening $(TARGET)
 
 bootstrap: install ## print the cdk bootstrap commands for every account and region (EXECUTE=1 runs them)
 	@$(VENV)/bin/python -m scripts.bootstrap --config $(CONFIG) $(if $(EXECUTE),--execute,)

@@ -53,7 +53,7 @@ def parse_config(raw: Any, *, source: str = "config") -> OrgConfig:
                 message = "unknown key; fix: remove it or correct its spelling"
             elif err["type"] == "missing":
                 message = "required value is missing; fix: add it"
-            lines.append(f"{source}: {where or '(top level)'}: {message}")
+            lines.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
         raise ConfigError("\n".join(lines)) from None
     _check_derived_names(cfg, source)
     return cfg

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         return 1
     print("# 1. In each member account, with its admin credentials, deploy its execution policy first:")
     for name in cfg.environments:
-        print(f"npx cdk deploy {name}-deploy-access")
+        print(f"make deploy ENV={name}-deploy-access CONFIG={args.config or 'config/default.yaml'}")
     print("# 2. Bootstrap (tooling account: the pipeline's home; members trust it):")
     for command in commands(cfg):
         print(shlex.join(command))

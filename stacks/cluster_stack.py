@@ -7,11 +7,11 @@ this one.
 
 from __future__ import annotations
 
-from typing import Any
-
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from config import naming
@@ -23,12 +23,14 @@ from k8s_charts.monitoring.tracing import OTEL_COLLECTOR
 
 SUPABASE_NAMESPACE = "supabase"
 STORAGE_API_SERVICE_ACCOUNT = "storage"
-DATA_PORTS = {"db_security_group": 5432, "cache_security_group": 6379}
+DB_PORT = 5432
+CACHE_PORT = 6379
 
 
 class ClusterStack(cdk.Stack):
     def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, vpc: ec2.IVpc,
-                 data: Any = None, storage: Any = None, **kwargs) -> None:
+                 db_security_group: ec2.ISecurityGroup, cache_security_group: ec2.ISecurityGroup,
+                 storage_bucket: s3.IBucket, storage_bucket_key: kms.IKey, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         self.cluster_name = naming.cluster_name(cfg, env_name)
@@ -44,10 +46,7 @@ class ClusterStack(cdk.Stack):
         # Pods and nodes (managed node groups and Fargate) use the cluster security group. The
         # rules live here, on the data stack's groups by id, so the data stack never depends on this one.
         self.data_ingress: list[ec2.CfnSecurityGroupIngress] = []
-        for attribute, port in DATA_PORTS.items():
-            group = getattr(data, attribute, None)
-            if group is None:
-                continue
+        for group, port in ((db_security_group, DB_PORT), (cache_security_group, CACHE_PORT)):
             self.data_ingress.append(ec2.CfnSecurityGroupIngress(
                 self, f"ClusterTo{port}",
                 group_id=group.security_group_id,
@@ -57,28 +56,24 @@ class ClusterStack(cdk.Stack):
             ))
 
         self.workload_identities: dict[str, PodIdentity] = {}
-        bucket = getattr(storage, "bucket", None)
-        if bucket is not None:
-            statements = [
+        self.workload_identities["storage-api"] = PodIdentity(
+            self, "StorageApiIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
+            namespace=SUPABASE_NAMESPACE, service_account=STORAGE_API_SERVICE_ACCOUNT,
+            statements=[
                 iam.PolicyStatement(sid="ObjectReadWrite",
                                     actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                                              "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                                     resources=[naming.bucket_objects_arn(naming.storage_bucket(cfg, env_name))]),
                 iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket", "s3:ListBucketMultipartUploads"],
-                                    resources=[bucket.bucket_arn]),
-            ]
-            key = getattr(storage, "bucket_key", None)
-            if key is not None:
-                statements.append(iam.PolicyStatement(
-                    sid="BucketKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
-            self.workload_identities["storage-api"] = PodIdentity(
-                self, "StorageApiIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
-                namespace=SUPABASE_NAMESPACE, service_account=STORAGE_API_SERVICE_ACCOUNT,
-                statements=statements, description="Supabase Storage API: objects of the storage bucket",
-                wildcard_reason=(
-            "Storage API object keys are user file paths chosen at run time; "
-                               "the grant is every object of the one storage bucket (arn:...:bucket/*)."),
-            )
+                                    resources=[storage_bucket.bucket_arn]),
+                iam.PolicyStatement(sid="BucketKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                                    resources=[storage_bucket_key.key_arn]),
+            ],
+            description="Supabase Storage API: objects of the storage bucket",
+            wildcard_reason=(
+                "Storage API object keys are user file paths chosen at run time; "
+                "the grant is every object of the one storage bucket (arn:...:bucket/*)."),
+        )
         self.workload_identities["adot-collector"] = PodIdentity(
             self, "AdotCollectorIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
             namespace=OBSERVABILITY_NAMESPACE, service_account=OTEL_COLLECTOR,
@@ -91,6 +86,6 @@ class ClusterStack(cdk.Stack):
             )],
             description="ADOT collector: send traces to X-Ray",
             wildcard_reason=(
-            "xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no "
-                           "resource-level permissions (Service Authorization Reference), so Resource must be *."),
+                "xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no "
+                "resource-level permissions (Service Authorization Reference), so Resource must be *."),
         )

@@ -19,6 +19,9 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
     OrganizationStack(
         app, "org", stack_name=f"{cfg.project}-organization", cfg=cfg,
         env=cdk.Environment(account=org.management_account_id, region=org.home_region),
+        # Deployed with the management account's own credentials: that account is never
+        # bootstrapped, so no CDK roles that other accounts could assume exist there.
+        synthesizer=cdk.CliCredentialsStackSynthesizer(),
         termination_protection=True,
         description=f"{cfg.project}: OUs, member accounts, SCPs, organization trail",
     )

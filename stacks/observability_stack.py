@@ -11,12 +11,15 @@ watches), which never read it back.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -60,10 +63,12 @@ class AlertsStack(cdk.Stack):
 
 
 class ObservabilityStack(cdk.Stack):
-    """`data`, `storage` and `cluster_log_group` are optional: their alarms exist when they do."""
+    """`distribution` is None when features.cloudfront is off: then there is nothing to alarm on at the edge."""
 
     def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, alerts_topic: sns.ITopic,
-                 vpc: ec2.Vpc, data: Any = None, storage: Any = None, cluster_log_group: logs.ILogGroup | None = None,
+                 vpc: ec2.Vpc, db_instance: rds.IDatabaseInstance, read_replicas: Sequence[rds.IDatabaseInstance],
+                 cache_replication_group: elasticache.CfnReplicationGroup,
+                 distribution: cloudfront.IDistribution | None, cluster_log_group: logs.ILogGroup,
                  **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
@@ -72,38 +77,29 @@ class ObservabilityStack(cdk.Stack):
         common = {"topic": alerts_topic, "name_prefix": prefix}
         self.groups: dict[str, TopicAlarms] = {}
 
-        db_instance = getattr(data, "db_instance", None)
-        if db_instance is not None:
-            self.groups["database"] = DatabaseAlarms(
-                self, "Database", **common, instance=db_instance, replicas=list(getattr(data, "read_replicas", [])),
-                instance_class=env.database.instance_class, allocated_storage_gib=env.database.allocated_storage_gib,
-            )
-        cache = getattr(data, "cache", None)
-        if cache is not None:
-            self.groups["cache"] = CacheAlarms(
-                self, "Cache", **common, replication_group_id=cache.replication_group.ref,
-                node_count=1 + env.cache.replicas_per_shard,
-            )
+        self.groups["database"] = DatabaseAlarms(
+            self, "Database", **common, instance=db_instance, replicas=list(read_replicas),
+            instance_class=env.database.instance_class, allocated_storage_gib=env.database.allocated_storage_gib,
+        )
+        self.groups["cache"] = CacheAlarms(
+            self, "Cache", **common, replication_group_id=cache_replication_group.ref,
+            node_count=1 + env.cache.replicas_per_shard,
+        )
         self.groups["nat"] = NatGatewayAlarms(
             self, "Nat", **common, nat_gateway_ids=list(nat_gateway_ids(vpc.public_subnets).values()),
         )
         self.groups["load-balancers"] = LoadBalancerAlarms(self, "LoadBalancers", **common)
 
-        distribution = getattr(storage, "distribution", None)
         # CloudFront's metrics live in us-east-1 only; from another region this stack cannot
         # alarm on them (a us-east-1 stack would have to).
-        self.cloudfront_alarms_created = (
-            distribution is not None and env.features.cloudfront and env.region == CLOUDFRONT_METRICS_REGION
-        )
-        if self.cloudfront_alarms_created:
+        if distribution is not None and env.region == CLOUDFRONT_METRICS_REGION:
             self.groups["cloudfront"] = CloudFrontAlarms(
                 self, "CloudFront", **common, distribution_id=distribution.distribution_id,
             )
-        if cluster_log_group is not None:
-            self.groups["network-policy"] = NetworkPolicyDenyAlarm(
-                self, "NetworkPolicy", **common, log_group=cluster_log_group,
-                metric_namespace=metric_namespace(cfg, env_name),
-            )
+        self.groups["network-policy"] = NetworkPolicyDenyAlarm(
+            self, "NetworkPolicy", **common, log_group=cluster_log_group,
+            metric_namespace=metric_namespace(cfg, env_name),
+        )
         self.backup_notifications = BackupFailureNotifications(self, "BackupFailures", topic=alerts_topic)
         self.dashboard = self._dashboard(prefix)
 

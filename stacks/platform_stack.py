@@ -22,6 +22,8 @@ from typing import Any
 import aws_cdk as cdk
 import cdk8s
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
 from config import naming
@@ -35,19 +37,13 @@ JOB_TIMEOUT = cdk.Duration.minutes(14)
 PARTITION = "aws"
 
 
-def aws_values(cfg: OrgConfig, env_name: str, *, storage: Any = None, alerts_topic_arn: str | None = None) -> AwsValues:
+def aws_values(cfg: OrgConfig, env_name: str, *, certificate_arn: str, waf_acl_arn: str, storage_bucket_name: str,
+               alerts_topic_arn: str) -> AwsValues:
     """Config-derived values with the few that only CloudFormation knows replaced by tokens."""
-    values = from_config(cfg, env_name)
-    overrides: dict[str, str] = {}
-    if storage is not None:
-        overrides = {
-            "certificate_arn": storage.certificate_arn,
-            "waf_acl_arn": storage.regional_web_acl_arn,
-            "storage_bucket": storage.bucket.bucket_name,
-        }
-    if alerts_topic_arn:
-        overrides["alerts_topic_arn"] = alerts_topic_arn
-    return dataclasses.replace(values, **overrides)
+    return dataclasses.replace(
+        from_config(cfg, env_name), certificate_arn=certificate_arn, waf_acl_arn=waf_acl_arn,
+        storage_bucket=storage_bucket_name, alerts_topic_arn=alerts_topic_arn,
+    )
 
 
 def jobs_of(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -58,11 +54,14 @@ def jobs_of(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 class PlatformStack(cdk.Stack):
     def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, cluster: eks.Cluster,
-                 vpc_id: str, storage: Any = None, data: Any = None, alerts_topic_arn: str | None = None,
-                 **kwargs) -> None:
+                 vpc_id: str, certificate_arn: str, regional_web_acl_arn: str, storage_bucket: s3.IBucket,
+                 velero_bucket: s3.IBucket, data_key: kms.IKey, alerts_topic_arn: str, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
-        self.values = aws_values(cfg, env_name, storage=storage, alerts_topic_arn=alerts_topic_arn)
+        self.values = aws_values(
+            cfg, env_name, certificate_arn=certificate_arn, waf_acl_arn=regional_web_acl_arn,
+            storage_bucket_name=storage_bucket.bucket_name, alerts_topic_arn=alerts_topic_arn,
+        )
         charts = build_charts(cdk8s.App(), cfg=cfg, env_name=env_name, values=self.values)
 
         self.manifests: dict[str, eks.KubernetesManifest] = {}
@@ -75,7 +74,7 @@ class PlatformStack(cdk.Stack):
         # Alertmanager's SNS receiver all read the one alerts topic token.
         ctx = AddonContext(
             cluster_name=self.values.cluster_name, vpc_id=vpc_id, values=self.values, partition=PARTITION,
-            velero_bucket=getattr(storage, "velero_bucket", None), velero_bucket_name=naming.velero_bucket(cfg, env_name), data_key=getattr(data, "data_key", None),
+            velero_bucket=velero_bucket, velero_bucket_name=naming.velero_bucket(cfg, env_name), data_key=data_key,
         )
         self.registry = AddonRegistry(
             self, "Addons", cluster=cluster, cluster_arn=cluster.cluster_arn,

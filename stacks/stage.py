@@ -57,7 +57,6 @@ class EnvironmentStage(cdk.Stage):
             cross_region_references=True,
             description=f"{cfg.project} {env_name}: storage and Velero buckets with CRR, CloudFront, WAF", **stateful,
         )
-        data, storage = self.data, self.storage
         # The topic has its own stack so that everything publishing to it (cluster, platform,
         # observability, cost, security) can depend on it without a cycle.
         self.alerts = AlertsStack(
@@ -67,20 +66,24 @@ class EnvironmentStage(cdk.Stage):
         alerts_topic = self.alerts.alerts_topic
         self.cluster = ClusterStack(
             self, "cluster", stack_name=name("cluster"), cfg=cfg, env_name=env_name, vpc=self.network.vpc,
-            data=data, storage=storage,
+            db_security_group=self.data.db_security_group, cache_security_group=self.data.cache_security_group,
+            storage_bucket=self.storage.bucket, storage_bucket_key=self.storage.bucket_key,
             description=f"{cfg.project} {env_name}: EKS cluster, node groups, EKS add-ons, pod identities",
         )
         self.platform = PlatformStack(
             self, "platform", stack_name=name("platform"), cfg=cfg, env_name=env_name, cluster=self.cluster.cluster,
-            vpc_id=self.network.vpc.vpc_id, storage=storage, data=data,
+            vpc_id=self.network.vpc.vpc_id, certificate_arn=self.storage.certificate_arn,
+            regional_web_acl_arn=self.storage.regional_web_acl_arn, storage_bucket=self.storage.bucket,
+            velero_bucket=self.storage.velero_bucket, data_key=self.data.data_key,
             alerts_topic_arn=alerts_topic.topic_arn,
             description=f"{cfg.project} {env_name}: controllers (Helm) and Kubernetes manifests (cdk8s)",
         )
         self.platform.add_dependency(self.cluster)
         self.observability = ObservabilityStack(
             self, "observability", stack_name=name("observability"), cfg=cfg, env_name=env_name,
-            alerts_topic=alerts_topic, vpc=self.network.vpc, data=data, storage=storage,
-            cluster_log_group=self.cluster.eks.log_group,
+            alerts_topic=alerts_topic, vpc=self.network.vpc, db_instance=self.data.db_instance,
+            read_replicas=self.data.read_replicas, cache_replication_group=self.data.cache.replication_group,
+            distribution=self.storage.distribution, cluster_log_group=self.cluster.eks.log_group,
             description=f"{cfg.project} {env_name}: CloudWatch alarms, backup failure rules, dashboard",
         )
         self.cost = CostStack(

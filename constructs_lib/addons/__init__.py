@@ -36,11 +36,8 @@ def platform_addons(ctx: AddonContext, env: Environment) -> list[HelmAddon]:
                                     storage_gib=env.observability.metrics_storage_gib, mesh=env.features.istio),
         argo_rollouts.build(ctx),
         gatekeeper.build(ctx),
+        velero.build(ctx),
     ]
-    # Velero needs the storage stack's bucket; until that stack is wired in, no release (and its
-    # Schedules in base-controllers cannot apply: the stage must pass storage).
-    if ctx.velero_bucket is not None:
-        found.append(velero.build(ctx))
     if env.features.falco:
         found.append(falco.build(ctx))
     if env.features.istio:

@@ -32,9 +32,10 @@ class AddonContext:
     vpc_id: str
     values: AwsValues
     partition: str
-    velero_bucket: s3.IBucket | None = None
-    velero_bucket_name: str | None = None
-    data_key: kms.IKey | None = None
+    velero_bucket: s3.IBucket
+    # The same bucket's name as a literal: a policy built on it needs no cross-stack export.
+    velero_bucket_name: str
+    data_key: kms.IKey
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         region_part = self.values.region if region else ""

@@ -46,13 +46,12 @@ def statements(ctx: AddonContext, *, extra_secret_names: Iterable[str] = ()) -> 
             sid="ReadConfiguredSecrets", actions=read,
             resources=[ctx.arn("secretsmanager", f"secret:{name}{ARN_SUFFIX}") for name in outside],
         ))
-    if ctx.data_key is not None:
-        found.append(iam.PolicyStatement(
-            sid="DecryptThroughSecretsManager",
-            actions=["kms:Decrypt"],
-            resources=[ctx.data_key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{ctx.values.region}.amazonaws.com"}},
-        ))
+    found.append(iam.PolicyStatement(
+        sid="DecryptThroughSecretsManager",
+        actions=["kms:Decrypt"],
+        resources=[ctx.data_key.key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{ctx.values.region}.amazonaws.com"}},
+    ))
     return found
 
 

@@ -29,8 +29,6 @@ SNAPSHOT_LOCATION = "default"
 
 
 def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
-    if ctx.velero_bucket is None:
-        raise ValueError("velero needs the storage stack's velero_bucket")
     bucket = ctx.velero_bucket
     found = [
         iam.PolicyStatement(
@@ -58,9 +56,6 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
 
 
 def build(ctx: AddonContext) -> HelmAddon:
-    bucket = ctx.velero_bucket
-    if bucket is None:
-        raise ValueError("velero needs the storage stack's velero_bucket")
     return HelmAddon(
         name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
@@ -81,7 +76,7 @@ def build(ctx: AddonContext) -> HelmAddon:
             "upgradeCRDs": False,
             "configuration": {
                 "backupStorageLocation": [{
-                    "name": STORAGE_LOCATION, "provider": "aws", "bucket": bucket.bucket_name, "default": True,
+                    "name": STORAGE_LOCATION, "provider": "aws", "bucket": ctx.velero_bucket.bucket_name, "default": True,
                     "config": {"region": ctx.values.region},
                 }],
                 "volumeSnapshotLocation": [{

@@ -9,9 +9,12 @@ import re
 from pathlib import Path
 
 import cdk8s
+import aws_cdk as cdk
 import pytest
 import yaml
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 
 from constructs_lib.addons import (
     AddonContext,
@@ -27,6 +30,7 @@ from constructs_lib.addons import (
 )
 from constructs_lib.addons.base import HelmAddon, merge_values
 from constructs_lib.addons.registry import dependency_order
+from config import naming
 from k8s_charts.aws_values import from_config
 from k8s_charts.base import STORAGE_CLASS
 from k8s_charts.mesh import PROMETHEUS_PRINCIPAL, istiod_helm_values
@@ -45,6 +49,18 @@ PINNED = {
     kube_prometheus_stack.NAME: (kube_prometheus_stack.REPOSITORY, kube_prometheus_stack.VERSION),
     argo_rollouts.NAME: (argo_rollouts.REPOSITORY, argo_rollouts.VERSION),
 }
+
+
+def _context(cfg, env_name):
+    """An AddonContext on imported stand-ins for the storage and data stacks' bucket and key."""
+    values = from_config(cfg, env_name)
+    stack = cdk.Stack(cdk.App(), "t", env=cdk.Environment(account=values.account, region=values.region))
+    bucket_name = naming.velero_bucket(cfg, env_name)
+    return AddonContext(
+        cluster_name="c", vpc_id="vpc-1", values=values, partition="aws",
+        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name), velero_bucket_name=bucket_name,
+        data_key=kms.Key.from_key_arn(stack, "DataKey", f"arn:aws:kms:{values.region}:{values.account}:key/data"),
+    )
 
 
 def _charts(template, env):
@@ -219,7 +235,7 @@ def test_external_secrets_reads_alert_receiver_secrets_and_nothing_broader(cfg):
     obs = env.observability.model_copy(update={"slack_webhook_secret_name": "ops/alerting/slack",
                                                "pagerduty_secret_name": "supabase/staging/pagerduty"})
     env = env.model_copy(update={"observability": obs})
-    ctx = AddonContext(cluster_name="c", vpc_id="vpc-1", values=from_config(cfg, "staging"), partition="aws")
+    ctx = _context(cfg, "staging")
     docs = [s.to_json() for s in external_secrets.statements(
         ctx, extra_secret_names=external_secrets.configured_secret_names(env))]
     by_sid = {d["Sid"]: d for d in docs}
@@ -227,7 +243,10 @@ def test_external_secrets_reads_alert_receiver_secrets_and_nothing_broader(cfg):
     # The PagerDuty secret sits under the environment prefix, which the first statement already grants.
     assert by_sid["ReadConfiguredSecrets"]["Resource"] == f"{prefix}ops/alerting/slack-??????"
     assert by_sid["ReadEnvironmentSecrets"]["Resource"] == f"{prefix}supabase/staging/*"
-    assert set(by_sid) == {"ReadEnvironmentSecrets", "ReadConfiguredSecrets"}
+    decrypt = by_sid["DecryptThroughSecretsManager"]
+    assert decrypt["Resource"] == f"arn:aws:kms:{env.region}:{env.account.id}:key/data"
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}
+    assert set(by_sid) == {"ReadEnvironmentSecrets", "ReadConfiguredSecrets", "DecryptThroughSecretsManager"}
 
 
 def test_load_balancer_controller_mutations_are_tag_scoped(template):
@@ -355,7 +374,7 @@ def test_prometheus_scrapes_meshed_pods_with_its_istio_certificate(template, cfg
 
 
 def test_prometheus_has_no_sidecar_without_the_mesh(cfg):
-    ctx = AddonContext(cluster_name="c", vpc_id="vpc-1", values=from_config(cfg, "dev"), partition="aws")
+    ctx = _context(cfg, "dev")
     addon = kube_prometheus_stack.build(ctx, retention_days=7, storage_gib=20, mesh=False)
     spec = addon.values["prometheus"]["prometheusSpec"]
     assert not {"podMetadata", "volumes", "volumeMounts", "scrapeClasses"} & set(spec)
@@ -401,12 +420,23 @@ def test_otel_collector_identity_is_the_cluster_stacks_only(template):
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == OTEL_COLLECTOR
 
 
-def test_velero_scoped_to_velero_bucket(template, assembly):
-    if getattr(assembly.stages["prod"], "storage", None) is None:
-        pytest.skip("storage stack (velero_bucket) not wired into the stage yet")
+def test_velero_scoped_to_velero_bucket(template, cfg):
     statements = {s["Sid"]: s for s in _policy_for(template, "prod", "velero-server")}
-    assert statements["BackupObjects"]["Resource"] != "*"
+    assert statements["BackupObjects"]["Resource"] == naming.bucket_objects_arn(naming.velero_bucket(cfg, "prod"))
     assert [sid for sid, s in statements.items() if s["Resource"] == "*"] == ["DescribeVolumes"]
+    # The bucket and its key are the storage stack's, read through its exports.
+    for sid, owner in (("ListBackups", "VeleroBucket"), ("BucketKey", "VeleroKey")):
+        imported = statements[sid]["Resource"]["Fn::ImportValue"]
+        assert imported.startswith("prod-storage:") and owner in imported, (sid, imported)
+
+
+def test_external_secrets_decrypts_only_with_the_data_key(template):
+    statements = {s["Sid"]: s for s in _policy_for(template, "prod", external_secrets.SERVICE_ACCOUNT)}
+    decrypt = statements["DecryptThroughSecretsManager"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+    imported = decrypt["Resource"]["Fn::ImportValue"]
+    assert imported.startswith("prod-data:") and "DataKey" in imported, imported
 
 
 def test_dependency_order_and_errors():

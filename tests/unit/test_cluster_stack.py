@@ -115,24 +115,27 @@ def test_workload_pod_identities(template):
                            "Condition": Match.object_like({"StringEquals": {"aws:SourceAccount": "555555555555"}})})])}})
 
 
-def test_storage_api_identity_scoped_to_storage_bucket(template, assembly):
-    stage = assembly.stages["prod"]
-    if getattr(stage, "storage", None) is None:
-        pytest.skip("storage stack not wired into the stage yet")
+def test_storage_api_identity_scoped_to_storage_bucket(template):
     t = _cluster(template, "prod")
     t.has_resource_properties("AWS::EKS::PodIdentityAssociation", {"Namespace": "supabase", "ServiceAccount": "storage"})
     policies = [p for p in t.find_resources("AWS::IAM::ManagedPolicy").values() if "ObjectReadWrite" in json.dumps(p)]
     assert len(policies) == 1
-    for statement in policies[0]["Properties"]["PolicyDocument"]["Statement"]:
+    statements = {s["Sid"]: s for s in policies[0]["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"ObjectReadWrite", "ListBucket", "BucketKey"}
+    for statement in statements.values():
         assert statement["Resource"] != "*"
+    # The bucket and its key are the storage stack's, read through its exports.
+    for sid, owner in (("ListBucket", "StorageBucket"), ("BucketKey", "StorageKey")):
+        imported = statements[sid]["Resource"]["Fn::ImportValue"]
+        assert imported.startswith("prod-storage:") and owner in imported, (sid, imported)
 
 
-def test_data_tier_ingress_from_cluster_security_group(template, assembly):
-    if getattr(assembly.stages["prod"], "data", None) is None:
-        pytest.skip("data stack not wired into the stage yet")
+def test_data_tier_ingress_from_cluster_security_group(template):
     t = _cluster(template, "prod")
-    for port in (5432, 6379):
-        t.has_resource_properties("AWS::EC2::SecurityGroupIngress", {
+    for port, group in ((5432, "Database"), (6379, "Cache")):
+        [ingress] = t.find_resources("AWS::EC2::SecurityGroupIngress", {"Properties": {
             "FromPort": port, "ToPort": port, "IpProtocol": "tcp",
             "SourceSecurityGroupId": {"Fn::GetAtt": [Match.any_value(), "ClusterSecurityGroupId"]},
-        })
+        }}).values()
+        imported = ingress["Properties"]["GroupId"]["Fn::ImportValue"]
+        assert imported.startswith("prod-data:") and group in imported, imported

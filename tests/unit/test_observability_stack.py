@@ -1,8 +1,9 @@
 """Alerts topic and CloudWatch alarms (alerts + observability stacks).
 
-Stage-level assertions read the shared assembly; the data-tier and CloudFront alarm
-constructs are also checked on a small stack of imported resources, so their metrics,
-dimensions and thresholds are pinned whichever stacks the stage wires today.
+Stage-level assertions read the shared assembly and check that each alarm watches the
+resource of the stack that owns it; the data-tier and CloudFront alarm constructs are also
+checked on a small stack of imported resources, which pins their metrics, dimensions and
+thresholds for replica and node counts the example config does not use.
 """
 
 from __future__ import annotations
@@ -128,6 +129,36 @@ def test_load_balancer_alarms_use_metrics_insights(template):
         assert props["Threshold"] == threshold and props["TreatMissingData"] == "notBreaching"
     assert 'FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)' in al.ALB_5XX_QUERY
     assert "HTTPCode_Target_5XX_Count" in al.TARGET_5XX_QUERY
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_data_tier_alarms_watch_the_data_stacks_instances_and_cache(template, cfg, env):
+    e = cfg.environments[env]
+    found = alarms_of(template(env, "observability"))
+
+    def watched(name: str) -> str:
+        [dimension] = found[f"supabase-{env}-{name}"]["Dimensions"]
+        return json.dumps(dimension["Value"])
+
+    for name in ("rds-cpu", "rds-free-storage", "rds-connections", "rds-freeable-memory"):
+        assert f'"{env}-data:' in watched(name) and "DatabasePrimary" in watched(name), name
+    for n in range(1, e.database.read_replicas + 1):
+        assert f'"{env}-data:' in watched(f"rds-replica{n}-lag") and f"DatabaseReplica{n}" in watched(f"rds-replica{n}-lag")
+    assert f"supabase-{env}-rds-replica{e.database.read_replicas + 1}-lag" not in found
+    nodes = 1 + e.cache.replicas_per_shard
+    for n in range(1, nodes + 1):
+        assert f'"{env}-data:' in watched(f"cache-node{n}-cpu") and "CacheReplicationGroup" in watched(f"cache-node{n}-cpu")
+    assert f"supabase-{env}-cache-node{nodes + 1}-cpu" not in found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_cloudfront_alarm_watches_the_storage_stacks_distribution(template, cfg, env):
+    e = cfg.environments[env]
+    assert e.features.cloudfront and e.region == "us-east-1"
+    [dimension, region] = alarms_of(template(env, "observability"))[f"supabase-{env}-cloudfront-5xx-rate"]["Dimensions"]
+    imported = dimension["Value"]["Fn::ImportValue"]
+    assert imported.startswith(f"{env}-storage:") and "Distribution" in imported, imported
+    assert region == {"Name": "Region", "Value": "Global"}
 
 
 @pytest.mark.parametrize("env", ENVS)

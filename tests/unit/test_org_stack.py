@@ -90,3 +90,11 @@ def test_trail_bucket_locked_down(template, cfg):
     policy = json.dumps(t.find_resources("AWS::S3::BucketPolicy"))
     assert '"aws:SecureTransport": "false"' in policy
     assert f"AWSLogs/{cfg.organization.id}/" in policy
+
+
+def test_org_and_deploy_access_need_no_bootstrap(assembly):
+    """Both are deployed before `cdk bootstrap` exists in their accounts (README, steps 3-4)."""
+    for path in ("org", "dev-deploy-access", "prod-deploy-access"):
+        template = assembly.template_json(path)
+        assert "BootstrapVersion" not in template.get("Parameters", {}), path
+        assert "hnb659fds" not in str(template), path
