@@ -14,12 +14,12 @@ declared here: two manifests owning one object would delete it when either is re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 import cdk8s
 from constructs import Construct
 
 from config.model import OrgConfig
 from k8s_charts.aws_values import AwsValues
+from k8s_charts.objects import api_object
 
 CLUSTER_CHART_ID = "base-cluster"
 CONTROLLERS_CHART_ID = "base-controllers"
@@ -59,14 +59,6 @@ NAMESPACES: tuple[NamespaceSpec, ...] = (
 BATCH_LEVEL = "restricted"
 
 
-def _object(scope: Construct, id_: str, *, api_version: str, kind: str, metadata: cdk8s.ApiObjectMetadata,
-            body: dict[str, Any]) -> cdk8s.ApiObject:
-    obj = cdk8s.ApiObject(scope, id_, api_version=api_version, kind=kind, metadata=metadata)
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
-    return obj
-
-
 def _namespace(scope: Construct, spec: NamespaceSpec, *, version: str) -> cdk8s.ApiObject:
     labels = {
         "pod-security.kubernetes.io/enforce": spec.level,
@@ -95,7 +87,7 @@ class BaseClusterChart(cdk8s.Chart):
         self.namespaces = [spec.name for spec in specs]
         for spec in specs:
             _namespace(self, spec, version=version)
-        _object(
+        api_object(
             self, "storage-class", api_version="storage.k8s.io/v1", kind="StorageClass",
             metadata=cdk8s.ApiObjectMetadata(
                 name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
@@ -111,7 +103,7 @@ class BaseClusterChart(cdk8s.Chart):
 
 
 def _schedule(scope: Construct, name: str, *, cron: str, ttl_hours: int) -> cdk8s.ApiObject:
-    return _object(
+    return api_object(
         scope, f"schedule-{name}", api_version="velero.io/v1", kind="Schedule",
         metadata=cdk8s.ApiObjectMetadata(name=name, namespace=VELERO_NAMESPACE),
         body={"spec": {
@@ -136,7 +128,7 @@ class BaseControllersChart(cdk8s.Chart):
     def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, values: AwsValues) -> None:
         super().__init__(scope, id_, disable_resource_name_hashes=True)
         cluster = cfg.environments[env_name].cluster
-        _object(
+        api_object(
             self, "cluster-secret-store", api_version="external-secrets.io/v1", kind="ClusterSecretStore",
             metadata=cdk8s.ApiObjectMetadata(name=CLUSTER_SECRET_STORE),
             body={"spec": {

@@ -15,6 +15,8 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
+from k8s_charts.objects import from_manifest
+
 NAMESPACE = "supabase"
 TRUST_DOMAIN = "cluster.local"
 # Label the Supabase chart's Namespace must carry for sidecar injection.
@@ -275,12 +277,4 @@ class MeshChart(cdk8s.Chart):
         super().__init__(scope, id_, disable_resource_name_hashes=True)
         self.objects = []
         for manifest in mesh_objects(props.vpc_cidr):
-            obj = cdk8s.ApiObject(
-                self,
-                f"{manifest['kind']}-{manifest['metadata']['name']}",
-                api_version=manifest["apiVersion"],
-                kind=manifest["kind"],
-                metadata=manifest["metadata"],
-            )
-            obj.add_json_patch(cdk8s.JsonPatch.add("/spec", manifest["spec"]))
-            self.objects.append(obj)
+            self.objects.append(from_manifest(self, manifest))

@@ -14,6 +14,8 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
+from k8s_charts import objects
+
 OBSERVABILITY_NAMESPACE = "observability"
 SUPABASE_NAMESPACE = "supabase"
 # kube-prometheus-stack's operator selects ServiceMonitors, PodMonitors, Probes and
@@ -32,16 +34,14 @@ def api_object(scope: Construct, id_: str, *, api_version: str, kind: str, name:
                namespace: str | None, labels: Mapping[str, str] | None = None,
                annotations: Mapping[str, str] | None = None,
                body: Mapping[str, Any]) -> cdk8s.ApiObject:
-    obj = cdk8s.ApiObject(
+    return objects.api_object(
         scope, id_, api_version=api_version, kind=kind,
         metadata=cdk8s.ApiObjectMetadata(
             name=name, namespace=namespace, labels=dict(labels or {}),
             annotations=dict(annotations) if annotations else None,
         ),
+        body=body,
     )
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
-    return obj
 
 
 def external_secret(scope: Construct, id_: str, *, name: str, namespace: str,

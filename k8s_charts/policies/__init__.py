@@ -22,6 +22,7 @@ from constructs import Construct
 from config.model import OrgConfig
 from k8s_charts.aws_values import AwsValues
 from k8s_charts.mesh import MeshChart, MeshProps
+from k8s_charts.objects import from_manifest
 
 TEMPLATE_API_VERSION = "templates.gatekeeper.sh/v1"
 CONSTRAINT_API_VERSION = "constraints.gatekeeper.sh/v1beta1"
@@ -284,19 +285,9 @@ class PoliciesChart(cdk8s.Chart):
 
     def __init__(self, scope: Construct, id_: str, *, props: PoliciesProps) -> None:
         super().__init__(scope, id_, disable_resource_name_hashes=True)
-        self.templates = [self._add(constraint_template(p)) for p in POLICIES]
-        self.constraints = [self._add(constraint(p, enforce=props.enforce)) for p in POLICIES]
+        self.templates = [from_manifest(self, constraint_template(p)) for p in POLICIES]
+        self.constraints = [from_manifest(self, constraint(p, enforce=props.enforce)) for p in POLICIES]
 
-    def _add(self, manifest: dict[str, Any]) -> cdk8s.ApiObject:
-        obj = cdk8s.ApiObject(
-            self,
-            f"{manifest['kind']}-{manifest['metadata']['name']}",
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-        )
-        obj.add_json_patch(cdk8s.JsonPatch.add("/spec", manifest["spec"]))
-        return obj
 
 
 def security_charts(app: cdk8s.App, cfg: OrgConfig, env_name: str, values: AwsValues) -> list[cdk8s.Chart]:

@@ -11,6 +11,7 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
+from k8s_charts import objects
 from k8s_charts.supabase.props import NAMESPACE, PART_OF
 
 
@@ -44,10 +45,7 @@ def api_object(
         metadata["labels"] = labels
     if annotations:
         metadata["annotations"] = annotations
-    obj = cdk8s.ApiObject(scope, f"{kind}-{name}", api_version=api_version, kind=kind, metadata=metadata)
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
-    return obj
+    return objects.api_object(scope, f"{kind}-{name}", api_version=api_version, kind=kind, metadata=metadata, body=body)
 
 
 def secret_env(name: str, secret: str, key: str | None = None) -> dict[str, Any]:
