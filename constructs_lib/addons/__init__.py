@@ -18,6 +18,7 @@ from constructs_lib.addons import (
     gatekeeper,
     istio,
     kube_prometheus_stack,
+    prometheus_adapter,
     velero,
     vertical_pod_autoscaler,
 )
@@ -34,6 +35,7 @@ def platform_addons(ctx: AddonContext, env: Environment) -> list[HelmAddon]:
         vertical_pod_autoscaler.build(ctx),
         kube_prometheus_stack.build(ctx, retention_days=env.observability.metrics_retention_days,
                                     storage_gib=env.observability.metrics_storage_gib, mesh=env.features.istio),
+        prometheus_adapter.build(ctx),
         argo_rollouts.build(ctx),
         gatekeeper.build(ctx),
         velero.build(ctx),

@@ -290,7 +290,7 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
         ),),
         service_ports=(ServicePort(name="metrics", port=4000, target_port=4000),),
         extra_metrics=({"type": "Pods", "pods": {
-            "metric": {"name": "realtime_connections_connected"},
+            "metric": {"name": contract.REALTIME_CONNECTIONS_METRIC},
             "target": {"type": "AverageValue", "averageValue": "5000"}}},),
         termination_grace_seconds=60,
         scaling=props.scaling["realtime"], production=props.values.production,

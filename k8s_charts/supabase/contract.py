@@ -20,6 +20,12 @@ NOT_QUARANTINED = {"key": QUARANTINE_LABEL, "operator": "DoesNotExist"}
 REALTIME_METRICS_TOKEN_SECRET = "realtime-metrics-token"
 REALTIME_METRICS_TOKEN_KEY = "token"
 
+# The custom metric the Realtime HPA scales on, per pod: Realtime's node-local count of open
+# websocket connections. It is on /metrics, the endpoint the monitoring chart scrapes; the
+# per-tenant `realtime_connections_connected` is only on /tenant-metrics. prometheus-adapter
+# (constructs_lib.addons.prometheus_adapter) serves the series under this same name.
+REALTIME_CONNECTIONS_METRIC = "realtime_connections_global_connected"
+
 
 @dataclass(frozen=True, kw_only=True)
 class CanaryTarget:
