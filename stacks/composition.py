@@ -36,12 +36,15 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         name: EnvironmentStage(app, name, cfg=cfg, env_name=name)
         for name in cfg.environments
     }
+    # Before the pipeline: CDK Pipelines synthesizes each stage it adds, and a stage's
+    # assembly is cached from that first synthesis.
     add_framework_function_skips(app)
     PipelineStack(
         app, "pipeline", stack_name=f"{cfg.project}-pipeline", cfg=cfg, stages=stages,
         env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),
         description=f"{cfg.project}: cross-account delivery pipeline (CDK Pipelines)",
     )
+    # Again for the pipeline stack and the per-region support stacks it generated.
     add_framework_function_skips(app)
     if nag:
         enable_nag(app)
