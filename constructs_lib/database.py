@@ -220,6 +220,11 @@ class PostgresDatabase(Construct):
                  "read replica: automated backups run on the primary (and are replicated to the DR region there)"),
             )
             skip(cfn_replica, ("CKV_AWS_16", _REPLICA_ENCRYPTION), ("CKV_AWS_157", _REPLICA_SINGLE_AZ))
+            # `common` gives the replicas the primary's deletion protection, so they need the
+            # same acknowledgement when it is off.
+            if not settings.deletion_protection:
+                acknowledge(cfn_replica, *((rule, _NON_PRODUCTION.format(setting="database.deletion_protection")) for rule in (
+                    "AwsSolutions::AwsSolutions-RDS10", "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled")))
             self.read_replicas.append(replica)
 
         self.rotation_security_group = ec2.SecurityGroup(

@@ -7,6 +7,8 @@ trust the tooling account (`make bootstrap`).
 
 from __future__ import annotations
 
+import re
+
 import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
@@ -156,10 +158,15 @@ class PipelineStack(cdk.Stack):
             support.replication_bucket for support in code_pipeline.cross_region_support.values()
         ]
         bucket_ids = [cdk.Stack.of(b).get_logical_id(b.node.default_child) for b in buckets]
+        # The support stacks' replication buckets get physical names CDK generates (from this
+        # stack's name, truncated); resolving them here yields exactly those literals.
+        replication_bucket_names = [
+            self.resolve(support.replication_bucket.bucket_name)
+            for support in code_pipeline.cross_region_support.values()
+        ]
         allowed_resources = (
             *(rf"<{bucket_id}\.Arn>/\*" for bucket_id in bucket_ids),
-            # The support stacks' replication buckets, named by CDK after this stack (truncated).
-            rf"arn:<AWS::Partition>:s3:::{self.stack_name}-support[a-z]*bucket[a-z0-9]+/\*",
+            *(rf"arn:<AWS::Partition>:s3:::{re.escape(name)}/\*" for name in replication_bucket_names),
             rf"arn:<AWS::Partition>:logs:{self.region}:{self.account}:log-group:/aws/codebuild/.*",
             rf"arn:<AWS::Partition>:codebuild:{self.region}:{self.account}:report-group/.*",
             # Self-mutation and asset publishing assume the CDK bootstrap roles of each target

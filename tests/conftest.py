@@ -35,6 +35,7 @@ class Assembly:
     stages: dict[str, cdk.Stage]
     outdir: Path
     cloud_assembly: object
+    cfg: OrgConfig
     _templates: dict[str, Template] = field(default_factory=dict)
 
     def stacks(self) -> list[cdk.Stack]:
@@ -62,20 +63,40 @@ def _assembly_dir(stack: cdk.Stack) -> str:
     return "" if stage is None or stage.node.path == "" else f"assembly-{stage.node.path}"
 
 
+# Every organization the suite synthesizes and rehearses: the embedded default, and a second
+# one that differs in everything the default leaves unexercised.
+ORG_CONFIGS = {
+    "default": ROOT / "config" / "default.yaml",
+    "acme": ROOT / "tests" / "fixtures" / "orgs" / "acme.yaml",
+}
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory):
+    """`synthesized("acme")`: that organization's app, synthesized once per session."""
+
+    @cache
+    def synth(name: str) -> Assembly:
+        cfg = load_config(ORG_CONFIGS[name])
+        outdir = tmp_path_factory.mktemp(f"cdk.out-{name}")
+        # Same feature flags as `cdk synth`, so tests see the templates users deploy.
+        flags = json.loads((ROOT / "cdk.json").read_text())["context"]
+        app = cdk.App(outdir=str(outdir), context=flags)
+        stages = build_app(app, cfg, nag=False)
+        cloud_assembly = app.synth()
+        return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly, cfg=cfg)
+
+    return synth
+
+
 @pytest.fixture(scope="session")
 def cfg() -> OrgConfig:
-    return load_config()
+    return load_config(ORG_CONFIGS["default"])
 
 
 @pytest.fixture(scope="session")
-def assembly(cfg: OrgConfig, tmp_path_factory: pytest.TempPathFactory) -> Assembly:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    # Same feature flags as `cdk synth`, so tests see the templates users deploy.
-    flags = json.loads((ROOT / "cdk.json").read_text())["context"]
-    app = cdk.App(outdir=str(outdir), context=flags)
-    stages = build_app(app, cfg, nag=False)
-    cloud_assembly = app.synth()
-    return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly)
+def assembly(synthesized) -> Assembly:
+    return synthesized("default")
 
 
 @pytest.fixture(scope="session")
