@@ -10,9 +10,37 @@ a client too. Debian bookworm ships only server 15, whose role rules differ from
   rds.force_ssl=1): plain TCP is rejected, clients must use sslmode=require.
 - A unix socket directory for the superuser `rdsadmin` (trust), used only to prepare
   the server and for `superuser_sql`; nothing under test should need it.
-- `supabase_admin`, an RDS-style master that is NOT superuser: LOGIN CREATEROLE CREATEDB
-  BYPASSRLS, member of the stand-ins `rds_superuser` and `rds_replication` (NOLOGIN roles
-  of those names, as RDS has), owner of the database `postgres_server.dbname`.
+- `supabase_admin`, an RDS-style master, owner of the database `postgres_server.dbname`
+  (`RDS_MASTER_SQL`). What it may do is exactly what RDS for PostgreSQL 17 documents:
+  * NOSUPERUSER NOREPLICATION, LOGIN CREATEDB CREATEROLE: the master's attributes as AWS
+    lists them (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.PostgreSQL.CommonDBATasks.Roles.rds_superuser.html).
+  * BYPASSRLS: from PostgreSQL 16 only a role that has BYPASSRLS may give it
+    (https://www.postgresql.org/docs/17/sql-alterrole.html); the Supabase contract needs it
+    for service_role, so the master is assumed to have it (AWS's page does not list it).
+  * member of `rds_superuser` WITH ADMIN OPTION (AWS: the master may grant rds_superuser).
+    `rds_superuser` holds WITH ADMIN OPTION only what AWS says it hands out: `rds_replication`
+    and `rds_password` (same page: "Grant (and revoke) the rds_replication role ..."),
+    `pg_signal_backend` and `pg_monitor` (same page: it sees every session in
+    pg_stat_activity and may cancel/terminate them; monitoring vendors' RDS setup has the
+    master run `GRANT pg_monitor TO <agent>`:
+    https://docs.datadoghq.com/database_monitoring/setup_postgres/rds/). Not
+    pg_read_server_files, pg_write_server_files, pg_execute_server_program,
+    pg_read_all_data or pg_write_all_data.
+  * PostgreSQL 16+ CREATEROLE rules apply unchanged (release notes:
+    https://www.postgresql.org/docs/16/release-16.html#RELEASE-16-PRIVILEGES): the creator of
+    a role gets ADMIN OPTION on it but no membership (createrole_self_grant is empty, as on
+    RDS), so `ALTER ... OWNER TO` that role or `SET ROLE` to it needs an explicit GRANT;
+    roles it did not create and does not administer are out of reach.
+  * superuser-only parameters stay superuser-only (log_min_messages, log_statement, ...:
+    https://www.postgresql.org/docs/17/runtime-config-logging.html; RDS sets them in the DB
+    parameter group, not per session).
+  Two things RDS grants rds_superuser through its own engine patches cannot be granted to a
+  non-superuser on community PostgreSQL: CREATE EVENT TRIGGER
+  (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.FeatureSupport.EventTriggers.html)
+  and CREATE EXTENSION of untrusted extensions listed in `rds.extensions`
+  (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.FeatureSupport.Extensions.html).
+  Here the master is refused both (stricter than RDS); tests that need them run the same SQL
+  as the superuser in a database of their own.
 - wal_level=logical (Realtime, publications) and max_connections=20, deliberately low
   so that connection pooling is exercised by the PgBouncer test.
 
@@ -42,6 +70,16 @@ MASTER_USER = "supabase_admin"
 SUPERUSER = "rdsadmin"
 DATABASE = "postgres_app"
 MAX_CONNECTIONS = 20
+
+# The RDS master and its stand-in groups, as the module docstring describes them.
+RDS_MASTER_SQL = """
+CREATE ROLE rds_superuser NOLOGIN;
+CREATE ROLE rds_replication NOLOGIN;
+CREATE ROLE rds_password NOLOGIN;
+GRANT pg_monitor, pg_signal_backend, rds_replication, rds_password TO rds_superuser WITH ADMIN OPTION;
+CREATE ROLE {master} LOGIN NOSUPERUSER NOREPLICATION CREATEROLE CREATEDB BYPASSRLS PASSWORD '{password}';
+GRANT rds_superuser TO {master} WITH ADMIN OPTION;
+"""
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,13 +258,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             dbname=DATABASE, master_user=MASTER_USER, master_password=master_password,
             max_connections=MAX_CONNECTIONS, server_version_num=0, os_user=os_user,
         )
-        server.superuser_sql(
-            "CREATE ROLE rds_superuser NOLOGIN; CREATE ROLE rds_replication NOLOGIN; "
-            "GRANT pg_monitor, pg_signal_backend TO rds_superuser; "
-            f"CREATE ROLE {MASTER_USER} LOGIN CREATEROLE CREATEDB BYPASSRLS PASSWORD '{master_password}'; "
-            f"GRANT rds_superuser, rds_replication TO {MASTER_USER};",
-            dbname="postgres",
-        )
+        server.superuser_sql(RDS_MASTER_SQL.format(master=MASTER_USER, password=master_password), dbname="postgres")
         server.superuser_sql(f"CREATE DATABASE {DATABASE} OWNER {MASTER_USER}", dbname="postgres")
         version = int(server.superuser_sql("SHOW server_version_num"))
         yield replace(server, server_version_num=version)
