@@ -4,8 +4,14 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+## CONFIG       organization config file (default: the embedded example)
 CONFIG ?= config/default.yaml
+## ENV          an environment (all its stacks), or org, pipeline, <env>-deploy-access
 ENV ?=
+## EXECUTE      set to 1 to make `make bootstrap` run the commands it prints
+EXECUTE ?=
+## PYTEST_ARGS  extra pytest arguments, e.g. PYTEST_ARGS="-k rehearsal -x"
+PYTEST_ARGS ?=
 PYTHON ?= python3.11
 VENV := .venv
 CHECKOV_VENV := .venv-checkov
@@ -13,7 +19,6 @@ APT_PACKAGES := postgresql pgbouncer prometheus
 CDK := npx --no-install cdk
 # ENV names an environment stage (all its stacks) or one of the top-level stacks.
 TARGET = $(if $(filter org pipeline %-deploy-access,$(ENV)),$(ENV),'$(ENV)/*')
-PYTEST_ARGS ?=
 
 # jsii prints a boxed warning per process on Node 20 (the value lists the silenced major
 # versions); users should run Node 22+.
@@ -24,10 +29,13 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY_DISABLED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help install synth test test-unit test-fast diff deploy bootstrap clean
+.PHONY: help install synth test test-unit bench diff deploy bootstrap clean
 
-help: ## list the targets
+help: ## list the targets and the variables they read
+	@echo "targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "variables (VAR=value on the command line):"
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -53,7 +61,10 @@ node_modules/.installed: package.json package-lock.json
 	 fi
 	touch $@
 
-install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed ## install everything (idempotent)
+install: ## install everything (idempotent) and say how long it took
+	@start=$$(date +%s); \
+	 $(MAKE) --no-print-directory $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed; \
+	 echo "install took $$(( $$(date +%s) - start ))s"
 
 synth: install ## synthesize every environment from CONFIG, no AWS credentials needed
 	@start=$$(date +%s); \
@@ -69,6 +80,9 @@ test: install ## run the whole test suite (unit, snapshot, compliance, integrati
 
 test-unit: install ## only the fast unit tier
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: install ## benchmarks (PgBouncer pooled against direct); reports numbers, never fails on them
+	$(VENV)/bin/python -m pytest -m bench -q tests/integration $(PYTEST_ARGS)
 
 diff: install ## cdk diff for ENV (needs credentials for its account)
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }
