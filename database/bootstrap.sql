@@ -226,3 +226,37 @@ ALTER DEFAULT PRIVILEGES FOR ROLE supabase_auth_admin IN SCHEMA auth
 SELECT 'CREATE PUBLICATION supabase_realtime'
 WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime')
 \gexec
+
+-- Realtime's tenant migrations run as supabase_admin with the prefix `realtime` (upstream's
+-- own database image makes that schema in a superuser init script, RDS has none).
+CREATE SCHEMA IF NOT EXISTS realtime;
+ALTER SCHEMA realtime OWNER TO supabase_admin;
+
+-- Migration 20240401105812 creates supabase_realtime_admin only when it is missing, then
+-- gives it Realtime's tables; on PostgreSQL 16+ ALTER ... OWNER TO needs SET on the new
+-- owner, which a CREATEROLE master does not get for roles it creates itself. Attributes as
+-- in that migration.
+SELECT 'CREATE ROLE supabase_realtime_admin NOINHERIT NOLOGIN NOREPLICATION'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'supabase_realtime_admin')
+\gexec
+GRANT supabase_realtime_admin TO supabase_admin;
+
+-- Private channels: Realtime checks realtime.messages policies after set_config('role', ...)
+-- to the caller's JWT role, which needs SET on that role.
+GRANT anon, authenticated, service_role TO supabase_admin;
+
+-- These migrations define realtime.list_changes with `SET log_min_messages`, a
+-- superuser-only parameter: without superuser such a function can be neither created
+-- (not even over an existing one with CREATE OR REPLACE) nor called, and SET ON PARAMETER
+-- can be granted only by a superuser (supabase/realtime#1326, open). Recorded as applied,
+-- Realtime's migrator (Ecto skips recorded versions) runs all the others; Postgres Changes,
+-- which polls list_changes, stays unavailable, Broadcast, Presence and authorization work.
+CREATE TABLE IF NOT EXISTS realtime.schema_migrations (
+    version bigint PRIMARY KEY,
+    inserted_at timestamp(0)
+);
+INSERT INTO realtime.schema_migrations (version, inserted_at)
+VALUES (20230328144023, now() AT TIME ZONE 'utc'),
+       (20260326120000, now() AT TIME ZONE 'utc'),
+       (20260528120000, now() AT TIME ZONE 'utc')
+ON CONFLICT (version) DO NOTHING;
