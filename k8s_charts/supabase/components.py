@@ -2,8 +2,10 @@
 
 Queries go through PgBouncer (`pgbouncer:6432`, database `postgres`, or `postgres_ro` for
 the read-only PostgREST). Session-level work connects to the RDS primary with TLS: Realtime
-(logical replication), GoTrue (runs its migrations at start-up on its one database URL) and
-Storage's migration URL (DATABASE_URL; its queries use DATABASE_POOL_URL).
+(logical replication), GoTrue (runs its migrations at start-up on its one database URL),
+Storage's migration URL (DATABASE_URL; its queries use DATABASE_POOL_URL) and postgres-meta,
+which runs Studio's SQL and table editors (DDL, multi-statement scripts, session settings).
+The Node clients (Storage, postgres-meta) verify the server against the region's RDS CAs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from constructs import Construct
 
 from database.pgbouncer import render_ini
 from database.roles import LOGIN_ROLES, MASTER_USER
-from k8s_charts.supabase import contract, images, kong, secrets
+from k8s_charts.supabase import contract, images, kong, rds_ca, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.props import (
     NAMESPACE, OTLP_HTTP_ENDPOINT, SupabaseProps, service_host,
@@ -34,6 +36,8 @@ REALTIME_HEADLESS = "realtime-headless"
 REALTIME_CLUSTER_PORTS = (4369, 4370, 5369)
 IMGPROXY_METRICS_PORT = 9464
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+# postgres-meta's own login and the one Studio hands it for every request.
+DASHBOARD_DB_USER = "dashboard_user"
 FUNCTIONS_MOUNT = "/home/deno/functions"
 
 SMALL = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -47,11 +51,14 @@ def _pooled_url(user: str, dbname: str = "postgres", scheme: str = "postgres") -
                                 dbname=dbname, sslmode="disable", scheme=scheme)
 
 
-def _direct_url(user: str, props: SupabaseProps) -> str:
+def _direct_url(user: str, props: SupabaseProps, *, verify: bool = False) -> str:
     # Schema migrations take session-level advisory locks, which transaction pooling breaks.
+    # verify: node-postgres reads the CA file named by sslrootcert itself, and the URL's TLS
+    # settings override any the service passes alongside, so the CA must be in the URL.
     values = props.values
     return secrets.postgres_url(user=user, host=values.db_host, port=values.db_port,
-                                dbname=values.db_name, sslmode="require")
+                                dbname=values.db_name, sslmode="verify-full" if verify else "require",
+                                sslrootcert=rds_ca.FILE if verify else None)
 
 
 def _secret_name(component: str) -> str:
@@ -322,7 +329,7 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "SERVICE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
         "PGRST_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
         "AUTH_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
-        "DATABASE_URL": _direct_url("supabase_storage_admin", props),
+        "DATABASE_URL": _direct_url("supabase_storage_admin", props, verify=True),
         "DATABASE_POOL_URL": _pooled_url("supabase_storage_admin"),
     }
     names = _component_secret(scope, props, "storage", images.STORAGE, remote, template)
@@ -352,8 +359,10 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
             readiness=Probe(path="/status", port=5000),
             startup=Probe(path="/status", port=5000, period=5, failure_threshold=60),
             resources=MEDIUM,
+            mounts=(rds_ca.mount(),),
         ),),
         service_ports=(ServicePort(name="http", port=5000, target_port=5000),),
+        volumes=(rds_ca.volume(),),
         scaling=props.scaling["storage"], production=props.values.production,
     )
 
@@ -387,7 +396,8 @@ def imgproxy_workload(props: SupabaseProps) -> Workload:
 
 
 def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
-    user = "dashboard_user"
+    values = props.values
+    user = DASHBOARD_DB_USER
     remote = [secrets.role_password(user), secrets.META_CRYPTO_KEY]
     template = {
         "PG_META_DB_PASSWORD": secrets.ref(secrets.role_password(user)),
@@ -397,18 +407,20 @@ def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
     env = {
         "PG_META_PORT": "8080",
         "PG_META_HOST": "0.0.0.0",
-        "PG_META_DB_HOST": PGBOUNCER_HOST,
-        "PG_META_DB_PORT": str(PGBOUNCER_PORT),
-        "PG_META_DB_NAME": "postgres",
+        "PG_META_DB_HOST": values.db_host,
+        "PG_META_DB_PORT": str(values.db_port),
+        "PG_META_DB_NAME": values.db_name,
         "PG_META_DB_USER": user,
-        "PG_META_DB_SSL_MODE": "disable",
+        "PG_META_DB_SSL_MODE": "verify-full",
     }
     health = Probe(path="/health", port=8080)
     return Workload(
         component="meta",
         containers=(Container(
             name="meta", image=images.META, ports=(("http", 8080),),
-            env=tuple(plain_env(env)) + _env_from_secret("meta", names),
+            # postgres-meta takes the CA as PEM text and applies it to Studio's connections too.
+            env=(*plain_env(env), rds_ca.pem_env("PG_META_DB_SSL_ROOT_CERT"),
+                 *_env_from_secret("meta", names)),
             liveness=health, readiness=health,
             startup=Probe(path="/health", port=8080, period=5, failure_threshold=24),
             resources=SMALL,
@@ -419,7 +431,8 @@ def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
 
 
 def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
-    user = "dashboard_user"
+    values = props.values
+    user = DASHBOARD_DB_USER
     remote = [secrets.role_password(user), secrets.META_CRYPTO_KEY, secrets.ANON_KEY,
               secrets.SERVICE_ROLE_KEY, secrets.JWT_SECRET]
     # Server-side variables only: none of these is NEXT_PUBLIC_*, so Next.js never bundles
@@ -436,6 +449,17 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "HOSTNAME": "0.0.0.0",
         "PORT": "3000",
         "STUDIO_PG_META_URL": f"http://{service_host('meta')}:8080",
+        # Studio builds the connection string pg-meta opens for each request from these
+        # (lib/api/self-hosted/util.ts); unset, it sends supabase_admin@db:5432.
+        "POSTGRES_HOST": values.db_host,
+        "POSTGRES_PORT": str(values.db_port),
+        "POSTGRES_DB": values.db_name,
+        "POSTGRES_USER_READ_WRITE": user,
+        # Studio sends the one POSTGRES_PASSWORD for this user too, so its read-only requests
+        # (AI assistant and MCP, neither enabled here) fail to log in rather than run with
+        # dashboard_user's write access.
+        "POSTGRES_USER_READ_ONLY": "supabase_read_only_user",
+        "POSTGRES_SSL": "verify-full",
         "DEFAULT_ORGANIZATION_NAME": props.organization_name,
         "DEFAULT_PROJECT_NAME": props.project_name,
         "SUPABASE_URL": f"http://{service_host('kong')}:{kong.PROXY_PORT}",
@@ -579,6 +603,7 @@ def pgbouncer_workload(scope: Construct, props: SupabaseProps) -> Workload:
 
 
 def add_components(scope: Construct, props: SupabaseProps) -> None:
+    rds_ca.add_config_map(scope, region=props.values.region, labels=labels("rds-ca", rds_ca.package_pin()))
     for workload in (
         kong_workload(scope, props),
         auth_workload(scope, props),

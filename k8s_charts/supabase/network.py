@@ -65,7 +65,7 @@ class Edge:
 
 KONG_UPSTREAMS = (("auth", 9999), ("rest", 3000), ("rest-ro", 3000), ("realtime", 4000),
                   ("storage", 5000), ("functions", 9000), ("meta", 8080), ("studio", 3000))
-POOLED_CLIENTS = ("rest", "rest-ro", "storage", "meta", "functions")
+POOLED_CLIENTS = ("rest", "rest-ro", "storage", "functions")
 METRICS_PORTS = (("kong", kong.STATUS_PORT), ("auth", 9100), ("rest", 3001), ("rest-ro", 3001),
                  ("realtime", 4000), ("imgproxy", IMGPROXY_METRICS_PORT),
                  ("pgbouncer", PGBOUNCER_EXPORTER_PORT))
@@ -100,6 +100,8 @@ def edges(props: SupabaseProps) -> tuple[Edge, ...]:
              why="RDS primary (GoTrue migrations need a session)"),
         Edge(src=Pod(component="storage"), dst=Cidr(cidr=vpc), port=props.values.db_port,
              why="RDS primary (Storage migrations)"),
+        Edge(src=Pod(component="meta"), dst=Cidr(cidr=vpc), port=props.values.db_port,
+             why="RDS primary (Studio's SQL and table editors through postgres-meta)"),
     ]
     out += [Edge(src=Pod(component="kong"), dst=Pod(component=c), port=p, why="Kong upstream")
             for c, p in KONG_UPSTREAMS]

@@ -74,9 +74,10 @@ def url_password(value: RemoteValue) -> str:
 
 
 def postgres_url(*, user: str, host: str, port: int, dbname: str, sslmode: str,
-                 scheme: str = "postgres") -> str:
+                 scheme: str = "postgres", sslrootcert: str | None = None) -> str:
     password = url_password(role_password(user))
-    return f"{scheme}://{user}:{password}@{host}:{port}/{dbname}?sslmode={sslmode}"
+    query = f"sslmode={sslmode}" + (f"&sslrootcert={sslrootcert}" if sslrootcert else "")
+    return f"{scheme}://{user}:{password}@{host}:{port}/{dbname}?{query}"
 
 
 def external_secret(

@@ -40,7 +40,8 @@ CONTRACT = {
              "PG_META_DB_PASSWORD", "CRYPTO_KEY"],
     "studio": ["STUDIO_PG_META_URL", "POSTGRES_PASSWORD", "PG_META_CRYPTO_KEY", "DEFAULT_ORGANIZATION_NAME",
                "DEFAULT_PROJECT_NAME", "SUPABASE_URL", "SUPABASE_PUBLIC_URL", "SUPABASE_ANON_KEY",
-               "SUPABASE_SERVICE_KEY", "AUTH_JWT_SECRET"],
+               "SUPABASE_SERVICE_KEY", "AUTH_JWT_SECRET", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB",
+               "POSTGRES_USER_READ_WRITE"],
     "functions": ["JWT_SECRET", "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY",
                   "SUPABASE_DB_URL", "VERIFY_JWT"],
     "kong": ["KONG_DATABASE", "KONG_DECLARATIVE_CONFIG", "KONG_DNS_ORDER", "KONG_PLUGINS",
@@ -140,15 +141,17 @@ def _render_url(template: str, password: str) -> str:
     return re.sub(r"\{\{ \.\w+ \| urlquery \}\}", urllib.parse.quote_plus(password), template)
 
 
-@pytest.mark.parametrize("secret,key,user,pooled,dbname", [
-    ("auth-secrets", "GOTRUE_DB_DATABASE_URL", "supabase_auth_admin", False, "postgres"),
-    ("rest-secrets", "PGRST_DB_URI", "authenticator", True, "postgres"),
-    ("rest-ro-secrets", "PGRST_DB_URI", "authenticator", True, "postgres_ro"),
-    ("storage-secrets", "DATABASE_URL", "supabase_storage_admin", False, "postgres"),
-    ("storage-secrets", "DATABASE_POOL_URL", "supabase_storage_admin", True, "postgres"),
-    ("functions-secrets", "SUPABASE_DB_URL", "supabase_functions_admin", True, "postgres"),
+# sslmode of each direct URL: Go's pgx follows libpq (require encrypts without verifying);
+# node-postgres verifies on any mode, so Node clients name the RDS CA file and say verify-full.
+@pytest.mark.parametrize("secret,key,user,pooled,dbname,sslmode", [
+    ("auth-secrets", "GOTRUE_DB_DATABASE_URL", "supabase_auth_admin", False, "postgres", "require"),
+    ("rest-secrets", "PGRST_DB_URI", "authenticator", True, "postgres", "disable"),
+    ("rest-ro-secrets", "PGRST_DB_URI", "authenticator", True, "postgres_ro", "disable"),
+    ("storage-secrets", "DATABASE_URL", "supabase_storage_admin", False, "postgres", "verify-full"),
+    ("storage-secrets", "DATABASE_POOL_URL", "supabase_storage_admin", True, "postgres", "disable"),
+    ("functions-secrets", "SUPABASE_DB_URL", "supabase_functions_admin", True, "postgres", "disable"),
 ])
-def test_database_urls_encode_passwords(rendered, secret, key, user, pooled, dbname):
+def test_database_urls_encode_passwords(rendered, secret, key, user, pooled, dbname, sslmode):
     values, objects = rendered
     template = _secret_template(objects, secret)[key]
     assert "| urlquery" in template
@@ -162,7 +165,7 @@ def test_database_urls_encode_passwords(rendered, secret, key, user, pooled, dbn
     else:
         # Direct connections go to the RDS primary, which requires TLS.
         assert (url.hostname, url.port) == (values.db_host, values.db_port)
-        assert query["sslmode"] == ["require"]
+    assert query["sslmode"] == [sslmode]
 
 
 def test_realtime_connects_directly_to_rds_with_tls(rendered):

@@ -25,10 +25,10 @@ def expected(vpc: str) -> set[tuple[str, str, int]]:
              ("auth", internet, 587), ("auth", internet, 443), ("functions", internet, 443),
              ("functions", "kong", 8000), ("studio", "kong", 8000), ("studio", "meta", 8080),
              ("pgbouncer", f"cidr:{vpc}", 5432), ("realtime", f"cidr:{vpc}", 5432),
-             ("auth", f"cidr:{vpc}", 5432), ("storage", f"cidr:{vpc}", 5432)}
+             ("auth", f"cidr:{vpc}", 5432), ("storage", f"cidr:{vpc}", 5432), ("meta", f"cidr:{vpc}", 5432)}
     edges |= {("kong", c, p) for c, p in [("auth", 9999), ("rest", 3000), ("rest-ro", 3000), ("realtime", 4000),
                                           ("storage", 5000), ("functions", 9000), ("meta", 8080), ("studio", 3000)]}
-    edges |= {(c, "pgbouncer", 6432) for c in ["rest", "rest-ro", "storage", "meta", "functions"]}
+    edges |= {(c, "pgbouncer", 6432) for c in ["rest", "rest-ro", "storage", "functions"]}
     edges |= {("realtime", "realtime", p) for p in (4369, 4370, 5369)}
     edges |= {(OBS, c, p) for c, p in [("kong", 8100), ("auth", 9100), ("rest", 3001), ("rest-ro", 3001),
                                         ("realtime", 4000), ("imgproxy", 9464), ("pgbouncer", 9127)]}
