@@ -234,6 +234,38 @@ def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) ->
     )
 
 
+REALTIME_METADATA_SCHEMA = "_realtime"
+# Upstream's self-host seed (priv/repo/seeds.exs) writes ssl_enforced=false into the tenant's
+# settings, and Realtime connects to the tenant database (migrations, replication, RLS checks)
+# with exactly that flag; RDS refuses connections without TLS (rds.force_ssl=1). Nothing in
+# the environment changes the flag, so it is turned on in Realtime's own metadata right after
+# the seed. Unqualified: Realtime.Repo connects with DB_AFTER_CONNECT_QUERY's search_path.
+REALTIME_TENANT_TLS_SQL = ("UPDATE extensions SET settings = settings || jsonb_build_object($1::text, true) "
+                           "WHERE type = $2 AND tenant_external_id = $3")
+_REALTIME_TENANT_TLS_EVAL = (
+    "Application.load(:realtime); {:ok, _, _} = Ecto.Migrator.with_repo(Realtime.Repo, fn repo -> "
+    f'repo.query!("{REALTIME_TENANT_TLS_SQL}", ["ssl_enforced", "postgres_cdc_rls", '
+    'System.fetch_env!("SELF_HOST_TENANT_NAME")]) end)')
+# The image's ENTRYPOINT (tini, then run.sh) migrates and seeds through `sudo -u nobody`,
+# which a non-root container without privilege escalation cannot run, and run.sh exits under
+# `set -e`. These are run.sh's steps without sudo (tests/integration/test_realtime.py runs
+# both scripts side by side); its S3 crash-dump upload and cluster-certificate generation
+# are off unless ENABLE_ERL_CRASH_DUMP / GENERATE_CLUSTER_CERTS are set, which they are not.
+REALTIME_START_SCRIPT = f"""set -euo pipefail
+if [ -n "${{RLIMIT_NOFILE:-}}" ]; then
+    ulimit -Sn "$RLIMIT_NOFILE"
+fi
+export ERL_CRASH_DUMP=/tmp/erl_crash.dump
+/app/bin/migrate
+if [ "${{SEED_SELF_HOST-}}" = true ]; then
+    /app/bin/realtime eval 'Realtime.Release.seeds(Realtime.Repo)'
+    /app/bin/realtime eval '{_REALTIME_TENANT_TLS_EVAL}'
+fi
+exec "$@"
+"""
+REALTIME_COMMAND = ("/usr/bin/tini", "-s", "-g", "--", "/bin/bash", "-c", REALTIME_START_SCRIPT, "run.sh")
+REALTIME_ARGS = ("/app/bin/server",)
+
 def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
     remote = [secrets.JWT_SECRET, secrets.MASTER_PASSWORD, secrets.REALTIME_SECRET_KEY_BASE,
@@ -263,7 +295,7 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
             "DB_USER": MASTER_USER,
             "DB_SSL": "true",
             "DB_IP_VERSION": "ipv4",
-            "DB_AFTER_CONNECT_QUERY": "SET search_path TO _realtime",
+            "DB_AFTER_CONNECT_QUERY": f"SET search_path TO {REALTIME_METADATA_SCHEMA}",
             "APP_NAME": "realtime",
             "SEED_SELF_HOST": "true",
             "RUN_JANITOR": "true",
@@ -288,6 +320,7 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
         component="realtime",
         containers=(Container(
             name="realtime", image=images.REALTIME,
+            command=REALTIME_COMMAND, args=REALTIME_ARGS,
             ports=(("http", 4000), ("epmd", 4369), ("erl-dist", 4370), ("gen-rpc", 5369)),
             env=tuple(env) + _env_from_secret("realtime", names),
             liveness=Probe(port=4000),
