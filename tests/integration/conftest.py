@@ -55,6 +55,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -62,8 +63,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
 
+import psycopg
 import pytest
+
+from database.bootstrap import BOOTSTRAP_SQL_PATH, password_env_var, psql_args
+from database.roles import DATABASE_LOGIN_ROLES
 
 MASTER_USER = "supabase_admin"
 # Named like RDS's own superuser; `postgres` is a role the bootstrap creates.
@@ -267,3 +273,89 @@ def postgres_server() -> Iterator[PostgresServer]:
             subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                            capture_output=True, env=_clean_env(), **as_daemon)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- The bootstrap as the Job runs it, and the services' database URLs as rendered -----------
+
+_K8S_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_ESO_PASSWORD = re.compile(r"\{\{ \.([a-z_]+) \| urlquery \}\}")
+# Environment whose rendered manifests the runtime tests read.
+MANIFEST_ENV = "dev"
+
+
+def kubelet_expand(arg: str, env: Mapping[str, str]) -> str:
+    """$(VAR) -> env value; an undefined VAR stays as written, as Kubernetes leaves it."""
+    return _K8S_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), arg)
+
+
+def make_passwords(tag: str) -> dict[str, str]:
+    # Quotes, a backslash and a dollar sign: quoting mistakes in the SQL would show.
+    return {r.name: f"{tag}-{r.name}-'q\"\\$x-{os.urandom(6).hex()}" for r in DATABASE_LOGIN_ROLES}
+
+
+def apply_bootstrap(server: PostgresServer, passwords: Mapping[str, str], *, superuser: bool = False,
+                    dbname: str | None = None) -> subprocess.CompletedProcess[str]:
+    """psql with exactly the Job's arguments (bootstrap.psql_args), `$(VAR)` expanded like the kubelet."""
+    env = server.superuser_env(dbname=dbname) if superuser else server.libpq_env(dbname=dbname)
+    env.update({password_env_var(f"{role}_password"): pw for role, pw in passwords.items()})
+    args = [kubelet_expand(a, env) for a in psql_args(str(BOOTSTRAP_SQL_PATH))]
+    return subprocess.run([str(server.bindir / "psql"), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def bootstrapped_database(server: PostgresServer, dbname: str) -> dict[str, str]:
+    """A fresh database the master creates (CREATEDB, as on RDS) and bootstraps; the login
+    roles' passwords (cluster-wide, so the last module to bootstrap sets them)."""
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    passwords = make_passwords(dbname)
+    run = apply_bootstrap(server, passwords, dbname=dbname)
+    if run.returncode != 0:
+        raise RuntimeError(f"bootstrap failed in {dbname}:\n{run.stderr}")
+    return passwords
+
+
+@dataclass(frozen=True)
+class ServiceDb:
+    """One database URL of one rendered Supabase workload, aimed at the test server."""
+
+    url: str  # as rendered, ESO placeholders included
+    user: str
+    sslmode: str
+    password_variable: str
+
+    def conninfo(self, server: PostgresServer, passwords: Mapping[str, str], dbname: str) -> str:
+        """The rendered URL, password filled in as ESO's `urlquery` (Go url.QueryEscape) does,
+        host/port/database swapped for the test server's; libpq parses the rest. A URL that
+        goes through PgBouncer (sslmode=disable on the in-cluster hop) reaches this TLS-only
+        server directly with sslmode=require: PgBouncer's own hop is test_pgbouncer's."""
+        role = self.password_variable.removesuffix("_password")
+        parts = urlsplit(_ESO_PASSWORD.sub(quote_plus(passwords[role]), self.url))
+        query = parse_qs(parts.query)
+        query["sslmode"] = ["require"] if self.sslmode == "disable" else [self.sslmode]
+        netloc = f"{parts.netloc.rsplit('@', 1)[0]}@{server.host}:{server.port}"
+        return urlunsplit((parts.scheme, netloc, f"/{dbname}", urlencode(query, doseq=True), ""))
+
+
+@pytest.fixture(scope="session")
+def service_db():
+    """`service_db("auth", "GOTRUE_DB_DATABASE_URL")`: that URL from the rendered manifests."""
+    from config.loader import load_config
+    from k8s_charts.aws_values import from_config
+    from k8s_charts.supabase.chart import render_supabase
+
+    cfg = load_config()
+    objects = render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))["supabase"]
+
+    def find(component: str, key: str) -> ServiceDb:
+        secret = next(o for o in objects if o["kind"] == "ExternalSecret"
+                      and o["spec"]["target"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == component
+                      and key in o["spec"]["target"]["template"]["data"])
+        url = secret["spec"]["target"]["template"]["data"][key]
+        parsed = urlsplit(url)
+        variable = _ESO_PASSWORD.fullmatch(parsed.password or "")
+        assert variable, f"{component} {key}: password is not an ESO urlquery placeholder: {url}"
+        return ServiceDb(url=url, user=parsed.username, sslmode=parse_qs(parsed.query)["sslmode"][0],
+                         password_variable=variable.group(1))
+
+    return find

@@ -6,42 +6,21 @@ psql gets exactly the arguments the Kubernetes Job gets (bootstrap.psql_args), w
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 from dataclasses import dataclass
 
 import psycopg
 import pytest
 
-from database.bootstrap import BOOTSTRAP_SQL_PATH, password_env_var, psql_args
+from database.bootstrap import psql_args
 from database.roles import DATABASE_LOGIN_ROLES, LOGIN_ROLES
-
-_K8S_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def kubelet_expand(arg: str, env: dict[str, str]) -> str:
-    """$(VAR) -> env value; an undefined VAR stays as written, as Kubernetes leaves it."""
-    return _K8S_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), arg)
+from tests.integration.conftest import apply_bootstrap, make_passwords
 
 
 @dataclass(frozen=True)
 class Applied:
     passwords: dict[str, str]
     runs: list[subprocess.CompletedProcess[str]]
-
-
-def apply_bootstrap(server, passwords: dict[str, str], *, superuser: bool = False,
-                    dbname: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = server.superuser_env(dbname=dbname) if superuser else server.libpq_env(dbname=dbname)
-    env.update({password_env_var(f"{role}_password"): pw for role, pw in passwords.items()})
-    args = [kubelet_expand(a, env) for a in psql_args(str(BOOTSTRAP_SQL_PATH))]
-    return subprocess.run([str(server.bindir / "psql"), *args], capture_output=True, text=True, env=env, timeout=60)
-
-
-def make_passwords(tag: str) -> dict[str, str]:
-    # Quotes, a backslash and a dollar sign: quoting mistakes in the SQL would show.
-    return {r.name: f"{tag}-{r.name}-'q\"\\$x-{os.urandom(6).hex()}" for r in DATABASE_LOGIN_ROLES}
 
 
 @pytest.fixture(scope="module")
