@@ -120,8 +120,6 @@ class ApiKeyMinter(Construct):
             vpc_subnets=subnets,
             security_groups=[self.security_group],
             log_group=self.log_group,
-            # One at a time: a deploy-time mint and an event-driven one must not race.
-            reserved_concurrent_executions=1,
             environment={
                 "JWT_SECRET_ARN": jwt_secret.secret_arn,
                 "API_KEYS_SECRET_ARN": api_keys_secret.secret_arn,
@@ -136,7 +134,15 @@ class ApiKeyMinter(Construct):
             (f"AwsSolutions::AwsSolutions-IAM4[Policy::{_VPC_POLICY}]",
              "AWS's policy for the ENIs a VPC function needs; the function runs in the VPC to reach Secrets Manager privately"),
         )
-        acknowledge(self.function.node.default_child, ("NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ", _NO_DLQ))
+        acknowledge(
+            self.function.node.default_child,
+            ("NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ", _NO_DLQ),
+            ("NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
+             "no reserved concurrency: new member accounts start with a concurrency quota of 10 and Lambda keeps 100 "
+             "unreserved, so any reservation fails the deploy (rehearsal rule lambda-reserved-concurrency); two "
+             "overlapping mints both derive from the current JWT secret, and a stale write is re-minted by the next "
+             "event's idempotent check"),
+        )
         skip(self.function.node.default_child, ("CKV_AWS_116", _NO_DLQ))
 
         self.provider = cr.Provider(

@@ -57,9 +57,6 @@ RBAC_RULES = (
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "update"]},
 )
-# A burst of findings about many pods is handled a few at a time; the rest wait in
-# Lambda's async queue (retried, then the DLQ) instead of overrunning the API server.
-RESERVED_CONCURRENCY = 2
 TIMEOUT = cdk.Duration.seconds(60)
 EVENT_MAX_AGE = cdk.Duration.hours(2)
 DLQ_RETENTION = cdk.Duration.days(14)
@@ -178,7 +175,6 @@ class IncidentResponse(Construct):
             security_groups=[self.security_group],
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            reserved_concurrent_executions=RESERVED_CONCURRENCY,
             dead_letter_queue=self.dead_letter_queue,
             max_event_age=EVENT_MAX_AGE,
             retry_attempts=2,
@@ -196,6 +192,13 @@ class IncidentResponse(Construct):
              "kms:Decrypt of its environment key"),
             ("AwsSolutions::AwsSolutions-IAM5[Resource::*]",
              "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions"),
+        )
+        acknowledge(
+            self.function.node.default_child,
+            ("NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
+             "no reserved concurrency: the accounts the org stack creates start with a concurrency quota of 10 and Lambda "
+             "keeps 100 unreserved, so any reservation fails the deploy (rehearsal rule lambda-reserved-concurrency); "
+             "each invocation patches one pod and one NetworkPolicy"),
         )
 
         self.access_entry = eks.CfnAccessEntry(

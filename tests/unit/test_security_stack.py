@@ -122,7 +122,7 @@ def test_function_settings(template, env):
     props = function["Properties"]
     assert props["Runtime"].startswith("python3.")
     assert props["TracingConfig"] == {"Mode": "Active"}
-    assert props["ReservedConcurrentExecutions"] == 2
+    assert "ReservedConcurrentExecutions" not in props
     assert "TargetArn" in props["DeadLetterConfig"]
     assert props["VpcConfig"]["SubnetIds"]
     variables = props["Environment"]["Variables"]
