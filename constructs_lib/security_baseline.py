@@ -88,7 +88,7 @@ class SecurityBaseline(Construct):
         self.fsbp = securityhub.CfnStandard(
             self, "FoundationalBestPractices", standards_arn=fsbp_standard_arn(stack.partition, stack.region),
         )
-        self.fsbp.add_dependency(self.hub)
+        self.fsbp.add_resource_dependency(self.hub)
 
         self._config(name, include_global_resources, audit_retention_days, removal)
         self._inspector(log_retention_days)
@@ -180,7 +180,7 @@ class SecurityBaseline(Construct):
                 delivery_frequency=CONFIG_SNAPSHOT_FREQUENCY),
         )
         # Config checks on creation that it can write to the bucket with the recorder's role.
-        self.delivery_channel.add_dependency(self.recorder)
+        self.delivery_channel.add_resource_dependency(self.recorder)
         self.delivery_channel.node.add_dependency(self.config_policy, self.config_bucket)
 
     def _inspector(self, log_retention_days: int) -> None:

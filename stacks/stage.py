@@ -78,7 +78,7 @@ class EnvironmentStage(cdk.Stage):
             alerts_topic_arn=alerts_topic.topic_arn,
             description=f"{cfg.project} {env_name}: controllers (Helm) and Kubernetes manifests (cdk8s)",
         )
-        self.platform.add_dependency(self.cluster)
+        self.platform.add_stack_dependency(self.cluster)
         self.observability = ObservabilityStack(
             self, "observability", stack_name=name("observability"), cfg=cfg, env_name=env_name,
             alerts_topic=alerts_topic, vpc=self.network.vpc, db_instance=self.data.db_instance,
