@@ -88,7 +88,10 @@ ALTER ROLE dashboard_user LOGIN;
 SELECT format('ALTER ROLE %I PASSWORD %L', role, secret) FROM bootstrap_passwords ORDER BY role
 \gexec
 
-GRANT anon, authenticated, service_role TO authenticator;
+-- PostgREST (authenticator) and Storage (supabase_storage_admin, per request
+-- `set_config('role', ...)`) act as the caller's API role. Both are NOINHERIT: membership
+-- lets them switch to the role, never carry its privileges unswitched.
+GRANT anon, authenticated, service_role TO authenticator, supabase_storage_admin;
 
 -- Every other session's query text and wait events (pg_read_all_stats) and the
 -- server-wide settings the exporter reads (pg_read_all_settings). The RDS master, through

@@ -129,6 +129,11 @@ class PostgresServer:
     server_version_num: int
     os_user: str | None  # OS user the server runs as when the tests run as root
 
+    @property
+    def ca_file(self) -> Path:
+        """The server certificate, self-signed: the root a verifying client trusts."""
+        return self.base_dir / "tls" / "server.crt"
+
     def libpq_env(self, *, user: str | None = None, password: str | None = None,
                   dbname: str | None = None) -> dict[str, str]:
         """os.environ plus libpq variables for a TLS TCP session (master by default)."""
@@ -205,9 +210,11 @@ def _run(cmd: list[str], *, kwargs: Mapping[str, object]) -> None:
 
 
 def _self_signed_cert(directory: Path) -> None:
+    # DNS:localhost for node-postgres: it sends no server name for an IP address, and Node then
+    # checks the certificate against "localhost"; verifying Node clients connect by that name.
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
          "-keyout", str(directory / "server.key"), "-out", str(directory / "server.crt")],
         check=True, capture_output=True,
     )
@@ -333,19 +340,41 @@ class ServiceDb:
         parts = urlsplit(_ESO_PASSWORD.sub(quote_plus(passwords[role]), self.url))
         query = parse_qs(parts.query)
         query["sslmode"] = ["require"] if self.sslmode == "disable" else [self.sslmode]
+        if "sslrootcert" in query:
+            # The pod's CA bundle names RDS's roots; this server's self-signed certificate
+            # is its own root, so verify-full is checked for real against it.
+            query["sslrootcert"] = [str(server.ca_file)]
         netloc = f"{parts.netloc.rsplit('@', 1)[0]}@{server.host}:{server.port}"
         return urlunsplit((parts.scheme, netloc, f"/{dbname}", urlencode(query, doseq=True), ""))
 
 
 @pytest.fixture(scope="session")
-def service_db():
-    """`service_db("auth", "GOTRUE_DB_DATABASE_URL")`: that URL from the rendered manifests."""
+def supabase_manifests() -> list[dict]:
+    """The Supabase chart's objects for MANIFEST_ENV, rendered once."""
     from config.loader import load_config
     from k8s_charts.aws_values import from_config
     from k8s_charts.supabase.chart import render_supabase
 
     cfg = load_config()
-    objects = render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))["supabase"]
+    return render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))["supabase"]
+
+
+@pytest.fixture(scope="session")
+def manifest_env(supabase_manifests):
+    """`manifest_env("storage")`: the plain env values of that Deployment's first container."""
+
+    def env(component: str) -> dict[str, str]:
+        deploy = next(o for o in supabase_manifests if o["kind"] == "Deployment" and o["metadata"]["name"] == component)
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+    return env
+
+
+@pytest.fixture(scope="session")
+def service_db(supabase_manifests):
+    """`service_db("auth", "GOTRUE_DB_DATABASE_URL")`: that URL from the rendered manifests."""
+    objects = supabase_manifests
 
     def find(component: str, key: str) -> ServiceDb:
         secret = next(o for o in objects if o["kind"] == "ExternalSecret"

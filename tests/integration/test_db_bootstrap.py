@@ -97,7 +97,8 @@ def test_memberships(master):
         return {r[0] for r in rows}
 
     for api_role in ("anon", "authenticated", "service_role"):
-        assert "authenticator" in members_of(api_role)
+        # Exactly the two services that act as the caller's role; the master only administers them.
+        assert members_of(api_role) == {"authenticator", "supabase_storage_admin"}
     assert members_of("rds_replication") >= {"supabase_replication_admin"}
     assert "supabase_read_only_user" in members_of("pg_monitor")
     granted_to_authenticator = master.execute(
