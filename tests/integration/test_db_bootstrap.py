@@ -96,9 +96,17 @@ def test_memberships(master):
         ).fetchall()
         return {r[0] for r in rows}
 
+    def can_set(role: str) -> set[str]:
+        rows = master.execute(
+            "SELECT pg_get_userbyid(member) FROM pg_auth_members WHERE roleid = %s::regrole AND set_option",
+            (role,)).fetchall()
+        return {r[0] for r in rows}
+
     for api_role in ("anon", "authenticated", "service_role"):
-        # Exactly the two services that act as the caller's role; the master only administers them.
-        assert members_of(api_role) == {"authenticator", "supabase_storage_admin"}
+        # Exactly the two services that act as the caller's role. The master's own row is
+        # the ADMIN OPTION PostgreSQL 16+ gives a role's creator, without SET.
+        assert can_set(api_role) == {"authenticator", "supabase_storage_admin"}
+        assert members_of(api_role) == {"authenticator", "supabase_storage_admin", "supabase_admin"}
     assert members_of("rds_replication") >= {"supabase_replication_admin"}
     assert "supabase_read_only_user" in members_of("pg_monitor")
     granted_to_authenticator = master.execute(
