@@ -103,10 +103,9 @@ def test_memberships(master):
         return {r[0] for r in rows}
 
     for api_role in ("anon", "authenticated", "service_role"):
-        # Exactly the two services that act as the caller's role. The master's own row is
-        # the ADMIN OPTION PostgreSQL 16+ gives a role's creator, without SET.
-        assert can_set(api_role) == {"authenticator", "supabase_storage_admin"}
-        assert members_of(api_role) == {"authenticator", "supabase_storage_admin", "supabase_admin"}
+        # Exactly the services that act as the caller's role: PostgREST, Storage, and
+        # Realtime (which connects as the master).
+        assert can_set(api_role) == {"authenticator", "supabase_storage_admin", "supabase_admin"}
     assert members_of("rds_replication") >= {"supabase_replication_admin"}
     assert "supabase_read_only_user" in members_of("pg_monitor")
     granted_to_authenticator = master.execute(
