@@ -5,7 +5,6 @@ from __future__ import annotations
 from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERATION, AddonContext, HelmAddon
 
 NAME = "argo-rollouts"
-REPOSITORY = "https://argoproj.github.io/argo-helm"
 VERSION = "2.40.9"  # Argo Rollouts v1.9.0
 NAMESPACE = "argo-rollouts"
 
@@ -13,7 +12,7 @@ NAMESPACE = "argo-rollouts"
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         values={
             "installCRDs": True,
             "controller": {"replicas": 2, "nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]},

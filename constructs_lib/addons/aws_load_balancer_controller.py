@@ -14,7 +14,6 @@ from aws_cdk import aws_iam as iam
 from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERATION, AddonContext, HelmAddon
 
 NAME = "aws-load-balancer-controller"
-REPOSITORY = "https://aws.github.io/eks-charts"
 VERSION = "3.5.0"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -135,7 +134,7 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx),
         values={

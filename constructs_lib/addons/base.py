@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -17,6 +18,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from k8s_charts.aws_values import AwsValues
+
+# Upstream charts vendored unmodified, one directory per pinned version (charts/SOURCES.yaml says
+# where each came from). The CDK uploads the directory as an asset, so a deploy never depends on
+# a public chart repository being up or still serving that version.
+CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +50,13 @@ class AddonContext:
 
 @dataclass(frozen=True, kw_only=True)
 class HelmAddon:
-    """One pinned Helm release; `service_account` + `statements` make its Pod Identity role."""
+    """One pinned Helm release; `service_account` + `statements` make its Pod Identity role.
+
+    `chart` and `version` name the vendored chart directory (`chart_dir`); the version is the
+    only place a pin lives.
+    """
 
     name: str
-    repository: str
     chart: str
     version: str
     namespace: str
@@ -65,6 +74,10 @@ class HelmAddon:
             raise ValueError(f"add-on {self.name} must pin a chart version")
         if bool(self.service_account) != bool(self.statements):
             raise ValueError(f"add-on {self.name}: a service account with AWS access needs statements, and vice versa")
+
+    @property
+    def chart_dir(self) -> Path:
+        return CHARTS_DIR / f"{self.chart}-{self.version}"
 
 
 def merge_values(ours: Mapping[str, Any], theirs: Mapping[str, Any], *, path: str = "") -> dict[str, Any]:

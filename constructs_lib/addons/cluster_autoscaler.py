@@ -26,7 +26,6 @@ from constructs_lib.addons.base import (
 )
 
 NAME = "cluster-autoscaler"
-REPOSITORY = "https://kubernetes.github.io/autoscaler"
 VERSION = "9.59.0"  # Cluster Autoscaler 1.35.x, the minor matching the cluster
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"
@@ -57,7 +56,7 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx),
         values={

@@ -16,7 +16,6 @@ from config.model import Environment
 from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERATION, AddonContext, HelmAddon
 
 NAME = "external-secrets"
-REPOSITORY = "https://charts.external-secrets.io"
 VERSION = "2.4.1"
 NAMESPACE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
@@ -58,7 +57,7 @@ def statements(ctx: AddonContext, *, extra_secret_names: Iterable[str] = ()) -> 
 def build(ctx: AddonContext, *, extra_secret_names: Iterable[str] = ()) -> HelmAddon:
     placement = {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]}
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx, extra_secret_names=extra_secret_names),
         values={

@@ -13,12 +13,11 @@ from constructs_lib.addons.base import AddonContext, HelmAddon
 from k8s_charts.falco import FALCO_CHART_VERSION, FALCO_NAMESPACE, SIDEKICK_SERVICE_ACCOUNT, helm_values
 
 NAME = "falco"
-REPOSITORY = "https://falcosecurity.github.io/charts"
 
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=FALCO_CHART_VERSION, namespace=FALCO_NAMESPACE,
+        name=NAME, chart=NAME, version=FALCO_CHART_VERSION, namespace=FALCO_NAMESPACE,
         service_account=SIDEKICK_SERVICE_ACCOUNT,
         statements=[iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"],
                                         resources=[ctx.values.alerts_topic_arn])],

@@ -11,7 +11,6 @@ from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERAT
 from k8s_charts.policies import GATEKEEPER_CHART_VERSION, GATEKEEPER_NAMESPACE, gatekeeper_helm_values
 
 NAME = "gatekeeper"
-REPOSITORY = "https://open-policy-agent.github.io/gatekeeper/charts"
 
 
 def build(ctx: AddonContext) -> HelmAddon:
@@ -22,6 +21,6 @@ def build(ctx: AddonContext) -> HelmAddon:
         "audit": {"tolerations": [SYSTEM_NODE_TOLERATION]},
     }
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=GATEKEEPER_CHART_VERSION, namespace=GATEKEEPER_NAMESPACE,
+        name=NAME, chart=NAME, version=GATEKEEPER_CHART_VERSION, namespace=GATEKEEPER_NAMESPACE,
         values=merge_values(placement, gatekeeper_helm_values()),
     )

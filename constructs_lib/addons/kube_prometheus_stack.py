@@ -34,7 +34,6 @@ from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABEL
 from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS
 
 NAME = "kube-prometheus-stack"
-REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 VERSION = "80.13.3"
 NAMESPACE = OBSERVABILITY_NAMESPACE
 SERVICE_ACCOUNT = "kube-prometheus-stack-alertmanager"
@@ -103,7 +102,7 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
     if mesh:
         prometheus_spec.update(istio_scrape_values())
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         # The topic's KMS key policy admits this account's principals through SNS
         # (constructs_lib.alarms.AlertsTopic), so sns:Publish is the whole grant.

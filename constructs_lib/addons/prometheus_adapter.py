@@ -26,7 +26,6 @@ from constructs_lib.addons.base import (
 from k8s_charts.supabase.contract import REALTIME_CONNECTIONS_METRIC
 
 NAME = "prometheus-adapter"
-REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 VERSION = "5.3.0"  # prometheus-adapter v0.12.0
 NAMESPACE = kube_prometheus_stack.NAMESPACE
 # The Service kube-prometheus-stack creates for its Prometheus (fullnameOverride + "-prometheus").
@@ -55,7 +54,7 @@ def custom_rules() -> list[dict[str, Any]]:
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         values={
             "prometheus": {"url": PROMETHEUS_URL, "port": PROMETHEUS_PORT},
             "listenPort": LISTEN_PORT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct, IDependable
 
 from constructs_lib.addons.base import HelmAddon
@@ -38,7 +39,7 @@ def dependency_order(addons: Sequence[HelmAddon]) -> list[HelmAddon]:
 
 
 class AddonRegistry(Construct):
-    """One `HelmChart` per add-on (no namespace creation: namespaces come first, with PSS labels)."""
+    """One `HelmChart` per add-on from its vendored chart (no namespace creation: namespaces come first, with PSS labels)."""
 
     def __init__(self, scope: Construct, id_: str, *, cluster: eks.ICluster, cluster_arn: str,
                  addons: Sequence[HelmAddon], after: Sequence[IDependable] = ()) -> None:
@@ -46,12 +47,12 @@ class AddonRegistry(Construct):
         self.charts: dict[str, eks.HelmChart] = {}
         self.identities: dict[str, PodIdentity] = {}
         for addon in dependency_order(addons):
+            if not (addon.chart_dir / "Chart.yaml").is_file():
+                raise ValueError(f"add-on {addon.name}: no vendored chart at {addon.chart_dir} (see charts/SOURCES.yaml)")
             chart = eks.HelmChart(
                 self, addon.name,
                 cluster=cluster,
-                chart=addon.chart,
-                repository=addon.repository,
-                version=addon.version,
+                chart_asset=s3_assets.Asset(self, f"{addon.name}-chart", path=str(addon.chart_dir)),
                 release=addon.name,
                 namespace=addon.namespace,
                 create_namespace=False,

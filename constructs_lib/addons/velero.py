@@ -19,7 +19,6 @@ from constructs_lib.addons.base import (
 )
 
 NAME = "velero"
-REPOSITORY = "https://vmware-tanzu.github.io/helm-charts"
 VERSION = "12.1.0"
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero-server"
@@ -57,7 +56,7 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx),
         values={

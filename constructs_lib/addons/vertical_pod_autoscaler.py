@@ -15,7 +15,6 @@ from constructs_lib.addons.base import (
 )
 
 NAME = "vpa"
-REPOSITORY = "https://charts.fairwinds.com/stable"
 VERSION = "4.11.0"
 NAMESPACE = "vpa"
 
@@ -23,7 +22,7 @@ NAMESPACE = "vpa"
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
     return HelmAddon(
-        name=NAME, repository=REPOSITORY, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         values={
             "recommender": {
                 "enabled": True,

@@ -22,9 +22,9 @@ TRUST_DOMAIN = "cluster.local"
 # Label the Supabase chart's Namespace must carry for sidecar injection.
 INJECTION_LABEL = ("istio-injection", "enabled")
 
-# Helm releases the CDK installs from https://istio-release.storage.googleapis.com/charts, in
+# Helm releases the CDK installs from the vendored charts (charts/SOURCES.yaml), in
 # this order: base (CRDs), cni (node agent, so Pods need no NET_ADMIN init container), istiod.
-ISTIO_CHART_VERSION = "1.31.1"
+ISTIO_CHART_VERSION = "1.30.3"
 ISTIO_NAMESPACE = "istio-system"
 
 PROMETHEUS_PRINCIPAL = f"{TRUST_DOMAIN}/ns/observability/sa/kube-prometheus-stack-prometheus"

