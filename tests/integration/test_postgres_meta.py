@@ -32,8 +32,7 @@ from database.roles import DATABASE_LOGIN_ROLES
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import images
 from k8s_charts.supabase.chart import render_supabase
-from tests.integration.conftest import free_port
-from tests.integration.test_db_bootstrap import apply_bootstrap
+from tests.integration.conftest import apply_bootstrap, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"

@@ -1,0 +1,75 @@
+"""Storage's database URL as node-postgres opens it: verify-full against the mounted CA file.
+
+Storage v1.60.4 hands DATABASE_URL to node-postgres (pg 8.16.3, pg-connection-string 2.9.1 in
+its package-lock.json) and passes no `ssl` of its own unless DATABASE_SSL_ROOT_CERT is set
+(src/internal/database/ssl.ts), so the URL alone decides. pg-connection-string turns any
+sslmode but disable into full verification and reads the `sslrootcert` file itself
+(https://github.com/brianc/node-postgres/tree/master/packages/pg-connection-string#tcp-connections).
+The client here is node_modules' pg with pg-connection-string 2.14: its sslmode/sslrootcert
+handling is the same code as 2.9.1 (only a deprecation warning was added).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+from k8s_charts.supabase import rds_ca
+from tests.integration.conftest import bootstrapped_database
+
+ROOT = Path(__file__).resolve().parents[2]
+# node-postgres sends no server name for an IP address; the test certificate names localhost.
+VERIFIABLE_HOST = "localhost"
+CONNECT = """
+const { Client } = require('pg')
+const client = new Client({ connectionString: process.argv[1] })
+client.connect()
+  .then(() => client.query("select current_user as who, ssl from pg_stat_ssl where pid = pg_backend_pid()"))
+  .then((r) => { process.stdout.write(JSON.stringify(r.rows[0])); return client.end() })
+  .catch((e) => { process.stdout.write(JSON.stringify({ error: e.message })); process.exit(0) })
+"""
+
+
+def node_postgres(url: str) -> dict:
+    out = subprocess.run(["node", "-e", CONNECT, url], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def storage_url(postgres_server, service_db):
+    db = service_db("storage", "DATABASE_URL")
+    passwords = bootstrapped_database(postgres_server, "storage_tls")
+    parts = urlsplit(db.conninfo(postgres_server, passwords, "storage_tls"))
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f"@{postgres_server.host}:", f"@{VERIFIABLE_HOST}:")))
+
+
+def test_rendered_url_names_the_mounted_ca_and_verifies(service_db):
+    query = parse_qs(urlsplit(service_db("storage", "DATABASE_URL").url).query)
+    assert query == {"sslmode": ["verify-full"], "sslrootcert": [rds_ca.FILE]}
+
+
+def test_storage_connects_with_its_url(storage_url):
+    assert node_postgres(storage_url) == {"who": "supabase_storage_admin", "ssl": True}
+
+
+def test_without_the_ca_storage_cannot_connect(storage_url):
+    """The defect this URL fixes: `sslmode=require` and no CA means Node's own CA list, which
+    has no RDS (here: no test) root."""
+    parts = urlsplit(storage_url)
+    url = urlunsplit(parts._replace(query=urlencode({"sslmode": "require"})))
+    assert "certificate" in node_postgres(url).get("error", "")
+
+
+def test_another_ca_is_refused(storage_url, supabase_manifests, tmp_path):
+    """The rendered ConfigMap's RDS roots did not sign the test server: verification is real."""
+    cm = next(o for o in supabase_manifests if o["kind"] == "ConfigMap" and o["metadata"]["name"] == rds_ca.CONFIG_MAP)
+    ca = tmp_path / rds_ca.KEY
+    ca.write_text(cm["data"][rds_ca.KEY])
+    parts = urlsplit(storage_url)
+    url = urlunsplit(parts._replace(query=urlencode({"sslmode": "verify-full", "sslrootcert": str(ca)})))
+    assert "certificate" in node_postgres(url).get("error", "")
