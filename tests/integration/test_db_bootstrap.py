@@ -302,3 +302,84 @@ def test_exporter_statement_query_resolves_where_rds_allows_pg_stat_statements(p
             autocommit=True) as conn:
         plan = conn.execute("EXPLAIN " + _EXPORTER_STATEMENTS_QUERY).fetchall()
         assert any("pg_stat_statements" in row[0] for row in plan)
+
+
+# What RDS refuses its master must be refused here too, or a bootstrap that passes these
+# tests could still fail on RDS. Sources are in tests/integration/conftest.py's docstring.
+@pytest.mark.parametrize("statement", [
+    "CREATE ROLE rds_test_su SUPERUSER",
+    "CREATE ROLE rds_test_repl REPLICATION",
+    "ALTER ROLE supabase_admin SUPERUSER",
+    # Predefined roles rds_superuser does not administer.
+    "GRANT pg_read_server_files TO dashboard_user",
+    "GRANT pg_write_server_files TO dashboard_user",
+    "GRANT pg_execute_server_program TO dashboard_user",
+    "GRANT pg_read_all_data TO dashboard_user",
+    "GRANT pg_write_all_data TO dashboard_user",
+    # Superuser-only parameters, per session or per role (RDS: parameter group only).
+    "SET log_min_messages = 'debug1'",
+    "SET log_statement = 'all'",
+    "ALTER ROLE anon SET log_min_messages = 'debug1'",
+    "ALTER SYSTEM SET log_min_messages = 'debug1'",
+    "COPY (SELECT 1) TO PROGRAM 'true'",
+    "SELECT pg_read_file('postgresql.conf')",
+    "SELECT rolpassword FROM pg_authid",
+])
+def test_master_is_refused_what_rds_refuses(master, statement):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        master.execute(statement)
+
+
+def test_master_grants_only_what_rds_superuser_administers(master):
+    # pg_monitor and rds_replication are what the bootstrap hands out; both come through
+    # rds_superuser's ADMIN OPTION, not from the master's own role.
+    rows = dict(master.execute(
+        "SELECT pg_get_userbyid(roleid), admin_option FROM pg_auth_members "
+        "WHERE member = 'rds_superuser'::regrole").fetchall())
+    assert rows == {"pg_monitor": True, "pg_signal_backend": True, "rds_replication": True, "rds_password": True}
+    master.execute("CREATE ROLE rds_test_monitor NOLOGIN")
+    try:
+        master.execute("GRANT pg_monitor, pg_signal_backend TO rds_test_monitor")
+    finally:
+        master.execute("DROP ROLE rds_test_monitor")
+
+
+def test_createrole_on_16_gives_admin_not_membership(master):
+    """PostgreSQL 16+: the creator administers the new role but is not a member, so it
+    cannot hand objects to it or act as it until it grants itself the role."""
+    master.execute("CREATE ROLE rds_test_owner NOLOGIN")
+    master.execute("GRANT CREATE ON SCHEMA public TO rds_test_owner")
+    try:
+        master.execute("CREATE TABLE public.rds_test_owned (id int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be able to SET ROLE"):
+            master.execute("ALTER TABLE public.rds_test_owned OWNER TO rds_test_owner")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            master.execute("SET ROLE rds_test_owner")
+        master.execute("GRANT rds_test_owner TO supabase_admin")
+        master.execute("ALTER TABLE public.rds_test_owned OWNER TO rds_test_owner")
+    finally:
+        master.execute("DROP TABLE IF EXISTS public.rds_test_owned")
+        master.execute("REVOKE CREATE ON SCHEMA public FROM rds_test_owner")
+        master.execute("DROP ROLE rds_test_owner")
+
+
+def test_master_cannot_touch_roles_it_does_not_administer(master, postgres_server):
+    postgres_server.superuser_sql("CREATE ROLE rds_test_foreign NOLOGIN", dbname="postgres")
+    try:
+        for statement in ("ALTER ROLE rds_test_foreign PASSWORD 'x-long-enough-password'",
+                          "GRANT rds_test_foreign TO dashboard_user", "DROP ROLE rds_test_foreign"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                master.execute(statement)
+    finally:
+        postgres_server.superuser_sql("DROP ROLE rds_test_foreign", dbname="postgres")
+
+
+def test_event_triggers_are_refused_here_though_rds_allows_them(master):
+    """Stricter than RDS (see conftest): nothing in the bootstrap may rely on them."""
+    master.execute("CREATE OR REPLACE FUNCTION public.rds_test_evt() RETURNS event_trigger "
+                   "LANGUAGE plpgsql AS $$ BEGIN NULL; END $$")
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            master.execute("CREATE EVENT TRIGGER rds_test_evt ON ddl_command_end EXECUTE FUNCTION public.rds_test_evt()")
+    finally:
+        master.execute("DROP FUNCTION public.rds_test_evt()")
