@@ -6,7 +6,7 @@ looked up from AWS to find a bucket, a secret or a database host.
 
 from __future__ import annotations
 
-from config.model import Environment, OrgConfig
+from config.model import Environment, OrgConfig, Problem
 
 
 EXECUTION_POLICY_NAME = "supabase-cdk-execution"
@@ -23,6 +23,18 @@ def stack_name(env_name: str, unit: str) -> str:
 
 def cluster_name(cfg: OrgConfig, env_name: str) -> str:
     return f"{cfg.project}-{env_name}"
+
+
+def data_prefix(cfg: OrgConfig, env_name: str) -> str:
+    return f"{cfg.project}-{env_name}"
+
+
+def db_identifier(cfg: OrgConfig, env_name: str) -> str:
+    return f"{data_prefix(cfg, env_name)}-db"
+
+
+def cache_replication_group_id(cfg: OrgConfig, env_name: str) -> str:
+    return f"{data_prefix(cfg, env_name)}-valkey"
 
 
 def storage_bucket(cfg: OrgConfig, env_name: str) -> str:
@@ -114,3 +126,42 @@ class SecretKeys:
     REDIS = "redis"  # {"auth_token"}
     SAML = "saml"  # {"private_key"}: GoTrue's SAML signing key (PEM), only when auth.saml_enabled
     # One per database.roles.LOGIN_ROLES entry: db/<role> with {"username", "password"}.
+
+
+# Length limits AWS puts on the names derived above.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+S3_BUCKET_NAME_MAX = 63
+# https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_CreateReplicationGroup.html
+CACHE_REPLICATION_GROUP_ID_MAX = 40
+# https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html (replicas add "-roN")
+RDS_IDENTIFIER_MAX = 63 - len("-ro9")
+# https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCluster.html
+EKS_CLUSTER_NAME_MAX = 100
+
+
+def check_derived_names(cfg: OrgConfig) -> list[Problem]:
+    """Names built from project, environment, account and region must stay within AWS's limits."""
+    problems = []
+    for env_name, env in cfg.environments.items():
+        names = [
+            ("S3 bucket name", S3_BUCKET_NAME_MAX, n) for n in (
+                storage_bucket(cfg, env_name), replica_bucket(cfg, env_name),
+                velero_bucket(cfg, env_name), velero_replica_bucket(cfg, env_name),
+                access_log_bucket(cfg, env_name, env.region), access_log_bucket(cfg, env_name, env.dr_region),
+            )
+        ] + [
+            ("ElastiCache replication group id", CACHE_REPLICATION_GROUP_ID_MAX, cache_replication_group_id(cfg, env_name)),
+            ("RDS instance identifier", RDS_IDENTIFIER_MAX, db_identifier(cfg, env_name)),
+            ("EKS cluster name", EKS_CLUSTER_NAME_MAX, cluster_name(cfg, env_name)),
+        ]
+        longest: dict[str, tuple[int, str]] = {}
+        for what, limit, name in names:
+            if len(name) > limit and len(name) - limit > longest.get(what, (0, ""))[0]:
+                longest[what] = (len(name) - limit, name)
+        for what, (excess, name) in longest.items():
+            limit = len(name) - excess
+            problems.append(Problem(
+                f"environments.{env_name}", env_name,
+                f"the derived {what} {name} is {len(name)} characters, AWS allows {limit}",
+                f"shorten project ('{cfg.project}') or the environment name by {excess} characters together"))
+    return problems

@@ -101,7 +101,7 @@ class DataStack(cdk.Stack):
 
         self.database = PostgresDatabase(
             self, "Database",
-            identifier=f"{prefix}-db",
+            identifier=naming.db_identifier(cfg, env_name),
             settings=env.database,
             production=production,
             vpc=vpc,
@@ -120,7 +120,7 @@ class DataStack(cdk.Stack):
 
         self.cache = ValkeyCache(
             self, "Cache",
-            replication_group_id=f"{prefix}-valkey",
+            replication_group_id=naming.cache_replication_group_id(cfg, env_name),
             settings=env.cache,
             vpc=vpc,
             encryption_key=self.data_key,

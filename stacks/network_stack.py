@@ -8,7 +8,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from config import network_layout
 from config.model import Environment
+from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
@@ -39,6 +41,8 @@ class NetworkStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)
         self._zones = env_config.availability_zones
         net = env_config.network
+        # The loader has refused every range this layout does not fit, so a plan exists.
+        self.subnet_plan = network_layout.plan(net.vpc_cidr, len(self._zones))
 
         self.vpc = ec2.Vpc(
             self,
@@ -49,10 +53,12 @@ class NetworkStack(cdk.Stack):
             restrict_default_security_group=True,
             subnet_configuration=[
                 # No auto-assigned public IPs: only NAT gateways (Elastic IPs) and ALBs live here.
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24, map_public_ip_on_launch=False),
-                # /19 per AZ: VPC CNI gives every pod a VPC address.
-                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=19),
-                ec2.SubnetConfiguration(name="database", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC,
+                                        cidr_mask=network_layout.PUBLIC_PREFIX, map_public_ip_on_launch=False),
+                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                                        cidr_mask=self.subnet_plan.private_prefix),
+                ec2.SubnetConfiguration(name="database", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                                        cidr_mask=network_layout.DATABASE_PREFIX),
             ],
         )
         for subnet in self.vpc.public_subnets:
@@ -67,7 +73,7 @@ class NetworkStack(cdk.Stack):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        flow_log_key.grant_encrypt_decrypt(cdk.aws_iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+        admit_cloudwatch_logs(flow_log_key)
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",
