@@ -33,6 +33,7 @@ from constructs import Construct
 from config.model import Environment, NodeGroup
 from constructs_lib.addons import eks_managed
 from constructs_lib.addons.pod_identity import PodIdentity, managed_policy_finding
+from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
@@ -64,14 +65,13 @@ class EksCluster(Construct):
         super().__init__(scope, id_)
         spec = env_config.cluster
         version, layer = KUBERNETES[spec.kubernetes_version]
-        stack = cdk.Stack.of(self)
         removal = cdk.RemovalPolicy.RETAIN if env_config.production else cdk.RemovalPolicy.DESTROY
 
         self.secrets_key = kms.Key(self, "SecretsKey", description=f"{cluster_name} Kubernetes secrets envelope encryption",
                                    enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN)
         self.log_key = kms.Key(self, "LogKey", description=f"{cluster_name} control-plane and network policy logs",
                                enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN)
-        self.log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com"))
+        admit_cloudwatch_logs(self.log_key)
         # Created ahead of the cluster so that retention and encryption are ours, not EKS's defaults.
         self.log_group = logs.LogGroup(
             self, "ClusterLogGroup", log_group_name=cluster_log_group_name(cluster_name),

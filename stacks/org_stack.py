@@ -16,6 +16,7 @@ from constructs import Construct
 
 from config.model import OrgConfig
 from constructs_lib.checkov import skip
+from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge
 
 # Global services whose API endpoints live in us-east-1 whatever region a user works in:
@@ -68,6 +69,9 @@ class OrganizationStack(cdk.Stack):
                 )
                 # Closing an account is a human decision: deleting the stack must not do it.
                 created.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+                # CloudFormation must create the accounts of one template one after another.
+                if self.accounts:
+                    created.add_resource_dependency(list(self.accounts.values())[-1])
                 self.accounts[name] = created
                 cdk.CfnOutput(self, f"{name.capitalize()}AccountId", value=created.attr_account_id)
 
@@ -90,7 +94,12 @@ class OrganizationStack(cdk.Stack):
                         "config:DeleteDeliveryChannel", "config:DeleteConfigRule",
                     ],
                     "Resource": "*",
-                    "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/OrganizationAccountAccessRole"}},
+                    # CloudFormation updates, rolls back and deletes the security stack's detector and
+                    # recorder through the bootstrap execution role, which only CloudFormation can assume.
+                    "Condition": {"ArnNotLike": {"aws:PrincipalArn": [
+                        "arn:aws:iam::*:role/OrganizationAccountAccessRole",
+                        f"arn:aws:iam::*:role/cdk-{cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER}-cfn-exec-role-*",
+                    ]}},
                 },
             ]),
             "DenyOutsideRegions": _policy([
@@ -141,6 +150,8 @@ class OrganizationStack(cdk.Stack):
             resources=["*"],
             conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
         ))
+        # The trail's CloudWatch log group is encrypted with this key too.
+        admit_cloudwatch_logs(self.trail_key)
 
         self.access_log_bucket = s3.Bucket(
             self,
