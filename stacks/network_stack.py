@@ -11,7 +11,6 @@ from constructs import Construct
 from config import network_layout
 from config.model import Environment
 from constructs_lib.log_keys import admit_cloudwatch_logs
-from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
