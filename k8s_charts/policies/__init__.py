@@ -279,8 +279,8 @@ class PoliciesProps:
 class PoliciesChart(cdk8s.Chart):
     """ConstraintTemplates and Constraints, cluster-scoped.
 
-    Constraints depend on the CRDs Gatekeeper creates from the templates: the CDK applies
-    this chart after the gatekeeper Helm release and retries until the CRDs are served.
+    Constraints depend on the CRDs Gatekeeper creates asynchronously from the templates: the
+    platform stack applies the templates first and waits until each CRD is Established.
     """
 
     def __init__(self, scope: Construct, id_: str, *, props: PoliciesProps) -> None:
