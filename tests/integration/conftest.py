@@ -12,8 +12,12 @@ a client too. Debian bookworm ships only server 15, whose role rules differ from
   the server and for `superuser_sql`; nothing under test should need it.
 - `supabase_admin`, an RDS-style master, owner of the database `postgres_server.dbname`
   (`RDS_MASTER_SQL`). What it may do is exactly what RDS for PostgreSQL 17 documents:
-  * NOSUPERUSER NOREPLICATION, LOGIN CREATEDB CREATEROLE: the master's attributes as AWS
-    lists them (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.PostgreSQL.CommonDBATasks.Roles.rds_superuser.html).
+  * NOSUPERUSER, LOGIN CREATEDB CREATEROLE: the master's attributes as AWS lists them
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.PostgreSQL.CommonDBATasks.Roles.rds_superuser.html).
+  * REPLICATION stands in for membership in `rds_replication`, which on RDS lets a role
+    create logical replication slots and stream from them (same page, and
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.FeatureSupport.LogicalReplication.html);
+    community PostgreSQL checks the attribute, which membership does not carry.
   * BYPASSRLS: from PostgreSQL 16 only a role that has BYPASSRLS may give it
     (https://www.postgresql.org/docs/17/sql-alterrole.html); the Supabase contract needs it
     for service_role, so the master is assumed to have it (AWS's page does not list it).
@@ -83,7 +87,7 @@ CREATE ROLE rds_superuser NOLOGIN;
 CREATE ROLE rds_replication NOLOGIN;
 CREATE ROLE rds_password NOLOGIN;
 GRANT pg_monitor, pg_signal_backend, rds_replication, rds_password TO rds_superuser WITH ADMIN OPTION;
-CREATE ROLE {master} LOGIN NOSUPERUSER NOREPLICATION CREATEROLE CREATEDB BYPASSRLS PASSWORD '{password}';
+CREATE ROLE {master} LOGIN NOSUPERUSER REPLICATION CREATEROLE CREATEDB BYPASSRLS PASSWORD '{password}';
 GRANT rds_superuser TO {master} WITH ADMIN OPTION;
 """
 

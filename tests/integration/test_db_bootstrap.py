@@ -81,6 +81,16 @@ def test_role_attributes(master, role, login, inherit):
     assert row == (login, inherit, False, False)
 
 
+def test_bootstrap_creates_no_replication_role(master):
+    # RDS refuses `CREATE ROLE ... REPLICATION` to its master (replication goes through
+    # rds_replication); the harness's master carries the attribute only to stand in for that
+    # membership, so this guards what it cannot refuse.
+    rows = master.execute(
+        "SELECT rolname FROM pg_roles WHERE rolreplication AND rolname NOT IN ('supabase_admin', 'rdsadmin')"
+    ).fetchall()
+    assert rows == []
+
+
 def test_only_service_role_and_read_only_user_can_bypass_rls(master):
     rows = master.execute(
         "SELECT rolname FROM pg_roles WHERE rolbypassrls AND rolname NOT IN ('supabase_admin', 'rdsadmin')"
@@ -308,7 +318,6 @@ def test_exporter_statement_query_resolves_where_rds_allows_pg_stat_statements(p
 # tests could still fail on RDS. Sources are in tests/integration/conftest.py's docstring.
 @pytest.mark.parametrize("statement", [
     "CREATE ROLE rds_test_su SUPERUSER",
-    "CREATE ROLE rds_test_repl REPLICATION",
     "ALTER ROLE supabase_admin SUPERUSER",
     # Predefined roles rds_superuser does not administer.
     "GRANT pg_read_server_files TO dashboard_user",

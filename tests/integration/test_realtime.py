@@ -252,13 +252,6 @@ def test_seeded_tenant_gets_tls_turned_on(postgres_server, env, container, datab
 
 # --- what Realtime does at runtime -----------------------------------------------------------
 
-# The harness's rds_replication stand-in carries no replication right yet (RDS's does:
-# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.PostgreSQL.CommonDBATasks.Roles.rds_superuser.html);
-# strict, so these turn red, to be unmarked, once the emulation grants it.
-_NEEDS_RDS_REPLICATION = pytest.mark.xfail(strict=True, reason="rds_replication stand-in lacks REPLICATION")
-
-
-@_NEEDS_RDS_REPLICATION
 def test_broadcast_replication_slot_and_publication(postgres_server, env, database, tenant):
     source = (UPSTREAM / "lib/realtime/tenants/replication_connection.ex").read_text()
     assert 'output_plugin: "pgoutput"' in source
@@ -273,17 +266,6 @@ def test_broadcast_replication_slot_and_publication(postgres_server, env, databa
         timeout=30)
     assert out.returncode == 0, out.stderr
     assert "supabase_realtime\n" in out.stdout and publication in out.stdout
-
-
-@_NEEDS_RDS_REPLICATION
-def test_postgres_changes_slot_needs_wal2json(postgres_server, env, database):
-    # Extensions.PostgresCdcRls.Replications.prepare_replication: wal2json, which RDS ships
-    # but this PostgreSQL build does not (and list_changes is not there, see above).
-    source = (UPSTREAM / "lib/extensions/postgres_cdc_rls/replications.ex").read_text()
-    assert "pg_create_logical_replication_slot($1, 'wal2json', 'true')" in source
-    with psycopg.connect(postgres_server.conninfo(user=env["DB_USER"], dbname=database), autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.UndefinedFile, match="wal2json"):
-            conn.execute("SELECT pg_create_logical_replication_slot('realtime_it_cdc', 'wal2json', true)")
 
 
 def test_private_channel_authorization_switches_role(postgres_server, env, database, tenant):
