@@ -23,6 +23,7 @@ from constructs_lib.backup import DataBackup
 from constructs_lib.cache import ValkeyCache
 from constructs_lib.database import BackupReplication, PostgresDatabase
 from constructs_lib.secrets import SupabaseSecrets
+from stacks.pipeline_stack import smoke_runner_role_arn
 
 # A daily copy to the DR region bounds loss at a day. Tighter RPOs need the continuous
 # mechanisms: PITR in AWS Backup, and RDS's own replication of automated backups (WAL every
@@ -157,8 +158,39 @@ class DataStack(cdk.Stack):
             log_retention_days=log_days,
         )
 
+        if env_name in cfg.pipeline.promotion_order:
+            self._smoke_tests_role(cfg, env_name)
         self._dns(cfg, env_name, vpc)
         self._outputs()
+
+    def _smoke_tests_role(self, cfg: OrgConfig, env_name: str) -> None:
+        """The role the pipeline's smoke tests assume to read the anon key, and nothing else.
+
+        Trusted through the tooling account's root with an aws:PrincipalArn condition rather than
+        by naming the runner role as principal: IAM rejects a trust policy whose role principal
+        does not exist yet, and this stack may deploy before the pipeline.
+        """
+        self.smoke_tests_policy = iam.ManagedPolicy(
+            self, "SmokeTestsPolicy",
+            description="Read the API keys secret (the smoke tests use the anon key)",
+            statements=[
+                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
+                                    resources=[self.api_keys_secret.secret_arn]),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"], resources=[self.data_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}},
+                ),
+            ],
+        )
+        self.smoke_tests_role = iam.Role(
+            self, "SmokeTestsRole",
+            role_name=naming.smoke_role_name(env_name),
+            assumed_by=iam.AccountPrincipal(cfg.organization.tooling.id).with_conditions(
+                {"ArnEquals": {"aws:PrincipalArn": smoke_runner_role_arn(cfg, env_name)}}),
+            managed_policies=[self.smoke_tests_policy],
+            max_session_duration=cdk.Duration.hours(1),
+            description=f"{env_name} smoke tests from the delivery pipeline: read the anon key",
+        )
 
     def _dns(self, cfg: OrgConfig, env_name: str, vpc: ec2.IVpc) -> None:
         """Stable names the cluster connects by; a restore or failover only moves a CNAME."""

@@ -8,6 +8,7 @@ trust the tooling account (`make bootstrap`).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
@@ -21,6 +22,7 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from config import naming
+from config.loader import DEFAULT_CONFIG
 from config.model import OrgConfig
 from constructs_lib.checkov import skip
 from constructs_lib.nag import acknowledge, acknowledge_generated_grants
@@ -28,6 +30,7 @@ from constructs_lib.nag import acknowledge, acknowledge_generated_grants
 # Pinned scanner for the image step; Trivy publishes checksummed Debian packages.
 TRIVY_VERSION = "0.67.2"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
 
 # The wildcard actions CDK's grant helpers emit (grantReadWrite on buckets and keys).
@@ -39,6 +42,24 @@ GENERATED_GRANT_ACTIONS = frozenset({
 
 def smoke_role_arn(cfg: OrgConfig, env_name: str) -> str:
     return f"arn:aws:iam::{cfg.environments[env_name].account.id}:role/{naming.smoke_role_name(env_name)}"
+
+
+def smoke_runner_role_arn(cfg: OrgConfig, env_name: str) -> str:
+    """The smoke-test project's own role in the tooling account: the only one the environment's smoke role trusts."""
+    return f"arn:aws:iam::{cfg.organization.tooling.id}:role/{cfg.project}-smoke-runner-{env_name}"
+
+
+def deploying_config(scope: Construct) -> str:
+    """The config file this app was synthesized from, relative to the repository root.
+
+    The pipeline builds, tests and smoke-tests from source, so it must be handed the same file
+    (`-c config=...`, which `make ... CONFIG=...` passes), and that file must be in the repository.
+    """
+    given = Path(scope.node.try_get_context("config") or DEFAULT_CONFIG).resolve()
+    if not given.is_relative_to(REPOSITORY_ROOT):
+        raise ValueError(f"config {given} is outside the repository {REPOSITORY_ROOT}: the pipeline builds from "
+                         "the repository, so commit the config there and synthesize with CONFIG=<its path in the repo>")
+    return given.relative_to(REPOSITORY_ROOT).as_posix()
 
 
 class PipelineStack(cdk.Stack):
@@ -55,11 +76,13 @@ class PipelineStack(cdk.Stack):
         source = pipelines.CodePipelineSource.connection(
             cfg.pipeline.repository, cfg.pipeline.branch, connection_arn=cfg.pipeline.connection_arn,
         )
+        self.config_path = deploying_config(self)
         self.synth = pipelines.ShellStep(
             "SynthAndTest",
             input=source,
-            # The README's two commands: the whole offline suite gates every deployment.
-            commands=["make test", "make synth"],
+            # The README's two commands, on the config this pipeline was deployed from: the whole
+            # offline suite gates every deployment, and self-mutation keeps the same config.
+            commands=[f"make test CONFIG={self.config_path}", f"make synth CONFIG={self.config_path}"],
             primary_output_directory="cdk.out",
         )
         self.pipeline = pipelines.CodePipeline(
@@ -99,17 +122,27 @@ class PipelineStack(cdk.Stack):
             ],
         )
         self.waves = []
+        self.smoke_runners: list[iam.Role] = []
         for position, env_name in enumerate(cfg.pipeline.promotion_order):
             env = cfg.environments[env_name]
             pre: list[pipelines.Step] = [self.security_scan] if position == 0 else [
                 pipelines.ManualApprovalStep(f"Promote-{env_name}", comment=f"Promote to {env_name} after the smoke tests passed"),
             ]
+            runner_arn = smoke_runner_role_arn(cfg, env_name)
+            runner = iam.Role(
+                self, f"SmokeRunner-{env_name}", role_name=runner_arn.rsplit("/", 1)[1],
+                assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+                description=f"CodeBuild role of the {env_name} smoke tests; {env_name}'s smoke role trusts only it",
+            )
+            self.smoke_runners.append(runner)
             smoke = pipelines.CodeBuildStep(
                 f"SmokeTests-{env_name}",
                 input=source,
+                role=runner,
                 env={
                     "SUPABASE_URL": f"https://{naming.api_host(env)}",
                     "SUPABASE_ENV": env_name,
+                    "SUPABASE_CONFIG": self.config_path,
                     "SMOKE_ROLE_ARN": smoke_role_arn(cfg, env_name),
                 },
                 commands=[
@@ -176,7 +209,7 @@ class PipelineStack(cdk.Stack):
         )
         reason = ("CDK Pipelines grant: object-level access to this pipeline's artifact and replication buckets and "
                   "keys, and its own CodeBuild log groups and report groups")
-        scopes = [self.pipeline] + [support.stack for support in code_pipeline.cross_region_support.values()]
+        scopes = [self.pipeline, *self.smoke_runners] + [support.stack for support in code_pipeline.cross_region_support.values()]
         for scope in scopes:
             for construct in scope.node.find_all():
                 if isinstance(construct, iam.CfnPolicy):

@@ -81,7 +81,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
         outdir = tmp_path_factory.mktemp(f"cdk.out-{name}")
         # Same feature flags as `cdk synth`, so tests see the templates users deploy.
         flags = json.loads((ROOT / "cdk.json").read_text())["context"]
-        app = cdk.App(outdir=str(outdir), context=flags)
+        # As `cdk synth -c config=...`: the pipeline builds from the config the app came from.
+        app = cdk.App(outdir=str(outdir), context={**flags, "config": str(ORG_CONFIGS[name].relative_to(ROOT))})
         stages = build_app(app, cfg, nag=False)
         cloud_assembly = app.synth()
         return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly, cfg=cfg)

@@ -40,13 +40,19 @@ def test_source_is_the_configured_connection(pipeline, cfg):
     assert source["Configuration"]["BranchName"] == cfg.pipeline.branch
 
 
-def test_synth_runs_the_readme_commands(pipeline):
-    t, _ = pipeline
+@pytest.mark.parametrize("org", ["default", "acme"])
+def test_synth_builds_and_tests_the_deploying_config(synthesized, org):
+    from tests.conftest import ORG_CONFIGS, ROOT
+
+    config = ORG_CONFIGS[org].relative_to(ROOT).as_posix()
+    t = synthesized(org).template("pipeline")
     projects = t.find_resources("AWS::CodeBuild::Project")
     synth = [p for p in projects.values() if "make test" in p["Properties"]["Source"]["BuildSpec"]]
     assert len(synth) == 1
     spec = json.loads(synth[0]["Properties"]["Source"]["BuildSpec"])
-    assert spec["phases"]["build"]["commands"] == ["make test", "make synth"]
+    assert spec["phases"]["build"]["commands"] == [f"make test CONFIG={config}", f"make synth CONFIG={config}"]
+    smoke = [p for p in projects.values() if "SMOKE_ROLE_ARN" in json.dumps(p)]
+    assert smoke and all(config in json.dumps(p) for p in smoke)
 
 
 def test_first_environment_scanned_then_smoke_tested(pipeline, cfg):
