@@ -20,8 +20,11 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
         app, "org", stack_name=f"{cfg.project}-organization", cfg=cfg,
         env=cdk.Environment(account=org.management_account_id, region=org.home_region),
         # Deployed with the management account's own credentials: that account is never
-        # bootstrapped, so no CDK roles that other accounts could assume exist there.
-        synthesizer=cdk.CliCredentialsStackSynthesizer(),
+        # bootstrapped, so no CDK roles that other accounts could assume exist there. The legacy
+        # synthesizer names no bootstrap role and the CLI sends its template inline (it must
+        # stay below 51,200 bytes and without assets: rehearsal rules cfn-template-size,
+        # journey-bootstrap-order); BootstraplessSynthesizer would still name the bootstrap roles.
+        synthesizer=cdk.LegacyStackSynthesizer(),
         termination_protection=True,
         description=f"{cfg.project}: OUs, member accounts, SCPs, organization trail",
     )

@@ -2,7 +2,7 @@
 
 Deployed once per account with the member account's admin credentials, BEFORE
 `cdk bootstrap --cloudformation-execution-policies <this policy>`: it uses the CLI's own
-credentials (no bootstrap needed). It grants the services this platform deploys and limits
+credentials and an inline template (no bootstrap needed). It grants the services this platform deploys and limits
 IAM writes to roles and policies named after the account's stacks, so a compromised pipeline
 cannot mint an arbitrary administrator.
 """
@@ -23,13 +23,16 @@ SERVICES = [
     "cloudformation", "cloudfront", "cloudwatch", "codebuild", "codepipeline", "codeconnections",
     "ec2", "ecr", "eks", "elasticache", "elasticloadbalancing", "events", "guardduty", "inspector2",
     "kms", "lambda", "logs", "rds", "route53", "s3", "secretsmanager", "securityhub", "config",
-    "sns", "sqs", "ssm", "states", "wafv2", "xray", "appconfig", "ses", "aps", "grafana",
+    "sns", "sqs", "ssm", "states", "wafv2", "xray", "appconfig", "ses", "aps", "grafana", "pipes",
 ]
 
 
 class DeployAccessStack(cdk.Stack):
     def __init__(self, scope: Construct, id_: str, *, stack_prefixes: list[str], **kwargs) -> None:
-        super().__init__(scope, id_, synthesizer=cdk.CliCredentialsStackSynthesizer(), **kwargs)
+        # Deployed before `cdk bootstrap` in its account, so the legacy synthesizer: no bootstrap
+        # roles, template inline with the CLI's credentials. CliCredentialsStackSynthesizer would
+        # still upload it to the bootstrap bucket, BootstraplessSynthesizer name the bootstrap roles.
+        super().__init__(scope, id_, synthesizer=cdk.LegacyStackSynthesizer(), **kwargs)
         iam_scoped = [
             f"arn:{self.partition}:iam::{self.account}:{kind}/{prefix}*"
             for prefix in stack_prefixes
