@@ -1,0 +1,309 @@
+"""What the deploying principals may do: the CloudFormation execution policy of each member
+account, and the organization's SCPs evaluated against every role that creates, updates or
+rolls back a stack.
+
+The API calls CloudFormation makes for a resource type are the `handlers` permissions of its
+registry schema (https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html),
+read from the schemas cfn-lint bundles. Types without a registry schema fall back to the
+service prefix of their type name (SERVICE_PREFIX).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cfnlint
+
+from config.naming import EXECUTION_POLICY_NAME
+from tests.deploy.cloud_assembly import CloudAssembly, Stack
+from tests.deploy.intrinsics import pseudo_parameters, resolve
+from tests.deploy.registry import Outcome, rule
+
+SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
+# Handlers a deployment, an update and a rollback or stack deletion run.
+DEPLOY_HANDLERS = ("create", "update", "delete")
+# IAM service prefix of a CloudFormation type's service segment where it is not the segment
+# lowercased (https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
+SERVICE_PREFIX = {
+    "ApplicationAutoScaling": "application-autoscaling",
+    "CertificateManager": "acm",
+    "CodeStarNotifications": "codestar-notifications",
+    "ElasticLoadBalancingV2": "elasticloadbalancing",
+    "InspectorV2": "inspector2",
+    "StepFunctions": "states",
+}
+# Types CloudFormation handles itself or through a Lambda function it invokes.
+NO_SERVICE_CALLS = {"AWS::CDK::Metadata", "AWS::CloudFormation::WaitConditionHandle"}
+CUSTOM_RESOURCE_CALLS = ("lambda:InvokeFunction",)
+# The role the README's CLI steps deploy with in a member account: the one AWS Organizations
+# creates in every account it creates (the org stack names it), assumed from the management account.
+MEMBER_ADMIN_ROLE = "OrganizationAccountAccessRole"
+# What the bootstrap deploy role calls to run a deployment (the CDK CLI and CDK Pipelines):
+# https://docs.aws.amazon.com/cdk/v2/guide/bootstrapping-env.html
+DEPLOY_ROLE_CALLS = (
+    "cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet", "cloudformation:DescribeStacks",
+    "cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet", "cloudformation:DescribeStackEvents",
+    "cloudformation:GetTemplate", "cloudformation:DeleteStack", "cloudformation:RollbackStack",
+    "cloudformation:ContinueUpdateRollback", "s3:GetObject", "s3:PutObject", "ssm:GetParameter",
+    "ssm:GetParameters", "iam:PassRole", "kms:Decrypt",
+)
+
+
+def service_prefix(resource_type: str) -> str:
+    """AWS::Pipes::Pipe -> pipes, AWS::ElasticLoadBalancingV2::LoadBalancer -> elasticloadbalancing."""
+    segment = resource_type.split("::")[1]
+    return SERVICE_PREFIX.get(segment, segment.lower())
+
+
+@cache
+def _schema_index() -> Mapping[str, str]:
+    return json.loads((SCHEMAS / "providers" / "us-east-1.json").read_text())
+
+
+@cache
+def deploy_calls(resource_type: str) -> tuple[str, ...]:
+    """Every API call CloudFormation makes to create, update and delete one resource of this type."""
+    if resource_type in NO_SERVICE_CALLS:
+        return ()
+    if resource_type.startswith("Custom::") or resource_type == "AWS::CloudFormation::CustomResource":
+        return CUSTOM_RESOURCE_CALLS
+    schema_file = _schema_index().get(resource_type)
+    handlers = {}
+    if schema_file is not None:
+        handlers = json.loads((SCHEMAS / "resources" / f"{schema_file}.json").read_text()).get("handlers", {})
+    calls = sorted({p for h in DEPLOY_HANDLERS for p in handlers.get(h, {}).get("permissions", [])})
+    return tuple(calls) or (f"{service_prefix(resource_type)}:*",)
+
+
+# --- a small IAM policy evaluator ------------------------------------------------------------
+
+def _listed(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _wildcard(pattern: str, value: str, *, ignore_case: bool) -> bool:
+    if ignore_case:
+        pattern, value = pattern.lower(), value.lower()
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
+    if "NotAction" in statement:
+        return not any(_wildcard(p, action, ignore_case=True) for p in _listed(statement["NotAction"]))
+    return any(_wildcard(p, action, ignore_case=True) for p in _listed(statement.get("Action")))
+
+
+def _resource_matches(statement: Mapping[str, Any], resource: str) -> bool:
+    if "NotResource" in statement:
+        return not any(_wildcard(p, resource, ignore_case=False) for p in _listed(statement["NotResource"]))
+    return any(_wildcard(p, resource, ignore_case=False) for p in _listed(statement.get("Resource", "*")))
+
+
+_POSITIVE = {
+    "StringEquals": lambda p, v: p == v,
+    "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
+    "StringLike": lambda p, v: _wildcard(p, v, ignore_case=False),
+    "ArnEquals": lambda p, v: _wildcard(p, v, ignore_case=False),
+    "ArnLike": lambda p, v: _wildcard(p, v, ignore_case=False),
+}
+_NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+            "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool | None:
+    """True/False, or None for an operator this evaluator does not know."""
+    if_exists = operator.endswith("IfExists")
+    operator = operator.removesuffix("IfExists")
+    actual = context.get(key)
+    if actual is None:
+        return if_exists or operator in _NEGATED
+    if operator in _POSITIVE:
+        return any(_POSITIVE[operator](p, actual) for p in _listed(expected))
+    if operator in _NEGATED:
+        return not any(_POSITIVE[_NEGATED[operator]](p, actual) for p in _listed(expected))
+    return None
+
+
+def _conditions_hold(statement: Mapping[str, Any], context: Mapping[str, str], *, unknown: bool) -> bool:
+    for operator, pairs in statement.get("Condition", {}).items():
+        for key, expected in pairs.items():
+            holds = _condition_holds(operator, key, expected, context)
+            if not (unknown if holds is None else holds):
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    resource: str = "*"
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+def denied_by(statements: Iterable[Mapping[str, Any]], request: Request) -> str | None:
+    """The Sid (or index) of the first Deny statement matching, an unknown condition counting as met."""
+    for index, statement in enumerate(statements):
+        if (statement.get("Effect") == "Deny" and _action_matches(statement, request.action)
+                and _resource_matches(statement, request.resource)
+                and _conditions_hold(statement, request.context, unknown=True)):
+            return statement.get("Sid", str(index))
+    return None
+
+
+def allowed_by(statements: Sequence[Mapping[str, Any]], request: Request) -> bool:
+    """Identity-policy evaluation: some Allow matches (unknown conditions not met) and no Deny does."""
+    if denied_by(statements, request) is not None:
+        return False
+    return any(statement.get("Effect") == "Allow" and _action_matches(statement, request.action)
+               and _resource_matches(statement, request.resource)
+               and _conditions_hold(statement, request.context, unknown=False) for statement in statements)
+
+
+# --- the deploying principals ------------------------------------------------------------------
+
+def _manifest_arn(stack: Stack, key: str) -> str | None:
+    arn = stack.properties.get(key)
+    return arn.replace("${AWS::Partition}", "aws") if arn else None
+
+
+def _iam_resource(stack: Stack, action: str) -> str:
+    """The resource an IAM call of this stack names: CloudFormation names the roles and
+    policies it generates `<stack name>-<logical id>-<suffix>`."""
+    if not action.lower().startswith("iam:"):
+        return "*"
+    return f"arn:aws:iam::{stack.account}:role/{stack.stack_name}-generated"
+
+
+def _execution_policies(assembly: CloudAssembly) -> dict[str, list[Mapping[str, Any]]]:
+    """Account -> statements of its CloudFormation execution policy (the deploy-access stack)."""
+    policies = {}
+    for stack, _, resource in assembly.resources("AWS::IAM::ManagedPolicy"):
+        props = resource["Properties"]
+        if props.get("ManagedPolicyName") == EXECUTION_POLICY_NAME:
+            pseudo = pseudo_parameters(account=stack.account, region=stack.region)
+            document = resolve(props["PolicyDocument"], pseudo=pseudo)
+            policies[stack.account] = document["Statement"] if document else []
+    return policies
+
+
+def own_service_calls(resource_type: str) -> tuple[str, ...]:
+    """The calls of `deploy_calls` to the type's own service. Handlers also list the calls of
+    optional features (log delivery to Firehose, S3 Tables, VPC Lattice) that only some
+    properties use, so calls to other services are not required of the execution policy."""
+    calls = deploy_calls(resource_type)
+    if resource_type.startswith("Custom::") or resource_type == "AWS::CloudFormation::CustomResource":
+        return calls
+    prefix = f"{service_prefix(resource_type)}:"
+    return tuple(call for call in calls if call.lower().startswith(prefix))
+
+
+@rule("execution-policy-covers-resources", category="permissions")
+def execution_policy_coverage(assembly: CloudAssembly) -> Outcome:
+    """Every resource type a stack deploys through the CloudFormation execution role is allowed
+    by the execution policy its account was bootstrapped with (`cdk bootstrap
+    --cloudformation-execution-policies`, https://docs.aws.amazon.com/cdk/v2/guide/bootstrapping-env.html):
+    the calls of its create/update/delete handlers to its own service
+    (https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html),
+    IAM calls against the stack-named ARNs CloudFormation generates."""
+    outcome = Outcome()
+    policies = _execution_policies(assembly)
+    for stack in assembly:
+        statements = policies.get(stack.account)
+        if statements is None or not stack.properties.get("cloudFormationExecutionRoleArn"):
+            continue
+        for resource_type in sorted({r["Type"] for _, r in stack.resources()}):
+            missing = [call for call in own_service_calls(resource_type)
+                       if not allowed_by(statements, Request(call, _iam_resource(stack, call)))]
+            outcome.check(not missing, f"{stack.stack_name}: {resource_type} needs {', '.join(missing)}, "
+                                       f"which the execution policy {EXECUTION_POLICY_NAME} does not allow")
+    return outcome
+
+
+@rule("execution-policy-names-own-iam", category="permissions")
+def execution_policy_iam_names(assembly: CloudAssembly) -> Outcome:
+    """Roles, managed policies and instance profiles with an explicit name or path must still
+    fall under the execution policy's stack-prefixed IAM resources; an IAM ARN carries the path
+    before the name (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html)."""
+    outcome = Outcome()
+    policies = _execution_policies(assembly)
+    kinds = {"AWS::IAM::Role": ("role", "RoleName", "iam:CreateRole"),
+             "AWS::IAM::ManagedPolicy": ("policy", "ManagedPolicyName", "iam:CreatePolicy"),
+             "AWS::IAM::InstanceProfile": ("instance-profile", "InstanceProfileName", "iam:CreateInstanceProfile")}
+    for stack in assembly:
+        statements = policies.get(stack.account)
+        if statements is None or not stack.properties.get("cloudFormationExecutionRoleArn"):
+            continue
+        pseudo = pseudo_parameters(account=stack.account, region=stack.region, stack_name=stack.stack_name)
+        for logical_id, resource in stack.resources(*kinds):
+            kind, name_property, action = kinds[resource["Type"]]
+            props = resource.get("Properties", {})
+            name = resolve(props.get(name_property, f"{stack.stack_name}-{logical_id}"), pseudo=pseudo)
+            path = resolve(props.get("Path", "/"), pseudo=pseudo)
+            if name is None or path is None:
+                outcome.check(False, f"{stack.stack_name}/{logical_id}: {name_property} or Path is only known at "
+                                     "deploy time; the execution policy's IAM scope cannot be proven")
+                continue
+            arn = f"arn:aws:iam::{stack.account}:{kind}{path}{name}"
+            outcome.check(allowed_by(statements, Request(action, arn)),
+                          f"{stack.stack_name}/{logical_id}: {arn} is outside the execution policy's IAM scope")
+    return outcome
+
+
+def _service_control_policies(assembly: CloudAssembly) -> tuple[set[str], list[tuple[str, Mapping[str, Any]]]]:
+    """(management accounts, [(policy id, statement)]) of every SCP attached somewhere."""
+    management, statements = set(), []
+    for stack, logical_id, resource in assembly.resources("AWS::Organizations::Policy"):
+        props = resource["Properties"]
+        if props.get("Type") == "SERVICE_CONTROL_POLICY" and props.get("TargetIds"):
+            management.add(stack.account)
+            statements += [(logical_id, s) for s in _listed(props["Content"].get("Statement"))]
+    return management, statements
+
+
+def _deploying_principals(stack: Stack) -> list[tuple[str, Sequence[str]]]:
+    """(principal ARN, calls it makes) for everyone who deploys, updates or rolls back `stack`."""
+    resource_calls = sorted({call for _, r in stack.resources() for call in deploy_calls(r["Type"])})
+    execution_role = _manifest_arn(stack, "cloudFormationExecutionRoleArn")
+    if execution_role is None:
+        return [(f"arn:aws:iam::{stack.account}:role/{MEMBER_ADMIN_ROLE}", resource_calls + list(DEPLOY_ROLE_CALLS))]
+    principals = [(execution_role, resource_calls)]
+    deploy_role = _manifest_arn(stack, "assumeRoleArn")
+    if deploy_role is not None:
+        principals.append((deploy_role, DEPLOY_ROLE_CALLS))
+    return principals
+
+
+@rule("scp-allows-deployers", category="permissions")
+def scps_allow_deployers(assembly: CloudAssembly) -> Outcome:
+    """No SCP denies a call the roles that deploy a member-account stack make: the
+    CloudFormation execution role (create, update, rollback, delete of each resource), the
+    bootstrap deploy role the CLI and CDK Pipelines assume, or the admin role of the CLI steps.
+    SCPs apply to every principal of member accounts, not the management account
+    (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html);
+    conditions on aws:PrincipalArn and aws:RequestedRegion are evaluated
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html)."""
+    outcome = Outcome()
+    management, statements = _service_control_policies(assembly)
+    if not statements:
+        return outcome
+    for stack in assembly:
+        if stack.account in management:
+            continue
+        for principal, calls in _deploying_principals(stack):
+            context = {"aws:PrincipalArn": principal, "aws:RequestedRegion": stack.region}
+            denied = {}
+            for call in calls:
+                for policy_id, statement in statements:
+                    sid = denied_by([statement], Request(call, "*", context))
+                    if sid is not None:
+                        denied[call] = f"{policy_id}/{sid}"
+                        break
+            outcome.check(not denied, f"{stack.stack_name}: {principal.rsplit('/', 1)[-1]} in {stack.region} is denied "
+                                      + ", ".join(f"{call} by {by}" for call, by in sorted(denied.items())))
+    return outcome
