@@ -27,7 +27,13 @@ import yaml
 from aws_cdk import aws_iam as iam
 
 from constructs_lib.addons import istio
-from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERATION, AddonContext, HelmAddon
+from constructs_lib.addons.base import (
+    SYSTEM_NODE_SELECTOR,
+    SYSTEM_NODE_TOLERATION,
+    AddonContext,
+    HelmAddon,
+    restricted_container_security_context,
+)
 from k8s_charts.base import STORAGE_CLASS
 from k8s_charts.monitoring.alerting import ALERTMANAGER_CONFIG_NAME
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABELS
@@ -124,6 +130,9 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
                 },
             },
             "kube-state-metrics": {"metricLabelsAllowlist": [NODE_LABELS_ALLOWLIST]},
+            # node-exporter keeps the host namespaces and hostPath it needs (a named Gatekeeper
+            # exemption, k8s_charts.policies.NODE_EXPORTER); its container gives up everything else.
+            "prometheus-node-exporter": {"containerSecurityContext": restricted_container_security_context()},
             "grafana": {"sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "searchNamespace": "ALL"}}},
             "prometheusOperator": {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]},
         },

@@ -40,6 +40,8 @@ APP_NAMESPACES = ("supabase",)
 class Exemption:
     namespace: str
     reason: str
+    # One workload of the namespace (its Pods' app.kubernetes.io/name label) instead of all of it.
+    workload: str | None = None
 
 
 # Namespaces whose workloads no constraint judges. Each holds components that cannot run
@@ -92,6 +94,8 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
     # Added to Pods at admission by istiod (sidecar injection).
     "docker.io/istio/proxyv2": "Istio sidecar and its CNI validation init container",
     # Helm releases the CDK installs outside the exempted namespaces.
+    "ghcr.io/jkroepke/kube-webhook-certgen": "certificate jobs of the Prometheus operator's admission webhook",
+    "registry.k8s.io/prometheus-adapter/prometheus-adapter": "prometheus-adapter (custom metrics API)",
     "quay.io/prometheus/": "Prometheus, Alertmanager, node exporter (kube-prometheus-stack)",
     "quay.io/prometheus-operator/": "Prometheus operator and its config reloader",
     "docker.io/grafana/": "Grafana",
@@ -133,21 +137,34 @@ class Policy:
     def constraint_name(self) -> str:
         return self.template_name.removeprefix("k8s").replace("pss", "pss-")
 
-    def parameters_schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {key: _string_list() for key in self.parameters}}
+    @property
+    def constraint_parameters(self) -> dict[str, Any]:
+        workloads = [f"{e.namespace}/{e.workload}" for e in self.exemptions if e.workload]
+        return {**self.parameters, **({"exemptWorkloads": workloads} if workloads else {})}
 
+    def parameters_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {key: _string_list() for key in self.constraint_parameters}}
+
+
+NODE_EXPORTER = Exemption(
+    namespace="observability", workload="prometheus-node-exporter",
+    reason="node-exporter reports the node's own CPU, memory, disk and network: it reads /proc, /sys and "
+    "the root filesystem through hostPath and shares the host's network and PID namespaces.",
+)
 
 POLICIES = (
     Policy(
         kind="K8sPssHostIsolation",
         description="Pod Security restricted: no privileged containers, host namespaces or host ports.",
         match_kinds=ALL_POD_KINDS,
+        exemptions=(NODE_EXPORTER,),
     ),
     Policy(
         kind="K8sPssVolumeTypes",
         description="Pod Security restricted: only the volume types the profile allows (no hostPath).",
         match_kinds=ALL_POD_KINDS,
         parameters={"allowedTypes": list(RESTRICTED_VOLUME_TYPES)},
+        exemptions=(NODE_EXPORTER,),
     ),
     Policy(
         kind="K8sPssPrivilegeEscalation",
@@ -241,13 +258,13 @@ def constraint_template(policy: Policy) -> dict[str, Any]:
 def constraint(policy: Policy, *, enforce: bool) -> dict[str, Any]:
     match: dict[str, Any] = {
         "kinds": [dict(k) for k in policy.match_kinds],
-        "excludedNamespaces": [e.namespace for e in SYSTEM_EXEMPTIONS + policy.exemptions],
+        "excludedNamespaces": [e.namespace for e in SYSTEM_EXEMPTIONS + policy.exemptions if not e.workload],
     }
     if policy.namespaces is not None:
         match["namespaces"] = list(policy.namespaces)
     spec: dict[str, Any] = {"enforcementAction": "deny" if enforce else "dryrun", "match": match}
-    if policy.parameters:
-        spec["parameters"] = policy.parameters
+    if policy.constraint_parameters:
+        spec["parameters"] = policy.constraint_parameters
     return {
         "apiVersion": CONSTRAINT_API_VERSION,
         "kind": policy.kind,

@@ -54,7 +54,7 @@ class Gatekeeper:
                 "name": obj["metadata"].get("name", ""),
                 "operation": "CREATE",
             },
-            "parameters": policy.parameters,
+            "parameters": policy.constraint_parameters,
         }))
         results = interpreter.query_bundle(bundle).results
         assert len(results) == 1, f"{policy.template_name}: query gave {results}"
@@ -319,3 +319,41 @@ def test_schema_rejects_wrong_enforcement_action() -> None:
     obj["spec"]["enforcementAction"] = "audit"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(obj, SCHEMAS["constraint"])
+
+
+# --- the upstream charts' workloads, rendered by helm, under enforcement ------------------------
+
+
+def test_chart_workloads_pass_their_constraints_in_deny_mode(gatekeeper: Gatekeeper) -> None:
+    """Every workload of every add-on chart, every environment of both orgs, judged as if enforced."""
+    from tests.deploy import helm
+
+    failures: set[str] = set()
+    judged = 0
+    for org, env in helm.environments():
+        for release, objects in helm.render_environment(org, env).items():
+            for obj in objects:
+                if obj.get("kind") not in POD_BEARING:
+                    continue
+                obj.setdefault("metadata", {}).setdefault("namespace", next(
+                    a.namespace for a in helm.addons(org, env) if a.name == release))
+                for policy in POLICIES:
+                    if selects(constraint(policy, enforce=True), obj):
+                        judged += 1
+                        failures |= {f"{release}: {msg}" for msg in gatekeeper.violations(policy, obj)}
+    assert judged
+    assert not failures, "\n".join(sorted(failures))
+
+
+def test_named_exemption_covers_one_workload_in_one_namespace(gatekeeper: Gatekeeper) -> None:
+    policy = BY_TEMPLATE["k8spsshostisolation"]
+    bad = apply_case(good_deployment(), BAD_CASES[0])
+    bad["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "prometheus-node-exporter"
+    for namespace, rejected in (("observability", False), ("supabase", True)):
+        obj = copy.deepcopy(bad)
+        obj["metadata"]["namespace"] = namespace
+        assert bool(gatekeeper.violations(policy, obj)) == rejected, namespace
+    other = copy.deepcopy(bad)
+    other["metadata"]["namespace"] = "observability"
+    other["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "grafana"
+    assert gatekeeper.violations(policy, other)

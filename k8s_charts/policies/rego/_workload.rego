@@ -29,3 +29,14 @@ containers contains c if {
 	some c in pod_spec.ephemeralContainers
 }
 
+
+# A workload exempted by name ("namespace/app.kubernetes.io/name" in exemptWorkloads), judged by
+# its Pods' label so the workload and the Pods it creates get the same answer.
+pod_labels := object.get(obj.metadata, "labels", {}) if kind == "Pod"
+
+pod_labels := object.get(object.get(pod_template, "metadata", {}), "labels", {}) if kind != "Pod"
+
+exempt if {
+	some entry in object.get(input.parameters, "exemptWorkloads", [])
+	entry == concat("/", [input.review.namespace, pod_labels["app.kubernetes.io/name"]])
+}

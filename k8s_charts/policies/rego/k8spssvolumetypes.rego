@@ -1,6 +1,7 @@
 allowed_types := {t | some t in input.parameters.allowedTypes}
 
 violation contains {"msg": msg} if {
+	not exempt
 	some volume in pod_spec.volumes
 	some source, _ in volume
 	source != "name"
