@@ -73,9 +73,9 @@ synth: install ## synthesize every environment from CONFIG, no AWS credentials n
 	 $(VENV)/bin/python -m scripts.manifests $(CONFIG) cdk.out/manifests | wc -l | xargs -I{} echo "{} manifest files in cdk.out/manifests/<env>/"; \
 	 echo "synth took $$(( $$(date +%s) - start ))s"
 
-test: install ## run the whole test suite (unit, snapshot, compliance, integration)
+test: install ## run the whole test suite; CONFIG (when not the default) is synthesized and rehearsed too
 	@start=$$(date +%s); \
-	 $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
+	 SUPABASE_CONFIG=$(CONFIG) $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
 	 echo "tests took $$(( $$(date +%s) - start ))s"
 
 test-unit: install ## only the fast unit tier

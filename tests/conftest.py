@@ -63,12 +63,16 @@ def _assembly_dir(stack: cdk.Stack) -> str:
     return "" if stage is None or stage.node.path == "" else f"assembly-{stage.node.path}"
 
 
-# Every organization the suite synthesizes and rehearses: the embedded default, and a second
-# one that differs in everything the default leaves unexercised.
+# Every organization the suite synthesizes and rehearses: the embedded default, a second one
+# that differs in everything the default leaves unexercised, and the config being deployed
+# when `make test CONFIG=...` names another one (the pipeline's build step does).
 ORG_CONFIGS = {
     "default": ROOT / "config" / "default.yaml",
     "acme": ROOT / "tests" / "fixtures" / "orgs" / "acme.yaml",
 }
+_DEPLOYED = os.environ.get("SUPABASE_CONFIG")
+if _DEPLOYED and (ROOT / _DEPLOYED).resolve() not in {path.resolve() for path in ORG_CONFIGS.values()}:
+    ORG_CONFIGS["deployed"] = (ROOT / _DEPLOYED).resolve()
 
 
 @pytest.fixture(scope="session")
