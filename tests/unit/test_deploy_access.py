@@ -33,3 +33,12 @@ def test_bootstrap_trusts_tooling_for_every_account_and_region(cfg):
         policy = command[command.index("--cloudformation-execution-policies") + 1]
         assert policy.endswith(f":policy/{EXECUTION_POLICY_NAME}") and "AdministratorAccess" not in policy
     assert cmds[0][3] == f"aws://{cfg.organization.tooling.id}/{cfg.organization.tooling_region}"
+
+
+def test_bootstrap_covers_every_stack_that_needs_it(assembly, cfg):
+    """Each account and region a stack needs bootstrap resources in is one `make bootstrap` prints."""
+    from tests.deploy.cloud_assembly import CloudAssembly
+
+    bootstrapped = {command[3] for command in commands(cfg)}
+    needing = {stack.env for stack in CloudAssembly.load(assembly.outdir, name="default") if stack.needs_bootstrap}
+    assert needing and needing <= bootstrapped, needing - bootstrapped

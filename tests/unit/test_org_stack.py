@@ -93,8 +93,19 @@ def test_trail_bucket_locked_down(template, cfg):
 
 
 def test_org_and_deploy_access_need_no_bootstrap(assembly):
-    """Both are deployed before `cdk bootstrap` exists in their accounts (README, steps 3-4)."""
+    """Both are deployed before `cdk bootstrap` exists in their accounts (README, steps 3-4):
+    no bootstrap version parameter, no template upload, no bootstrap roles."""
+    from tests.deploy.cloud_assembly import CloudAssembly
+
+    stacks = CloudAssembly.load(assembly.outdir, name="default").stacks
     for path in ("org", "dev-deploy-access", "prod-deploy-access"):
         template = assembly.template_json(path)
         assert "BootstrapVersion" not in template.get("Parameters", {}), path
-        assert "hnb659fds" not in str(template), path
+        assert not stacks[path].needs_bootstrap, path
+        assert not {"assumeRoleArn", "cloudFormationExecutionRoleArn"} & set(stacks[path].properties), path
+
+
+def test_scps_let_cloudformation_maintain_the_security_stack(template):
+    """The execution role updates and rolls back GuardDuty and Config (rehearsal rule scp-allows-deployers)."""
+    exceptions = scp(template("org"), "ProtectSecurityServices")["Content"]["Statement"][0]["Condition"]["ArnNotLike"]
+    assert "arn:aws:iam::*:role/cdk-hnb659fds-cfn-exec-role-*" in exceptions["aws:PrincipalArn"]
