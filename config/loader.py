@@ -28,19 +28,29 @@ class ConfigError(Exception):
     """The config cannot be deployed; the message is meant for the person who wrote it."""
 
 
+SHOWN_CHARACTERS = 160
+
+
 def _show(value: Any) -> str:
+    """The value on one line (control characters escaped), shortened when long."""
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        return f"'{value}'"
-    try:
-        return json.dumps(value, default=str)
-    except ValueError:
-        return repr(value)
+        shown = repr(value)
+    else:
+        try:
+            shown = json.dumps(value, default=str)
+        except ValueError:
+            shown = repr(value)
+    return shown if len(shown) <= SHOWN_CHARACTERS else f"{shown[:SHOWN_CHARACTERS]}... ({len(shown)} characters)"
+
+
+# Keys and values from the file may hold control characters; one problem stays one line.
+_ESCAPE_CONTROL = {c: repr(chr(c))[1:-1] for c in range(32)}
 
 
 def line(source: str, path: str, value: Any, rule: str, fix: str) -> str:
-    return f"{source}: {path or '(top level)'}: {_show(value)} given; {rule}; fix: {fix}"
+    return f"{source}: {path or '(top level)'}: {_show(value)} given; {rule}; fix: {fix}".translate(_ESCAPE_CONTROL)
 
 
 def _demo_values(node: Any, path: str = "") -> list[tuple[str, Any]]:

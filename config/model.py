@@ -306,11 +306,15 @@ class Cache(Strict):
         return v
 
 
+# Burstable t4g stops at 2xlarge (https://aws.amazon.com/ec2/instance-types/t4/).
+NODE_SIZES = {family: EC2_SIZES[:4] if family == "t4g" else EC2_SIZES for family in GRAVITON_NODE_FAMILIES}
+
+
 def _graviton(v: str) -> str:
     family, _, size = v.partition(".")
-    if family not in GRAVITON_NODE_FAMILIES or size not in EC2_SIZES:
+    if size not in NODE_SIZES.get(family, ()):
         raise Problem("", v, "unknown size: nodes are arm64 (Graviton) of a supported family and size",
-                      f"e.g. m7g.large; families {', '.join(GRAVITON_NODE_FAMILIES)}, sizes {', '.join(EC2_SIZES)}")
+                      f"e.g. m7g.large; families {', '.join(GRAVITON_NODE_FAMILIES)}, sizes {', '.join(EC2_SIZES)} (t4g up to 2xlarge)")
     return v
 
 

@@ -1,0 +1,265 @@
+"""Property-based proof of the loader's contract, over configs generated from the model itself.
+
+1. Whatever a user writes, the loader either returns a config or raises `ConfigError` whose every
+   line names a path, the value given, the rule and a fix; nothing else escapes.
+2. Every config the loader accepts synthesizes for real (and passes the deploy rehearsal's rules):
+   organizations drawn across the model's declared bounds (numbers between each field's ge/le,
+   sizes from the allow-lists, every region of the zone table, every VPC size the layout fits).
+   One environment per organization keeps each synth short; the model allows that.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import annotated_types
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from config import ConfigError, parse_config
+from config import model as m
+from config import network_layout
+from config.loader import DEFAULT_CONFIG
+from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
+from tests.conftest import ORG_CONFIGS
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = yaml.safe_load(DEFAULT_CONFIG.read_text())
+LINE = re.compile(r"^config: \S.*: .+ given; .+; fix: .+$")
+# Unbounded fields (e.g. rpo_minutes ge=1) are drawn up to their lower bound plus this much.
+UNBOUNDED_SPAN = 10_000
+
+
+def bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
+    """(lowest, highest) a numeric field accepts, read from its declared ge/le."""
+    low, high = None, None
+    for item in model.model_fields[field].metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = item.ge
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+    assert low is not None, f"{model.__name__}.{field} declares no lower bound"
+    return low, high if high is not None else low + UNBOUNDED_SPAN
+
+
+def length_bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
+    metadata = model.model_fields[field].metadata
+    return (next(i.min_length for i in metadata if isinstance(i, annotated_types.MinLen)),
+            next(i.max_length for i in metadata if isinstance(i, annotated_types.MaxLen)))
+
+
+def ints(model: type[BaseModel], field: str) -> st.SearchStrategy[int]:
+    low, high = bounds(model, field)
+    return st.integers(low, high)
+
+
+# --- 1. Nothing but ConfigError ------------------------------------------------------------
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path + (key,)
+            yield from _leaves(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield path + (i,)
+            yield from _leaves(value, path + (i,))
+
+
+PATHS = list(_leaves(DEFAULT))
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(max_size=30),
+    st.sampled_from(["", "0", "-1", "us-east-1", "10.0.0.0/8", "10.0.0.0/30", "m7g.large", "db.r7g.large", "prod", "Z1",
+                     "https://", "a@b", "1e3", "yes", "☃", "111111111111", "o-", "r-"]),
+    st.lists(st.text(max_size=5), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.sampled_from(PATHS), ODD_VALUES, st.sampled_from(["set", "delete", "add key"]), st.text(max_size=8)),
+                min_size=1, max_size=4))
+def test_any_edit_is_accepted_or_refused_with_a_message(edits):
+    raw = copy.deepcopy(DEFAULT)
+    for path, value, action, key in edits:
+        node = raw
+        try:
+            for step in path[:-1]:
+                node = node[step]
+            if action == "delete":
+                del node[path[-1]]
+            elif action == "add key":
+                node[path[-1]][key] = value
+            else:
+                node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit replaced or removed this path, or it holds no mapping
+    try:
+        parse_config(raw)
+    except ConfigError as exc:
+        lines = str(exc).splitlines()
+        assert lines
+        for line in lines:
+            assert LINE.match(line), line
+
+
+# --- 2. Everything accepted synthesizes ------------------------------------------------------
+
+@st.composite
+def organizations(draw) -> dict:
+    """A one-environment organization drawn across the model's bounds."""
+    raw = copy.deepcopy(DEFAULT)
+    low, high = length_bounds(m.OrgConfig, "project")
+    raw["project"] = draw(st.from_regex(r"[a-z][a-z0-9]{0,9}(-[a-z0-9]{1,5}){0,2}", fullmatch=True).filter(lambda s: low <= len(s) <= high))
+    env_name = draw(st.from_regex(r"[a-z][a-z0-9]{1,11}", fullmatch=True).filter(lambda n: n not in m.RESERVED_ENVIRONMENT_NAMES))
+    production = draw(st.booleans())
+    env = copy.deepcopy(DEFAULT["environments"]["prod" if production else "dev"])
+    raw["environments"] = {env_name: env}
+    raw["pipeline"]["promotion_order"] = [env_name]
+
+    # Production spans three zones, which a two-zone region cannot give.
+    region = draw(st.sampled_from(sorted(r for r, z in ZONES.items() if z.per_account >= 3 or not production)))
+    env["region"] = region
+    env["dr_region"] = draw(st.sampled_from(sorted(set(ZONES) - {region})))
+    zones = ZONES[region]
+    low, high = bounds(m.Network, "max_azs")
+    max_azs = high if production else draw(st.integers(low, min(high, zones.per_account)))
+    letters = draw(st.permutations(zones.letters))[:max_azs] if zones.ambiguous or draw(st.booleans()) else None
+    prefix = draw(st.integers(network_layout.VPC_LARGEST_PREFIX, network_layout.smallest_vpc_prefix(max_azs)))
+    env["network"] = {
+        "vpc_cidr": str(ipaddress.IPv4Network(("10.0.0.0", prefix))),
+        "max_azs": max_azs,
+        "nat_gateways": max_azs if production else draw(st.integers(1, max_azs)),
+        "flow_log_retention_days": draw(st.sampled_from(m.LOG_RETENTION_DAYS)),
+        **({"availability_zones": [f"{region}{c}" for c in letters]} if letters else {}),
+    }
+
+    graviton4 = region in GRAVITON4_REGIONS
+    rds = sorted(c for c in m.RDS_INSTANCE_CLASSES if graviton4 or not any(f".{f}." in c for f in GRAVITON4_FAMILIES))
+    allocated = draw(st.integers(m.RDS_STORAGE_GIB[0], m.RDS_STORAGE_GIB[1] * 100 // (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT)))
+    env["database"] = {
+        "instance_class": draw(st.sampled_from(rds)),
+        "allocated_storage_gib": allocated,
+        "max_allocated_storage_gib": draw(st.integers(-(-allocated * (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT) // 100), m.RDS_STORAGE_GIB[1])),
+        "multi_az": True if production else draw(st.booleans()),
+        "read_replicas": draw(st.integers(1 if production else 0, bounds(m.Database, "read_replicas")[1])),
+        "backup_retention_days": m.RDS_BACKUP_RETENTION_DAYS[1] if production else draw(ints(m.Database, "backup_retention_days")),
+        "deletion_protection": True if production else draw(st.booleans()),
+    }
+    env["cache"] = {
+        "node_type": draw(st.sampled_from(sorted(m.CACHE_NODE_TYPES))),
+        "replicas_per_shard": draw(st.integers(1 if production else 0, bounds(m.Cache, "replicas_per_shard")[1])),
+    }
+    families = [f for f in m.GRAVITON_NODE_FAMILIES if graviton4 or f not in GRAVITON4_FAMILIES]
+    node_types = st.sampled_from([f"{f}.{size}" for f in families for size in m.NODE_SIZES[f]])
+
+    def group(min_types: int) -> dict:
+        high = draw(st.integers(1, 20))
+        low = draw(st.integers(0, high))
+        return {"instance_types": draw(st.lists(node_types, min_size=min_types, max_size=3, unique=True)),
+                "min_size": low, "max_size": high, "desired_size": draw(st.integers(low, high))}
+
+    env["cluster"] = {**env["cluster"], "system_nodes": group(1), "app_nodes": group(1), "spot_nodes": group(2),
+                      "fargate_namespaces": draw(st.lists(st.sampled_from(["batch-jobs", "jobs", "cron"]), unique=True, max_size=3))}
+    archive = draw(ints(m.Storage, "archive_after_days").filter(lambda d: d < m.DEEP_ARCHIVE_ACCESS_DAYS[1]))
+    env["storage"] = {
+        "waf_rate_limit_per_5min": draw(ints(m.Storage, "waf_rate_limit_per_5min")),
+        "archive_after_days": archive,
+        "deep_archive_after_days": draw(st.integers(max(archive + 1, m.DEEP_ARCHIVE_ACCESS_DAYS[0]), m.DEEP_ARCHIVE_ACCESS_DAYS[1])),
+        "noncurrent_version_expiry_days": draw(ints(m.Storage, "noncurrent_version_expiry_days")),
+    }
+    env["recovery"] = {"rpo_minutes": draw(ints(m.Recovery, "rpo_minutes")), "rto_minutes": draw(ints(m.Recovery, "rto_minutes"))}
+    env["auth"] = {**env["auth"], "password_min_length": draw(ints(m.Auth, "password_min_length")),
+                   "jwt_expiry_seconds": draw(ints(m.Auth, "jwt_expiry_seconds")),
+                   "saml_enabled": draw(st.booleans()), "disable_signup": draw(st.booleans())}
+    env["features"] = {"gatekeeper_enforce": True if production else draw(st.booleans()),
+                       "istio": draw(st.booleans()), "falco": draw(st.booleans()), "cloudfront": draw(st.booleans())}
+    env["monthly_budget_usd"] = draw(ints(m.Environment, "monthly_budget_usd"))
+    env["release_flags"] = draw(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{1,20}", fullmatch=True), st.booleans(), max_size=3))
+    return raw
+
+
+def _rules():
+    """The deploy rehearsal's rules, when that suite is importable in this tree."""
+    try:
+        import tests.deploy.rules  # noqa: F401  (registers the rules)
+        from tests.deploy.cloud_assembly import CloudAssembly
+        from tests.deploy.registry import RULES
+    except ImportError:
+        return None, {}
+    return CloudAssembly, RULES
+
+
+_RUN: dict[str, int] = {"organizations": 0, "rule runs": 0}
+_SHAPES: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def known_findings(synthesized) -> set[str]:
+    """Rules that already find something in the fixture organizations: open work of the
+    rehearsal, not a property of the generated configs. Every other rule must hold for them."""
+    CloudAssembly, RULES = _rules()
+    found: set[str] = set()
+    for name in ORG_CONFIGS if RULES else ():
+        assembly = CloudAssembly.load(synthesized(name).outdir, name=name)
+        found |= {rule_id for rule_id, rule in RULES.items() if rule(assembly).findings}
+    return found
+
+
+# No shrinking: each example costs a full synth, and the failing config is printed whole.
+@settings(max_examples=8, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@given(organizations())
+def test_every_accepted_config_synthesizes(report, known_findings, raw):
+    import aws_cdk as cdk
+
+    from stacks.composition import build_app
+
+    try:
+        cfg = parse_config(raw)
+    except ConfigError as exc:
+        # Long project and environment names together exceed AWS name limits: refused by design.
+        assume("the derived" not in str(exc))
+        pytest.fail(f"the generator drew a config the loader refuses; tighten the generator:\n{exc}")
+    outdir = Path(tempfile.mkdtemp(prefix="cdk.out-generated-"))
+    try:
+        # Same feature flags as `cdk synth` (tests/conftest.py's `synthesized`).
+        flags = json.loads((ROOT / "cdk.json").read_text())["context"]
+        app = cdk.App(outdir=str(outdir), context=flags)
+        build_app(app, cfg, nag=False)
+        app.synth()
+        assert sorted(outdir.rglob("*.template.json")), "synth wrote no templates"
+        CloudAssembly, RULES = _rules()
+        findings = []
+        if RULES:
+            # Rules that render Helm charts find the organization's config by name in ORG_CONFIGS.
+            name = f"generated-{_RUN['organizations']}"
+            config_file = outdir.with_suffix(".yaml")
+            config_file.write_text(yaml.safe_dump(raw))
+            ORG_CONFIGS[name] = config_file
+            try:
+                assembly = CloudAssembly.load(outdir, name=name)
+                for rule_id, rule in sorted(RULES.items()):
+                    if rule_id not in known_findings:
+                        findings += [f"{rule_id}: {f}" for f in rule(assembly).findings]
+            finally:
+                del ORG_CONFIGS[name]
+                config_file.unlink()
+            _RUN["rule runs"] += len(RULES)
+        _RUN["organizations"] += 1
+        env = next(iter(cfg.environments.values()))
+        _SHAPES.add(f"{env.region}/{env.network.vpc_cidr.prefixlen}x{env.network.max_azs}{'/prod' if env.production else ''}")
+        report("generated configs", f"{_RUN['organizations']} generated organizations synthesized, "
+               f"{_RUN['rule runs']} deploy-rule runs over them ({len(known_findings)} rules with open findings "
+               f"in the fixture organizations not held against them); {', '.join(sorted(_SHAPES))}")
+        assert not findings, "\n".join(findings)
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
