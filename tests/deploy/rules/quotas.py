@@ -204,7 +204,7 @@ def lambda_timeouts(assembly: CloudAssembly) -> Outcome:
     fails on a timeout instead of reporting what it waited for."""
     outcome = Outcome()
     exports = _exports(assembly)
-    for stack, logical_id, resource in assembly.resources("AWS::Lambda::Function"):
+    for stack, logical_id, _ in assembly.resources("AWS::Lambda::Function"):
         timeout = _timeout(stack, logical_id)
         outcome.check(timeout <= LAMBDA_TIMEOUT_MAX_SECONDS,
                       f"{stack.stack_name}/{logical_id}: Timeout {timeout}s exceeds Lambda's {LAMBDA_TIMEOUT_MAX_SECONDS}s")
