@@ -288,3 +288,36 @@ def test_app_exits_with_message_before_writing_anything(tmp_path, raw):
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in outdir.iterdir()) == ["previous.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "cdk.out"]
+
+
+def _tiny_app(app, cfg):
+    import aws_cdk as cdk
+
+    cdk.Stack(app, "Tiny").add_metadata("config", cfg.project)
+
+
+def _broken_app(app, cfg):
+    _tiny_app(app, cfg)
+    raise RuntimeError("1 of /19 exceeds remaining space of 10.0.0.0/18\n    at NetworkBuilder.addSubnets (...)")
+
+
+@pytest.mark.parametrize(("build", "code"), [(_tiny_app, 0), (_broken_app, 2)], ids=["synth succeeds", "synth fails"])
+def test_output_directory_changes_only_on_success(tmp_path, monkeypatch, capsys, build, code):
+    import app
+
+    outdir = tmp_path / "cdk.out"
+    outdir.mkdir()
+    (outdir / "stale.template.json").write_text("{}")
+    (outdir / "synth.lock").write_text("")
+    monkeypatch.setenv("CDK_OUTDIR", str(outdir))
+    monkeypatch.setattr(app, "build_app", build)
+    assert app.main() == code
+    names = sorted(p.name for p in outdir.iterdir())
+    if code == 0:
+        assert "manifest.json" in names and "Tiny.template.json" in names and "synth.lock" in names
+        assert "stale.template.json" not in names
+    else:
+        assert names == ["stale.template.json", "synth.lock"]
+        err = capsys.readouterr().err
+        assert err.startswith("synth error: 1 of /19 exceeds remaining space of 10.0.0.0/18\n") and "at NetworkBuilder" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdk.out"]
