@@ -585,9 +585,12 @@ class Environment(Strict):
 
 
 class Pipeline(Strict):
-    connection_arn: str = Field(pattern=r"^arn:aws:codeconnections:[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$",
+    # Connections are global and may be shared from another account, so neither the region nor
+    # the account in the ARN has to match the tooling account's.
+    # https://docs.aws.amazon.com/dtconsole/latest/userguide/welcome-connections-how-it-works-global.html
+    connection_arn: str = Field(pattern=r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$",
                                 examples=["arn:aws:codeconnections:us-east-1:222222222222:connection/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"],
-                                description="the CodeConnections connection in the tooling account")
+                                description="a CodeConnections connection ARN")
     repository: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", examples=["example-org/supabase-on-aws"], description="owner/name of the repository")
     branch: str = Field(default="main", min_length=1)
     promotion_order: list[str] = Field(min_length=1, description="Environments the pipeline deploys, in order.")
@@ -662,12 +665,6 @@ class OrgConfig(Strict):
         if production and any(n in self.environments and not self.environments[n].production for n in order[production[0]:]):
             problems.append(Problem("pipeline.promotion_order", order, "a non-production environment is promoted after production",
                                     "put production environments last"))
-        connection_account = self.pipeline.connection_arn.split(":")[4]
-        if connection_account != self.organization.tooling.id:
-            problems.append(Problem("pipeline.connection_arn", self.pipeline.connection_arn,
-                                    f"the connection belongs to account {connection_account}, but the pipeline runs in the tooling account "
-                                    f"{self.organization.tooling.id} and can only use its own connections",
-                                    "create the connection in the tooling account and use its ARN"))
         _raise(problems)
         return self
 

@@ -29,15 +29,15 @@ def _zones(letters: str, per_account: int | None = None) -> RegionZones:
 
 # Commercial regions in which every service this platform uses (EKS with Pod Identity, RDS
 # PostgreSQL, ElastiCache Valkey, Backup, WAF, AppConfig, GuardDuty, Security Hub) is offered
-# (https://aws.amazon.com/about-aws/whats-new/ and the regional services list,
-# https://aws.amazon.com/about-aws/global-infrastructure/regional-product-services/).
+# (https://aws.amazon.com/about-aws/global-infrastructure/regional-product-services/) and whose
+# RDS root CA is in the pinned bundle the pods verify RDS with (k8s_charts/supabase/rds_ca.py;
+# ca-west-1 and il-central-1 are not in it yet, tests/unit/test_config.py keeps the two in step).
 ZONES: dict[str, RegionZones] = {
     "us-east-1": _zones("abcdef"),
     "us-east-2": _zones("abc"),
     "us-west-1": _zones("abc", 2),
     "us-west-2": _zones("abcd"),
     "ca-central-1": _zones("abd"),
-    "ca-west-1": _zones("abc"),
     "sa-east-1": _zones("abc"),
     "eu-west-1": _zones("abc"),
     "eu-west-2": _zones("abc"),
@@ -60,7 +60,6 @@ ZONES: dict[str, RegionZones] = {
     "me-south-1": _zones("abc"),
     "me-central-1": _zones("abc"),
     "af-south-1": _zones("abc"),
-    "il-central-1": _zones("abc"),
 }
 
 # Graviton4 (m8g, r8g, c8g) is not offered everywhere yet. Allow-list of regions where EC2, RDS

@@ -204,8 +204,6 @@ CASES = [
      "environments.pipeline: 'pipeline' given; the names org, pipeline belong to the organization-level stacks; fix: rename the environment, e.g. orgprod"),
     ("environment name pattern", _rename_env("dev", "Dev-1"),
      "environments.Dev-1: 'Dev-1' given; environment names are 2-12 lower-case letters and digits, starting with a letter; fix: rename it, e.g. staging"),
-    ("connection in another account", _set("pipeline", "connection_arn", "arn:aws:codeconnections:us-east-1:999999999999:connection/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"),
-     "pipeline.connection_arn: 'arn:aws:codeconnections:us-east-1:999999999999:connection/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b' given; the connection belongs to account 999999999999"),
     ("oauth provider twice", _set(E, "prod", "auth", "oauth_providers", [{"name": "github", "client_id": "abc", "secret_name": "a/b"}] * 2),
      "environments.prod.auth.oauth_providers: 'github' given; GoTrue takes one configuration per provider"),
     # derived names
@@ -321,3 +319,12 @@ def test_output_directory_changes_only_on_success(tmp_path, monkeypatch, capsys,
         err = capsys.readouterr().err
         assert err.startswith("synth error: 1 of /19 exceeds remaining space of 10.0.0.0/18\n") and "at NetworkBuilder" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdk.out"]
+
+
+def test_every_supported_region_has_its_rds_root_ca():
+    """Pods verify RDS against the region's root CA from the pinned bundle: a supported region
+    without one would fail synth (k8s_charts/supabase/rds_ca.py raises)."""
+    from config.regions import ZONES
+    from k8s_charts.supabase import rds_ca
+
+    assert {region: len(rds_ca.region_roots(region)) > 0 for region in ZONES} == dict.fromkeys(ZONES, True)

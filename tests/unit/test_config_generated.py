@@ -121,6 +121,10 @@ def organizations(draw) -> dict:
     raw["project"] = draw(st.from_regex(r"[a-z][a-z0-9]{0,9}(-[a-z0-9]{1,5}){0,2}", fullmatch=True).filter(lambda s: low <= len(s) <= high))
     env_name = draw(st.from_regex(r"[a-z][a-z0-9]{1,11}", fullmatch=True).filter(lambda n: n not in m.RESERVED_ENVIRONMENT_NAMES))
     production = draw(st.booleans())
+    raw["organization"].update(
+        home_region=draw(st.sampled_from(sorted(ZONES))), tooling_region=draw(st.sampled_from(sorted(ZONES))),
+        adopt_existing_accounts=draw(st.booleans()),
+        cloudtrail_retention_days=draw(ints(m.Organization, "cloudtrail_retention_days")))
     env = copy.deepcopy(DEFAULT["environments"]["prod" if production else "dev"])
     raw["environments"] = {env_name: env}
     raw["pipeline"]["promotion_order"] = [env_name]
@@ -168,7 +172,16 @@ def organizations(draw) -> dict:
                 "min_size": low, "max_size": high, "desired_size": draw(st.integers(low, high))}
 
     env["cluster"] = {**env["cluster"], "system_nodes": group(1), "app_nodes": group(1), "spot_nodes": group(2),
-                      "fargate_namespaces": draw(st.lists(st.sampled_from(["batch-jobs", "jobs", "cron"]), unique=True, max_size=3))}
+                      "fargate_namespaces": draw(st.lists(st.sampled_from(["batch-jobs", "jobs", "cron"]), unique=True, max_size=3)),
+                      "public_access_cidrs": draw(st.lists(st.sampled_from(["8.8.8.0/24", "1.1.1.1/32"]), unique=True, max_size=2)),
+                      "velero_daily_retention_days": draw(ints(m.Cluster, "velero_daily_retention_days")),
+                      "velero_hourly": draw(st.booleans())}
+    env["observability"] = {
+        "metrics_retention_days": draw(ints(m.Observability, "metrics_retention_days")),
+        "metrics_storage_gib": draw(ints(m.Observability, "metrics_storage_gib")),
+        "tracing_sample_ratio": draw(st.floats(0, 1)),
+        **{key: f"{env_name}/alerting/{key}" for key in ("slack_webhook_secret_name", "pagerduty_secret_name") if draw(st.booleans())},
+    }
     archive = draw(ints(m.Storage, "archive_after_days").filter(lambda d: d < m.DEEP_ARCHIVE_ACCESS_DAYS[1]))
     env["storage"] = {
         "waf_rate_limit_per_5min": draw(ints(m.Storage, "waf_rate_limit_per_5min")),
@@ -179,7 +192,9 @@ def organizations(draw) -> dict:
     env["recovery"] = {"rpo_minutes": draw(ints(m.Recovery, "rpo_minutes")), "rto_minutes": draw(ints(m.Recovery, "rto_minutes"))}
     env["auth"] = {**env["auth"], "password_min_length": draw(ints(m.Auth, "password_min_length")),
                    "jwt_expiry_seconds": draw(ints(m.Auth, "jwt_expiry_seconds")),
-                   "saml_enabled": draw(st.booleans()), "disable_signup": draw(st.booleans())}
+                   "saml_enabled": draw(st.booleans()), "disable_signup": draw(st.booleans()),
+                   "oauth_providers": [{"name": name, "client_id": f"{name}-client", "secret_name": f"{env_name}/oauth/{name}"}
+                                       for name in draw(st.lists(st.sampled_from(["github", "google", "slack_oidc"]), unique=True, max_size=2))]}
     env["features"] = {"gatekeeper_enforce": True if production else draw(st.booleans()),
                        "istio": draw(st.booleans()), "falco": draw(st.booleans()), "cloudfront": draw(st.booleans())}
     env["monthly_budget_usd"] = draw(ints(m.Environment, "monthly_budget_usd"))
@@ -242,7 +257,7 @@ def test_every_accepted_config_synthesizes(report, known_findings, raw):
         if RULES:
             # Rules that render Helm charts find the organization's config by name in ORG_CONFIGS.
             name = f"generated-{_RUN['organizations']}"
-            config_file = outdir.with_suffix(".yaml")
+            config_file = outdir.parent / f"{outdir.name}.yaml"
             config_file.write_text(yaml.safe_dump(raw))
             ORG_CONFIGS[name] = config_file
             try:
