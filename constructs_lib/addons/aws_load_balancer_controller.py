@@ -4,7 +4,11 @@ The policy follows the controller's published iam_policy.json (kubernetes-sigs/
 aws-load-balancer-controller, docs/install/iam_policy.json), with every ARN narrowed to this
 account and region, and the tag conditions AWS documents kept: the controller may only
 modify or delete load balancers, target groups and security groups that carry its own
-`elbv2.k8s.aws/cluster` tag.
+`elbv2.k8s.aws/cluster` tag. tests/unit/test_addons.py holds the policy to every action of
+upstream's file at the chart's appVersion (tests/fixtures/upstream/aws-load-balancer-controller).
+
+The grant is larger than one managed policy may be, so it is two on the same role: the load
+balancers' own resources, and everything around them (security groups, WAF, Shield, discovery).
 """
 
 from __future__ import annotations
@@ -33,29 +37,42 @@ _READ_ACTIONS = [
     "elasticloadbalancing:DescribeTrustStores", "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeCapacityReservation",
     "acm:ListCertificates", "acm:DescribeCertificate",
+    "cognito-idp:DescribeUserPoolClient", "iam:ListServerCertificates", "iam:GetServerCertificate",
+    "waf-regional:GetWebACL", "waf-regional:GetWebACLForResource",
     "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
     "shield:GetSubscriptionState", "shield:DescribeProtection",
 ]
 
 
-def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
-    elb = lambda resource: ctx.arn("elasticloadbalancing", resource)  # noqa: E731
-    owned = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+def _elb(ctx: AddonContext, resource: str) -> str:
+    return ctx.arn("elasticloadbalancing", resource)
+
+
+def _lb_and_tg(ctx: AddonContext) -> list[str]:
+    return [_elb(ctx, "targetgroup/*/*"), _elb(ctx, "loadbalancer/net/*/*"), _elb(ctx, "loadbalancer/app/*/*")]
+
+
+_OWNED = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+
+
+def surroundings_statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
+    """Service-linked role, discovery, WAF/Shield and security groups."""
     security_groups = ctx.arn("ec2", "security-group/*")
-    lb_and_tg = [elb("targetgroup/*/*"), elb("loadbalancer/net/*/*"), elb("loadbalancer/app/*/*")]
     return [
         iam.PolicyStatement(
             sid="ElbServiceLinkedRole", actions=["iam:CreateServiceLinkedRole"],
             resources=[f"arn:{ctx.partition}:iam::{ctx.values.account}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*"],
             conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
         ),
-        # Describe/List APIs do not support resource-level permissions.
+        # Read-only, on "*" as upstream grants them: most have no resource-level permissions, and the
+        # rest read what an Ingress annotation names (certificate, user pool client, web ACL).
         iam.PolicyStatement(sid="Discover", actions=_READ_ACTIONS, resources=["*"]),
         iam.PolicyStatement(
             sid="WebAclAndShield",
             actions=["wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
+                     "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL",
                      "shield:CreateProtection", "shield:DeleteProtection"],
-            resources=[ctx.arn("wafv2", "regional/webacl/*/*"), *lb_and_tg,
+            resources=[ctx.arn("wafv2", "regional/webacl/*/*"), ctx.arn("waf-regional", "webacl/*"), *_lb_and_tg(ctx),
                        f"arn:{ctx.partition}:shield::{ctx.values.account}:protection/*"],
         ),
         iam.PolicyStatement(
@@ -74,8 +91,23 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(
             sid="ManageOwnedSecurityGroup",
             actions=["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
-            resources=[security_groups], conditions=owned,
+            resources=[security_groups], conditions=_OWNED,
         ),
+        # Untagged on purpose: the controller opens the targets' own (node or pod) security groups
+        # to its load balancers' backend security group, and those groups are not the controller's.
+        iam.PolicyStatement(
+            sid="AdmitLoadBalancerToTargets",
+            actions=["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            resources=[security_groups],
+        ),
+    ]
+
+
+def load_balancer_statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
+    """Load balancers, target groups, listeners and rules."""
+    elb = lambda resource: _elb(ctx, resource)  # noqa: E731
+    lb_and_tg = _lb_and_tg(ctx)
+    return [
         iam.PolicyStatement(
             sid="CreateTaggedLoadBalancer",
             actions=["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
@@ -108,7 +140,7 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
                      "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
                      "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
                      "elasticloadbalancing:ModifyIpPools"],
-            resources=lb_and_tg, conditions=owned,
+            resources=lb_and_tg, conditions=_OWNED,
         ),
         iam.PolicyStatement(
             sid="TagOnCreate", actions=["elasticloadbalancing:AddTags"], resources=lb_and_tg,
@@ -136,7 +168,8 @@ def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
         name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
-        statements=statements(ctx),
+        statements=load_balancer_statements(ctx),
+        extra_policies=[surroundings_statements(ctx)],
         values={
             "clusterName": ctx.cluster_name,
             # Nodes keep the IMDS hop limit at 1, so pods cannot discover these from instance metadata.

@@ -63,9 +63,16 @@ class HelmAddon:
     values: Mapping[str, Any] = field(default_factory=dict)
     service_account: str | None = None
     statements: Sequence[iam.PolicyStatement] = ()
+    # More managed policies on the same role, when the statements exceed one policy's size.
+    extra_policies: Sequence[Sequence[iam.PolicyStatement]] = ()
     depends_on: Sequence[str] = ()
     # Helm waits for the release's Deployments to be ready: CRD-using charts after it can rely on webhooks.
-    timeout: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(12))
+    # The wait runs inside the kubectl provider Lambda (900 s at most), and with atomic a failed
+    # install is rolled back under the same timeout, so 2 x 6 min plus the handler's start-up fits
+    # (rehearsal rule helm-rollback-within-lambda). What Helm waits on here is the charts' own
+    # controllers and hook Jobs on nodes that already run: minutes of image pulls, not volume or
+    # node provisioning (Prometheus' StatefulSet and its volumes belong to the operator, not the release).
+    timeout: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(6))
     # Why the policy's wildcard resources cannot be narrower (required when it has any).
     wildcard_reason: str | None = None
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import aws_cdk as cdk
 import yaml
 from aws_cdk import aws_iam as iam
 
@@ -139,7 +138,4 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
         # Prometheus pods must be created after the sidecar injector serves, or they run without
         # the proxy that provisions their scrape certificate.
         depends_on=(istio.ISTIOD,) if mesh else (),
-        # Helm waits inside the kubectl handler Lambda (15 min at most) after its start-up: a wait
-        # of 15 min would be cut off by the Lambda timeout (rehearsal rule lambda-timeout-covers-waits).
-        timeout=cdk.Duration.minutes(14),
     )

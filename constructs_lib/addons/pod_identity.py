@@ -17,6 +17,9 @@ POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 class PodIdentity(Construct):
     """Role + customer managed policy + CfnPodIdentityAssociation for namespace/service_account.
 
+    `extra_policies` are further managed policies on the same role, for a grant larger than one
+    managed policy may be (6,144 characters, rehearsal rule iam-managed-policy-size).
+
     `associate=False` leaves the association to an EKS managed add-on, which declares its own
     (CfnAddon.PodIdentityAssociations) and would conflict with a second one.
 
@@ -26,6 +29,7 @@ class PodIdentity(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, cluster_name: str, cluster_arn: str, namespace: str,
                  service_account: str, statements: Sequence[iam.PolicyStatement] = (),
+                 extra_policies: Sequence[Sequence[iam.PolicyStatement]] = (),
                  managed_policies: Sequence[iam.IManagedPolicy] = (), description: str,
                  wildcard_reason: str | None = None, associate: bool = True) -> None:
         super().__init__(scope, id_)
@@ -45,15 +49,23 @@ class PodIdentity(Construct):
             actions=["sts:TagSession"],
             principals=[principal],
         ))
-        self.policy: iam.ManagedPolicy | None = None
-        if statements:
-            self.policy = iam.ManagedPolicy(self, "Policy", statements=list(statements), roles=[self.role],
-                                            description=f"{description} (Pod Identity {namespace}/{service_account})")
-            findings = wildcard_findings(self, statements, wildcard_reason or "")
+        if extra_policies and not statements:
+            raise ValueError(f"{description}: extra_policies continue `statements`, which is empty")
+        # The first policy keeps the id "Policy" whether or not more follow, so splitting a grown
+        # policy replaces no existing one.
+        self.policies: list[iam.ManagedPolicy] = []
+        for index, group in enumerate((statements, *extra_policies) if statements else ()):
+            policy = iam.ManagedPolicy(self, "Policy" if index == 0 else f"Policy{index + 1}",
+                                       statements=list(group), roles=[self.role],
+                                       description=f"{description} (Pod Identity {namespace}/{service_account})"
+                                                   + (f", part {index + 1}" if extra_policies else ""))
+            findings = wildcard_findings(self, group, wildcard_reason or "")
             if findings:
                 if not wildcard_reason:
                     raise ValueError(f"{description}: wildcard resources need a wildcard_reason")
-                acknowledge(self.policy.node.default_child, *findings)
+                acknowledge(policy.node.default_child, *findings)
+            self.policies.append(policy)
+        self.policy: iam.ManagedPolicy | None = self.policies[0] if self.policies else None
         self.association = eks.CfnPodIdentityAssociation(
             self, "Association",
             cluster_name=cluster_name,

@@ -68,7 +68,7 @@ class AddonRegistry(Construct):
                     self, f"{addon.name}-identity",
                     cluster_name=cluster.cluster_name, cluster_arn=cluster_arn,
                     namespace=addon.namespace, service_account=addon.service_account,
-                    statements=addon.statements, description=f"{addon.name} controller",
+                    statements=addon.statements, extra_policies=addon.extra_policies, description=f"{addon.name} controller",
                     wildcard_reason=addon.wildcard_reason,
                 )
                 # The role must exist before the pods start, or they cache an empty credential chain.

@@ -120,15 +120,19 @@ def _alerts_topic_import(template, env):
     return {"Fn::ImportValue": export}
 
 
-def _policy_for(template, env, service_account):
-    """The managed policy attached to the role associated with `service_account`."""
+def _policies_for(template, env, service_account):
+    """The managed policies attached to the role associated with `service_account`."""
     t = template(env, "platform")
     [assoc] = [a for a in t.find_resources("AWS::EKS::PodIdentityAssociation").values()
                if a["Properties"]["ServiceAccount"] == service_account]
     role_id = assoc["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-    [policy] = [p for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
-                if {"Ref": role_id} in p["Properties"]["Roles"]]
-    return policy["Properties"]["PolicyDocument"]["Statement"]
+    return [p["Properties"]["PolicyDocument"]["Statement"] for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
+            if {"Ref": role_id} in p["Properties"]["Roles"]]
+
+
+def _policy_for(template, env, service_account):
+    """Every statement the role associated with `service_account` has, across its managed policies."""
+    return [s for statements in _policies_for(template, env, service_account) for s in statements]
 
 
 def _staged_chart(assembly, props):
@@ -267,6 +271,44 @@ def test_load_balancer_controller_mutations_are_tag_scoped(template):
     star = [sid for sid, s in statements.items() if s["Resource"] == "*"]
     assert star == ["Discover"]
     assert all(a.split(":")[1].startswith(("Describe", "Get", "List")) for a in statements["Discover"]["Action"])
+
+
+UPSTREAM_ALB_POLICY = Path(__file__).parents[1] / "fixtures/upstream/aws-load-balancer-controller/iam_policy.json"
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _upstream_grants_missing(upstream, ours):
+    """Each (action, condition) upstream grants that no statement of ours grants with the same
+    condition, plus each action of ours upstream never grants. Resources are left out on purpose:
+    ours are narrowed to this account, region and VPC."""
+    granted = {(a, json.dumps(s.get("Condition"), sort_keys=True)) for s in ours for a in _as_list(s["Action"])}
+    wanted = {(a, json.dumps(s.get("Condition"), sort_keys=True))
+              for s in upstream for a in _as_list(s["Action"])}
+    extra = {a for a, _ in granted} - {a for a, _ in wanted}
+    return sorted(wanted - granted) + sorted(("extra", a) for a in extra)
+
+
+def test_load_balancer_controller_grants_what_upstream_grants_under_the_same_conditions(template):
+    upstream = json.loads(UPSTREAM_ALB_POLICY.read_text())["Statement"]
+    ours = _policy_for(template, "prod", aws_load_balancer_controller.SERVICE_ACCOUNT)
+    assert _upstream_grants_missing(upstream, ours) == []
+    # The comparison notices any one statement missing, and a condition dropped from one.
+    for index in range(len(ours)):
+        assert _upstream_grants_missing(upstream, ours[:index] + ours[index + 1:]), ours[index]["Sid"]
+    unconditioned = [dict(s, Condition=None) if s["Sid"] == "ManageOwnedSecurityGroup" else s for s in ours]
+    assert _upstream_grants_missing(upstream, unconditioned)
+
+
+def test_load_balancer_controller_policy_is_split_by_concern(template):
+    policies = _policies_for(template, "prod", aws_load_balancer_controller.SERVICE_ACCOUNT)
+    assert len(policies) == 2
+    load_balancers, surroundings = ({a for s in p for a in _as_list(s["Action"])} for p in policies)
+    assert all(a.startswith("elasticloadbalancing:") for a in load_balancers)
+    assert not any(a.startswith("elasticloadbalancing:") and not a.split(":")[1].startswith("Describe")
+                   for a in surroundings)
 
 
 def test_cluster_autoscaler_scales_only_owned_groups(template, cfg):
