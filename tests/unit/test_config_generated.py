@@ -5,7 +5,7 @@
 2. Every config the loader accepts synthesizes for real (and passes the deploy rehearsal's rules):
    organizations drawn across the model's declared bounds (numbers between each field's ge/le,
    sizes from the allow-lists, every region of the zone table, every VPC size the layout fits).
-   One environment per organization keeps each synth short; the model allows that.
+   One or two environments per organization keep each synth short; the model allows that.
 """
 
 from __future__ import annotations
@@ -115,19 +115,30 @@ def test_any_edit_is_accepted_or_refused_with_a_message(edits):
 
 @st.composite
 def organizations(draw) -> dict:
-    """A one-environment organization drawn across the model's bounds."""
+    """An organization of one or two environments drawn across the model's bounds."""
     raw = copy.deepcopy(DEFAULT)
     low, high = length_bounds(m.OrgConfig, "project")
     raw["project"] = draw(st.from_regex(r"[a-z][a-z0-9]{0,9}(-[a-z0-9]{1,5}){0,2}", fullmatch=True).filter(lambda s: low <= len(s) <= high))
-    env_name = draw(st.from_regex(r"[a-z][a-z0-9]{1,11}", fullmatch=True).filter(lambda n: n not in m.RESERVED_ENVIRONMENT_NAMES))
-    production = draw(st.booleans())
     raw["organization"].update(
         home_region=draw(st.sampled_from(sorted(ZONES))), tooling_region=draw(st.sampled_from(sorted(ZONES))),
         adopt_existing_accounts=draw(st.booleans()),
         cloudtrail_retention_days=draw(ints(m.Organization, "cloudtrail_retention_days")))
+    names = draw(st.lists(st.from_regex(r"[a-z][a-z0-9]{1,11}", fullmatch=True).filter(lambda n: n not in m.RESERVED_ENVIRONMENT_NAMES),
+                          min_size=1, max_size=2, unique=True))
+    # Production environments are promoted last.
+    kinds = sorted((draw(st.booleans()), name) for name in names)
+    raw["environments"] = {name: environment(draw, name, index, production) for index, (production, name) in enumerate(kinds)}
+    raw["pipeline"]["promotion_order"] = [name for _, name in kinds]
+    return raw
+
+
+def environment(draw, env_name: str, index: int, production: bool) -> dict:
+    """One environment; `index` keeps its account, names and range apart from the others'."""
     env = copy.deepcopy(DEFAULT["environments"]["prod" if production else "dev"])
-    raw["environments"] = {env_name: env}
-    raw["pipeline"]["promotion_order"] = [env_name]
+    env["account"] = {"id": f"{333333333333 + index * 111111111111}", "name": f"generated-{env_name}", "email": f"aws+{env_name}@example.com"}
+    env["domain_name"] = f"{env_name}.example.com"
+    env["hosted_zone_id"] = f"Z0GENERATED{index}EXAMPLE"
+    env["auth"]["site_url"] = f"https://app.{env_name}.example.com"
 
     # Production spans three zones, which a two-zone region cannot give.
     region = draw(st.sampled_from(sorted(r for r, z in ZONES.items() if z.per_account >= 3 or not production)))
@@ -139,7 +150,7 @@ def organizations(draw) -> dict:
     letters = draw(st.permutations(zones.letters))[:max_azs] if zones.ambiguous or draw(st.booleans()) else None
     prefix = draw(st.integers(network_layout.VPC_LARGEST_PREFIX, network_layout.smallest_vpc_prefix(max_azs)))
     env["network"] = {
-        "vpc_cidr": str(ipaddress.IPv4Network(("10.0.0.0", prefix))),
+        "vpc_cidr": str(ipaddress.IPv4Network((f"10.{index}.0.0", prefix))),
         "max_azs": max_azs,
         "nat_gateways": max_azs if production else draw(st.integers(1, max_azs)),
         "flow_log_retention_days": draw(st.sampled_from(m.LOG_RETENTION_DAYS)),
@@ -199,7 +210,7 @@ def organizations(draw) -> dict:
                        "istio": draw(st.booleans()), "falco": draw(st.booleans()), "cloudfront": draw(st.booleans())}
     env["monthly_budget_usd"] = draw(ints(m.Environment, "monthly_budget_usd"))
     env["release_flags"] = draw(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{1,20}", fullmatch=True), st.booleans(), max_size=3))
-    return raw
+    return env
 
 
 def _rules():
@@ -230,7 +241,7 @@ def known_findings(synthesized) -> set[str]:
 
 
 # No shrinking: each example costs a full synth, and the failing config is printed whole.
-@settings(max_examples=8, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=6, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
 @given(organizations())
 def test_every_accepted_config_synthesizes(report, known_findings, raw):
@@ -270,8 +281,8 @@ def test_every_accepted_config_synthesizes(report, known_findings, raw):
                 config_file.unlink()
             _RUN["rule runs"] += len(RULES)
         _RUN["organizations"] += 1
-        env = next(iter(cfg.environments.values()))
-        _SHAPES.add(f"{env.region}/{env.network.vpc_cidr.prefixlen}x{env.network.max_azs}{'/prod' if env.production else ''}")
+        _SHAPES.add("+".join(f"{env.region}/{env.network.vpc_cidr.prefixlen}x{env.network.max_azs}{'/prod' if env.production else ''}"
+                             for env in cfg.environments.values()))
         report("generated configs", f"{_RUN['organizations']} generated organizations synthesized, "
                f"{_RUN['rule runs']} deploy-rule runs over them ({len(known_findings)} rules with open findings "
                f"in the fixture organizations not held against them); {', '.join(sorted(_SHAPES))}")
