@@ -58,6 +58,10 @@ RDS_AUTOSCALING_HEADROOM_PERCENT = 10
 # Automated backups (and AWS Backup continuous backups of RDS) keep 1 to 35 days.
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithAutomatedBackups.html
 RDS_BACKUP_RETENTION_DAYS = (1, 35)
+# RDS uploads transaction logs to S3 every 5 minutes: point-in-time restore and the replicated
+# automated backups are never fresher, so a tighter RPO cannot be met.
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIT.html
+RDS_LOG_UPLOAD_MINUTES = 5
 # S3 Intelligent-Tiering: Archive Access after 90-730 days, Deep Archive Access after 180-730
 # days, and Deep Archive after Archive. https://docs.aws.amazon.com/AmazonS3/latest/API/API_Tiering.html
 ARCHIVE_ACCESS_DAYS = (90, 730)
@@ -401,7 +405,8 @@ class Cluster(Strict):
 
 
 class Recovery(Strict):
-    rpo_minutes: int = Field(ge=1, description="Most data loss tolerated.")
+    rpo_minutes: int = Field(ge=RDS_LOG_UPLOAD_MINUTES,
+                             description="most data loss tolerated; RDS ships transaction logs every 5 minutes, so no backup is fresher")
     rto_minutes: int = Field(ge=1, description="Longest outage tolerated.")
 
 

@@ -179,6 +179,8 @@ CASES = [
      "environments.dev.storage.waf_rate_limit_per_5min: 5 given; must be at least 10"),
     ("password beyond bcrypt", _set(E, "dev", "auth", "password_min_length", 80),
      "environments.dev.auth.password_min_length: 80 given; must be at most 72"),
+    ("rpo below the log upload interval", _set(E, "prod", "recovery", "rpo_minutes", 1),
+     "environments.prod.recovery.rpo_minutes: 1 given; must be at least 5 (most data loss tolerated; RDS ships transaction logs every 5 minutes, so no backup is fresher); fix: set it to at least 5"),
     ("promotion twice", _set("pipeline", "promotion_order", ["staging", "prod", "prod"]),
      "pipeline.promotion_order.2: 'prod' given; listed twice: a stage deploys once per run; fix: list it once"),
     ("production not last", _set("pipeline", "promotion_order", ["prod", "staging"]),
