@@ -87,6 +87,8 @@ SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
 # RFC 1918, the ranges AWS recommends for VPCs.
 # https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# Never the source address of a request to a public endpoint: RFC 1918, shared (CGNAT), loopback, link-local.
+NOT_ROUTABLE = RFC1918 + tuple(ipaddress.IPv4Network(n) for n in ("100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16"))
 # Construct ids of the top-level stacks in stacks/composition.py: an environment (a Stage) of
 # that name would collide with them.
 RESERVED_ENVIRONMENT_NAMES = ("org", "pipeline")
@@ -372,7 +374,7 @@ class Cluster(Strict):
     @classmethod
     def _public(cls, v: list[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
         for cidr in v:
-            if not cidr.is_global:
+            if any(cidr.subnet_of(block) for block in NOT_ROUTABLE):
                 raise Problem("", str(cidr), "the public endpoint is reached from public addresses only; EKS refuses private ranges here",
                               "list your office or VPN egress ranges, or leave it empty for a private endpoint")
         return v

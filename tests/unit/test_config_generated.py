@@ -184,7 +184,7 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
 
     env["cluster"] = {**env["cluster"], "system_nodes": group(1), "app_nodes": group(1), "spot_nodes": group(2),
                       "fargate_namespaces": draw(st.lists(st.sampled_from(["batch-jobs", "jobs", "cron"]), unique=True, max_size=3)),
-                      "public_access_cidrs": draw(st.lists(st.sampled_from(["8.8.8.0/24", "1.1.1.1/32"]), unique=True, max_size=2)),
+                      "public_access_cidrs": draw(st.lists(st.sampled_from(["0.0.0.0/0", "8.8.8.0/24", "1.1.1.1/32"]), unique=True, max_size=2)),
                       "velero_daily_retention_days": draw(ints(m.Cluster, "velero_daily_retention_days")),
                       "velero_hourly": draw(st.booleans())}
     env["observability"] = {
