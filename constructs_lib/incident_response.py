@@ -39,7 +39,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.checkov import skip
-from constructs_lib.nag import acknowledge
+from constructs_lib.nag import acknowledge, acknowledge_unreserved_concurrency
 from constructs_lib.retention import retention
 from ops.incident_response.handler import (
     DEFAULT_PROTECTED_NAMESPACES,
@@ -193,13 +193,8 @@ class IncidentResponse(Construct):
             ("AwsSolutions::AwsSolutions-IAM5[Resource::*]",
              "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions"),
         )
-        acknowledge(
-            self.function.node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
-             "no reserved concurrency: the accounts the org stack creates start with a concurrency quota of 10 and Lambda "
-             "keeps 100 unreserved, so any reservation fails the deploy (rehearsal rule lambda-reserved-concurrency); "
-             "each invocation patches one pod and one NetworkPolicy"),
-        )
+        acknowledge_unreserved_concurrency(
+            self.function.node.default_child, why_safe="each invocation patches one pod and one NetworkPolicy")
 
         self.access_entry = eks.CfnAccessEntry(
             self, "AccessEntry", cluster_name=cluster.cluster_name, principal_arn=self.role.role_arn,

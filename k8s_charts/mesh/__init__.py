@@ -57,9 +57,10 @@ SERVICES: dict[str, Service] = {
     "pgbouncer": Service(port=6432, timeout=None, retries=0, metrics_port=9127, protocol="tcp"),
 }
 
-# caller -> callees, all inside the namespace. Auth, Realtime and PgBouncer also reach RDS
-# directly (auth needs session-level features a transaction pool cannot give), which is outside
-# the mesh (egress, no AuthorizationPolicy).
+# caller -> callees, all inside the namespace. Auth, Realtime, postgres-meta and PgBouncer also
+# reach RDS directly (auth needs session-level features a transaction pool cannot give; meta
+# connects as the user Studio names, which PgBouncer does not know), which is outside the mesh
+# (egress, no AuthorizationPolicy).
 CALLS: dict[str, tuple[str, ...]] = {
     "kong": ("auth", "rest", "rest-ro", "realtime", "storage", "meta", "studio", "functions"),
     "storage": ("rest", "imgproxy", "pgbouncer"),
@@ -67,7 +68,6 @@ CALLS: dict[str, tuple[str, ...]] = {
     "functions": ("kong", "pgbouncer"),
     "rest": ("pgbouncer",),
     "rest-ro": ("pgbouncer",),
-    "meta": ("pgbouncer",),
 }
 
 # Kong's ports the ALB reaches from outside the mesh: the proxy, and the status port its

@@ -503,7 +503,9 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
     env_vars = fn["Properties"]["Environment"]["Variables"]
     assert set(env_vars) == {"JWT_SECRET_ARN", "API_KEYS_SECRET_ARN", "REALTIME_SECRET_ARN", "JWT_ISSUER", "API_KEY_EXPIRY_DAYS"}
 
-    (policy,) = of_type(t, "AWS::IAM::ManagedPolicy").values()
+    role = t.to_json()["Resources"][fn["Properties"]["Role"]["Fn::GetAtt"][0]]
+    (policy,) = [p for pid, p in of_type(t, "AWS::IAM::ManagedPolicy").items()
+                 if {"Ref": pid} in role["Properties"].get("ManagedPolicyArns", [])]
     grants: dict[str, set[str]] = {}
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]

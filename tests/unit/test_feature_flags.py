@@ -39,5 +39,5 @@ def test_flag_names_are_validated(cfg):
     from config import ConfigError, parse_config
     raw = json.loads(cfg.model_dump_json())
     raw["environments"]["dev"]["release_flags"] = {"Bad-Flag": True}
-    with pytest.raises(ConfigError, match="environments.dev.release_flags: flag name 'Bad-Flag'"):
+    with pytest.raises(ConfigError, match="environments.dev.release_flags: 'Bad-Flag' given; .* fix: rename it"):
         parse_config(raw)

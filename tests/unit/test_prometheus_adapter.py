@@ -79,9 +79,7 @@ def _substituted(metrics_query: str, series: str) -> str:
 @pytest.mark.parametrize("env", ENVS)
 def test_adapter_installed_pinned_after_prometheus(template, env):
     lid, props, values = _adapter_release(template, env)
-    assert props["Repository"] == "https://prometheus-community.github.io/helm-charts"
-    assert props["Chart"] == "prometheus-adapter"
-    assert re.fullmatch(r"\d+\.\d+\.\d+", props["Version"]), props["Version"]
+    # The chart and its pin: tests/unit/test_addons.py opens the staged asset of every release.
     assert props["Namespace"] == "observability"
     [prom_lid] = [i for i, c in _helm_charts(template, env).items()
                   if c["Properties"]["Release"] == kube_prometheus_stack.NAME]
