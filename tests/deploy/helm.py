@@ -43,6 +43,7 @@ from config import load_config, naming
 from constructs_lib.addons import AddonContext, HelmAddon, platform_addons
 from k8s_charts.aws_values import from_config
 from tests.conftest import ORG_CONFIGS
+from tests.deploy.apiserver import builtin_kinds
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -87,8 +88,19 @@ def _template(release: str, chart_dir: str, namespace: str, values_json: str, ku
         values_file.write(values_json)
         values_file.flush()
         out = _run("template", release, chart_dir, "--namespace", namespace, "--values", values_file.name,
-                   "--include-crds", "--skip-tests", "--kube-version", kube_version)
+                   "--include-crds", "--skip-tests", "--kube-version", kube_version,
+                   *(arg for api in served_api_versions(kube_version) for arg in ("--api-versions", api)))
     return tuple(doc for doc in yaml.load_all(out, Loader=_Loader) if doc)
+
+
+@cache
+def served_api_versions(kube_version: str) -> tuple[str, ...]:
+    """What `.Capabilities.APIVersions` holds during a real install, which asks the API server: every
+    built-in group/version and group/version/Kind of that Kubernetes version. `helm template` alone
+    knows fewer (not apiregistration.k8s.io/v1), and charts that test for one render a removed API."""
+    served = {(gv, kind) for gv, kind in builtin_kinds(kube_version)
+              if kind not in ("DeleteOptions", "WatchEvent") and not kind.endswith("List")}
+    return tuple(sorted({gv for gv, _ in served} | {f"{gv}/{kind}" for gv, kind in served}))
 
 
 def values_json(addon: HelmAddon) -> str:
