@@ -17,7 +17,6 @@ import aws_cdk as cdk
 from config import ConfigError, load_config
 from stacks.composition import build_app
 
-
 # Written by cdk.App.synth when a policy validation plugin (cdk-nag) reports findings.
 VALIDATION_REPORT = "validation-report.json"
 
@@ -47,15 +46,18 @@ def main() -> int:
         try:
             build_app(app, cfg)
             app.synth()
-        except Exception as exc:  # noqa: BLE001 - any failure here is a bug; report it without a trace
+        except Exception as exc:
             if os.environ.get("CDK_DEBUG"):
                 raise
             report = scratch / VALIDATION_REPORT
             if report.exists():
                 kept = outdir.parent / f"{outdir.name}-{VALIDATION_REPORT}"
                 report.replace(kept)
-                print(f"synth error: policy validation failed (findings above; report in {kept}). "
-                      "Nothing was written to the output directory.", file=sys.stderr)
+                print(
+                    f"synth error: policy validation failed (findings above; report in {kept}). "
+                    "Nothing was written to the output directory.",
+                    file=sys.stderr,
+                )
                 return 2
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(

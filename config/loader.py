@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from config import naming
 from config.model import PUBLIC_DEMO_VALUES, OrgConfig, Problem, Problems
@@ -85,7 +86,7 @@ def _field_at(loc: tuple[Any, ...]) -> FieldInfo | None:
     return info
 
 
-def _translate(err: dict[str, Any]) -> tuple[str, Any, str, str]:
+def _translate(err: ErrorDetails) -> tuple[str, Any, str, str]:
     """(path, value, rule, fix) for one pydantic error, in the same shape as `Problem`."""
     loc = tuple(p for p in err["loc"] if not str(p).startswith("function-after"))
     path = ".".join(str(p) for p in loc)
@@ -108,7 +109,12 @@ def _translate(err: dict[str, Any]) -> tuple[str, Any, str, str]:
         return path, None, f"a required value{why}", f"add {loc[-1]}: ... ({EXAMPLE})"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         bound = next(iter(ctx.values()))
-        words = {"greater_than_equal": "at least", "greater_than": "more than", "less_than_equal": "at most", "less_than": "less than"}[kind]
+        words = {
+            "greater_than_equal": "at least",
+            "greater_than": "more than",
+            "less_than_equal": "at most",
+            "less_than": "less than",
+        }[kind]
         return path, value, f"must be {words} {bound}{why}", f"set it to {words} {bound}"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return path, value, "must be a whole number", "write digits without quotes, units or decimals, e.g. 3"
@@ -117,7 +123,7 @@ def _translate(err: dict[str, Any]) -> tuple[str, Any, str, str]:
     if kind in ("bool_parsing", "bool_type"):
         return path, value, "must be true or false", "write true or false, without quotes"
     if kind in ("string_type",):
-        return path, value, "must be text", "quote it in YAML, e.g. \"value\""
+        return path, value, "must be text", 'quote it in YAML, e.g. "value"'
     if kind == "string_pattern_mismatch":
         return path, value, f"does not match {ctx['pattern']}{why}", f"e.g. {example}" if example else EXAMPLE
     if kind in ("string_too_short", "string_too_long"):
@@ -141,14 +147,29 @@ def _translate(err: dict[str, Any]) -> tuple[str, Any, str, str]:
 
 def parse_config(raw: Any, *, source: str = "config") -> OrgConfig:
     if not isinstance(raw, dict):
-        raise ConfigError(line(source, "", type(raw).__name__, "the top level must be a mapping",
-                               "start from config/default.yaml: project, organization, environments, pipeline"))
+        raise ConfigError(
+            line(
+                source,
+                "",
+                type(raw).__name__,
+                "the top level must be a mapping",
+                "start from config/default.yaml: project, organization, environments, pipeline",
+            )
+        )
     demo = _demo_values(raw)
     if demo:
-        raise ConfigError("\n".join(
-            line(source, path, value, "carries a public demo value from Supabase's .env.example",
-                 "remove it (secrets are generated in Secrets Manager, never written in config)")
-            for path, value in demo))
+        raise ConfigError(
+            "\n".join(
+                line(
+                    source,
+                    path,
+                    value,
+                    "carries a public demo value from Supabase's .env.example",
+                    "remove it (secrets are generated in Secrets Manager, never written in config)",
+                )
+                for path, value in demo
+            )
+        )
     try:
         cfg = OrgConfig.model_validate(raw)
     except ValidationError as exc:
@@ -157,7 +178,10 @@ def parse_config(raw: Any, *, source: str = "config") -> OrgConfig:
             error = (err.get("ctx") or {}).get("error")
             if isinstance(error, Problems):
                 base = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-                lines += [line(source, ".".join(p for p in (base, pr.field) if p), pr.value, pr.rule, pr.fix) for pr in error.problems]
+                lines += [
+                    line(source, ".".join(p for p in (base, pr.field) if p), pr.value, pr.rule, pr.fix)
+                    for pr in error.problems
+                ]
             else:
                 lines.append(line(source, *_translate(err)))
         raise ConfigError("\n".join(dict.fromkeys(lines))) from None
@@ -172,12 +196,25 @@ def load_config(path: str | Path | None = None) -> OrgConfig:
     try:
         raw = yaml.safe_load(file.read_text())
     except FileNotFoundError:
-        raise ConfigError(line(str(file), "", str(file), "no such config file", "pass -c config=PATH (or CONFIG=PATH to make)")) from None
+        raise ConfigError(
+            line(str(file), "", str(file), "no such config file", "pass -c config=PATH (or CONFIG=PATH to make)")
+        ) from None
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
-        raise ConfigError(line(str(file), "", str(file), f"cannot be read as text ({type(exc).__name__})", "pass a readable YAML file")) from None
+        raise ConfigError(
+            line(
+                str(file), "", str(file), f"cannot be read as text ({type(exc).__name__})", "pass a readable YAML file"
+            )
+        ) from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f"line {where.line + 1}, column {where.column + 1}" if where else "the file"
-        raise ConfigError(line(str(file), "", at, f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-                               "fix the syntax there (indentation, a missing ':' or an unclosed quote or bracket)")) from None
+        raise ConfigError(
+            line(
+                str(file),
+                "",
+                at,
+                f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+                "fix the syntax there (indentation, a missing ':' or an unclosed quote or bracket)",
+            )
+        ) from None
     return parse_config(raw, source=str(file))

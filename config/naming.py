@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from config.model import Environment, OrgConfig, Problem
 
-
 EXECUTION_POLICY_NAME = "supabase-cdk-execution"
 
 
@@ -144,13 +143,21 @@ def check_derived_names(cfg: OrgConfig) -> list[Problem]:
     problems = []
     for env_name, env in cfg.environments.items():
         names = [
-            ("S3 bucket name", S3_BUCKET_NAME_MAX, n) for n in (
-                storage_bucket(cfg, env_name), replica_bucket(cfg, env_name),
-                velero_bucket(cfg, env_name), velero_replica_bucket(cfg, env_name),
-                access_log_bucket(cfg, env_name, env.region), access_log_bucket(cfg, env_name, env.dr_region),
+            ("S3 bucket name", S3_BUCKET_NAME_MAX, n)
+            for n in (
+                storage_bucket(cfg, env_name),
+                replica_bucket(cfg, env_name),
+                velero_bucket(cfg, env_name),
+                velero_replica_bucket(cfg, env_name),
+                access_log_bucket(cfg, env_name, env.region),
+                access_log_bucket(cfg, env_name, env.dr_region),
             )
         ] + [
-            ("ElastiCache replication group id", CACHE_REPLICATION_GROUP_ID_MAX, cache_replication_group_id(cfg, env_name)),
+            (
+                "ElastiCache replication group id",
+                CACHE_REPLICATION_GROUP_ID_MAX,
+                cache_replication_group_id(cfg, env_name),
+            ),
             ("RDS instance identifier", RDS_IDENTIFIER_MAX, db_identifier(cfg, env_name)),
             ("EKS cluster name", EKS_CLUSTER_NAME_MAX, cluster_name(cfg, env_name)),
         ]
@@ -160,8 +167,12 @@ def check_derived_names(cfg: OrgConfig) -> list[Problem]:
                 longest[what] = (len(name) - limit, name)
         for what, (excess, name) in longest.items():
             limit = len(name) - excess
-            problems.append(Problem(
-                f"environments.{env_name}", env_name,
-                f"the derived {what} {name} is {len(name)} characters, AWS allows {limit}",
-                f"shorten project ('{cfg.project}') or the environment name by {excess} characters together"))
+            problems.append(
+                Problem(
+                    f"environments.{env_name}",
+                    env_name,
+                    f"the derived {what} {name} is {len(name)} characters, AWS allows {limit}",
+                    f"shorten project ('{cfg.project}') or the environment name by {excess} characters together",
+                )
+            )
     return problems

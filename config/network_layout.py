@@ -52,7 +52,7 @@ def plan(vpc: ipaddress.IPv4Network, zones: int) -> SubnetPlan | None:
         requested = [(tier, prefix) for tier, prefix in tiers for _ in range(zones)]
         subnets = _allocate(vpc, [prefix for _, prefix in requested])
         if subnets is not None:
-            return SubnetPlan(private, tuple((tier, net) for (tier, _), net in zip(requested, subnets)))
+            return SubnetPlan(private, tuple((tier, net) for (tier, _), net in zip(requested, subnets, strict=False)))
     return None
 
 

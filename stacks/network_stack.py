@@ -41,8 +41,10 @@ class NetworkStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)
         self._zones = env_config.availability_zones
         net = env_config.network
-        # The loader has refused every range this layout does not fit, so a plan exists.
-        self.subnet_plan = network_layout.plan(net.vpc_cidr, len(self._zones))
+        plan = network_layout.plan(net.vpc_cidr, len(self._zones))
+        if plan is None:  # the loader refuses such ranges; only a config built around it gets here
+            raise ValueError(f"{net.vpc_cidr} cannot hold the subnet layout for {len(self._zones)} zones")
+        self.subnet_plan = plan
 
         self.vpc = ec2.Vpc(
             self,
@@ -53,12 +55,22 @@ class NetworkStack(cdk.Stack):
             restrict_default_security_group=True,
             subnet_configuration=[
                 # No auto-assigned public IPs: only NAT gateways (Elastic IPs) and ALBs live here.
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC,
-                                        cidr_mask=network_layout.PUBLIC_PREFIX, map_public_ip_on_launch=False),
-                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
-                                        cidr_mask=self.subnet_plan.private_prefix),
-                ec2.SubnetConfiguration(name="database", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
-                                        cidr_mask=network_layout.DATABASE_PREFIX),
+                ec2.SubnetConfiguration(
+                    name="public",
+                    subnet_type=ec2.SubnetType.PUBLIC,
+                    cidr_mask=network_layout.PUBLIC_PREFIX,
+                    map_public_ip_on_launch=False,
+                ),
+                ec2.SubnetConfiguration(
+                    name="private",
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                    cidr_mask=self.subnet_plan.private_prefix,
+                ),
+                ec2.SubnetConfiguration(
+                    name="database",
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                    cidr_mask=network_layout.DATABASE_PREFIX,
+                ),
             ],
         )
         for subnet in self.vpc.public_subnets:
@@ -88,14 +100,18 @@ class NetworkStack(cdk.Stack):
         )
         acknowledge(
             flow_log.node.find_child("IAMRole").node.find_child("DefaultPolicy").node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-             "CDK-generated policy of the flow log role; it grants only logs:CreateLogStream/PutLogEvents on this flow log group"),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK-generated policy of the flow log role; it grants only logs:CreateLogStream/PutLogEvents on this flow log group",
+            ),
         )
         for subnet in self.vpc.public_subnets:
             acknowledge(
                 subnet.node.find_child("DefaultRoute"),
-                ("NIST.800.53.R5::NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
-                 "public subnets exist only for the internet-facing ALB and the NAT gateways, which need the route to the internet gateway"),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
+                    "public subnets exist only for the internet-facing ALB and the NAT gateways, which need the route to the internet gateway",
+                ),
             )
 
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
@@ -120,7 +136,6 @@ class NetworkStack(cdk.Stack):
             )
             for name, service in INTERFACE_ENDPOINTS.items()
         }
-
 
     @property
     def availability_zones(self) -> list[str]:

@@ -25,9 +25,8 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from config import ConfigError, parse_config
+from config import ConfigError, network_layout, parse_config
 from config import model as m
-from config import network_layout
 from config.loader import DEFAULT_CONFIG
 from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
 from tests.conftest import ORG_CONFIGS
@@ -41,20 +40,23 @@ UNBOUNDED_SPAN = 10_000
 
 def bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
     """(lowest, highest) a numeric field accepts, read from its declared ge/le."""
-    low, high = None, None
+    low: int | None = None
+    high: int | None = None
     for item in model.model_fields[field].metadata:
         if isinstance(item, annotated_types.Ge):
-            low = item.ge
+            low = int(item.ge)  # type: ignore[call-overload]
         elif isinstance(item, annotated_types.Le):
-            high = item.le
+            high = int(item.le)  # type: ignore[call-overload]
     assert low is not None, f"{model.__name__}.{field} declares no lower bound"
     return low, high if high is not None else low + UNBOUNDED_SPAN
 
 
 def length_bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
     metadata = model.model_fields[field].metadata
-    return (next(i.min_length for i in metadata if isinstance(i, annotated_types.MinLen)),
-            next(i.max_length for i in metadata if isinstance(i, annotated_types.MaxLen)))
+    return (
+        next(i.min_length for i in metadata if isinstance(i, annotated_types.MinLen)),
+        next(i.max_length for i in metadata if isinstance(i, annotated_types.MaxLen)),
+    )
 
 
 def ints(model: type[BaseModel], field: str) -> st.SearchStrategy[int]:
@@ -64,29 +66,62 @@ def ints(model: type[BaseModel], field: str) -> st.SearchStrategy[int]:
 
 # --- 1. Nothing but ConfigError ------------------------------------------------------------
 
+
 def _leaves(node, path=()):
     if isinstance(node, dict):
         for key, value in node.items():
-            yield path + (key,)
-            yield from _leaves(value, path + (key,))
+            yield (*path, key)
+            yield from _leaves(value, (*path, key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield path + (i,)
-            yield from _leaves(value, path + (i,))
+            yield (*path, i)
+            yield from _leaves(value, (*path, i))
 
 
 PATHS = list(_leaves(DEFAULT))
 ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(max_size=30),
-    st.sampled_from(["", "0", "-1", "us-east-1", "10.0.0.0/8", "10.0.0.0/30", "m7g.large", "db.r7g.large", "prod", "Z1",
-                     "https://", "a@b", "1e3", "yes", "☃", "111111111111", "o-", "r-"]),
-    st.lists(st.text(max_size=5), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "us-east-1",
+            "10.0.0.0/8",
+            "10.0.0.0/30",
+            "m7g.large",
+            "db.r7g.large",
+            "prod",
+            "Z1",
+            "https://",
+            "a@b",
+            "1e3",
+            "yes",
+            "☃",
+            "111111111111",
+            "o-",
+            "r-",
+        ]
+    ),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
-@given(st.lists(st.tuples(st.sampled_from(PATHS), ODD_VALUES, st.sampled_from(["set", "delete", "add key"]), st.text(max_size=8)),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(PATHS), ODD_VALUES, st.sampled_from(["set", "delete", "add key"]), st.text(max_size=8)
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_any_edit_is_accepted_or_refused_with_a_message(edits):
     raw = copy.deepcopy(DEFAULT)
     for path, value, action, key in edits:
@@ -113,21 +148,38 @@ def test_any_edit_is_accepted_or_refused_with_a_message(edits):
 
 # --- 2. Everything accepted synthesizes ------------------------------------------------------
 
+
 @st.composite
 def organizations(draw) -> dict:
     """An organization of one or two environments drawn across the model's bounds."""
     raw = copy.deepcopy(DEFAULT)
     low, high = length_bounds(m.OrgConfig, "project")
-    raw["project"] = draw(st.from_regex(r"[a-z][a-z0-9]{0,9}(-[a-z0-9]{1,5}){0,2}", fullmatch=True).filter(lambda s: low <= len(s) <= high))
+    raw["project"] = draw(
+        st.from_regex(r"[a-z][a-z0-9]{0,9}(-[a-z0-9]{1,5}){0,2}", fullmatch=True).filter(
+            lambda s: low <= len(s) <= high
+        )
+    )
     raw["organization"].update(
-        home_region=draw(st.sampled_from(sorted(ZONES))), tooling_region=draw(st.sampled_from(sorted(ZONES))),
+        home_region=draw(st.sampled_from(sorted(ZONES))),
+        tooling_region=draw(st.sampled_from(sorted(ZONES))),
         adopt_existing_accounts=draw(st.booleans()),
-        cloudtrail_retention_days=draw(ints(m.Organization, "cloudtrail_retention_days")))
-    names = draw(st.lists(st.from_regex(r"[a-z][a-z0-9]{1,11}", fullmatch=True).filter(lambda n: n not in m.RESERVED_ENVIRONMENT_NAMES),
-                          min_size=1, max_size=2, unique=True))
+        cloudtrail_retention_days=draw(ints(m.Organization, "cloudtrail_retention_days")),
+    )
+    names = draw(
+        st.lists(
+            st.from_regex(r"[a-z][a-z0-9]{1,11}", fullmatch=True).filter(
+                lambda n: n not in m.RESERVED_ENVIRONMENT_NAMES
+            ),
+            min_size=1,
+            max_size=2,
+            unique=True,
+        )
+    )
     # Production environments are promoted last.
     kinds = sorted((draw(st.booleans()), name) for name in names)
-    raw["environments"] = {name: environment(draw, name, index, production) for index, (production, name) in enumerate(kinds)}
+    raw["environments"] = {
+        name: environment(draw, name, index, production) for index, (production, name) in enumerate(kinds)
+    }
     raw["pipeline"]["promotion_order"] = [name for _, name in kinds]
     return raw
 
@@ -135,7 +187,11 @@ def organizations(draw) -> dict:
 def environment(draw, env_name: str, index: int, production: bool) -> dict:
     """One environment; `index` keeps its account, names and range apart from the others'."""
     env = copy.deepcopy(DEFAULT["environments"]["prod" if production else "dev"])
-    env["account"] = {"id": f"{333333333333 + index * 111111111111}", "name": f"generated-{env_name}", "email": f"aws+{env_name}@example.com"}
+    env["account"] = {
+        "id": f"{333333333333 + index * 111111111111}",
+        "name": f"generated-{env_name}",
+        "email": f"aws+{env_name}@example.com",
+    }
     env["domain_name"] = f"{env_name}.example.com"
     env["hosted_zone_id"] = f"Z0GENERATED{index}EXAMPLE"
     env["auth"]["site_url"] = f"https://app.{env_name}.example.com"
@@ -159,14 +215,20 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
 
     graviton4 = region in GRAVITON4_REGIONS
     rds = sorted(c for c in m.RDS_INSTANCE_CLASSES if graviton4 or not any(f".{f}." in c for f in GRAVITON4_FAMILIES))
-    allocated = draw(st.integers(m.RDS_STORAGE_GIB[0], m.RDS_STORAGE_GIB[1] * 100 // (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT)))
+    allocated = draw(
+        st.integers(m.RDS_STORAGE_GIB[0], m.RDS_STORAGE_GIB[1] * 100 // (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT))
+    )
     env["database"] = {
         "instance_class": draw(st.sampled_from(rds)),
         "allocated_storage_gib": allocated,
-        "max_allocated_storage_gib": draw(st.integers(-(-allocated * (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT) // 100), m.RDS_STORAGE_GIB[1])),
+        "max_allocated_storage_gib": draw(
+            st.integers(-(-allocated * (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT) // 100), m.RDS_STORAGE_GIB[1])
+        ),
         "multi_az": True if production else draw(st.booleans()),
         "read_replicas": draw(st.integers(1 if production else 0, bounds(m.Database, "read_replicas")[1])),
-        "backup_retention_days": m.RDS_BACKUP_RETENTION_DAYS[1] if production else draw(ints(m.Database, "backup_retention_days")),
+        "backup_retention_days": m.RDS_BACKUP_RETENTION_DAYS[1]
+        if production
+        else draw(ints(m.Database, "backup_retention_days")),
         "deletion_protection": True if production else draw(st.booleans()),
     }
     env["cache"] = {
@@ -179,37 +241,69 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
     def group(min_types: int) -> dict:
         high = draw(st.integers(1, 20))
         low = draw(st.integers(0, high))
-        return {"instance_types": draw(st.lists(node_types, min_size=min_types, max_size=3, unique=True)),
-                "min_size": low, "max_size": high, "desired_size": draw(st.integers(low, high))}
+        return {
+            "instance_types": draw(st.lists(node_types, min_size=min_types, max_size=3, unique=True)),
+            "min_size": low,
+            "max_size": high,
+            "desired_size": draw(st.integers(low, high)),
+        }
 
-    env["cluster"] = {**env["cluster"], "system_nodes": group(1), "app_nodes": group(1), "spot_nodes": group(2),
-                      "fargate_namespaces": draw(st.lists(st.sampled_from(["batch-jobs", "jobs", "cron"]), unique=True, max_size=3)),
-                      "public_access_cidrs": draw(st.lists(st.sampled_from(["0.0.0.0/0", "8.8.8.0/24", "1.1.1.1/32"]), unique=True, max_size=2)),
-                      "velero_daily_retention_days": draw(ints(m.Cluster, "velero_daily_retention_days")),
-                      "velero_hourly": draw(st.booleans())}
+    env["cluster"] = {
+        **env["cluster"],
+        "system_nodes": group(1),
+        "app_nodes": group(1),
+        "spot_nodes": group(2),
+        "fargate_namespaces": draw(st.lists(st.sampled_from(["batch-jobs", "jobs", "cron"]), unique=True, max_size=3)),
+        "public_access_cidrs": draw(
+            st.lists(st.sampled_from(["0.0.0.0/0", "8.8.8.0/24", "1.1.1.1/32"]), unique=True, max_size=2)
+        ),
+        "velero_daily_retention_days": draw(ints(m.Cluster, "velero_daily_retention_days")),
+        "velero_hourly": draw(st.booleans()),
+    }
     env["observability"] = {
         "metrics_retention_days": draw(ints(m.Observability, "metrics_retention_days")),
         "metrics_storage_gib": draw(ints(m.Observability, "metrics_storage_gib")),
         "tracing_sample_ratio": draw(st.floats(0, 1)),
-        **{key: f"{env_name}/alerting/{key}" for key in ("slack_webhook_secret_name", "pagerduty_secret_name") if draw(st.booleans())},
+        **{
+            key: f"{env_name}/alerting/{key}"
+            for key in ("slack_webhook_secret_name", "pagerduty_secret_name")
+            if draw(st.booleans())
+        },
     }
     archive = draw(ints(m.Storage, "archive_after_days").filter(lambda d: d < m.DEEP_ARCHIVE_ACCESS_DAYS[1]))
     env["storage"] = {
         "waf_rate_limit_per_5min": draw(ints(m.Storage, "waf_rate_limit_per_5min")),
         "archive_after_days": archive,
-        "deep_archive_after_days": draw(st.integers(max(archive + 1, m.DEEP_ARCHIVE_ACCESS_DAYS[0]), m.DEEP_ARCHIVE_ACCESS_DAYS[1])),
+        "deep_archive_after_days": draw(
+            st.integers(max(archive + 1, m.DEEP_ARCHIVE_ACCESS_DAYS[0]), m.DEEP_ARCHIVE_ACCESS_DAYS[1])
+        ),
         "noncurrent_version_expiry_days": draw(ints(m.Storage, "noncurrent_version_expiry_days")),
     }
-    env["recovery"] = {"rpo_minutes": draw(ints(m.Recovery, "rpo_minutes")), "rto_minutes": draw(ints(m.Recovery, "rto_minutes"))}
-    env["auth"] = {**env["auth"], "password_min_length": draw(ints(m.Auth, "password_min_length")),
-                   "jwt_expiry_seconds": draw(ints(m.Auth, "jwt_expiry_seconds")),
-                   "saml_enabled": draw(st.booleans()), "disable_signup": draw(st.booleans()),
-                   "oauth_providers": [{"name": name, "client_id": f"{name}-client", "secret_name": f"{env_name}/oauth/{name}"}
-                                       for name in draw(st.lists(st.sampled_from(["github", "google", "slack_oidc"]), unique=True, max_size=2))]}
-    env["features"] = {"gatekeeper_enforce": True if production else draw(st.booleans()),
-                       "istio": draw(st.booleans()), "falco": draw(st.booleans()), "cloudfront": draw(st.booleans())}
+    env["recovery"] = {
+        "rpo_minutes": draw(ints(m.Recovery, "rpo_minutes")),
+        "rto_minutes": draw(ints(m.Recovery, "rto_minutes")),
+    }
+    env["auth"] = {
+        **env["auth"],
+        "password_min_length": draw(ints(m.Auth, "password_min_length")),
+        "jwt_expiry_seconds": draw(ints(m.Auth, "jwt_expiry_seconds")),
+        "saml_enabled": draw(st.booleans()),
+        "disable_signup": draw(st.booleans()),
+        "oauth_providers": [
+            {"name": name, "client_id": f"{name}-client", "secret_name": f"{env_name}/oauth/{name}"}
+            for name in draw(st.lists(st.sampled_from(["github", "google", "slack_oidc"]), unique=True, max_size=2))
+        ],
+    }
+    env["features"] = {
+        "gatekeeper_enforce": True if production else draw(st.booleans()),
+        "istio": draw(st.booleans()),
+        "falco": draw(st.booleans()),
+        "cloudfront": draw(st.booleans()),
+    }
     env["monthly_budget_usd"] = draw(ints(m.Environment, "monthly_budget_usd"))
-    env["release_flags"] = draw(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{1,20}", fullmatch=True), st.booleans(), max_size=3))
+    env["release_flags"] = draw(
+        st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{1,20}", fullmatch=True), st.booleans(), max_size=3)
+    )
     return env
 
 
@@ -241,8 +335,14 @@ def known_findings(synthesized) -> set[str]:
 
 
 # No shrinking: each example costs a full synth, and the failing config is printed whole.
-@settings(max_examples=6, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 @given(organizations())
 def test_every_accepted_config_synthesizes(report, known_findings, raw):
     import aws_cdk as cdk
@@ -281,11 +381,18 @@ def test_every_accepted_config_synthesizes(report, known_findings, raw):
                 config_file.unlink()
             _RUN["rule runs"] += len(RULES)
         _RUN["organizations"] += 1
-        _SHAPES.add("+".join(f"{env.region}/{env.network.vpc_cidr.prefixlen}x{env.network.max_azs}{'/prod' if env.production else ''}"
-                             for env in cfg.environments.values()))
-        report("generated configs", f"{_RUN['organizations']} generated organizations synthesized, "
-               f"{_RUN['rule runs']} deploy-rule runs over them ({len(known_findings)} rules with open findings "
-               f"in the fixture organizations not held against them); {', '.join(sorted(_SHAPES))}")
+        _SHAPES.add(
+            "+".join(
+                f"{env.region}/{env.network.vpc_cidr.prefixlen}x{env.network.max_azs}{'/prod' if env.production else ''}"
+                for env in cfg.environments.values()
+            )
+        )
+        report(
+            "generated configs",
+            f"{_RUN['organizations']} generated organizations synthesized, "
+            f"{_RUN['rule runs']} deploy-rule runs over them ({len(known_findings)} rules with open findings "
+            f"in the fixture organizations not held against them); {', '.join(sorted(_SHAPES))}",
+        )
         assert not findings, "\n".join(findings)
     finally:
         shutil.rmtree(outdir, ignore_errors=True)

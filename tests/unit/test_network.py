@@ -48,27 +48,52 @@ def test_endpoints(template, env):
     interface = t.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
     assert len(interface) == len(INTERFACE_ENDPOINTS)
     names = " ".join(str(r["Properties"]["ServiceName"]) for r in interface.values())
-    for service in ("ecr.api", "ecr.dkr", "sts", "secretsmanager", "kms", "logs", "ssm", "eks", "eks-auth",
-                    "elasticloadbalancing", "autoscaling", "xray"):
+    for service in (
+        "ecr.api",
+        "ecr.dkr",
+        "sts",
+        "secretsmanager",
+        "kms",
+        "logs",
+        "ssm",
+        "eks",
+        "eks-auth",
+        "elasticloadbalancing",
+        "autoscaling",
+        "xray",
+    ):
         assert f".{service}" in names, service
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_subnets_tagged_for_load_balancer_controller(template, env):
     t = template(env, "network")
-    t.has_resource_properties("AWS::EC2::Subnet", {
-        "MapPublicIpOnLaunch": False,
-        "Tags": Match.array_with([{"Key": "kubernetes.io/role/elb", "Value": "1"}]),
-    })
-    t.has_resource_properties("AWS::EC2::Subnet", {
-        "Tags": Match.array_with([{"Key": "kubernetes.io/role/internal-elb", "Value": "1"}]),
-    })
+    t.has_resource_properties(
+        "AWS::EC2::Subnet",
+        {
+            "MapPublicIpOnLaunch": False,
+            "Tags": Match.array_with([{"Key": "kubernetes.io/role/elb", "Value": "1"}]),
+        },
+    )
+    t.has_resource_properties(
+        "AWS::EC2::Subnet",
+        {
+            "Tags": Match.array_with([{"Key": "kubernetes.io/role/internal-elb", "Value": "1"}]),
+        },
+    )
 
 
 def test_endpoint_security_group_admits_only_the_vpc(template, cfg):
-    template("staging", "network").has_resource_properties("AWS::EC2::SecurityGroup", {
-        "SecurityGroupIngress": [Match.object_like({"CidrIp": str(cfg.environments["staging"].network.vpc_cidr), "FromPort": 443, "ToPort": 443})],
-    })
+    template("staging", "network").has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "SecurityGroupIngress": [
+                Match.object_like(
+                    {"CidrIp": str(cfg.environments["staging"].network.vpc_cidr), "FromPort": 443, "ToPort": 443}
+                )
+            ],
+        },
+    )
 
 
 def test_synth_needs_no_context_lookups(assembly):
@@ -106,17 +131,27 @@ def test_subnet_plan_is_what_cdk_allocates(cfg, prefix, zones):
         # The smallest pod subnet the layout would try does not fit in CDK either.
         stack = cdk.Stack(app, "Probe", env=env)
         with pytest.raises(Exception, match="exceeds remaining space"):
-            ec2.Vpc(stack, "Vpc", ip_addresses=ec2.IpAddresses.cidr(str(vpc_cidr)),
-                    availability_zones=[f"us-east-1{c}" for c in "abc"[:zones]], subnet_configuration=[
-                        ec2.SubnetConfiguration(name=tier, subnet_type=kind, cidr_mask=mask) for tier, kind, mask in (
-                            ("public", ec2.SubnetType.PUBLIC, network_layout.PUBLIC_PREFIX),
-                            ("private", ec2.SubnetType.PRIVATE_WITH_EGRESS, network_layout.POD_PREFIXES[-1]),
-                            ("database", ec2.SubnetType.PRIVATE_ISOLATED, network_layout.DATABASE_PREFIX))])
+            ec2.Vpc(
+                stack,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr(str(vpc_cidr)),
+                availability_zones=[f"us-east-1{c}" for c in "abc"[:zones]],
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name=tier, subnet_type=kind, cidr_mask=mask)
+                    for tier, kind, mask in (
+                        ("public", ec2.SubnetType.PUBLIC, network_layout.PUBLIC_PREFIX),
+                        ("private", ec2.SubnetType.PRIVATE_WITH_EGRESS, network_layout.POD_PREFIXES[-1]),
+                        ("database", ec2.SubnetType.PRIVATE_ISOLATED, network_layout.DATABASE_PREFIX),
+                    )
+                ],
+            )
         assert prefix > network_layout.smallest_vpc_prefix(zones)
         return
     dev = cfg.environments["dev"]
     network = dev.network.model_copy(update={"vpc_cidr": vpc_cidr, "max_azs": zones, "nat_gateways": 1})
-    stack = NetworkStack(app, "Network", env_name="dev", env_config=dev.model_copy(update={"network": network}), env=env)
+    stack = NetworkStack(
+        app, "Network", env_name="dev", env_config=dev.model_copy(update={"network": network}), env=env
+    )
     subnets = Template.from_stack(stack).find_resources("AWS::EC2::Subnet")
     by_tier = {
         tier: sorted(str(s["Properties"]["CidrBlock"]) for lid, s in subnets.items() if lid.startswith(f"Vpc{tier}"))
