@@ -43,7 +43,6 @@ from config import load_config, naming
 from constructs_lib.addons import AddonContext, HelmAddon, platform_addons
 from k8s_charts.aws_values import from_config
 from tests.conftest import ORG_CONFIGS
-from tests.deploy.apiserver import builtin_kinds
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -98,6 +97,9 @@ def served_api_versions(kube_version: str) -> tuple[str, ...]:
     """What `.Capabilities.APIVersions` holds during a real install, which asks the API server: every
     built-in group/version and group/version/Kind of that Kubernetes version. `helm template` alone
     knows fewer (not apiregistration.k8s.io/v1), and charts that test for one render a removed API."""
+    # Imported here: apiserver builds its apply plans on this module.
+    from tests.deploy.apiserver import builtin_kinds
+
     served = {(gv, kind) for gv, kind in builtin_kinds(kube_version)
               if kind not in ("DeleteOptions", "WatchEvent") and not kind.endswith("List")}
     return tuple(sorted({gv for gv, _ in served} | {f"{gv}/{kind}" for gv, kind in served}))
