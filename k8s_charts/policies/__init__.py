@@ -63,6 +63,12 @@ SYSTEM_EXEMPTIONS = (
         "mounts of /proc, /etc and the container runtime socket to watch every node.",
     ),
     Exemption(
+        namespace="amazon-guardduty",
+        reason="GuardDuty Runtime Monitoring installs and upgrades its security agent DaemonSet here as an "
+        "EKS add-on (EKS_ADDON_MANAGEMENT in constructs_lib/security_baseline.py); its eBPF sensor needs host "
+        "access and its image comes from AWS's regional ECR account, and AWS owns the manifest.",
+    ),
+    Exemption(
         namespace="istio-system",
         reason="The istio-cni node agent writes the CNI configuration on each node (privileged, "
         "hostPath), which is what lets injected Pods run without NET_ADMIN.",
@@ -108,6 +114,7 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
     "public.ecr.aws/eks/": "AWS Load Balancer Controller",
     "public.ecr.aws/karpenter/": "Karpenter controller",
     "registry.k8s.io/metrics-server/": "metrics-server",
+    "registry.k8s.io/external-dns/external-dns": "ExternalDNS (Route 53 records of the public Ingress hosts)",
 }
 
 RESTRICTED_VOLUME_TYPES = (
