@@ -46,6 +46,10 @@ def main() -> int:
         try:
             build_app(app, cfg)
             app.synth()
+        except ConfigError as exc:
+            # Facts about the config that only the constructs know (e.g. where the file lives).
+            print(f"config error:\n{exc}", file=sys.stderr)
+            return 1
         except Exception as exc:
             if os.environ.get("CDK_DEBUG"):
                 raise

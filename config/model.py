@@ -89,9 +89,11 @@ SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 # Never the source address of a request to a public endpoint: RFC 1918, shared (CGNAT), loopback, link-local.
 NOT_ROUTABLE = RFC1918 + tuple(ipaddress.IPv4Network(n) for n in ("100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16"))
-# Construct ids of the top-level stacks in stacks/composition.py: an environment (a Stage) of
-# that name would collide with them.
-RESERVED_ENVIRONMENT_NAMES = ("org", "pipeline")
+# Construct ids of the top-level stacks (stacks/composition.py builds them under these ids): an
+# environment (a Stage) of either name would collide with them.
+ORG_STACK_ID = "org"
+PIPELINE_STACK_ID = "pipeline"
+RESERVED_ENVIRONMENT_NAMES = (ORG_STACK_ID, PIPELINE_STACK_ID)
 
 # Graviton classes only: every image the platform runs is multi-arch, and Graviton is the
 # cheaper option for the same throughput. An unknown size fails at load time.

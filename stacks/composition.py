@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 
-from config.model import OrgConfig
+from config.model import ORG_STACK_ID, PIPELINE_STACK_ID, OrgConfig
 from constructs_lib.checkov import add_framework_function_skips
 from constructs_lib.nag import enable_nag
 from stacks.deploy_access_stack import DeployAccessStack
@@ -17,7 +17,7 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
     """Adds every stack. `nag=False` is for the tests, which run the packs per stack themselves."""
     org = cfg.organization
     OrganizationStack(
-        app, "org", stack_name=f"{cfg.project}-organization", cfg=cfg,
+        app, ORG_STACK_ID, stack_name=f"{cfg.project}-organization", cfg=cfg,
         env=cdk.Environment(account=org.management_account_id, region=org.home_region),
         # Deployed with the management account's own credentials: that account is never
         # bootstrapped, so no CDK roles that other accounts could assume exist there. The legacy
@@ -43,7 +43,7 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
     # assembly is cached from that first synthesis.
     add_framework_function_skips(app)
     PipelineStack(
-        app, "pipeline", stack_name=f"{cfg.project}-pipeline", cfg=cfg, stages=stages,
+        app, PIPELINE_STACK_ID, stack_name=f"{cfg.project}-pipeline", cfg=cfg, stages=stages,
         env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),
         description=f"{cfg.project}: cross-account delivery pipeline (CDK Pipelines)",
     )

@@ -22,7 +22,7 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from config import naming
-from config.loader import DEFAULT_CONFIG
+from config.loader import DEFAULT_CONFIG, ConfigError
 from config.model import OrgConfig
 from constructs_lib.checkov import skip
 from constructs_lib.nag import acknowledge, acknowledge_generated_grants
@@ -57,8 +57,9 @@ def deploying_config(scope: Construct) -> str:
     """
     given = Path(scope.node.try_get_context("config") or DEFAULT_CONFIG).resolve()
     if not given.is_relative_to(REPOSITORY_ROOT):
-        raise ValueError(f"config {given} is outside the repository {REPOSITORY_ROOT}: the pipeline builds from "
-                         "the repository, so commit the config there and synthesize with CONFIG=<its path in the repo>")
+        raise ConfigError(f"-c config: '{given}' given; the pipeline builds, tests and smoke-tests from the repository "
+                          f"({REPOSITORY_ROOT}), so its config must be a file in it; fix: commit the config to the "
+                          "repository and synthesize with CONFIG=<its path in the repository>")
     return given.relative_to(REPOSITORY_ROOT).as_posix()
 
 
