@@ -46,6 +46,7 @@ class NamespaceSpec:
 NAMESPACES: tuple[NamespaceSpec, ...] = (
     NamespaceSpec(name=EXTERNAL_SECRETS_NAMESPACE, level="restricted"),
     NamespaceSpec(name=VELERO_NAMESPACE, level="restricted"),
+    NamespaceSpec(name="external-dns", level="restricted"),
     NamespaceSpec(name="vpa", level="restricted"),
     NamespaceSpec(name="argo-rollouts", level="restricted"),
     NamespaceSpec(name="gatekeeper-system", level="restricted"),

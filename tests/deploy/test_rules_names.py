@@ -51,20 +51,23 @@ def test_bootstrap_roles_and_prefix_patterns_need_no_creator():
     assert not roles("x", target="arn:aws:iam::222222222222:role/staging-*").findings
 
 
-def edge(*, record: bool, external_dns: bool) -> dict:
+def edge(*, record: bool, external_dns: bool, installed_from: str = "repository", domain: str = "example.com",
+         extra_args: list[str] | None = None) -> dict:
     resources = {
         "Cert": {"Type": "AWS::CertificateManager::Certificate", "Properties": {"DomainName": "api.example.com"}},
         "Cdn": {"Type": "AWS::CloudFront::Distribution", "Properties": {"DistributionConfig": {"Origins": [
             {"Id": "api", "DomainName": "api.example.com", "CustomOriginConfig": {}}]}}},
         "Ingress": {"Type": "Custom::AWSCDK-EKS-KubernetesResource", "Properties": {"Manifest": json.dumps([
             {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "api", "namespace": "s"},
-             "spec": {"rules": [{"host": "api.example.com"}]}}])}},
+             "spec": {"ingressClassName": "alb", "rules": [{"host": "api.example.com"}]}}])}},
     }
     if record:
         resources["Record"] = {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": "api.example.com."}}
     if external_dns:
-        resources["Dns"] = {"Type": "Custom::AWSCDK-EKS-HelmChart", "Properties": {
-            "Chart": "external-dns", "Values": json.dumps({"sources": ["ingress"], "domainFilters": ["example.com"]})}}
+        values = {"sources": ["ingress"], "domainFilters": [domain], **({"extraArgs": extra_args} if extra_args else {})}
+        chart = ({"Chart": "external-dns"} if installed_from == "repository"
+                 else {"Release": "external-dns", "ChartAssetURL": "s3://assets/0123.zip"})
+        resources["Dns"] = {"Type": "Custom::AWSCDK-EKS-HelmChart", "Properties": {**chart, "Values": json.dumps(values)}}
     return {"Resources": resources}
 
 
@@ -84,3 +87,25 @@ def test_hosts_published_by_external_dns_pass():
 def test_hosts_without_any_producer_fail():
     outcome = hosts(record=False, external_dns=False)
     assert len(outcome.findings) == 3
+
+
+def test_hosts_published_by_an_asset_installed_external_dns_pass():
+    assert not hosts(record=False, external_dns=True, installed_from="asset",
+                     extra_args=["--zone-id-filter=Z0123", "--ingress-class=alb"]).findings
+
+
+def test_another_release_from_an_asset_publishes_nothing():
+    outcome = hostnames_resolve(CloudAssembly.from_templates({"edge": {"Resources": {
+        **edge(record=False, external_dns=False)["Resources"],
+        "Other": {"Type": "Custom::AWSCDK-EKS-HelmChart", "Properties": {
+            "Release": "velero", "ChartAssetURL": "s3://assets/0123.zip",
+            "Values": json.dumps({"sources": ["ingress"], "domainFilters": ["example.com"]})}}}}}, edge={"stage": "dev"}))
+    assert len(outcome.findings) == 3
+
+
+def test_hosts_outside_the_domain_filter_fail():
+    assert len(hosts(record=False, external_dns=True, installed_from="asset", domain="other.example.org").findings) == 3
+
+
+def test_ingress_of_a_class_external_dns_ignores_fails():
+    assert len(hosts(record=False, external_dns=True, installed_from="asset", extra_args=["--ingress-class=nginx"]).findings) == 3

@@ -79,29 +79,44 @@ def kubernetes_objects(assembly: CloudAssembly, stack: Stack) -> Iterator[dict]:
 def _helm_values(assembly: CloudAssembly, stack: Stack, chart: str) -> Iterator[dict]:
     for _, resource in stack.resources("Custom::AWSCDK-EKS-HelmChart"):
         props = resource["Properties"]
-        if props.get("Chart") == chart:
+        # A chart from a repository is named by `Chart`; one uploaded as an asset (every add-on of
+        # constructs_lib.addons) carries only its S3 URL, and the release bears the chart's name.
+        name = props.get("Release") if "ChartAssetURL" in props else props.get("Chart")
+        if name == chart:
             values = render(assembly, stack, props.get("Values", "{}"))
             yield json.loads(values) if isinstance(values, str) else {}
 
 
 def external_dns_hosts(assembly: CloudAssembly, stage: str) -> set[str]:
     """Ingress hosts that an ExternalDNS release of the same environment publishes (source
-    `ingress`, host inside one of its domainFilters).
+    `ingress`, host inside one of its domainFilters, the Ingress's class among its --ingress-class
+    flags when it has any).
     https://kubernetes-sigs.github.io/external-dns/latest/docs/sources/ingress/"""
     hosts = set()
     stacks = [s for s in assembly if s.stage == stage]
-    filters = [(listed(v.get("domainFilters", [])), listed(v.get("sources", []))) for s in stacks
-               for v in _helm_values(assembly, s, EXTERNAL_DNS_CHART)]
+    releases = [(listed(v.get("domainFilters", [])), listed(v.get("sources", [])), _ingress_classes(v))
+                for s in stacks for v in _helm_values(assembly, s, EXTERNAL_DNS_CHART)]
     for stack in stacks:
         for obj in kubernetes_objects(assembly, stack):
             if obj.get("kind") != "Ingress":
                 continue
-            for ingress_rule in obj.get("spec", {}).get("rules", []):
+            spec = obj.get("spec", {})
+            for ingress_rule in spec.get("rules", []):
                 host = ingress_rule.get("host", "")
                 if any("ingress" in sources and any(host == d or host.endswith(f".{d}") for d in domains)
-                       for domains, sources in filters):
+                       and (not classes or spec.get("ingressClassName") in classes)
+                       for domains, sources, classes in releases):
                     hosts.add(host)
     return hosts
+
+
+def _ingress_classes(values: dict) -> set[str]:
+    """--ingress-class flags among the chart's extraArgs (a list of flags, or a map of flag to value)."""
+    extra = values.get("extraArgs") or []
+    if isinstance(extra, dict):
+        found = extra.get("ingress-class", [])
+        return set(found if isinstance(found, list) else [found])
+    return {arg.split("=", 1)[1] for arg in extra if isinstance(arg, str) and arg.startswith("--ingress-class=")}
 
 
 def record_names(assembly: CloudAssembly) -> set[str]:
