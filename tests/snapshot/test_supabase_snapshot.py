@@ -1,4 +1,6 @@
-"""Snapshots of the rendered Supabase charts: any manifest change shows up in review."""
+"""Snapshots of the rendered Supabase charts of the production environment: a refactoring aid
+that shows any manifest change in review (behaviours are asserted in tests/unit and
+tests/integration)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import pytest
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, render_supabase
+from tests.snapshot.test_templates import SNAPSHOT_ENV
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=[SNAPSHOT_ENV])
 def rendered(request):
     cfg = load_config()
     return request.param, render_supabase(cfg, request.param, from_config(cfg, request.param))
