@@ -95,9 +95,8 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
               protection=Protection.KEY_AUTH, groups=KEY_GROUPS, methods=READ_METHODS),
         Route(name="rest-v1-write", path="/rest/v1/", component="rest", port=3000,
               protection=Protection.KEY_AUTH, groups=KEY_GROUPS, methods=WRITE_METHODS),
-        Route(name="graphql-v1", path="/graphql/v1", component="rest", port=3000,
-              upstream_path="/rpc/graphql", protection=Protection.KEY_AUTH, groups=KEY_GROUPS,
-              add_headers=("Content-Profile:graphql_public",)),
+        # No /graphql/v1: upstream serves it through pg_graphql, which RDS does not offer, so
+        # the route could only answer errors (README: what RDS does not allow).
         # Realtime takes its tenant from the first label of the Host header: Kong sends the
         # upstream host (realtime.supabase.svc...), so the tenant is "realtime".
         Route(name="realtime-v1-ws", path="/realtime/v1/", component="realtime", port=4000,

@@ -186,9 +186,10 @@ def start_meta(rendered, remote, postgres_server, tmp_path_factory) -> Iterator[
 
     yield start
     for proc in procs:
+        # The server drains its pools before exiting; a throwaway test server need not wait long.
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

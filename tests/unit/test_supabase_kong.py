@@ -76,7 +76,7 @@ def test_open_routes_have_only_cors(env, path):
     assert service["host"].startswith("auth.")
 
 
-@pytest.mark.parametrize("path", ["/auth/v1/", "/graphql/v1", "/realtime/v1/", "/realtime/v1/api"])
+@pytest.mark.parametrize("path", ["/auth/v1/", "/realtime/v1/", "/realtime/v1/api"])
 def test_key_auth_routes_allow_anon_and_admin(env, path):
     _, _, _, config = env
     for service in _by_path(config, path):
@@ -97,11 +97,10 @@ def test_rest_reads_go_to_replica_writes_to_primary(env):
         assert sorted(_plugins(service)["acl"]["allow"]) == ["admin", "anon"]
 
 
-def test_graphql_adds_content_profile(env):
+def test_graphql_is_not_routed_because_rds_lacks_pg_graphql(env):
     _, _, _, config = env
-    (service,) = _by_path(config, "/graphql/v1")
-    assert service["path"] == "/rpc/graphql"
-    assert "Content-Profile:graphql_public" in _plugins(service)["request-transformer"]["add"]["headers"]
+    assert not _by_path(config, "/graphql/v1")
+    assert not any("graphql" in s.get("path", "") for s in config["services"])
 
 
 def test_realtime_websocket_and_tenant(env):
