@@ -29,7 +29,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY_DISABLED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help install synth test test-unit bench diff deploy bootstrap clean
+.PHONY: help install synth lint test test-unit bench diff deploy bootstrap clean
 
 help: ## list the targets and the variables they read
 	@echo "targets:"
@@ -73,7 +73,12 @@ synth: install ## synthesize every environment from CONFIG, no AWS credentials n
 	 $(VENV)/bin/python -m scripts.manifests $(CONFIG) cdk.out/manifests | wc -l | xargs -I{} echo "{} manifest files in cdk.out/manifests/<env>/"; \
 	 echo "synth took $$(( $$(date +%s) - start ))s"
 
-test: install ## run the whole test suite; CONFIG (when not the default) is synthesized and rehearsed too
+lint: install ## code health: ruff lint and format check, mypy (what the pre-commit hooks run)
+	@start=$$(date +%s); \
+	 $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy; \
+	 echo "code health took $$(( $$(date +%s) - start ))s"
+
+test: install lint ## the code-health gate, then the whole test suite; CONFIG (when not the default) is synthesized and rehearsed too
 	@start=$$(date +%s); \
 	 SUPABASE_CONFIG=$(CONFIG) $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
 	 echo "tests took $$(( $$(date +%s) - start ))s"

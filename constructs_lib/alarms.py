@@ -86,42 +86,63 @@ class AlertsTopic(Construct):
         stack = cdk.Stack.of(self)
         # The key protects messages only while SNS holds them: nothing to keep after the topic goes.
         self.key = kms.Key(
-            self, "Key", alias=key_alias, description=f"{topic_name}: SNS server-side encryption",
-            enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.DESTROY, pending_window=cdk.Duration.days(7),
+            self,
+            "Key",
+            alias=key_alias,
+            description=f"{topic_name}: SNS server-side encryption",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
         )
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="ServicePublishers",
-            principals=[iam.ServicePrincipal(p) for p in SERVICE_PUBLISHERS],
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            resources=["*"],
-        ))
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ServicePublishers",
+                principals=[iam.ServicePrincipal(p) for p in SERVICE_PUBLISHERS],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+            )
+        )
         # The aws/sns pattern: any principal of this account that SNS lets publish (its own
         # sns:Publish grant decides) may use the key, and only through SNS. Alertmanager,
         # falcosidekick and the incident-response function then need no grant on this key.
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="AccountPublishersThroughSns",
-            principals=[iam.AnyPrincipal()],
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            resources=["*"],
-            conditions={"StringEquals": {
-                "kms:CallerAccount": stack.account,
-                "kms:ViaService": f"sns.{stack.region}.amazonaws.com",
-            }},
-        ))
-        skip(self.key.node.default_child, (
-            "CKV_AWS_33",
-            "the wildcard principal is limited by kms:CallerAccount (this account) and kms:ViaService (SNS in this "
-            "region): the same policy as the AWS managed aws/sns key",
-        ))
-        self.topic = sns.Topic(
-            self, "Topic", topic_name=topic_name, display_name=topic_name, master_key=self.key, enforce_ssl=True,
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AccountPublishersThroughSns",
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:CallerAccount": stack.account,
+                        "kms:ViaService": f"sns.{stack.region}.amazonaws.com",
+                    }
+                },
+            )
         )
-        self.topic.add_to_resource_policy(iam.PolicyStatement(
-            sid="ServicePublishers",
-            principals=[iam.ServicePrincipal(p) for p in SERVICE_PUBLISHERS],
-            actions=["sns:Publish"],
-            resources=[self.topic.topic_arn],
-        ))
+        skip(
+            self.key.node.default_child,
+            (
+                "CKV_AWS_33",
+                "the wildcard principal is limited by kms:CallerAccount (this account) and kms:ViaService (SNS in this "
+                "region): the same policy as the AWS managed aws/sns key",
+            ),
+        )
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            topic_name=topic_name,
+            display_name=topic_name,
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ServicePublishers",
+                principals=[iam.ServicePrincipal(p) for p in SERVICE_PUBLISHERS],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+            )
+        )
         self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
 
@@ -138,15 +159,28 @@ class TopicAlarms(Construct):
         self.handles: list[cloudwatch.IAlarm] = []
 
     def alarm(
-        self, key: str, *, metric: cloudwatch.IMetric, threshold: float, description: str,
+        self,
+        key: str,
+        *,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        periods: int = 3, datapoints: int | None = None,
+        periods: int = 3,
+        datapoints: int | None = None,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.MISSING,
     ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
-            self, key, alarm_name=f"{self.name_prefix}-{key}", alarm_description=description, metric=metric,
-            threshold=threshold, comparison_operator=comparison, evaluation_periods=periods,
-            datapoints_to_alarm=datapoints or periods, treat_missing_data=missing,
+            self,
+            key,
+            alarm_name=f"{self.name_prefix}-{key}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=periods,
+            datapoints_to_alarm=datapoints or periods,
+            treat_missing_data=missing,
         )
         action = cw_actions.SnsAction(self.topic)
         alarm.add_alarm_action(action)
@@ -156,17 +190,37 @@ class TopicAlarms(Construct):
         return alarm
 
     def query_alarm(
-        self, key: str, *, query: str, threshold: float, description: str, periods: int = 3, datapoints: int = 2,
+        self,
+        key: str,
+        *,
+        query: str,
+        threshold: float,
+        description: str,
+        periods: int = 3,
+        datapoints: int = 2,
     ) -> cloudwatch.CfnAlarm:
         """Alarm on a Metrics Insights query: covers resources whose names are unknown at synth."""
         alarm = cloudwatch.CfnAlarm(
-            self, key, alarm_name=f"{self.name_prefix}-{key}", alarm_description=description,
-            metrics=[cloudwatch.CfnAlarm.MetricDataQueryProperty(
-                id="q1", expression=query, period=int(FIVE_MINUTES.to_seconds()), return_data=True, label=key,
-            )],
-            threshold=threshold, comparison_operator="GreaterThanThreshold", evaluation_periods=periods,
-            datapoints_to_alarm=datapoints, treat_missing_data="notBreaching",
-            alarm_actions=[self.topic.topic_arn], ok_actions=[self.topic.topic_arn],
+            self,
+            key,
+            alarm_name=f"{self.name_prefix}-{key}",
+            alarm_description=description,
+            metrics=[
+                cloudwatch.CfnAlarm.MetricDataQueryProperty(
+                    id="q1",
+                    expression=query,
+                    period=int(FIVE_MINUTES.to_seconds()),
+                    return_data=True,
+                    label=key,
+                )
+            ],
+            threshold=threshold,
+            comparison_operator="GreaterThanThreshold",
+            evaluation_periods=periods,
+            datapoints_to_alarm=datapoints,
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.topic.topic_arn],
+            ok_actions=[self.topic.topic_arn],
         )
         self.query_alarms[key] = alarm
         self.handles.append(cloudwatch.Alarm.from_alarm_arn(self, f"{key}-handle", alarm.attr_arn))
@@ -175,41 +229,74 @@ class TopicAlarms(Construct):
 
 def _rds_metric(name: str, instance_id: str, statistic: str) -> cloudwatch.Metric:
     return cloudwatch.Metric(
-        namespace="AWS/RDS", metric_name=name, dimensions_map={"DBInstanceIdentifier": instance_id},
-        statistic=statistic, period=FIVE_MINUTES,
+        namespace="AWS/RDS",
+        metric_name=name,
+        dimensions_map={"DBInstanceIdentifier": instance_id},
+        statistic=statistic,
+        period=FIVE_MINUTES,
     )
 
 
 class DatabaseAlarms(TopicAlarms):
     """CPU, storage, connections and memory of the primary; lag of every read replica."""
 
-    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str,
-                 instance: rds.IDatabaseInstance, replicas: Sequence[rds.IDatabaseInstance],
-                 instance_class: str, allocated_storage_gib: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        topic: sns.ITopic,
+        name_prefix: str,
+        instance: rds.IDatabaseInstance,
+        replicas: Sequence[rds.IDatabaseInstance],
+        instance_class: str,
+        allocated_storage_gib: int,
+    ) -> None:
         super().__init__(scope, id_, topic=topic, name_prefix=name_prefix)
         primary = instance.instance_identifier
         self.connections_threshold = int(max_connections(instance_class) * RDS_CONNECTIONS_SHARE)
         self.free_storage_threshold_bytes = int(allocated_storage_gib * GIB * RDS_FREE_STORAGE_SHARE)
-        self.freeable_memory_threshold_bytes = int(INSTANCE_MEMORY_GIB[instance_class] * GIB * RDS_FREEABLE_MEMORY_SHARE)
+        self.freeable_memory_threshold_bytes = int(
+            INSTANCE_MEMORY_GIB[instance_class] * GIB * RDS_FREEABLE_MEMORY_SHARE
+        )
         below = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
-        self.alarm("rds-cpu", metric=_rds_metric("CPUUtilization", primary, "Average"), threshold=RDS_CPU_PERCENT,
-                   description=f"Primary database CPU above {RDS_CPU_PERCENT}% for 15 minutes")
+        self.alarm(
+            "rds-cpu",
+            metric=_rds_metric("CPUUtilization", primary, "Average"),
+            threshold=RDS_CPU_PERCENT,
+            description=f"Primary database CPU above {RDS_CPU_PERCENT}% for 15 minutes",
+        )
         # Storage autoscaling grows the volume when 10 % is left; still being this low means
         # it has reached max_allocated_storage or cannot keep up.
-        self.alarm("rds-free-storage", metric=_rds_metric("FreeStorageSpace", primary, "Minimum"),
-                   threshold=self.free_storage_threshold_bytes, comparison=below, periods=2,
-                   description=f"Primary database has less than {RDS_FREE_STORAGE_SHARE:.0%} of its allocated storage free")
-        self.alarm("rds-connections", metric=_rds_metric("DatabaseConnections", primary, "Maximum"),
-                   threshold=self.connections_threshold,
-                   description=f"Primary database connections above {RDS_CONNECTIONS_SHARE:.0%} of max_connections "
-                               f"({max_connections(instance_class)} on {instance_class})")
-        self.alarm("rds-freeable-memory", metric=_rds_metric("FreeableMemory", primary, "Minimum"),
-                   threshold=self.freeable_memory_threshold_bytes, comparison=below,
-                   description=f"Primary database freeable memory below {RDS_FREEABLE_MEMORY_SHARE:.0%} of {instance_class}")
+        self.alarm(
+            "rds-free-storage",
+            metric=_rds_metric("FreeStorageSpace", primary, "Minimum"),
+            threshold=self.free_storage_threshold_bytes,
+            comparison=below,
+            periods=2,
+            description=f"Primary database has less than {RDS_FREE_STORAGE_SHARE:.0%} of its allocated storage free",
+        )
+        self.alarm(
+            "rds-connections",
+            metric=_rds_metric("DatabaseConnections", primary, "Maximum"),
+            threshold=self.connections_threshold,
+            description=f"Primary database connections above {RDS_CONNECTIONS_SHARE:.0%} of max_connections "
+            f"({max_connections(instance_class)} on {instance_class})",
+        )
+        self.alarm(
+            "rds-freeable-memory",
+            metric=_rds_metric("FreeableMemory", primary, "Minimum"),
+            threshold=self.freeable_memory_threshold_bytes,
+            comparison=below,
+            description=f"Primary database freeable memory below {RDS_FREEABLE_MEMORY_SHARE:.0%} of {instance_class}",
+        )
         for n, replica in enumerate(replicas, start=1):
-            self.alarm(f"rds-replica{n}-lag", metric=_rds_metric("ReplicaLag", replica.instance_identifier, "Maximum"),
-                       threshold=RDS_REPLICA_LAG_SECONDS,
-                       description=f"Read replica {n} is more than {RDS_REPLICA_LAG_SECONDS} s behind the primary")
+            self.alarm(
+                f"rds-replica{n}-lag",
+                metric=_rds_metric("ReplicaLag", replica.instance_identifier, "Maximum"),
+                threshold=RDS_REPLICA_LAG_SECONDS,
+                description=f"Read replica {n} is more than {RDS_REPLICA_LAG_SECONDS} s behind the primary",
+            )
 
 
 def cache_node_ids(replication_group_id: str, node_count: int) -> list[str]:
@@ -220,55 +307,100 @@ def cache_node_ids(replication_group_id: str, node_count: int) -> list[str]:
 class CacheAlarms(TopicAlarms):
     """Per node: host and engine CPU, memory, evictions; replication lag where the node is a replica."""
 
-    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str,
-                 replication_group_id: str, node_count: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        topic: sns.ITopic,
+        name_prefix: str,
+        replication_group_id: str,
+        node_count: int,
+    ) -> None:
         super().__init__(scope, id_, topic=topic, name_prefix=name_prefix)
 
         def metric(name: str, node: str, statistic: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(namespace="AWS/ElastiCache", metric_name=name, dimensions_map={"CacheClusterId": node},
-                                     statistic=statistic, period=FIVE_MINUTES)
+            return cloudwatch.Metric(
+                namespace="AWS/ElastiCache",
+                metric_name=name,
+                dimensions_map={"CacheClusterId": node},
+                statistic=statistic,
+                period=FIVE_MINUTES,
+            )
 
         for n, node in enumerate(cache_node_ids(replication_group_id, node_count), start=1):
-            self.alarm(f"cache-node{n}-cpu", metric=metric("CPUUtilization", node, "Average"), threshold=CACHE_CPU_PERCENT,
-                       description=f"Cache node {n} host CPU above {CACHE_CPU_PERCENT}% for 15 minutes")
-            self.alarm(f"cache-node{n}-engine-cpu", metric=metric("EngineCPUUtilization", node, "Average"),
-                       threshold=CACHE_ENGINE_CPU_PERCENT,
-                       description=f"Cache node {n} engine thread above {CACHE_ENGINE_CPU_PERCENT}% for 15 minutes")
-            self.alarm(f"cache-node{n}-memory", metric=metric("DatabaseMemoryUsagePercentage", node, "Maximum"),
-                       threshold=CACHE_MEMORY_PERCENT,
-                       description=f"Cache node {n} uses more than {CACHE_MEMORY_PERCENT}% of its maxmemory")
-            self.alarm(f"cache-node{n}-evictions", metric=metric("Evictions", node, "Sum"),
-                       threshold=CACHE_EVICTIONS_PER_5MIN,
-                       description=f"Cache node {n} evicts more than {CACHE_EVICTIONS_PER_5MIN} keys per 5 minutes")
+            self.alarm(
+                f"cache-node{n}-cpu",
+                metric=metric("CPUUtilization", node, "Average"),
+                threshold=CACHE_CPU_PERCENT,
+                description=f"Cache node {n} host CPU above {CACHE_CPU_PERCENT}% for 15 minutes",
+            )
+            self.alarm(
+                f"cache-node{n}-engine-cpu",
+                metric=metric("EngineCPUUtilization", node, "Average"),
+                threshold=CACHE_ENGINE_CPU_PERCENT,
+                description=f"Cache node {n} engine thread above {CACHE_ENGINE_CPU_PERCENT}% for 15 minutes",
+            )
+            self.alarm(
+                f"cache-node{n}-memory",
+                metric=metric("DatabaseMemoryUsagePercentage", node, "Maximum"),
+                threshold=CACHE_MEMORY_PERCENT,
+                description=f"Cache node {n} uses more than {CACHE_MEMORY_PERCENT}% of its maxmemory",
+            )
+            self.alarm(
+                f"cache-node{n}-evictions",
+                metric=metric("Evictions", node, "Sum"),
+                threshold=CACHE_EVICTIONS_PER_5MIN,
+                description=f"Cache node {n} evicts more than {CACHE_EVICTIONS_PER_5MIN} keys per 5 minutes",
+            )
             if node_count > 1:
                 # Only the node that is currently a replica reports lag; failover swaps roles.
-                self.alarm(f"cache-node{n}-replication-lag", metric=metric("ReplicationLag", node, "Maximum"),
-                           threshold=CACHE_REPLICATION_LAG_SECONDS, missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-                           description=f"Cache node {n}, as a replica, is more than {CACHE_REPLICATION_LAG_SECONDS} s behind")
+                self.alarm(
+                    f"cache-node{n}-replication-lag",
+                    metric=metric("ReplicationLag", node, "Maximum"),
+                    threshold=CACHE_REPLICATION_LAG_SECONDS,
+                    missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    description=f"Cache node {n}, as a replica, is more than {CACHE_REPLICATION_LAG_SECONDS} s behind",
+                )
 
 
 class NatGatewayAlarms(TopicAlarms):
     """Port allocation errors and the share of dropped packets, per NAT gateway."""
 
-    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str,
-                 nat_gateway_ids: Sequence[str]) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str, nat_gateway_ids: Sequence[str]
+    ) -> None:
         super().__init__(scope, id_, topic=topic, name_prefix=name_prefix)
         for n, nat_id in enumerate(nat_gateway_ids, start=1):
-            def metric(name: str, nat: str = nat_id) -> cloudwatch.Metric:
-                return cloudwatch.Metric(namespace="AWS/NATGateway", metric_name=name,
-                                         dimensions_map={"NatGatewayId": nat}, statistic="Sum", period=FIVE_MINUTES)
 
-            self.alarm(f"nat{n}-port-allocation-errors", metric=metric("ErrorPortAllocation"),
-                       threshold=NAT_PORT_ALLOCATION_ERRORS, periods=1,
-                       description=f"NAT gateway {n} could not allocate a source port (too many connections to one destination)")
-            self.alarm(f"nat{n}-packets-dropped", periods=3,
-                       metric=cloudwatch.MathExpression(
-                           expression="IF(inbound > 0, 100 * drops / inbound, 0)",
-                           using_metrics={"drops": metric("PacketsDropCount"),
-                                          "inbound": metric("PacketsInFromSource")},
-                           label=f"nat{n} dropped %", period=FIVE_MINUTES),
-                       threshold=NAT_DROP_PERCENT,
-                       description=f"NAT gateway {n} drops more than {NAT_DROP_PERCENT}% of the packets it receives")
+            def metric(name: str, nat: str = nat_id) -> cloudwatch.Metric:
+                return cloudwatch.Metric(
+                    namespace="AWS/NATGateway",
+                    metric_name=name,
+                    dimensions_map={"NatGatewayId": nat},
+                    statistic="Sum",
+                    period=FIVE_MINUTES,
+                )
+
+            self.alarm(
+                f"nat{n}-port-allocation-errors",
+                metric=metric("ErrorPortAllocation"),
+                threshold=NAT_PORT_ALLOCATION_ERRORS,
+                periods=1,
+                description=f"NAT gateway {n} could not allocate a source port (too many connections to one destination)",
+            )
+            self.alarm(
+                f"nat{n}-packets-dropped",
+                periods=3,
+                metric=cloudwatch.MathExpression(
+                    expression="IF(inbound > 0, 100 * drops / inbound, 0)",
+                    using_metrics={"drops": metric("PacketsDropCount"), "inbound": metric("PacketsInFromSource")},
+                    label=f"nat{n} dropped %",
+                    period=FIVE_MINUTES,
+                ),
+                threshold=NAT_DROP_PERCENT,
+                description=f"NAT gateway {n} drops more than {NAT_DROP_PERCENT}% of the packets it receives",
+            )
 
 
 class LoadBalancerAlarms(TopicAlarms):
@@ -276,44 +408,78 @@ class LoadBalancerAlarms(TopicAlarms):
 
     def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str) -> None:
         super().__init__(scope, id_, topic=topic, name_prefix=name_prefix)
-        self.query_alarm("alb-5xx", query=ALB_5XX_QUERY, threshold=ALB_5XX_PER_5MIN,
-                         description=f"Load balancers answered more than {ALB_5XX_PER_5MIN} 5xx themselves in 5 minutes "
-                                     "(no healthy target, timeouts)")
-        self.query_alarm("alb-target-5xx", query=TARGET_5XX_QUERY, threshold=TARGET_5XX_PER_5MIN,
-                         description=f"Supabase services behind the load balancers returned more than "
-                                     f"{TARGET_5XX_PER_5MIN} 5xx in 5 minutes")
+        self.query_alarm(
+            "alb-5xx",
+            query=ALB_5XX_QUERY,
+            threshold=ALB_5XX_PER_5MIN,
+            description=f"Load balancers answered more than {ALB_5XX_PER_5MIN} 5xx themselves in 5 minutes "
+            "(no healthy target, timeouts)",
+        )
+        self.query_alarm(
+            "alb-target-5xx",
+            query=TARGET_5XX_QUERY,
+            threshold=TARGET_5XX_PER_5MIN,
+            description=f"Supabase services behind the load balancers returned more than "
+            f"{TARGET_5XX_PER_5MIN} 5xx in 5 minutes",
+        )
 
 
 class CloudFrontAlarms(TopicAlarms):
     """CloudFront publishes to us-east-1 only: create this in a us-east-1 stack."""
 
-    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str, distribution_id: str) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str, distribution_id: str
+    ) -> None:
         super().__init__(scope, id_, topic=topic, name_prefix=name_prefix)
         region = cdk.Stack.of(self).region
         if not cdk.Token.is_unresolved(region) and region != "us-east-1":
             raise ValueError(f"CloudFront metrics exist only in us-east-1, not {region}")
-        self.alarm("cloudfront-5xx-rate", threshold=CLOUDFRONT_5XX_RATE_PERCENT,
-                   metric=cloudwatch.Metric(namespace="AWS/CloudFront", metric_name="5xxErrorRate",
-                                            dimensions_map={"DistributionId": distribution_id, "Region": "Global"},
-                                            statistic="Average", period=FIVE_MINUTES),
-                   description=f"More than {CLOUDFRONT_5XX_RATE_PERCENT}% of CloudFront responses are 5xx")
+        self.alarm(
+            "cloudfront-5xx-rate",
+            threshold=CLOUDFRONT_5XX_RATE_PERCENT,
+            metric=cloudwatch.Metric(
+                namespace="AWS/CloudFront",
+                metric_name="5xxErrorRate",
+                dimensions_map={"DistributionId": distribution_id, "Region": "Global"},
+                statistic="Average",
+                period=FIVE_MINUTES,
+            ),
+            description=f"More than {CLOUDFRONT_5XX_RATE_PERCENT}% of CloudFront responses are 5xx",
+        )
 
 
 class NetworkPolicyDenyAlarm(TopicAlarms):
     """Counts the VPC CNI node agent's DENY verdicts in the cluster log group."""
 
-    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, name_prefix: str,
-                 log_group: logs.ILogGroup, metric_namespace: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        topic: sns.ITopic,
+        name_prefix: str,
+        log_group: logs.ILogGroup,
+        metric_namespace: str,
+    ) -> None:
         super().__init__(scope, id_, topic=topic, name_prefix=name_prefix)
         self.metric_filter = logs.MetricFilter(
-            self, "DenyFilter", log_group=log_group, filter_pattern=logs.FilterPattern.literal(NETWORK_POLICY_DENY_PATTERN),
-            metric_namespace=metric_namespace, metric_name=NETWORK_POLICY_DENY_METRIC, metric_value="1", default_value=0,
+            self,
+            "DenyFilter",
+            log_group=log_group,
+            filter_pattern=logs.FilterPattern.literal(NETWORK_POLICY_DENY_PATTERN),
+            metric_namespace=metric_namespace,
+            metric_name=NETWORK_POLICY_DENY_METRIC,
+            metric_value="1",
+            default_value=0,
         )
-        self.alarm("network-policy-denies", periods=2,
-                   metric=self.metric_filter.metric(statistic="Sum", period=FIVE_MINUTES),
-                   threshold=NETWORK_POLICY_DENIES_PER_5MIN,
-                   description=f"More than {NETWORK_POLICY_DENIES_PER_5MIN} flows per 5 minutes denied by NetworkPolicies "
-                               "for 10 minutes: a broken policy or a pod probing where it may not go")
+        self.alarm(
+            "network-policy-denies",
+            periods=2,
+            metric=self.metric_filter.metric(statistic="Sum", period=FIVE_MINUTES),
+            threshold=NETWORK_POLICY_DENIES_PER_5MIN,
+            description=f"More than {NETWORK_POLICY_DENIES_PER_5MIN} flows per 5 minutes denied by NetworkPolicies "
+            "for 10 minutes: a broken policy or a pod probing where it may not go",
+        )
 
 
 # AWS Backup's EventBridge events for jobs that did not produce (or copy, or restore) a recovery point.
@@ -325,16 +491,25 @@ class BackupFailureNotifications(Construct):
     def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic) -> None:
         super().__init__(scope, id_)
         self.backup_jobs = events.Rule(
-            self, "BackupJobs", description="AWS Backup job failed, aborted or expired",
-            event_pattern=events.EventPattern(source=["aws.backup"], detail_type=["Backup Job State Change"],
-                                              detail={"state": list(BACKUP_JOB_FAILED_STATES)}),
+            self,
+            "BackupJobs",
+            description="AWS Backup job failed, aborted or expired",
+            event_pattern=events.EventPattern(
+                source=["aws.backup"],
+                detail_type=["Backup Job State Change"],
+                detail={"state": list(BACKUP_JOB_FAILED_STATES)},
+            ),
             targets=[targets.SnsTopic(topic)],
         )
         self.copy_and_restore_jobs = events.Rule(
-            self, "CopyAndRestoreJobs", description="AWS Backup copy to the DR region or restore test failed",
-            event_pattern=events.EventPattern(source=["aws.backup"],
-                                              detail_type=["Copy Job State Change", "Restore Job State Change"],
-                                              detail={"state": list(BACKUP_COPY_RESTORE_FAILED_STATES)}),
+            self,
+            "CopyAndRestoreJobs",
+            description="AWS Backup copy to the DR region or restore test failed",
+            event_pattern=events.EventPattern(
+                source=["aws.backup"],
+                detail_type=["Copy Job State Change", "Restore Job State Change"],
+                detail={"state": list(BACKUP_COPY_RESTORE_FAILED_STATES)},
+            ),
             targets=[targets.SnsTopic(topic)],
         )
 
@@ -342,8 +517,9 @@ class BackupFailureNotifications(Construct):
 class BudgetAlerts(Construct):
     """Monthly cost budget: 80 % actual and 100 % forecast, to the mailbox and the topic."""
 
-    def __init__(self, scope: Construct, id_: str, *, budget_name: str, monthly_usd: int, email: str,
-                 topic: sns.ITopic) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, budget_name: str, monthly_usd: int, email: str, topic: sns.ITopic
+    ) -> None:
         super().__init__(scope, id_)
         subscribers = [
             budgets.CfnBudget.SubscriberProperty(subscription_type="EMAIL", address=email),
@@ -353,15 +529,21 @@ class BudgetAlerts(Construct):
         def notification(kind: str, percent: int) -> budgets.CfnBudget.NotificationWithSubscribersProperty:
             return budgets.CfnBudget.NotificationWithSubscribersProperty(
                 notification=budgets.CfnBudget.NotificationProperty(
-                    notification_type=kind, comparison_operator="GREATER_THAN", threshold=percent,
-                    threshold_type="PERCENTAGE"),
+                    notification_type=kind,
+                    comparison_operator="GREATER_THAN",
+                    threshold=percent,
+                    threshold_type="PERCENTAGE",
+                ),
                 subscribers=subscribers,
             )
 
         self.budget = budgets.CfnBudget(
-            self, "Budget",
+            self,
+            "Budget",
             budget=budgets.CfnBudget.BudgetDataProperty(
-                budget_name=budget_name, budget_type="COST", time_unit="MONTHLY",
+                budget_name=budget_name,
+                budget_type="COST",
+                time_unit="MONTHLY",
                 budget_limit=budgets.CfnBudget.SpendProperty(amount=monthly_usd, unit="USD"),
             ),
             notifications_with_subscribers=[
@@ -373,12 +555,24 @@ class BudgetAlerts(Construct):
 
 def anomaly_threshold_expression(monthly_usd: int) -> dict:
     impact = max(ANOMALY_MIN_IMPACT_USD, round(monthly_usd * ANOMALY_BUDGET_SHARE))
-    return {"And": [
-        {"Dimensions": {"Key": "ANOMALY_TOTAL_IMPACT_ABSOLUTE", "MatchOptions": ["GREATER_THAN_OR_EQUAL"],
-                        "Values": [str(impact)]}},
-        {"Dimensions": {"Key": "ANOMALY_TOTAL_IMPACT_PERCENTAGE", "MatchOptions": ["GREATER_THAN_OR_EQUAL"],
-                        "Values": [str(ANOMALY_MIN_PERCENT)]}},
-    ]}
+    return {
+        "And": [
+            {
+                "Dimensions": {
+                    "Key": "ANOMALY_TOTAL_IMPACT_ABSOLUTE",
+                    "MatchOptions": ["GREATER_THAN_OR_EQUAL"],
+                    "Values": [str(impact)],
+                }
+            },
+            {
+                "Dimensions": {
+                    "Key": "ANOMALY_TOTAL_IMPACT_PERCENTAGE",
+                    "MatchOptions": ["GREATER_THAN_OR_EQUAL"],
+                    "Values": [str(ANOMALY_MIN_PERCENT)],
+                }
+            },
+        ]
+    }
 
 
 class CostAnomalyAlerts(Construct):
@@ -390,11 +584,16 @@ class CostAnomalyAlerts(Construct):
     def __init__(self, scope: Construct, id_: str, *, name: str, monthly_usd: int, topic: sns.ITopic) -> None:
         super().__init__(scope, id_)
         self.monitor = ce.CfnAnomalyMonitor(
-            self, "Monitor", monitor_name=f"{name}-services", monitor_type="DIMENSIONAL", monitor_dimension="SERVICE",
+            self,
+            "Monitor",
+            monitor_name=f"{name}-services",
+            monitor_type="DIMENSIONAL",
+            monitor_dimension="SERVICE",
         )
         self.threshold_expression = anomaly_threshold_expression(monthly_usd)
         self.subscription = ce.CfnAnomalySubscription(
-            self, "Subscription",
+            self,
+            "Subscription",
             subscription_name=f"{name}-anomalies",
             # SNS subscribers take IMMEDIATE only; DAILY/WEEKLY digests are e-mail only.
             frequency="IMMEDIATE",

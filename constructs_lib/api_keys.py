@@ -48,7 +48,9 @@ def secret_generation(secret: secretsmanager.Secret) -> str:
     """
     cfn = secret.node.default_child
     spec = cdk.Stack.of(secret).resolve(cfn.generate_secret_string)
-    return hashlib.sha256(json.dumps({"path": secret.node.path, "generator": spec}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({"path": secret.node.path, "generator": spec}, sort_keys=True).encode()
+    ).hexdigest()
 
 
 class ApiKeyMinter(Construct):
@@ -73,20 +75,30 @@ class ApiKeyMinter(Construct):
         subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
             description="API key minting: Secrets Manager and KMS through the VPC endpoints only",
         )
-        self.security_group.add_egress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443), "VPC interface endpoints")
+        self.security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443), "VPC interface endpoints"
+        )
         self.log_group = logs.LogGroup(
-            self, "Logs", encryption_key=encryption_key, retention=retention(log_retention_days),
+            self,
+            "Logs",
+            encryption_key=encryption_key,
+            retention=retention(log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.policy = iam.ManagedPolicy(
-            self, "Policy",
+            self,
+            "Policy",
             description="Read the JWT and realtime secrets, write the API keys secret, nothing else",
             statements=[
                 iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"], resources=[jwt_secret.secret_arn, realtime_secret.secret_arn],
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[jwt_secret.secret_arn, realtime_secret.secret_arn],
                 ),
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
@@ -104,10 +116,14 @@ class ApiKeyMinter(Construct):
             ],
         )
         self.role = iam.Role(
-            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), managed_policies=[self.policy],
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[self.policy],
         )
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             description="Mints the Supabase anon and service_role keys from the JWT secret",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
@@ -131,8 +147,10 @@ class ApiKeyMinter(Construct):
         )
         acknowledge(
             self.role,
-            (f"AwsSolutions::AwsSolutions-IAM4[Policy::{_VPC_POLICY}]",
-             "AWS's policy for the ENIs a VPC function needs; the function runs in the VPC to reach Secrets Manager privately"),
+            (
+                f"AwsSolutions::AwsSolutions-IAM4[Policy::{_VPC_POLICY}]",
+                "AWS's policy for the ENIs a VPC function needs; the function runs in the VPC to reach Secrets Manager privately",
+            ),
         )
         acknowledge(
             self.function.node.default_child,
@@ -141,17 +159,22 @@ class ApiKeyMinter(Construct):
         acknowledge_unreserved_concurrency(
             self.function.node.default_child,
             why_safe="two overlapping mints both derive from the current JWT secret, and a stale write is re-minted "
-                     "by the next event's idempotent check")
+            "by the next event's idempotent check",
+        )
         skip(self.function.node.default_child, ("CKV_AWS_116", _NO_DLQ))
 
         # The provider framework function stays outside the VPC: it calls only the Lambda API
         # (to invoke the mint function) and CloudFormation's pre-signed S3 response URL, neither
         # of which the VPC's endpoints or this security group serve, and it never sees a secret.
         self.provider = cr.Provider(
-            self, "Provider",
+            self,
+            "Provider",
             on_event_handler=self.function,
             log_group=logs.LogGroup(
-                self, "ProviderLogs", encryption_key=encryption_key, retention=retention(log_retention_days),
+                self,
+                "ProviderLogs",
+                encryption_key=encryption_key,
+                retention=retention(log_retention_days),
                 removal_policy=cdk.RemovalPolicy.DESTROY,
             ),
             provider_function_env_encryption=encryption_key,
@@ -159,7 +182,8 @@ class ApiKeyMinter(Construct):
         self._acknowledge_provider()
 
         self.resource = cdk.CustomResource(
-            self, "Keys",
+            self,
+            "Keys",
             service_token=self.provider.service_token,
             resource_type=RESOURCE_TYPE,
             properties={
@@ -176,7 +200,8 @@ class ApiKeyMinter(Construct):
         self.version_id = self.resource.get_att_string("VersionId")
 
         self.on_jwt_change = events.Rule(
-            self, "OnJwtSecretChange",
+            self,
+            "OnJwtSecretChange",
             description="Re-mint the API keys (or the metrics token) when the JWT or realtime secret gets a new value",
             event_pattern=events.EventPattern(
                 source=["aws.secretsmanager"],
@@ -185,15 +210,23 @@ class ApiKeyMinter(Construct):
                     "eventSource": ["secretsmanager.amazonaws.com"],
                     "eventName": ["PutSecretValue", "UpdateSecret", "RotateSecret"],
                     # CloudTrail records the id as the caller gave it: ARN or name.
-                    "requestParameters": {"secretId": [
-                        jwt_secret.secret_arn, jwt_secret_name, realtime_secret.secret_arn, realtime_secret_name,
-                    ]},
+                    "requestParameters": {
+                        "secretId": [
+                            jwt_secret.secret_arn,
+                            jwt_secret_name,
+                            realtime_secret.secret_arn,
+                            realtime_secret_name,
+                        ]
+                    },
                 },
             ),
             targets=[targets.LambdaFunction(self.function, retry_attempts=4)],
         )
         self.renew = events.Rule(
-            self, "Renew", description="Renew the API keys before they expire", schedule=RENEW_SCHEDULE,
+            self,
+            "Renew",
+            description="Renew the API keys before they expire",
+            schedule=RENEW_SCHEDULE,
             targets=[targets.LambdaFunction(self.function, retry_attempts=4)],
         )
 
@@ -203,15 +236,21 @@ class ApiKeyMinter(Construct):
         function_id = stack.resolve(stack.get_logical_id(self.function.node.default_child))
         acknowledge(
             framework.role,
-            (f"AwsSolutions::AwsSolutions-IAM4[Policy::{_BASIC_POLICY}]",
-             "role of the CDK custom resource provider framework function, which CDK creates with this AWS policy"),
+            (
+                f"AwsSolutions::AwsSolutions-IAM4[Policy::{_BASIC_POLICY}]",
+                "role of the CDK custom resource provider framework function, which CDK creates with this AWS policy",
+            ),
         )
         acknowledge(
             framework.role.node.find_child("DefaultPolicy").node.default_child,
-            (f"AwsSolutions::AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
-             "CDK's provider framework may invoke any version of the one mint function: the wildcard is the version suffix"),
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-             "CDK-generated policy of the provider framework function: lambda:InvokeFunction on the mint function only"),
+            (
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+                "CDK's provider framework may invoke any version of the one mint function: the wildcard is the version suffix",
+            ),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK-generated policy of the provider framework function: lambda:InvokeFunction on the mint function only",
+            ),
         )
         cfn = framework.node.default_child
         # Explicit, not left to composition's FrameworkFunctionSkips aspect: an aspect added to
@@ -219,11 +258,17 @@ class ApiKeyMinter(Construct):
         skip(cfn, *FRAMEWORK_FUNCTION_SKIPS)
         acknowledge(
             cfn,
-            ("NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ",
-             "CDK's provider framework function is invoked synchronously by CloudFormation, which reports failures itself"),
-            ("NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
-             "CDK's provider framework function runs only during deployments of this stack, one event at a time"),
-            ("NIST.800.53.R5::NIST.800.53.R5-LambdaInsideVPC",
-             "calls only the Lambda API and CloudFormation's pre-signed S3 response URL and handles no secret (the mint "
-             "function returns a version id only); in the VPC it could reach neither"),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ",
+                "CDK's provider framework function is invoked synchronously by CloudFormation, which reports failures itself",
+            ),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
+                "CDK's provider framework function runs only during deployments of this stack, one event at a time",
+            ),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-LambdaInsideVPC",
+                "calls only the Lambda API and CloudFormation's pre-signed S3 response URL and handles no secret (the mint "
+                "function returns a version id only); in the VPC it could reach neither",
+            ),
         )

@@ -52,17 +52,21 @@ class DataBackup(Construct):
         retention = cdk.Duration.days(retention_days)
 
         self.vault = backup.BackupVault(
-            self, "Vault",
+            self,
+            "Vault",
             backup_vault_name=name,
             encryption_key=encryption_key,
             removal_policy=cdk.RemovalPolicy.RETAIN,
             # Nobody, administrators included, deletes a recovery point early; lifecycle does.
             block_recovery_point_deletion=True,
-            lock_configuration=backup.LockConfiguration(min_retention=retention, max_retention=VAULT_LOCK_MAX_RETENTION) if lock else None,
+            lock_configuration=backup.LockConfiguration(min_retention=retention, max_retention=VAULT_LOCK_MAX_RETENTION)
+            if lock
+            else None,
         )
 
         self.role = iam.Role(
-            self, "Role",
+            self,
+            "Role",
             assumed_by=iam.ServicePrincipal("backup.amazonaws.com"),
             description=f"{name}: AWS Backup jobs, copies and restore tests",
             managed_policies=[
@@ -73,8 +77,10 @@ class DataBackup(Construct):
         for policy in ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores"):
             acknowledge(
                 self.role,
-                (f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
-                 f"{policy} is AWS's maintained service-role policy for AWS Backup; it follows the services' API changes"),
+                (
+                    f"AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
+                    f"{policy} is AWS's maintained service-role policy for AWS Backup; it follows the services' API changes",
+                ),
             )
 
         rules = [
@@ -82,7 +88,9 @@ class DataBackup(Construct):
                 rule_name="DailySnapshot",
                 schedule_expression=DAILY_SNAPSHOT,
                 delete_after=retention,
-                copy_actions=[backup.BackupPlanCopyActionProps(destination_backup_vault=dr_vault, delete_after=retention)],
+                copy_actions=[
+                    backup.BackupPlanCopyActionProps(destination_backup_vault=dr_vault, delete_after=retention)
+                ],
             )
         ]
         if continuous:
@@ -94,28 +102,38 @@ class DataBackup(Construct):
                     delete_after=cdk.Duration.days(min(retention_days, MAX_CONTINUOUS_DAYS)),
                 )
             )
-        self.plan = backup.BackupPlan(self, "Plan", backup_plan_name=name, backup_vault=self.vault, backup_plan_rules=rules)
+        self.plan = backup.BackupPlan(
+            self, "Plan", backup_plan_name=name, backup_vault=self.vault, backup_plan_rules=rules
+        )
         self.plan.add_selection(
-            "Database", backup_selection_name=f"{name}-database", role=self.role,
+            "Database",
+            backup_selection_name=f"{name}-database",
+            role=self.role,
             resources=[backup.BackupResource.from_rds_database_instance(database)],
         )
         stack = cdk.Stack.of(self)
         # L1: Resources AND Conditions narrows the tag to EBS volumes; the L2's tag selection
         # (ListOfTags) would pick up any resource type carrying the tag.
         self.volume_selection = backup.CfnBackupSelection(
-            self, "TaggedVolumes",
+            self,
+            "TaggedVolumes",
             backup_plan_id=self.plan.backup_plan_id,
             backup_selection=backup.CfnBackupSelection.BackupSelectionResourceTypeProperty(
                 selection_name=f"{name}-tagged-volumes",
                 iam_role_arn=self.role.role_arn,
                 resources=[stack.format_arn(service="ec2", resource="volume", resource_name="*")],
-                conditions={"StringEquals": [{"ConditionKey": f"aws:ResourceTag/{BACKUP_TAG[0]}", "ConditionValue": BACKUP_TAG[1]}]},
+                conditions={
+                    "StringEquals": [
+                        {"ConditionKey": f"aws:ResourceTag/{BACKUP_TAG[0]}", "ConditionValue": BACKUP_TAG[1]}
+                    ]
+                },
             ),
         )
 
         plan_name = name.replace("-", "_")
         self.restore_testing_plan = backup.CfnRestoreTestingPlan(
-            self, "RestoreTestingPlan",
+            self,
+            "RestoreTestingPlan",
             restore_testing_plan_name=plan_name,
             schedule_expression=RESTORE_TEST_SCHEDULE,
             start_window_hours=RESTORE_TEST_START_WINDOW_HOURS,
@@ -127,7 +145,8 @@ class DataBackup(Construct):
             ),
         )
         self.restore_testing_selection = backup.CfnRestoreTestingSelection(
-            self, "RestoreTestingSelection",
+            self,
+            "RestoreTestingSelection",
             restore_testing_plan_name=plan_name,
             restore_testing_selection_name=f"{plan_name}_database",
             protected_resource_type="RDS",

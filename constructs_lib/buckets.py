@@ -92,13 +92,15 @@ class AccessLogBucket(Construct):
         writers = [iam.ServicePrincipal("logging.s3.amazonaws.com")]
         if allow_acls:
             writers.append(iam.ServicePrincipal("delivery.logs.amazonaws.com"))
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="LogDeliveryWrites",
-            principals=writers,
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-        ))
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="LogDeliveryWrites",
+                principals=writers,
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -112,8 +114,9 @@ class AccessLogBucket(Construct):
             versioned=True,
             # CloudFront standard logging writes through the awslogsdelivery account's ACL
             # grant, which S3 ignores unless ACLs are enabled.
-            object_ownership=(s3.ObjectOwnership.BUCKET_OWNER_PREFERRED if allow_acls
-                              else s3.ObjectOwnership.BUCKET_OWNER_ENFORCED),
+            object_ownership=(
+                s3.ObjectOwnership.BUCKET_OWNER_PREFERRED if allow_acls else s3.ObjectOwnership.BUCKET_OWNER_ENFORCED
+            ),
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-logs",
@@ -127,15 +130,30 @@ class AccessLogBucket(Construct):
         cfn = _pin_logical_id(self.bucket, id_)
         acknowledge(
             cfn,
-            ("AwsSolutions-S1", "this bucket is the server access log target; logging it into itself would log its own log writes endlessly"),
-            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled",
-             "this bucket is the server access log target; logging it into itself would log its own log writes endlessly"),
-            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-             "access logs are regional audit data kept for a fixed retention; the data they describe is what is replicated"),
+            (
+                "AwsSolutions-S1",
+                "this bucket is the server access log target; logging it into itself would log its own log writes endlessly",
+            ),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled",
+                "this bucket is the server access log target; logging it into itself would log its own log writes endlessly",
+            ),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+                "access logs are regional audit data kept for a fixed retention; the data they describe is what is replicated",
+            ),
         )
-        cfn.add_metadata("checkov", {"skip": [
-            {"id": "CKV_AWS_18", "comment": "server access log target bucket: logging it into itself would loop"},
-        ]})
+        cfn.add_metadata(
+            "checkov",
+            {
+                "skip": [
+                    {
+                        "id": "CKV_AWS_18",
+                        "comment": "server access log target bucket: logging it into itself would loop",
+                    },
+                ]
+            },
+        )
 
 
 class HardenedBucket(Construct):
@@ -172,50 +190,61 @@ class HardenedBucket(Construct):
             # Intelligent-Tiering configurations act only on objects stored in that class;
             # clients upload as STANDARD, so every object moves there on day 0. The automatic
             # tiers (frequent, infrequent, archive instant) stay transparent to GETs.
-            lifecycle.append(s3.LifecycleRule(
-                id="intelligent-tiering",
-                transitions=[s3.Transition(
-                    storage_class=s3.StorageClass.INTELLIGENT_TIERING,
-                    transition_after=cdk.Duration.days(0),
-                )],
-            ))
-            tiering_configs = [s3.IntelligentTieringConfiguration(
-                name="archive",
-                prefix=tiering.prefix,
-                archive_access_tier_time=cdk.Duration.days(tiering.archive_after_days),
-                deep_archive_access_tier_time=cdk.Duration.days(tiering.deep_archive_after_days),
-            )]
+            lifecycle.append(
+                s3.LifecycleRule(
+                    id="intelligent-tiering",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+                            transition_after=cdk.Duration.days(0),
+                        )
+                    ],
+                )
+            )
+            tiering_configs = [
+                s3.IntelligentTieringConfiguration(
+                    name="archive",
+                    prefix=tiering.prefix,
+                    archive_access_tier_time=cdk.Duration.days(tiering.archive_after_days),
+                    deep_archive_access_tier_time=cdk.Duration.days(tiering.deep_archive_after_days),
+                )
+            ]
 
         self.replication_role: iam.Role | None = None
         self.replication_policy: iam.ManagedPolicy | None = None
         replication_rules = None
         if replication is not None:
             target_bucket = s3.Bucket.from_bucket_attributes(
-                self, "ReplicaTarget",
+                self,
+                "ReplicaTarget",
                 bucket_name=replication.bucket_name,
                 account=replication.account,
                 region=replication.region,
             )
             target_key = kms.Key.from_key_arn(self, "ReplicaTargetKey", replication.key_arn)
             self.replication_role, self.replication_policy = self._replication_role(
-                bucket_name=bucket_name, source_key=encryption_key,
-                target_bucket=target_bucket, target_key=target_key,
+                bucket_name=bucket_name,
+                source_key=encryption_key,
+                target_bucket=target_bucket,
+                target_key=target_key,
             )
-            replication_rules = [s3.ReplicationRule(
-                id="to-dr-region",
-                priority=0,
-                destination=target_bucket,
-                kms_key=target_key,
-                sse_kms_encrypted_objects=True,
-                replication_time_control=REPLICATION_TIME,
-                metrics=REPLICATION_TIME,
-                # Enabled: an application delete becomes a delete marker on both sides, so
-                # after a failover the replica shows the same live objects as the primary
-                # did. Nothing is lost: delete markers hide versions, and versioning with the
-                # noncurrent expiry keeps them restorable on both sides. Permanent version
-                # deletes are never replicated, so a compromised primary cannot purge the DR copy.
-                delete_marker_replication=True,
-            )]
+            replication_rules = [
+                s3.ReplicationRule(
+                    id="to-dr-region",
+                    priority=0,
+                    destination=target_bucket,
+                    kms_key=target_key,
+                    sse_kms_encrypted_objects=True,
+                    replication_time_control=REPLICATION_TIME,
+                    metrics=REPLICATION_TIME,
+                    # Enabled: an application delete becomes a delete marker on both sides, so
+                    # after a failover the replica shows the same live objects as the primary
+                    # did. Nothing is lost: delete markers hide versions, and versioning with the
+                    # noncurrent expiry keeps them restorable on both sides. Permanent version
+                    # deletes are never replicated, so a compromised primary cannot purge the DR copy.
+                    delete_marker_replication=True,
+                )
+            ]
 
         self.bucket = s3.Bucket(
             self,
@@ -242,16 +271,19 @@ class HardenedBucket(Construct):
         if replication is None:
             acknowledge(
                 self.cfn_bucket,
-                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-                 f"{bucket_name} is itself the cross-region replica of a primary bucket; replicating it again would copy the copy"),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+                    f"{bucket_name} is itself the cross-region replica of a primary bucket; replicating it again would copy the copy",
+                ),
             )
         if self.replication_policy is not None:
             # Replication starts as soon as the configuration is in place: its permissions
             # must already be attached, or the first objects fail to replicate.
             self.bucket.node.add_dependency(self.replication_policy)
 
-    def _replication_role(self, *, bucket_name: str, source_key: kms.IKey, target_bucket: s3.IBucket,
-                          target_key: kms.IKey) -> tuple[iam.Role, iam.ManagedPolicy]:
+    def _replication_role(
+        self, *, bucket_name: str, source_key: kms.IKey, target_bucket: s3.IBucket, target_key: kms.IKey
+    ) -> tuple[iam.Role, iam.ManagedPolicy]:
         stack = cdk.Stack.of(self)
         source_arn = stack.format_arn(service="s3", region="", account="", resource=bucket_name)
         role = iam.Role(
@@ -272,8 +304,13 @@ class HardenedBucket(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="ReadSourceVersions",
-                    actions=["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
-                             "s3:GetObjectVersionTagging", "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+                    actions=[
+                        "s3:GetObjectVersionForReplication",
+                        "s3:GetObjectVersionAcl",
+                        "s3:GetObjectVersionTagging",
+                        "s3:GetObjectRetention",
+                        "s3:GetObjectLegalHold",
+                    ],
                     resources=[f"{source_arn}/*"],
                 ),
                 iam.PolicyStatement(
@@ -297,9 +334,13 @@ class HardenedBucket(Construct):
         )
         acknowledge(
             policy.node.default_child,
-            ("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::" + bucket_name + "/*]",
-             "S3 replication reads every object version of the source bucket; the wildcard is the object path of that one bucket"),
-            ("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::" + target_bucket.bucket_name + "/*]",
-             "S3 replication writes every object of the replica bucket; the wildcard is the object path of that one bucket"),
+            (
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::" + bucket_name + "/*]",
+                "S3 replication reads every object version of the source bucket; the wildcard is the object path of that one bucket",
+            ),
+            (
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::" + target_bucket.bucket_name + "/*]",
+                "S3 replication writes every object of the replica bucket; the wildcard is the object path of that one bucket",
+            ),
         )
         return role, policy

@@ -44,18 +44,23 @@ class ValkeyCache(Construct):
         self.failover = settings.replicas_per_shard >= 1
 
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
             description=f"{replication_group_id}: Valkey, reachable only from security groups granted explicitly",
         )
         self.subnet_group = elasticache.CfnSubnetGroup(
-            self, "SubnetGroup",
+            self,
+            "SubnetGroup",
             cache_subnet_group_name=replication_group_id,
             description=f"{replication_group_id}: isolated subnets",
             subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
         )
         self.log_groups = {
             log: logs.LogGroup(
-                self, f"Log-{log}",
+                self,
+                f"Log-{log}",
                 log_group_name=f"/aws/elasticache/{replication_group_id}/{log}",
                 encryption_key=encryption_key,
                 retention=retention(log_retention_days),
@@ -64,7 +69,8 @@ class ValkeyCache(Construct):
             for log in LOG_TYPES
         }
         self.replication_group = elasticache.CfnReplicationGroup(
-            self, "ReplicationGroup",
+            self,
+            "ReplicationGroup",
             replication_group_id=replication_group_id,
             replication_group_description=f"{replication_group_id}: Supabase cache",
             engine=ENGINE,
@@ -103,16 +109,20 @@ class ValkeyCache(Construct):
         )
         acknowledge(
             self.replication_group,
-            ("AwsSolutions::AwsSolutions-AEC5",
-             "6379 is the port the Supabase charts expect (k8s_charts.aws_values.redis_port); the group sits in "
-             "isolated subnets behind a security group with no default ingress, and TLS plus AUTH are required"),
+            (
+                "AwsSolutions::AwsSolutions-AEC5",
+                "6379 is the port the Supabase charts expect (k8s_charts.aws_values.redis_port); the group sits in "
+                "isolated subnets behind a security group with no default ingress, and TLS plus AUTH are required",
+            ),
         )
         if not self.failover:
             acknowledge(
                 self.replication_group,
-                ("AwsSolutions::AwsSolutions-AEC4",
-                 "config sets cache.replicas_per_shard 0 for this production: false environment to save cost; "
-                 "config.model requires a replica (and so Multi-AZ failover) in every production environment"),
+                (
+                    "AwsSolutions::AwsSolutions-AEC4",
+                    "config sets cache.replicas_per_shard 0 for this production: false environment to save cost; "
+                    "config.model requires a replica (and so Multi-AZ failover) in every production environment",
+                ),
             )
         self.primary_endpoint = self.replication_group.attr_primary_end_point_address
         self.reader_endpoint = self.replication_group.attr_reader_end_point_address

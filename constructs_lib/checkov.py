@@ -6,8 +6,8 @@ without a specific comment.
 
 from __future__ import annotations
 
-import jsii
 import aws_cdk as cdk
+import jsii
 from constructs import IConstruct, IValidation
 
 MIN_COMMENT_LENGTH = 40
@@ -34,9 +34,18 @@ FRAMEWORK_FUNCTION_MARKERS = (
     "LogRetentionaae0aa3c5b4d4f87b02d85b201efdd8a",
 )
 FRAMEWORK_FUNCTION_SKIPS = (
-    ("CKV_AWS_115", "CDK framework custom-resource handler: runs only during deploys, reserved concurrency adds nothing"),
-    ("CKV_AWS_116", "CDK framework custom-resource handler: invoked synchronously by CloudFormation, so a DLQ never receives events"),
-    ("CKV_AWS_117", "CDK framework custom-resource handler: calls only AWS APIs and is not part of the workload network"),
+    (
+        "CKV_AWS_115",
+        "CDK framework custom-resource handler: runs only during deploys, reserved concurrency adds nothing",
+    ),
+    (
+        "CKV_AWS_116",
+        "CDK framework custom-resource handler: invoked synchronously by CloudFormation, so a DLQ never receives events",
+    ),
+    (
+        "CKV_AWS_117",
+        "CDK framework custom-resource handler: calls only AWS APIs and is not part of the workload network",
+    ),
     ("CKV_AWS_173", "CDK framework custom-resource handler: its environment holds no secrets, only resource names"),
 )
 

@@ -50,7 +50,7 @@ _REPLICA_SINGLE_AZ = (
 
 
 def engine_version(version: str) -> rds.PostgresEngineVersion:
-    """"17.9" -> rds.PostgresEngineVersion.VER_17_9; config only admits versions CDK knows."""
+    """ "17.9" -> rds.PostgresEngineVersion.VER_17_9; config only admits versions CDK knows."""
     found = getattr(rds.PostgresEngineVersion, "VER_" + version.replace(".", "_"), None)
     if found is None:
         raise ValueError(f"aws-cdk-lib has no PostgresEngineVersion for {version}; upgrade aws-cdk-lib or the config")
@@ -58,7 +58,7 @@ def engine_version(version: str) -> rds.PostgresEngineVersion:
 
 
 def instance_type(instance_class: str) -> ec2.InstanceType:
-    """"db.r7g.large" -> InstanceType("r7g.large"): CDK adds the "db." prefix itself."""
+    """ "db.r7g.large" -> InstanceType("r7g.large"): CDK adds the "db." prefix itself."""
     return ec2.InstanceType(instance_class.removeprefix("db."))
 
 
@@ -113,29 +113,46 @@ class PostgresDatabase(Construct):
         # primary lacks, so outside production they simply go.
         removal = cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.SNAPSHOT
         replica_removal = cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY
-        pi_retention = rds.PerformanceInsightRetention.MONTHS_1 if production else rds.PerformanceInsightRetention.DEFAULT
+        pi_retention = (
+            rds.PerformanceInsightRetention.MONTHS_1 if production else rds.PerformanceInsightRetention.DEFAULT
+        )
 
         # No rules: the cluster stack admits its pods (see DataStack.allow_clients).
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
             description=f"{identifier}: PostgreSQL, reachable only from security groups granted explicitly",
         )
         self.subnet_group = rds.SubnetGroup(
-            self, "SubnetGroup", vpc=vpc, description=f"{identifier}: isolated subnets",
+            self,
+            "SubnetGroup",
+            vpc=vpc,
+            description=f"{identifier}: isolated subnets",
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
         )
         self.parameter_group = rds.ParameterGroup(
-            self, "Parameters", engine=engine, parameters=parameters(settings),
+            self,
+            "Parameters",
+            engine=engine,
+            parameters=parameters(settings),
             description=f"{identifier}: Supabase on RDS (logical replication, pg_tle, TLS only)",
         )
         self.monitoring_role = iam.Role(
-            self, "MonitoringRole", assumed_by=iam.ServicePrincipal("monitoring.rds.amazonaws.com"),
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonRDSEnhancedMonitoringRole")],
+            self,
+            "MonitoringRole",
+            assumed_by=iam.ServicePrincipal("monitoring.rds.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonRDSEnhancedMonitoringRole")
+            ],
         )
         acknowledge(
             self.monitoring_role,
-            ("AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
-             "AWS's documented policy for RDS enhanced monitoring: it only writes the RDSOSMetrics log group"),
+            (
+                "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+                "AWS's documented policy for RDS enhanced monitoring: it only writes the RDSOSMetrics log group",
+            ),
         )
 
         common = dict(
@@ -163,7 +180,8 @@ class PostgresDatabase(Construct):
         )
 
         self.instance = rds.DatabaseInstance(
-            self, "Primary",
+            self,
+            "Primary",
             instance_identifier=identifier,
             engine=engine,
             credentials=rds.Credentials.from_secret(master_secret),
@@ -185,17 +203,31 @@ class PostgresDatabase(Construct):
         self._acknowledge_port(self.cfn_instance)
         if not settings.multi_az:
             skip(self.cfn_instance, ("CKV_AWS_157", _NON_PRODUCTION.format(setting="database.multi_az")))
-            acknowledge(self.cfn_instance, *((rule, _NON_PRODUCTION.format(setting="database.multi_az")) for rule in (
-                "AwsSolutions::AwsSolutions-RDS3", "NIST.800.53.R5::NIST.800.53.R5-RDSMultiAZSupport")))
+            acknowledge(
+                self.cfn_instance,
+                *(
+                    (rule, _NON_PRODUCTION.format(setting="database.multi_az"))
+                    for rule in ("AwsSolutions::AwsSolutions-RDS3", "NIST.800.53.R5::NIST.800.53.R5-RDSMultiAZSupport")
+                ),
+            )
         if not settings.deletion_protection:
-            acknowledge(self.cfn_instance, *((rule, _NON_PRODUCTION.format(setting="database.deletion_protection")) for rule in (
-                "AwsSolutions::AwsSolutions-RDS10", "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled")))
+            acknowledge(
+                self.cfn_instance,
+                *(
+                    (rule, _NON_PRODUCTION.format(setting="database.deletion_protection"))
+                    for rule in (
+                        "AwsSolutions::AwsSolutions-RDS10",
+                        "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled",
+                    )
+                ),
+            )
 
         self.read_replicas: list[rds.DatabaseInstanceReadReplica] = []
         for n in range(1, settings.read_replicas + 1):
             replica_id = f"{identifier}-ro{n}"
             replica = rds.DatabaseInstanceReadReplica(
-                self, f"Replica{n}",
+                self,
+                f"Replica{n}",
                 instance_identifier=replica_id,
                 source_database_instance=self.instance,
                 # The replicas are the redundancy for reads; the primary is the Multi-AZ one.
@@ -214,21 +246,36 @@ class PostgresDatabase(Construct):
                 ("AwsSolutions::AwsSolutions-RDS2", _REPLICA_ENCRYPTION),
                 ("AwsSolutions::AwsSolutions-RDS3", _REPLICA_SINGLE_AZ),
                 ("NIST.800.53.R5::NIST.800.53.R5-RDSMultiAZSupport", _REPLICA_SINGLE_AZ),
-                ("NIST.800.53.R5::NIST.800.53.R5-RDSInBackupPlan",
-                 "read replica: AWS Backup protects the primary, whose recovery points contain everything a replica holds"),
-                ("NIST.800.53.R5::NIST.800.53.R5-RDSInstanceBackupEnabled",
-                 "read replica: automated backups run on the primary (and are replicated to the DR region there)"),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-RDSInBackupPlan",
+                    "read replica: AWS Backup protects the primary, whose recovery points contain everything a replica holds",
+                ),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceBackupEnabled",
+                    "read replica: automated backups run on the primary (and are replicated to the DR region there)",
+                ),
             )
             skip(cfn_replica, ("CKV_AWS_16", _REPLICA_ENCRYPTION), ("CKV_AWS_157", _REPLICA_SINGLE_AZ))
             # `common` gives the replicas the primary's deletion protection, so they need the
             # same acknowledgement when it is off.
             if not settings.deletion_protection:
-                acknowledge(cfn_replica, *((rule, _NON_PRODUCTION.format(setting="database.deletion_protection")) for rule in (
-                    "AwsSolutions::AwsSolutions-RDS10", "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled")))
+                acknowledge(
+                    cfn_replica,
+                    *(
+                        (rule, _NON_PRODUCTION.format(setting="database.deletion_protection"))
+                        for rule in (
+                            "AwsSolutions::AwsSolutions-RDS10",
+                            "NIST.800.53.R5::NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled",
+                        )
+                    ),
+                )
             self.read_replicas.append(replica)
 
         self.rotation_security_group = ec2.SecurityGroup(
-            self, "RotationSecurityGroup", vpc=vpc, allow_all_outbound=False,
+            self,
+            "RotationSecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
             description=f"{identifier}: master password rotation function",
         )
         self.rotation_security_group.add_egress_rule(
@@ -256,7 +303,8 @@ class PostgresDatabase(Construct):
         # retention, instead of creating unencrypted, never-expiring ones itself.
         for log in LOG_EXPORTS:
             group = logs.LogGroup(
-                self, f"{owner.node.id}Log-{log}",
+                self,
+                f"{owner.node.id}Log-{log}",
                 log_group_name=f"/aws/rds/instance/{instance_id}/{log}",
                 encryption_key=key,
                 retention=retention(days),
@@ -268,7 +316,9 @@ class PostgresDatabase(Construct):
     def _acknowledge_port(cfn: cdk.CfnResource) -> None:
         acknowledge(
             cfn,
-            ("AwsSolutions::AwsSolutions-RDS11",
-             "5432 is the port every Supabase component and PgBouncer expect (k8s_charts.aws_values.db_port); "
-             "the instance sits in isolated subnets behind a security group with no default ingress"),
+            (
+                "AwsSolutions::AwsSolutions-RDS11",
+                "5432 is the port every Supabase component and PgBouncer expect (k8s_charts.aws_values.db_port); "
+                "the instance sits in isolated subnets behind a security group with no default ingress",
+            ),
         )

@@ -72,12 +72,14 @@ def falco_queue_name(project: str, env_name: str) -> str:
 def rbac_manifests() -> list[dict]:
     return [
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
             "metadata": {"name": CLUSTER_ROLE, "labels": {"app.kubernetes.io/managed-by": "cdk"}},
             "rules": [dict(rule) for rule in RBAC_RULES],
         },
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
             "metadata": {"name": CLUSTER_ROLE, "labels": {"app.kubernetes.io/managed-by": "cdk"}},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": K8S_GROUP}],
@@ -103,65 +105,125 @@ class IncidentResponse(Construct):
         super().__init__(scope, id_)
         stack = cdk.Stack.of(self)
 
-        self.key = kms.Key(self, "Key", description=f"{name}: incident response logs and function settings",
-                           enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.DESTROY,
-                           pending_window=cdk.Duration.days(7))
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-            )}},
-        ))
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{name}: incident response logs and function settings",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
         # SQS-managed encryption: EventBridge, Lambda and falcosidekick write without a KMS grant.
         self.dead_letter_queue = sqs.Queue(
-            self, "DeadLetterQueue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
             retention_period=DLQ_RETENTION,
         )
         self.falco_queue = sqs.Queue(
-            self, "FalcoQueue", queue_name=falco_queue, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=FALCO_QUEUE_MAX_RECEIVES),
+            self,
+            "FalcoQueue",
+            queue_name=falco_queue,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=FALCO_QUEUE_MAX_RECEIVES
+            ),
         )
 
         for queue in (self.dead_letter_queue, self.falco_queue):
-            skip(queue.node.default_child, ("CKV_AWS_27",
-                 "encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled: true); the check only recognises "
-                 "KmsMasterKeyId"))
+            skip(
+                queue.node.default_child,
+                (
+                    "CKV_AWS_27",
+                    "encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled: true); the check only recognises "
+                    "KmsMasterKeyId",
+                ),
+            )
 
-        self.log_group = logs.LogGroup(self, "Logs", encryption_key=self.key, retention=retention(log_retention_days),
-                                       removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            encryption_key=self.key,
+            retention=retention(log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         self.policy = iam.ManagedPolicy(
-            self, "Policy", description="Incident response: find the cluster, report to the alerts topic",
+            self,
+            "Policy",
+            description="Incident response: find the cluster, report to the alerts topic",
             statements=[
-                iam.PolicyStatement(sid="FindCluster", actions=["eks:DescribeCluster"], resources=[cluster.cluster_arn]),
+                iam.PolicyStatement(
+                    sid="FindCluster", actions=["eks:DescribeCluster"], resources=[cluster.cluster_arn]
+                ),
                 iam.PolicyStatement(sid="Report", actions=["sns:Publish"], resources=[topic.topic_arn]),
-                iam.PolicyStatement(sid="Logs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                    resources=[self.log_group.log_group_arn]),
+                iam.PolicyStatement(
+                    sid="Logs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[self.log_group.log_group_arn],
+                ),
             ],
         )
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             managed_policies=[self.policy],
-                             description=f"{name}: quarantine pods named by GuardDuty or Falco")
-        acknowledge(self.role, (f"AwsSolutions::AwsSolutions-IAM4[Policy::{VPC_POLICY}]",
-                                "AWS's policy for the ENIs of a VPC function; the function must be in the VPC to reach "
-                                "the cluster's private API endpoint"))
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[self.policy],
+            description=f"{name}: quarantine pods named by GuardDuty or Falco",
+        )
+        acknowledge(
+            self.role,
+            (
+                f"AwsSolutions::AwsSolutions-IAM4[Policy::{VPC_POLICY}]",
+                "AWS's policy for the ENIs of a VPC function; the function must be in the VPC to reach "
+                "the cluster's private API endpoint",
+            ),
+        )
 
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
             description=f"{name}: incident response to the EKS API and the VPC interface endpoints",
         )
-        self.security_group.add_egress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443),
-                                            "EKS private API endpoint and interface endpoints (EKS, SNS)")
+        self.security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block),
+            ec2.Port.tcp(443),
+            "EKS private API endpoint and interface endpoints (EKS, SNS)",
+        )
         self.api_ingress = ec2.CfnSecurityGroupIngress(
-            self, "ToClusterApi", group_id=cluster_security_group_id,
+            self,
+            "ToClusterApi",
+            group_id=cluster_security_group_id,
             source_security_group_id=self.security_group.security_group_id,
-            ip_protocol="tcp", from_port=443, to_port=443,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
             description=f"{name}: incident response function to the Kubernetes API",
         )
 
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             description="Quarantines pods named by high-severity GuardDuty findings and critical Falco alerts",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
@@ -187,39 +249,56 @@ class IncidentResponse(Construct):
         )
         acknowledge(
             self.role.node.find_child("DefaultPolicy").node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-             "CDK-generated grants of the function's own settings: X-Ray segments, sqs:SendMessage to its DLQ, "
-             "kms:Decrypt of its environment key"),
-            ("AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-             "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions"),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK-generated grants of the function's own settings: X-Ray segments, sqs:SendMessage to its DLQ, "
+                "kms:Decrypt of its environment key",
+            ),
+            (
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions",
+            ),
         )
         acknowledge_unreserved_concurrency(
-            self.function.node.default_child, why_safe="each invocation patches one pod and one NetworkPolicy")
+            self.function.node.default_child, why_safe="each invocation patches one pod and one NetworkPolicy"
+        )
 
         self.access_entry = eks.CfnAccessEntry(
-            self, "AccessEntry", cluster_name=cluster.cluster_name, principal_arn=self.role.role_arn,
-            type="STANDARD", kubernetes_groups=[K8S_GROUP],
+            self,
+            "AccessEntry",
+            cluster_name=cluster.cluster_name,
+            principal_arn=self.role.role_arn,
+            type="STANDARD",
+            kubernetes_groups=[K8S_GROUP],
         )
         self.rbac = eks.KubernetesManifest(self, "Rbac", cluster=cluster, manifest=rbac_manifests(), overwrite=True)
 
-        target = targets.LambdaFunction(self.function, dead_letter_queue=self.dead_letter_queue,
-                                        max_event_age=EVENT_MAX_AGE, retry_attempts=4)
+        target = targets.LambdaFunction(
+            self.function, dead_letter_queue=self.dead_letter_queue, max_event_age=EVENT_MAX_AGE, retry_attempts=4
+        )
         self.guardduty_rule = events.Rule(
-            self, "GuardDutyHighSeverity",
+            self,
+            "GuardDutyHighSeverity",
             description=f"GuardDuty findings of severity {GUARDDUTY_MIN_SEVERITY:g} or more",
             event_pattern=events.EventPattern(
-                source=["aws.guardduty"], detail_type=["GuardDuty Finding"],
+                source=["aws.guardduty"],
+                detail_type=["GuardDuty Finding"],
                 detail={"severity": events.Match.greater_than_or_equal(GUARDDUTY_MIN_SEVERITY)},
             ),
             targets=[targets.SnsTopic(topic, dead_letter_queue=self.dead_letter_queue), target],
         )
         self.falco_rule = events.Rule(
-            self, "FalcoCritical",
+            self,
+            "FalcoCritical",
             description="Falco alerts of priority Critical, Alert or Emergency",
             event_pattern=events.EventPattern(
-                source=[FALCO_EVENT_SOURCE], detail_type=[FALCO_DETAIL_TYPE],
-                detail={"priority": events.Match.any_of(
-                    *(events.Match.equals_ignore_case(p) for p in sorted(FALCO_PRIORITIES)))},
+                source=[FALCO_EVENT_SOURCE],
+                detail_type=[FALCO_DETAIL_TYPE],
+                detail={
+                    "priority": events.Match.any_of(
+                        *(events.Match.equals_ignore_case(p) for p in sorted(FALCO_PRIORITIES))
+                    )
+                },
             ),
             targets=[target],
         )
@@ -229,34 +308,43 @@ class IncidentResponse(Construct):
         stack = cdk.Stack.of(self)
         default_bus = stack.format_arn(service="events", resource="event-bus", resource_name="default")
         self.pipe_role = iam.Role(
-            self, "PipeRole",
-            assumed_by=iam.ServicePrincipal("pipes.amazonaws.com", conditions={
-                "StringEquals": {"aws:SourceAccount": stack.account}}),
+            self,
+            "PipeRole",
+            assumed_by=iam.ServicePrincipal(
+                "pipes.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
             description=f"{name}: move Falco alerts from the queue onto the default event bus",
         )
         self.pipe_policy = iam.ManagedPolicy(
-            self, "PipePolicy", roles=[self.pipe_role],
+            self,
+            "PipePolicy",
+            roles=[self.pipe_role],
             description="Read the Falco queue, put events on the default bus",
             statements=[
-                iam.PolicyStatement(sid="ReadQueue",
-                                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                                    resources=[self.falco_queue.queue_arn]),
+                iam.PolicyStatement(
+                    sid="ReadQueue",
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    resources=[self.falco_queue.queue_arn],
+                ),
                 iam.PolicyStatement(sid="PutEvents", actions=["events:PutEvents"], resources=[default_bus]),
             ],
         )
         self.pipe = pipes.CfnPipe(
-            self, "FalcoPipe",
+            self,
+            "FalcoPipe",
             description="Falco alerts (falcosidekick SQS output) to the default event bus",
             role_arn=self.pipe_role.role_arn,
             source=self.falco_queue.queue_arn,
             source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
-                sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(batch_size=1)),
+                sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(batch_size=1)
+            ),
             target=default_bus,
             target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
                 # The body is falcosidekick's JSON payload; Pipes parses it, so it becomes `detail`.
                 input_template="<$.body>",
                 event_bridge_event_bus_parameters=pipes.CfnPipe.PipeTargetEventBridgeEventBusParametersProperty(
-                    source=FALCO_EVENT_SOURCE, detail_type=FALCO_DETAIL_TYPE),
+                    source=FALCO_EVENT_SOURCE, detail_type=FALCO_DETAIL_TYPE
+                ),
             ),
         )
         self.pipe.node.add_dependency(self.pipe_policy)

@@ -15,11 +15,16 @@ from aws_cdk import aws_kms as kms
 
 def admit_cloudwatch_logs(key: kms.Key) -> None:
     stack = cdk.Stack.of(key)
-    key.add_to_resource_policy(iam.PolicyStatement(
-        sid="CloudWatchLogsEncryptsThisAccountsLogGroups",
-        principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-        actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-        resources=["*"],
-        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"}},
-    ))
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchLogsEncryptsThisAccountsLogGroups",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"
+                }
+            },
+        )
+    )

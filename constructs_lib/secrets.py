@@ -78,7 +78,8 @@ class SupabaseSecrets(Construct):
         self.secrets: dict[str, secretsmanager.ISecret] = {}
 
         self.master = rds.DatabaseSecret(
-            self, "DbMaster",
+            self,
+            "DbMaster",
             username=MASTER_USER,
             dbname="postgres",
             secret_name=self._name(SecretKeys.DB_MASTER),
@@ -92,7 +93,8 @@ class SupabaseSecrets(Construct):
         self.roles: dict[str, secretsmanager.Secret] = {}
         for role in LOGIN_ROLES:
             secret = self._generated(
-                role.secret_key, f"Role-{role.name}",
+                role.secret_key,
+                f"Role-{role.name}",
                 description=f"PostgreSQL login role {role.name} ({role.used_by}); the bootstrap job sets its password from here",
                 spec=generator(template={"username": role.name}, key="password", length=PASSWORD_LENGTH),
                 unrotated=f"password of database role {role.name}, set in PostgreSQL by the bootstrap job from this secret",
@@ -101,13 +103,15 @@ class SupabaseSecrets(Construct):
 
         self.jwt_generator = generator(template={}, key="secret", length=JWT_SECRET_LENGTH)
         self.jwt = self._generated(
-            SecretKeys.JWT, "Jwt",
+            SecretKeys.JWT,
+            "Jwt",
             description="Signs every Supabase JWT; changing it requires re-minting the API keys (automatic) and restarting consumers",
             spec=self.jwt_generator,
             unrotated="JWT signing secret: rotating it ends every user session, so it is rotated deliberately by an operator",
         )
         self.api_keys = self._fixed(
-            SecretKeys.API_KEYS, "ApiKeys",
+            SecretKeys.API_KEYS,
+            "ApiKeys",
             description="anon_key and service_role_key, minted from the JWT secret by the api-keys custom resource; do not edit",
             # Empty until the mint custom resource (created right after) writes the keys; the
             # template value never changes, so later deployments do not overwrite them.
@@ -115,33 +119,42 @@ class SupabaseSecrets(Construct):
             unrotated="anon/service_role keys are re-minted by the mint function whenever the JWT secret changes",
         )
         self.meta = self._generated(
-            SecretKeys.META, "Meta",
+            SecretKeys.META,
+            "Meta",
             description="postgres-meta / Studio CRYPTO_KEY",
             spec=generator(template={}, key="crypto_key", length=META_CRYPTO_KEY_LENGTH),
             unrotated="postgres-meta crypto key, which encrypts connection strings Studio stores",
         )
         self.dashboard = self._generated(
-            SecretKeys.DASHBOARD, "Dashboard",
+            SecretKeys.DASHBOARD,
+            "Dashboard",
             description="Studio basic-auth credentials enforced by Kong",
             spec=generator(template={"username": DASHBOARD_USER}, key="password", length=PASSWORD_LENGTH),
             unrotated="Studio basic-auth password checked by Kong",
         )
         self.redis = self._generated(
-            SecretKeys.REDIS, "Redis",
+            SecretKeys.REDIS,
+            "Redis",
             description="AUTH token of the Valkey replication group",
             spec=generator(template={}, key="auth_token", length=REDIS_AUTH_TOKEN_LENGTH),
             unrotated="Valkey AUTH token, read by ElastiCache at deploy time; rotation uses ElastiCache's AuthTokenUpdateStrategy ROTATE",
         )
         self.realtime = self._realtime()
         self.smtp = self._fixed(
-            SecretKeys.SMTP, "Smtp",
+            SecretKeys.SMTP,
+            "Smtp",
             description=(
                 "SES SMTP credentials for GoTrue. Operator action: create SMTP credentials in the SES console "
                 "(or use another SMTP provider) and put username/password here; host and port are prefilled."
             ),
             # Deliberately no IAM user in CDK: SES SMTP passwords derive from a long-lived
             # access key, which would then live in CloudFormation's hands.
-            value={"username": "", "password": "", "host": f"email-smtp.{env.region}.amazonaws.com", "port": SES_SMTP_PORT},
+            value={
+                "username": "",
+                "password": "",
+                "host": f"email-smtp.{env.region}.amazonaws.com",
+                "port": SES_SMTP_PORT,
+            },
             unrotated="SES SMTP credentials are issued outside CDK by an operator, who rotates them in SES",
         )
 
@@ -158,17 +171,29 @@ class SupabaseSecrets(Construct):
         self.secrets[key] = secret
         return secret
 
-    def _generated(self, key: str, id_: str, *, description: str, spec: secretsmanager.SecretStringGenerator,
-                   unrotated: str) -> secretsmanager.Secret:
+    def _generated(
+        self, key: str, id_: str, *, description: str, spec: secretsmanager.SecretStringGenerator, unrotated: str
+    ) -> secretsmanager.Secret:
         secret = secretsmanager.Secret(
-            self, id_, secret_name=self._name(key), description=description, encryption_key=self._key,
-            generate_secret_string=spec, replica_regions=self._replicas,
+            self,
+            id_,
+            secret_name=self._name(key),
+            description=description,
+            encryption_key=self._key,
+            generate_secret_string=spec,
+            replica_regions=self._replicas,
         )
         return self._register(key, secret, unrotated)
 
-    def _fixed(self, key: str, id_: str, *, description: str, value: Mapping[str, str], unrotated: str) -> secretsmanager.Secret:
+    def _fixed(
+        self, key: str, id_: str, *, description: str, value: Mapping[str, str], unrotated: str
+    ) -> secretsmanager.Secret:
         secret = secretsmanager.Secret(
-            self, id_, secret_name=self._name(key), description=description, encryption_key=self._key,
+            self,
+            id_,
+            secret_name=self._name(key),
+            description=description,
+            encryption_key=self._key,
             # Not secret material: empty fields for the operator or the mint function to fill.
             secret_string_value=cdk.SecretValue.unsafe_plain_text(json.dumps(dict(value), sort_keys=True)),
             replica_regions=self._replicas,
@@ -182,7 +207,8 @@ class SupabaseSecrets(Construct):
         fields: dict[str, cdk.SecretValue] = {}
         for field, length in REALTIME_FIELDS.items():
             part = self._generated(
-                f"{SecretKeys.REALTIME}/parts/{field}", f"RealtimePart-{field}",
+                f"{SecretKeys.REALTIME}/parts/{field}",
+                f"RealtimePart-{field}",
                 description=f"Generated Realtime {field}; assembled into {self._name(SecretKeys.REALTIME)}",
                 spec=generator(template={}, key="value", length=length),
                 unrotated=f"source of Realtime's {field}, copied into the realtime secret at deploy time",
@@ -190,11 +216,16 @@ class SupabaseSecrets(Construct):
             self.secrets.pop(f"{SecretKeys.REALTIME}/parts/{field}")
             fields[field] = cdk.SecretValue.secrets_manager(part.secret_arn, json_field="value")
         secret = secretsmanager.Secret(
-            self, "Realtime", secret_name=self._name(SecretKeys.REALTIME), encryption_key=self._key,
+            self,
+            "Realtime",
+            secret_name=self._name(SecretKeys.REALTIME),
+            encryption_key=self._key,
             description="Realtime SECRET_KEY_BASE, DB_ENC_KEY and METRICS_JWT_SECRET",
-            secret_object_value=fields, replica_regions=self._replicas,
+            secret_object_value=fields,
+            replica_regions=self._replicas,
         )
         return self._register(
-            SecretKeys.REALTIME, secret,
+            SecretKeys.REALTIME,
+            secret,
             "Realtime keys; DB_ENC_KEY encrypts tenant settings stored in the database, so it must not change under it",
         )

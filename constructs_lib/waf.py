@@ -7,7 +7,7 @@ distribution and REGIONAL on the load balancer controller's ALB.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -33,36 +33,42 @@ MANAGED_RULE_GROUPS = (
 )
 
 
-class WafScope(str, Enum):
+class WafScope(StrEnum):
     REGIONAL = "REGIONAL"
     CLOUDFRONT = "CLOUDFRONT"
 
 
-def _visibility(metric_name: str) -> _Acl.VisibilityConfigProperty:
+def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return _Acl.VisibilityConfigProperty(
-        cloud_watch_metrics_enabled=True, metric_name=metric_name, sampled_requests_enabled=True,
+        cloud_watch_metrics_enabled=True,
+        metric_name=metric_name,
+        sampled_requests_enabled=True,
     )
 
 
-def _path_starts_with(prefix: str) -> _Acl.StatementProperty:
-    return _Acl.StatementProperty(byte_match_statement=_Acl.ByteMatchStatementProperty(
-        field_to_match=_Acl.FieldToMatchProperty(uri_path={}),
-        positional_constraint="STARTS_WITH",
-        search_string=prefix,
-        text_transformations=[_Acl.TextTransformationProperty(priority=0, type="NONE")],
-    ))
+def _path_starts_with(prefix: str) -> wafv2.CfnWebACL.StatementProperty:
+    return _Acl.StatementProperty(
+        byte_match_statement=_Acl.ByteMatchStatementProperty(
+            field_to_match=_Acl.FieldToMatchProperty(uri_path={}),
+            positional_constraint="STARTS_WITH",
+            search_string=prefix,
+            text_transformations=[_Acl.TextTransformationProperty(priority=0, type="NONE")],
+        )
+    )
 
 
-def _host_is(host: str) -> _Acl.StatementProperty:
-    return _Acl.StatementProperty(byte_match_statement=_Acl.ByteMatchStatementProperty(
-        field_to_match=_Acl.FieldToMatchProperty(single_header={"Name": "host"}),
-        positional_constraint="EXACTLY",
-        search_string=host,
-        text_transformations=[_Acl.TextTransformationProperty(priority=0, type="LOWERCASE")],
-    ))
+def _host_is(host: str) -> wafv2.CfnWebACL.StatementProperty:
+    return _Acl.StatementProperty(
+        byte_match_statement=_Acl.ByteMatchStatementProperty(
+            field_to_match=_Acl.FieldToMatchProperty(single_header={"Name": "host"}),
+            positional_constraint="EXACTLY",
+            search_string=host,
+            text_transformations=[_Acl.TextTransformationProperty(priority=0, type="LOWERCASE")],
+        )
+    )
 
 
-def _not(statement: _Acl.StatementProperty) -> _Acl.StatementProperty:
+def _not(statement: wafv2.CfnWebACL.StatementProperty) -> wafv2.CfnWebACL.StatementProperty:
     return _Acl.StatementProperty(not_statement=_Acl.NotStatementProperty(statement=statement))
 
 
@@ -92,14 +98,20 @@ class SupabaseWebAcl(Construct):
                 name="RateLimitPerIp",
                 priority=0,
                 action=_Acl.RuleActionProperty(block={}),
-                statement=_Acl.StatementProperty(rate_based_statement=_Acl.RateBasedStatementProperty(
-                    aggregate_key_type="IP", limit=rate_limit_per_5min, evaluation_window_sec=300,
-                )),
+                statement=_Acl.StatementProperty(
+                    rate_based_statement=_Acl.RateBasedStatementProperty(
+                        aggregate_key_type="IP",
+                        limit=rate_limit_per_5min,
+                        evaluation_window_sec=300,
+                    )
+                ),
                 visibility_config=_visibility(f"{name}-rate-limit"),
             ),
             self._managed("AWSManagedRulesAmazonIpReputationList", 10, name),
             self._managed(
-                "AWSManagedRulesCommonRuleSet", 20, name,
+                "AWSManagedRulesCommonRuleSet",
+                20,
+                name,
                 # Counted (not blocked) so that it only labels the request; the next rule
                 # blocks oversized bodies everywhere except under the upload path.
                 count=("SizeRestrictions_BODY",),
@@ -108,17 +120,26 @@ class SupabaseWebAcl(Construct):
                 name="OversizedBodyOutsideStorage",
                 priority=30,
                 action=_Acl.RuleActionProperty(block={}),
-                statement=_Acl.StatementProperty(and_statement=_Acl.AndStatementProperty(statements=[
-                    _Acl.StatementProperty(label_match_statement=_Acl.LabelMatchStatementProperty(
-                        key=SIZE_RESTRICTIONS_BODY_LABEL, scope="LABEL",
-                    )),
-                    _not(_path_starts_with(UPLOAD_PATH_PREFIX)),
-                ])),
+                statement=_Acl.StatementProperty(
+                    and_statement=_Acl.AndStatementProperty(
+                        statements=[
+                            _Acl.StatementProperty(
+                                label_match_statement=_Acl.LabelMatchStatementProperty(
+                                    key=SIZE_RESTRICTIONS_BODY_LABEL,
+                                    scope="LABEL",
+                                )
+                            ),
+                            _not(_path_starts_with(UPLOAD_PATH_PREFIX)),
+                        ]
+                    )
+                ),
                 visibility_config=_visibility(f"{name}-oversized-body"),
             ),
             self._managed("AWSManagedRulesKnownBadInputsRuleSet", 40, name),
             self._managed(
-                "AWSManagedRulesSQLiRuleSet", 50, name,
+                "AWSManagedRulesSQLiRuleSet",
+                50,
+                name,
                 scope_down=_not(_host_is(sql_console_host)) if sql_console_host else None,
             ),
         ]
@@ -136,7 +157,9 @@ class SupabaseWebAcl(Construct):
         # WAF only delivers to log groups whose name starts with aws-waf-logs-.
         log_group_name = f"aws-waf-logs-{name}"
         log_group_arn = stack.format_arn(
-            service="logs", resource="log-group", resource_name=log_group_name,
+            service="logs",
+            resource="log-group",
+            resource_name=log_group_name,
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         self.log_key = kms.Key(
@@ -146,13 +169,15 @@ class SupabaseWebAcl(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.log_key.add_to_resource_policy(iam.PolicyStatement(
-            sid="CloudWatchLogsForThisLogGroup",
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            resources=["*"],
-            conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
-        ))
+        self.log_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsForThisLogGroup",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+            )
+        )
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
@@ -174,20 +199,29 @@ class SupabaseWebAcl(Construct):
         self.logging_configuration.node.add_dependency(self.log_group)
 
     @staticmethod
-    def _managed(group: str, priority: int, acl_name: str, *, count: tuple[str, ...] = (),
-                 scope_down: _Acl.StatementProperty | None = None) -> _Acl.RuleProperty:
+    def _managed(
+        group: str,
+        priority: int,
+        acl_name: str,
+        *,
+        count: tuple[str, ...] = (),
+        scope_down: wafv2.CfnWebACL.StatementProperty | None = None,
+    ) -> wafv2.CfnWebACL.RuleProperty:
         return _Acl.RuleProperty(
             name=group,
             priority=priority,
             override_action=_Acl.OverrideActionProperty(none={}),
-            statement=_Acl.StatementProperty(managed_rule_group_statement=_Acl.ManagedRuleGroupStatementProperty(
-                vendor_name="AWS",
-                name=group,
-                rule_action_overrides=[
-                    _Acl.RuleActionOverrideProperty(name=rule, action_to_use=_Acl.RuleActionProperty(count={}))
-                    for rule in count
-                ] or None,
-                scope_down_statement=scope_down,
-            )),
+            statement=_Acl.StatementProperty(
+                managed_rule_group_statement=_Acl.ManagedRuleGroupStatementProperty(
+                    vendor_name="AWS",
+                    name=group,
+                    rule_action_overrides=[
+                        _Acl.RuleActionOverrideProperty(name=rule, action_to_use=_Acl.RuleActionProperty(count={}))
+                        for rule in count
+                    ]
+                    or None,
+                    scope_down_statement=scope_down,
+                )
+            ),
             visibility_config=_visibility(f"{acl_name}-{group}"),
         )

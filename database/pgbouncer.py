@@ -18,12 +18,22 @@ MIB = 1024**2
 
 # Total memory (GiB) of each class in config.model.RDS_INSTANCE_CLASSES.
 INSTANCE_MEMORY_GIB: dict[str, int] = {
-    "db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t4g.large": 8,
-    "db.t4g.xlarge": 16, "db.t4g.2xlarge": 32,
-    **{f"db.{f}.{s}": g for f in ("m7g", "m8g")
-       for s, g in (("large", 8), ("xlarge", 16), ("2xlarge", 32), ("4xlarge", 64), ("8xlarge", 128))},
-    **{f"db.{f}.{s}": g for f in ("r7g", "r8g")
-       for s, g in (("large", 16), ("xlarge", 32), ("2xlarge", 64), ("4xlarge", 128), ("8xlarge", 256))},
+    "db.t4g.micro": 1,
+    "db.t4g.small": 2,
+    "db.t4g.medium": 4,
+    "db.t4g.large": 8,
+    "db.t4g.xlarge": 16,
+    "db.t4g.2xlarge": 32,
+    **{
+        f"db.{f}.{s}": g
+        for f in ("m7g", "m8g")
+        for s, g in (("large", 8), ("xlarge", 16), ("2xlarge", 32), ("4xlarge", 64), ("8xlarge", 128))
+    },
+    **{
+        f"db.{f}.{s}": g
+        for f in ("r7g", "r8g")
+        for s, g in (("large", 16), ("xlarge", 32), ("2xlarge", 64), ("4xlarge", 128), ("8xlarge", 256))
+    },
 }
 
 # DBInstanceClassMemory is the memory left to PostgreSQL after the OS and RDS agents, so
@@ -121,8 +131,9 @@ def render_ini(
     PostgREST needs PGRST_DB_PREPARED_STATEMENTS=false; Realtime, and the migrations of
     GoTrue and Storage, connect to the database directly.
     """
-    sizes = pool_sizes(instance_class=instance_class, pgbouncer_replicas=replicas,
-                       server_max_connections=server_max_connections)
+    sizes = pool_sizes(
+        instance_class=instance_class, pgbouncer_replicas=replicas, server_max_connections=server_max_connections
+    )
     client_limit = max_client_conn if max_client_conn is not None else max(1000, 20 * sizes.per_pod_server_connections)
     settings: list[tuple[str, object, str]] = [
         ("listen_addr", listen_addr, ""),
@@ -130,14 +141,22 @@ def render_ini(
         ("unix_socket_dir", "", "no socket: the root filesystem is read-only and clients come over TCP"),
         ("pool_mode", "transaction", "a server connection per transaction, not per client: many clients, few backends"),
         ("auth_type", "scram-sha-256", "the RDS users' own verifier type; no md5 anywhere"),
-        ("auth_file", auth_file, "rendered from Secrets Manager; the RDS master cannot read pg_authid, so no auth_query"),
+        (
+            "auth_file",
+            auth_file,
+            "rendered from Secrets Manager; the RDS master cannot read pg_authid, so no auth_query",
+        ),
         ("admin_users", "pgbouncer", "PAUSE/RESUME/RELOAD during maintenance"),
         ("stats_users", "pgbouncer", "the exporter reads SHOW STATS/POOLS with it"),
         ("max_client_conn", client_limit, "client sockets are cheap; the pod's nofile limit must exceed this"),
         ("default_pool_size", sizes.default_pool_size, "derived from the instance class (database.pgbouncer)"),
         ("reserve_pool_size", sizes.reserve_pool_size, "absorbs bursts before clients queue"),
         ("reserve_pool_timeout", 3, ""),
-        ("max_db_connections", sizes.per_pod_server_connections, "hard cap per database and pod: the pods together stay inside max_connections"),
+        (
+            "max_db_connections",
+            sizes.per_pod_server_connections,
+            "hard cap per database and pod: the pods together stay inside max_connections",
+        ),
         ("server_tls_sslmode", server_tls_sslmode, "RDS enforces TLS (rds.force_ssl=1)"),
         ("server_tls_protocols", "secure", ""),
         ("server_connect_timeout", 5, "an in-VPC connect is milliseconds; fail over quickly instead of waiting 15 s"),
@@ -148,8 +167,11 @@ def render_ini(
         ("query_wait_timeout", 30, "a request queued 30 s for a backend has already failed for its user"),
         ("idle_transaction_timeout", 60, "a client idle in a transaction pins a backend; cut it loose"),
         ("client_login_timeout", 15, ""),
-        ("ignore_startup_parameters", "extra_float_digits,search_path",
-         "sent by JDBC/Node clients and some Supabase URLs; roles carry their search_path server-side"),
+        (
+            "ignore_startup_parameters",
+            "extra_float_digits,search_path",
+            "sent by JDBC/Node clients and some Supabase URLs; roles carry their search_path server-side",
+        ),
         ("application_name_add_host", 1, "shows the client pod in pg_stat_activity"),
         ("log_connections", 0, "per-connection lines drown the log at API connection rates; the exporter counts them"),
         ("log_disconnections", 0, ""),
@@ -175,6 +197,7 @@ def render_ini(
 
 def render_userlist(users: dict[str, str]) -> str:
     """auth_file lines `"user" "password"`; a double quote inside is written twice."""
+
     def quote(value: str) -> str:
         return '"' + value.replace('"', '""') + '"'
 

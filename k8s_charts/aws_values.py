@@ -41,8 +41,9 @@ class AwsValues:
     kubernetes_version: str
 
 
-def from_config(cfg: OrgConfig, env_name: str, *, certificate_arn: str | None = None,
-                waf_acl_arn: str | None = None) -> AwsValues:
+def from_config(
+    cfg: OrgConfig, env_name: str, *, certificate_arn: str | None = None, waf_acl_arn: str | None = None
+) -> AwsValues:
     env = cfg.environments[env_name]
     partition_region = f"arn:aws:{{}}:{env.region}:{env.account.id}"
     return AwsValues(

@@ -15,8 +15,15 @@ from constructs import Construct
 _HEADER = ("apiVersion", "kind", "metadata")
 
 
-def api_object(scope: Construct, id_: str, *, api_version: str, kind: str,
-               metadata: cdk8s.ApiObjectMetadata | Mapping[str, Any], body: Mapping[str, Any]) -> cdk8s.ApiObject:
+def api_object(
+    scope: Construct,
+    id_: str,
+    *,
+    api_version: str,
+    kind: str,
+    metadata: cdk8s.ApiObjectMetadata | Mapping[str, Any],
+    body: Mapping[str, Any],
+) -> cdk8s.ApiObject:
     obj = cdk8s.ApiObject(scope, id_, api_version=api_version, kind=kind, metadata=metadata)
     for key, value in body.items():
         obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
@@ -26,7 +33,10 @@ def api_object(scope: Construct, id_: str, *, api_version: str, kind: str,
 def from_manifest(scope: Construct, manifest: Mapping[str, Any]) -> cdk8s.ApiObject:
     """A complete manifest dict as an object with id `<kind>-<name>`."""
     return api_object(
-        scope, f"{manifest['kind']}-{manifest['metadata']['name']}",
-        api_version=manifest["apiVersion"], kind=manifest["kind"], metadata=manifest["metadata"],
+        scope,
+        f"{manifest['kind']}-{manifest['metadata']['name']}",
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
         body={k: v for k, v in manifest.items() if k not in _HEADER},
     )

@@ -20,17 +20,30 @@ from config.naming import execution_policy_arn
 
 def commands(cfg: OrgConfig) -> list[list[str]]:
     tooling = cfg.organization.tooling.id
-    result = [[
-        "npx", "cdk", "bootstrap", f"aws://{tooling}/{cfg.organization.tooling_region}",
-        "--cloudformation-execution-policies", "arn:aws:iam::aws:policy/AdministratorAccess",
-    ]]
+    result = [
+        [
+            "npx",
+            "cdk",
+            "bootstrap",
+            f"aws://{tooling}/{cfg.organization.tooling_region}",
+            "--cloudformation-execution-policies",
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+        ]
+    ]
     for env in cfg.environments.values():
         for region in sorted({env.region, env.dr_region, "us-east-1"}):
-            result.append([
-                "npx", "cdk", "bootstrap", f"aws://{env.account.id}/{region}",
-                "--trust", tooling,
-                "--cloudformation-execution-policies", execution_policy_arn(env.account.id),
-            ])
+            result.append(
+                [
+                    "npx",
+                    "cdk",
+                    "bootstrap",
+                    f"aws://{env.account.id}/{region}",
+                    "--trust",
+                    tooling,
+                    "--cloudformation-execution-policies",
+                    execution_policy_arn(env.account.id),
+                ]
+            )
     return result
 
 

@@ -28,14 +28,29 @@ CACHE_PORT = 6379
 
 
 class ClusterStack(cdk.Stack):
-    def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, vpc: ec2.IVpc,
-                 db_security_group: ec2.ISecurityGroup, cache_security_group: ec2.ISecurityGroup,
-                 storage_bucket: s3.IBucket, storage_bucket_key: kms.IKey, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cfg: OrgConfig,
+        env_name: str,
+        vpc: ec2.IVpc,
+        db_security_group: ec2.ISecurityGroup,
+        cache_security_group: ec2.ISecurityGroup,
+        storage_bucket: s3.IBucket,
+        storage_bucket_key: kms.IKey,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         self.cluster_name = naming.cluster_name(cfg, env_name)
         self.eks = EksCluster(
-            self, "Eks", cluster_name=self.cluster_name, env_config=env, vpc=vpc,
+            self,
+            "Eks",
+            cluster_name=self.cluster_name,
+            env_config=env,
+            vpc=vpc,
             # No cluster log retention in config yet: keep control-plane logs as long as flow logs.
             log_retention_days=env.network.flow_log_retention_days,
             admin_role_arns=env.cluster.admin_role_arns,
@@ -47,45 +62,80 @@ class ClusterStack(cdk.Stack):
         # rules live here, on the data stack's groups by id, so the data stack never depends on this one.
         self.data_ingress: list[ec2.CfnSecurityGroupIngress] = []
         for group, port in ((db_security_group, DB_PORT), (cache_security_group, CACHE_PORT)):
-            self.data_ingress.append(ec2.CfnSecurityGroupIngress(
-                self, f"ClusterTo{port}",
-                group_id=group.security_group_id,
-                source_security_group_id=self.cluster.cluster_security_group_id,
-                ip_protocol="tcp", from_port=port, to_port=port,
-                description=f"EKS {self.cluster_name} pods and nodes to port {port}",
-            ))
+            self.data_ingress.append(
+                ec2.CfnSecurityGroupIngress(
+                    self,
+                    f"ClusterTo{port}",
+                    group_id=group.security_group_id,
+                    source_security_group_id=self.cluster.cluster_security_group_id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    description=f"EKS {self.cluster_name} pods and nodes to port {port}",
+                )
+            )
 
         self.workload_identities: dict[str, PodIdentity] = {}
         self.workload_identities["storage-api"] = PodIdentity(
-            self, "StorageApiIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
-            namespace=SUPABASE_NAMESPACE, service_account=STORAGE_API_SERVICE_ACCOUNT,
+            self,
+            "StorageApiIdentity",
+            cluster_name=self.cluster.cluster_name,
+            cluster_arn=self.cluster.cluster_arn,
+            namespace=SUPABASE_NAMESPACE,
+            service_account=STORAGE_API_SERVICE_ACCOUNT,
             statements=[
-                iam.PolicyStatement(sid="ObjectReadWrite",
-                                    actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-                                             "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                                    resources=[naming.bucket_objects_arn(naming.storage_bucket(cfg, env_name))]),
-                iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket", "s3:ListBucketMultipartUploads"],
-                                    resources=[storage_bucket.bucket_arn]),
-                iam.PolicyStatement(sid="BucketKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                                    resources=[storage_bucket_key.key_arn]),
+                iam.PolicyStatement(
+                    sid="ObjectReadWrite",
+                    actions=[
+                        "s3:GetObject",
+                        "s3:PutObject",
+                        "s3:DeleteObject",
+                        "s3:AbortMultipartUpload",
+                        "s3:ListMultipartUploadParts",
+                    ],
+                    resources=[naming.bucket_objects_arn(naming.storage_bucket(cfg, env_name))],
+                ),
+                iam.PolicyStatement(
+                    sid="ListBucket",
+                    actions=["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                    resources=[storage_bucket.bucket_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="BucketKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[storage_bucket_key.key_arn],
+                ),
             ],
             description="Supabase Storage API: objects of the storage bucket",
             wildcard_reason=(
                 "Storage API object keys are user file paths chosen at run time; "
-                "the grant is every object of the one storage bucket (arn:...:bucket/*)."),
+                "the grant is every object of the one storage bucket (arn:...:bucket/*)."
+            ),
         )
         self.workload_identities["adot-collector"] = PodIdentity(
-            self, "AdotCollectorIdentity", cluster_name=self.cluster.cluster_name, cluster_arn=self.cluster.cluster_arn,
-            namespace=OBSERVABILITY_NAMESPACE, service_account=OTEL_COLLECTOR,
-            statements=[iam.PolicyStatement(
-                sid="XRay",
-                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-                         "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"],
-                # X-Ray's data-plane APIs have no resource-level permissions.
-                resources=["*"],
-            )],
+            self,
+            "AdotCollectorIdentity",
+            cluster_name=self.cluster.cluster_name,
+            cluster_arn=self.cluster.cluster_arn,
+            namespace=OBSERVABILITY_NAMESPACE,
+            service_account=OTEL_COLLECTOR,
+            statements=[
+                iam.PolicyStatement(
+                    sid="XRay",
+                    actions=[
+                        "xray:PutTraceSegments",
+                        "xray:PutTelemetryRecords",
+                        "xray:GetSamplingRules",
+                        "xray:GetSamplingTargets",
+                        "xray:GetSamplingStatisticSummaries",
+                    ],
+                    # X-Ray's data-plane APIs have no resource-level permissions.
+                    resources=["*"],
+                )
+            ],
             description="ADOT collector: send traces to X-Ray",
             wildcard_reason=(
                 "xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no "
-                "resource-level permissions (Service Authorization Reference), so Resource must be *."),
+                "resource-level permissions (Service Authorization Reference), so Resource must be *."
+            ),
         )

@@ -17,7 +17,10 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
     """Adds every stack. `nag=False` is for the tests, which run the packs per stack themselves."""
     org = cfg.organization
     OrganizationStack(
-        app, ORG_STACK_ID, stack_name=f"{cfg.project}-organization", cfg=cfg,
+        app,
+        ORG_STACK_ID,
+        stack_name=f"{cfg.project}-organization",
+        cfg=cfg,
         env=cdk.Environment(account=org.management_account_id, region=org.home_region),
         # Deployed with the management account's own credentials: that account is never
         # bootstrapped, so no CDK roles that other accounts could assume exist there. The legacy
@@ -30,20 +33,23 @@ def build_app(app: cdk.App, cfg: OrgConfig, *, nag: bool = True) -> dict[str, cd
     )
     for name, env in cfg.environments.items():
         DeployAccessStack(
-            app, f"{name}-deploy-access", stack_name=f"{name}-deploy-access",
+            app,
+            f"{name}-deploy-access",
+            stack_name=f"{name}-deploy-access",
             stack_prefixes=[f"{name}-"],
             env=cdk.Environment(account=env.account.id, region=env.region),
             description=f"{cfg.project} {name}: CloudFormation execution policy for cross-account deploys",
         )
-    stages = {
-        name: EnvironmentStage(app, name, cfg=cfg, env_name=name)
-        for name in cfg.environments
-    }
+    stages = {name: EnvironmentStage(app, name, cfg=cfg, env_name=name) for name in cfg.environments}
     # Before the pipeline: CDK Pipelines synthesizes each stage it adds, and a stage's
     # assembly is cached from that first synthesis.
     add_framework_function_skips(app)
     PipelineStack(
-        app, PIPELINE_STACK_ID, stack_name=f"{cfg.project}-pipeline", cfg=cfg, stages=stages,
+        app,
+        PIPELINE_STACK_ID,
+        stack_name=f"{cfg.project}-pipeline",
+        cfg=cfg,
+        stages=stages,
         env=cdk.Environment(account=org.tooling.id, region=org.tooling_region),
         description=f"{cfg.project}: cross-account delivery pipeline (CDK Pipelines)",
     )

@@ -17,15 +17,24 @@ from constructs_lib.alarms import BudgetAlerts, CostAnomalyAlerts
 
 
 class CostStack(cdk.Stack):
-    def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, alerts_topic: sns.ITopic,
-                 **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, alerts_topic: sns.ITopic, **kwargs
+    ) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         name = f"{cfg.project}-{env_name}"
         self.budget = BudgetAlerts(
-            self, "Budget", budget_name=f"{name}-monthly", monthly_usd=env.monthly_budget_usd,
-            email=env.alert_email, topic=alerts_topic,
+            self,
+            "Budget",
+            budget_name=f"{name}-monthly",
+            monthly_usd=env.monthly_budget_usd,
+            email=env.alert_email,
+            topic=alerts_topic,
         )
         self.anomalies = CostAnomalyAlerts(
-            self, "Anomalies", name=name, monthly_usd=env.monthly_budget_usd, topic=alerts_topic,
+            self,
+            "Anomalies",
+            name=name,
+            monthly_usd=env.monthly_budget_usd,
+            topic=alerts_topic,
         )

@@ -75,24 +75,38 @@ class DataStack(cdk.Stack):
         cross_region = replicates_across_regions(env)
 
         self.data_key = kms.Key(
-            self, "DataKey",
+            self,
+            "DataKey",
             alias=f"alias/{cfg.project}/{env_name}/data",
             description=f"{prefix}: RDS storage and Performance Insights, secrets, cache, backups, data-tier logs",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         # CloudWatch Logs encrypts the RDS, Valkey and function log groups with this key.
-        self.data_key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self.format_arn(
-                service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-            )}},
-        ))
+        self.data_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": self.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
 
         self.secret_store = SupabaseSecrets(
-            self, "Secrets", cfg=cfg, env_name=env_name, encryption_key=self.data_key,
+            self,
+            "Secrets",
+            cfg=cfg,
+            env_name=env_name,
+            encryption_key=self.data_key,
             removal_policy=cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
             replica_key=dr_key if cross_region else None,
         )
@@ -101,7 +115,8 @@ class DataStack(cdk.Stack):
         self.api_keys_secret = self.secret_store.api_keys
 
         self.database = PostgresDatabase(
-            self, "Database",
+            self,
+            "Database",
             identifier=naming.db_identifier(cfg, env_name),
             settings=env.database,
             production=production,
@@ -110,8 +125,12 @@ class DataStack(cdk.Stack):
             master_secret=self.secret_store.master,
             log_retention_days=log_days,
             backup_replication=BackupReplication(
-                region=env.dr_region, kms_key_arn=dr_key.key_arn, retention_days=env.database.backup_retention_days,
-            ) if cross_region else None,
+                region=env.dr_region,
+                kms_key_arn=dr_key.key_arn,
+                retention_days=env.database.backup_retention_days,
+            )
+            if cross_region
+            else None,
         )
         self.db_instance: rds.DatabaseInstance = self.database.instance
         self.read_replicas: list[rds.DatabaseInstanceReadReplica] = self.database.read_replicas
@@ -120,7 +139,8 @@ class DataStack(cdk.Stack):
         self.db_security_group: ec2.SecurityGroup = self.database.security_group
 
         self.cache = ValkeyCache(
-            self, "Cache",
+            self,
+            "Cache",
             replication_group_id=naming.cache_replication_group_id(cfg, env_name),
             settings=env.cache,
             vpc=vpc,
@@ -132,7 +152,8 @@ class DataStack(cdk.Stack):
         self.cache_security_group: ec2.SecurityGroup = self.cache.security_group
 
         self.backup = DataBackup(
-            self, "Backup",
+            self,
+            "Backup",
             name=prefix,
             encryption_key=self.data_key,
             database=self.db_instance,
@@ -145,7 +166,8 @@ class DataStack(cdk.Stack):
         )
 
         self.api_keys = ApiKeyMinter(
-            self, "ApiKeys",
+            self,
+            "ApiKeys",
             jwt_secret=self.jwt_secret,
             jwt_secret_name=naming.secret_name(cfg, env_name, naming.SecretKeys.JWT),
             api_keys_secret=self.api_keys_secret,
@@ -171,22 +193,27 @@ class DataStack(cdk.Stack):
         does not exist yet, and this stack may deploy before the pipeline.
         """
         self.smoke_tests_policy = iam.ManagedPolicy(
-            self, "SmokeTestsPolicy",
+            self,
+            "SmokeTestsPolicy",
             description="Read the API keys secret (the smoke tests use the anon key)",
             statements=[
-                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
-                                    resources=[self.api_keys_secret.secret_arn]),
                 iam.PolicyStatement(
-                    actions=["kms:Decrypt"], resources=[self.data_key.key_arn],
+                    actions=["secretsmanager:GetSecretValue"], resources=[self.api_keys_secret.secret_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[self.data_key.key_arn],
                     conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}},
                 ),
             ],
         )
         self.smoke_tests_role = iam.Role(
-            self, "SmokeTestsRole",
+            self,
+            "SmokeTestsRole",
             role_name=naming.smoke_role_name(env_name),
             assumed_by=iam.AccountPrincipal(cfg.organization.tooling.id).with_conditions(
-                {"ArnEquals": {"aws:PrincipalArn": smoke_runner_role_arn(cfg, env_name)}}),
+                {"ArnEquals": {"aws:PrincipalArn": smoke_runner_role_arn(cfg, env_name)}}
+            ),
             managed_policies=[self.smoke_tests_policy],
             max_session_duration=cdk.Duration.hours(1),
             description=f"{env_name} smoke tests from the delivery pipeline: read the anon key",
@@ -195,35 +222,59 @@ class DataStack(cdk.Stack):
     def _dns(self, cfg: OrgConfig, env_name: str, vpc: ec2.IVpc) -> None:
         """Stable names the cluster connects by; a restore or failover only moves a CNAME."""
         self.private_zone = route53.PrivateHostedZone(
-            self, "PrivateZone", zone_name=naming.private_zone(cfg, env_name), vpc=vpc,
+            self,
+            "PrivateZone",
+            zone_name=naming.private_zone(cfg, env_name),
+            vpc=vpc,
             comment=f"{cfg.project} {env_name}: data tier endpoints",
         )
         self.db_record = route53.CnameRecord(
-            self, "DbRecord", zone=self.private_zone, ttl=DNS_TTL,
-            record_name=naming.db_host(cfg, env_name), domain_name=self.db_instance.db_instance_endpoint_address,
+            self,
+            "DbRecord",
+            zone=self.private_zone,
+            ttl=DNS_TTL,
+            record_name=naming.db_host(cfg, env_name),
+            domain_name=self.db_instance.db_instance_endpoint_address,
         )
         read_host = naming.db_read_host(cfg, env_name)
         if not self.read_replicas:
             # Readers still get a name to use; it leads to the primary until a replica exists.
             route53.CnameRecord(
-                self, "DbReadRecord", zone=self.private_zone, ttl=DNS_TTL,
-                record_name=read_host, domain_name=self.db_instance.db_instance_endpoint_address,
+                self,
+                "DbReadRecord",
+                zone=self.private_zone,
+                ttl=DNS_TTL,
+                record_name=read_host,
+                domain_name=self.db_instance.db_instance_endpoint_address,
             )
         for n, replica in enumerate(self.read_replicas, start=1):
             # db-ro spreads new connections over the replicas with equal weights; db-ro-N
             # reaches one replica (a pinned analytics job, or draining one before promotion).
             route53.CnameRecord(
-                self, f"DbReadRecord{n}", zone=self.private_zone, ttl=DNS_TTL,
-                record_name=read_host, domain_name=replica.db_instance_endpoint_address,
-                set_identifier=f"replica-{n}", weight=1,
+                self,
+                f"DbReadRecord{n}",
+                zone=self.private_zone,
+                ttl=DNS_TTL,
+                record_name=read_host,
+                domain_name=replica.db_instance_endpoint_address,
+                set_identifier=f"replica-{n}",
+                weight=1,
             )
             route53.CnameRecord(
-                self, f"DbReplicaRecord{n}", zone=self.private_zone, ttl=DNS_TTL,
-                record_name=read_host.replace("db-ro.", f"db-ro-{n}.", 1), domain_name=replica.db_instance_endpoint_address,
+                self,
+                f"DbReplicaRecord{n}",
+                zone=self.private_zone,
+                ttl=DNS_TTL,
+                record_name=read_host.replace("db-ro.", f"db-ro-{n}.", 1),
+                domain_name=replica.db_instance_endpoint_address,
             )
         self.redis_record = route53.CnameRecord(
-            self, "RedisRecord", zone=self.private_zone, ttl=DNS_TTL,
-            record_name=naming.redis_host(cfg, env_name), domain_name=self.cache.primary_endpoint,
+            self,
+            "RedisRecord",
+            zone=self.private_zone,
+            ttl=DNS_TTL,
+            record_name=naming.redis_host(cfg, env_name),
+            domain_name=self.cache.primary_endpoint,
         )
 
     def _outputs(self) -> None:

@@ -17,13 +17,48 @@ from config.naming import EXECUTION_POLICY_NAME
 from constructs_lib.checkov import skip
 from constructs_lib.nag import acknowledge
 
-
 SERVICES = [
-    "acm", "application-autoscaling", "autoscaling", "backup", "backup-storage", "budgets", "ce",
-    "cloudformation", "cloudfront", "cloudwatch", "codebuild", "codepipeline", "codeconnections",
-    "ec2", "ecr", "eks", "elasticache", "elasticloadbalancing", "events", "guardduty", "inspector2",
-    "kms", "lambda", "logs", "rds", "route53", "s3", "secretsmanager", "securityhub", "config",
-    "sns", "sqs", "ssm", "states", "wafv2", "xray", "appconfig", "ses", "aps", "grafana", "pipes",
+    "acm",
+    "application-autoscaling",
+    "autoscaling",
+    "backup",
+    "backup-storage",
+    "budgets",
+    "ce",
+    "cloudformation",
+    "cloudfront",
+    "cloudwatch",
+    "codebuild",
+    "codepipeline",
+    "codeconnections",
+    "ec2",
+    "ecr",
+    "eks",
+    "elasticache",
+    "elasticloadbalancing",
+    "events",
+    "guardduty",
+    "inspector2",
+    "kms",
+    "lambda",
+    "logs",
+    "rds",
+    "route53",
+    "s3",
+    "secretsmanager",
+    "securityhub",
+    "config",
+    "sns",
+    "sqs",
+    "ssm",
+    "states",
+    "wafv2",
+    "xray",
+    "appconfig",
+    "ses",
+    "aps",
+    "grafana",
+    "pipes",
 ]
 
 
@@ -52,9 +87,15 @@ class DeployAccessStack(cdk.Stack):
                 ),
                 iam.PolicyStatement(
                     sid="ServiceLinkedRolesAndReads",
-                    actions=["iam:CreateServiceLinkedRole", "iam:Get*", "iam:List*",
-                             "iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider",
-                             "iam:TagOpenIDConnectProvider", "iam:UpdateOpenIDConnectProviderThumbprint"],
+                    actions=[
+                        "iam:CreateServiceLinkedRole",
+                        "iam:Get*",
+                        "iam:List*",
+                        "iam:CreateOpenIDConnectProvider",
+                        "iam:DeleteOpenIDConnectProvider",
+                        "iam:TagOpenIDConnectProvider",
+                        "iam:UpdateOpenIDConnectProviderThumbprint",
+                    ],
                     resources=["*"],
                 ),
                 iam.PolicyStatement(
@@ -72,23 +113,39 @@ class DeployAccessStack(cdk.Stack):
         )
         acknowledge(
             self.execution_policy.node.default_child,
-            *[(f"AwsSolutions::AwsSolutions-IAM5[Action::{s}:*]", service_reason) for s in SERVICES + ["iam"]],
-            ("AwsSolutions::AwsSolutions-IAM5[Action::iam:Get*]", "read-only IAM calls CloudFormation makes while diffing roles"),
-            ("AwsSolutions::AwsSolutions-IAM5[Action::iam:List*]", "read-only IAM calls CloudFormation makes while diffing roles"),
-            ("AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-             "service actions target resources whose names CloudFormation generates at deploy time"),
-            *[(f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::{self.account}:{kind}/{prefix}*]",
-               "IAM writes are confined to roles, policies and instance profiles named after this account's stacks")
-              for prefix in stack_prefixes for kind in ("role", "policy", "instance-profile")],
+            *[(f"AwsSolutions::AwsSolutions-IAM5[Action::{s}:*]", service_reason) for s in [*SERVICES, "iam"]],
+            (
+                "AwsSolutions::AwsSolutions-IAM5[Action::iam:Get*]",
+                "read-only IAM calls CloudFormation makes while diffing roles",
+            ),
+            (
+                "AwsSolutions::AwsSolutions-IAM5[Action::iam:List*]",
+                "read-only IAM calls CloudFormation makes while diffing roles",
+            ),
+            (
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "service actions target resources whose names CloudFormation generates at deploy time",
+            ),
+            *[
+                (
+                    f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::{self.account}:{kind}/{prefix}*]",
+                    "IAM writes are confined to roles, policies and instance profiles named after this account's stacks",
+                )
+                for prefix in stack_prefixes
+                for kind in ("role", "policy", "instance-profile")
+            ],
             ("NIST.800.53.R5::NIST.800.53.R5-IAMPolicyNoStatementsWithFullAccess", service_reason),
         )
         skip(
             self.execution_policy.node.default_child,
-            *[(check, f"{title}: {service_reason}") for check, title in (
-                ("CKV_AWS_107", "credentials exposure"),
-                ("CKV_AWS_108", "data exfiltration"),
-                ("CKV_AWS_109", "permissions management"),
-                ("CKV_AWS_110", "privilege escalation"),
-                ("CKV_AWS_111", "write access"),
-            )],
+            *[
+                (check, f"{title}: {service_reason}")
+                for check, title in (
+                    ("CKV_AWS_107", "credentials exposure"),
+                    ("CKV_AWS_108", "data exfiltration"),
+                    ("CKV_AWS_109", "permissions management"),
+                    ("CKV_AWS_110", "privilege escalation"),
+                    ("CKV_AWS_111", "write access"),
+                )
+            ],
         )

@@ -52,36 +52,44 @@ class DrStack(cdk.Stack):
         )
         self.key.node.default_child.override_logical_id("ReplicaKey")
         via_services = [f"{service}.{self.region}.amazonaws.com" for service in KEY_SERVICES]
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="DataKeysThroughDrServices",
-            principals=[iam.AccountRootPrincipal()],
-            actions=[*DATA_KEY_ACTIONS, "kms:DescribeKey"],
-            resources=["*"],
-            conditions={"StringEquals": {"kms:CallerAccount": self.account, "kms:ViaService": via_services}},
-        ))
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DataKeysThroughDrServices",
+                principals=[iam.AccountRootPrincipal()],
+                actions=[*DATA_KEY_ACTIONS, "kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:CallerAccount": self.account, "kms:ViaService": via_services}},
+            )
+        )
         # RDS and Backup copy into the region under grants they create on the caller's behalf.
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="GrantsForRdsAndBackup",
-            principals=[iam.AccountRootPrincipal()],
-            actions=["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
-            resources=["*"],
-            conditions={
-                "StringEquals": {"kms:CallerAccount": self.account,
-                                 "kms:ViaService": [f"rds.{self.region}.amazonaws.com", f"backup.{self.region}.amazonaws.com"]},
-                "Bool": {"kms:GrantIsForAWSResource": "true"},
-            },
-        ))
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="GrantsForRdsAndBackup",
+                principals=[iam.AccountRootPrincipal()],
+                actions=["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:CallerAccount": self.account,
+                        "kms:ViaService": [f"rds.{self.region}.amazonaws.com", f"backup.{self.region}.amazonaws.com"],
+                    },
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
+            )
+        )
         # Nobody uses the key directly: data keys only through KEY_SERVICES (S3 replication, RDS
         # backup replication, Backup copies, Secrets Manager replicas), so a
         # stolen admin credential cannot decrypt exported ciphertext with it.
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="DenyDirectDataKeyUse",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=DATA_KEY_ACTIONS,
-            resources=["*"],
-            conditions={"StringNotEquals": {"kms:ViaService": via_services}},
-        ))
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyDirectDataKeyUse",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=DATA_KEY_ACTIONS,
+                resources=["*"],
+                conditions={"StringNotEquals": {"kms:ViaService": via_services}},
+            )
+        )
 
         self.access_logs = AccessLogBucket(
             self,
@@ -127,7 +135,9 @@ class DrStack(cdk.Stack):
             lock_configuration=backup.LockConfiguration(
                 min_retention=cdk.Duration.days(VAULT_LOCK_MIN_RETENTION_DAYS),
                 changeable_for=cdk.Duration.days(VAULT_LOCK_GRACE_DAYS),
-            ) if env.production else None,
+            )
+            if env.production
+            else None,
             removal_policy=removal,
         )
         self.backup_vault.node.default_child.override_logical_id("BackupVault")
@@ -136,4 +146,3 @@ class DrStack(cdk.Stack):
         cdk.CfnOutput(self, "BackupVaultName", value=self.backup_vault.backup_vault_name)
         cdk.CfnOutput(self, "ReplicaBucketName", value=self.replica_bucket.bucket_name)
         cdk.CfnOutput(self, "VeleroReplicaBucketName", value=self.velero_replica_bucket.bucket_name)
-

@@ -32,7 +32,10 @@ class EdgeStack(cdk.Stack):
         env = cfg.environments[env_name]
         self.cdn_host = cdn_host(env.domain_name)
         zone = route53.HostedZone.from_hosted_zone_attributes(
-            self, "Zone", hosted_zone_id=env.hosted_zone_id, zone_name=env.domain_name,
+            self,
+            "Zone",
+            hosted_zone_id=env.hosted_zone_id,
+            zone_name=env.domain_name,
         )
         self.certificate = acm.Certificate(
             self,

@@ -31,11 +31,16 @@ class FeatureFlagsStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         self.application = appconfig.Application(
-            self, "Application", application_name=f"{cfg.project}-{env_name}",
+            self,
+            "Application",
+            application_name=f"{cfg.project}-{env_name}",
             description=f"{cfg.project} {env_name} release flags",
         )
         self.appconfig_environment = appconfig.Environment(
-            self, "Environment", application=self.application, environment_name=env_name,
+            self,
+            "Environment",
+            application=self.application,
+            environment_name=env_name,
         )
         # Production moves slower: a bad flag reaches at most a fifth of clients per step and
         # is watched for longer before the rollout completes.

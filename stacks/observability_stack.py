@@ -54,7 +54,10 @@ class AlertsStack(cdk.Stack):
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         self.alerts = AlertsTopic(
-            self, "Alerts", topic_name=alerts_topic_name(cfg, env_name), email=env.alert_email,
+            self,
+            "Alerts",
+            topic_name=alerts_topic_name(cfg, env_name),
+            email=env.alert_email,
             key_alias=f"alias/{cfg.project}/{env_name}/alerts",
         )
         self.alerts_topic: sns.Topic = self.alerts.topic
@@ -65,11 +68,22 @@ class AlertsStack(cdk.Stack):
 class ObservabilityStack(cdk.Stack):
     """`distribution` is None when features.cloudfront is off: then there is nothing to alarm on at the edge."""
 
-    def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, alerts_topic: sns.ITopic,
-                 vpc: ec2.Vpc, db_instance: rds.IDatabaseInstance, read_replicas: Sequence[rds.IDatabaseInstance],
-                 cache_replication_group: elasticache.CfnReplicationGroup,
-                 distribution: cloudfront.IDistribution | None, cluster_log_group: logs.ILogGroup,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cfg: OrgConfig,
+        env_name: str,
+        alerts_topic: sns.ITopic,
+        vpc: ec2.Vpc,
+        db_instance: rds.IDatabaseInstance,
+        read_replicas: Sequence[rds.IDatabaseInstance],
+        cache_replication_group: elasticache.CfnReplicationGroup,
+        distribution: cloudfront.IDistribution | None,
+        cluster_log_group: logs.ILogGroup,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         prefix = f"{cfg.project}-{env_name}"
@@ -78,15 +92,26 @@ class ObservabilityStack(cdk.Stack):
         self.groups: dict[str, TopicAlarms] = {}
 
         self.groups["database"] = DatabaseAlarms(
-            self, "Database", **common, instance=db_instance, replicas=list(read_replicas),
-            instance_class=env.database.instance_class, allocated_storage_gib=env.database.allocated_storage_gib,
+            self,
+            "Database",
+            **common,
+            instance=db_instance,
+            replicas=list(read_replicas),
+            instance_class=env.database.instance_class,
+            allocated_storage_gib=env.database.allocated_storage_gib,
         )
         self.groups["cache"] = CacheAlarms(
-            self, "Cache", **common, replication_group_id=cache_replication_group.ref,
+            self,
+            "Cache",
+            **common,
+            replication_group_id=cache_replication_group.ref,
             node_count=1 + env.cache.replicas_per_shard,
         )
         self.groups["nat"] = NatGatewayAlarms(
-            self, "Nat", **common, nat_gateway_ids=list(nat_gateway_ids(vpc.public_subnets).values()),
+            self,
+            "Nat",
+            **common,
+            nat_gateway_ids=list(nat_gateway_ids(vpc.public_subnets).values()),
         )
         self.groups["load-balancers"] = LoadBalancerAlarms(self, "LoadBalancers", **common)
 
@@ -94,10 +119,16 @@ class ObservabilityStack(cdk.Stack):
         # alarm on them (a us-east-1 stack would have to).
         if distribution is not None and env.region == CLOUDFRONT_METRICS_REGION:
             self.groups["cloudfront"] = CloudFrontAlarms(
-                self, "CloudFront", **common, distribution_id=distribution.distribution_id,
+                self,
+                "CloudFront",
+                **common,
+                distribution_id=distribution.distribution_id,
             )
         self.groups["network-policy"] = NetworkPolicyDenyAlarm(
-            self, "NetworkPolicy", **common, log_group=cluster_log_group,
+            self,
+            "NetworkPolicy",
+            **common,
+            log_group=cluster_log_group,
             metric_namespace=metric_namespace(cfg, env_name),
         )
         self.backup_notifications = BackupFailureNotifications(self, "BackupFailures", topic=alerts_topic)

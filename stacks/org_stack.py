@@ -22,14 +22,48 @@ from constructs_lib.nag import acknowledge
 # Global services whose API endpoints live in us-east-1 whatever region a user works in:
 # the region guardrail must not deny them.
 GLOBAL_SERVICE_ACTIONS = [
-    "a4b:*", "acm:*", "aws-marketplace-management:*", "aws-marketplace:*", "aws-portal:*", "budgets:*",
-    "ce:*", "chime:*", "cloudfront:*", "config:*", "cur:*", "directconnect:*", "ec2:DescribeRegions",
-    "ec2:DescribeTransitGateways", "ec2:DescribeVpnGateways", "fms:*", "globalaccelerator:*", "health:*",
-    "iam:*", "importexport:*", "kms:*", "mobileanalytics:*", "networkmanager:*", "organizations:*",
-    "pricing:*", "route53:*", "route53domains:*", "route53-recovery-cluster:*",
-    "route53-recovery-control-config:*", "route53-recovery-readiness:*", "s3:GetAccountPublic*",
-    "s3:ListAllMyBuckets", "s3:ListMultiRegionAccessPoints", "s3:PutAccountPublic*", "shield:*", "sts:*",
-    "support:*", "trustedadvisor:*", "waf-regional:*", "waf:*", "wafv2:*", "wellarchitected:*",
+    "a4b:*",
+    "acm:*",
+    "aws-marketplace-management:*",
+    "aws-marketplace:*",
+    "aws-portal:*",
+    "budgets:*",
+    "ce:*",
+    "chime:*",
+    "cloudfront:*",
+    "config:*",
+    "cur:*",
+    "directconnect:*",
+    "ec2:DescribeRegions",
+    "ec2:DescribeTransitGateways",
+    "ec2:DescribeVpnGateways",
+    "fms:*",
+    "globalaccelerator:*",
+    "health:*",
+    "iam:*",
+    "importexport:*",
+    "kms:*",
+    "mobileanalytics:*",
+    "networkmanager:*",
+    "organizations:*",
+    "pricing:*",
+    "route53:*",
+    "route53domains:*",
+    "route53-recovery-cluster:*",
+    "route53-recovery-control-config:*",
+    "route53-recovery-readiness:*",
+    "s3:GetAccountPublic*",
+    "s3:ListAllMyBuckets",
+    "s3:ListMultiRegionAccessPoints",
+    "s3:PutAccountPublic*",
+    "shield:*",
+    "sts:*",
+    "support:*",
+    "trustedadvisor:*",
+    "waf-regional:*",
+    "waf:*",
+    "wafv2:*",
+    "wellarchitected:*",
 ]
 
 
@@ -77,49 +111,73 @@ class OrganizationStack(cdk.Stack):
 
         guarded_ous = [self.security_ou, self.infrastructure_ou, self.workloads_ou]
         self.service_control_policies = {
-            "DenyLeaveOrganization": _policy([
-                {"Sid": "DenyLeave", "Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"},
-            ]),
-            "ProtectSecurityServices": _policy([
-                {
-                    "Sid": "DenyDisablingAudit",
-                    "Effect": "Deny",
-                    "Action": [
-                        "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail",
-                        "cloudtrail:PutEventSelectors",
-                        "guardduty:DeleteDetector", "guardduty:DisassociateFromMasterAccount",
-                        "guardduty:DisassociateFromAdministratorAccount", "guardduty:UpdateDetector",
-                        "guardduty:DeleteMembers", "guardduty:StopMonitoringMembers",
-                        "config:StopConfigurationRecorder", "config:DeleteConfigurationRecorder",
-                        "config:DeleteDeliveryChannel", "config:DeleteConfigRule",
-                    ],
-                    "Resource": "*",
-                    # CloudFormation updates, rolls back and deletes the security stack's detector and
-                    # recorder through the bootstrap execution role, which only CloudFormation can assume.
-                    "Condition": {"ArnNotLike": {"aws:PrincipalArn": [
-                        "arn:aws:iam::*:role/OrganizationAccountAccessRole",
-                        f"arn:aws:iam::*:role/cdk-{cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER}-cfn-exec-role-*",
-                    ]}},
-                },
-            ]),
-            "DenyOutsideRegions": _policy([
-                {
-                    "Sid": "DenyOutsideConfiguredRegions",
-                    "Effect": "Deny",
-                    "NotAction": GLOBAL_SERVICE_ACTIONS,
-                    "Resource": "*",
-                    "Condition": {"StringNotEquals": {"aws:RequestedRegion": cfg.regions}},
-                },
-            ]),
-            "DenyRootUser": _policy([
-                {
-                    "Sid": "DenyRootUser",
-                    "Effect": "Deny",
-                    "Action": "*",
-                    "Resource": "*",
-                    "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}},
-                },
-            ]),
+            "DenyLeaveOrganization": _policy(
+                [
+                    {
+                        "Sid": "DenyLeave",
+                        "Effect": "Deny",
+                        "Action": "organizations:LeaveOrganization",
+                        "Resource": "*",
+                    },
+                ]
+            ),
+            "ProtectSecurityServices": _policy(
+                [
+                    {
+                        "Sid": "DenyDisablingAudit",
+                        "Effect": "Deny",
+                        "Action": [
+                            "cloudtrail:StopLogging",
+                            "cloudtrail:DeleteTrail",
+                            "cloudtrail:UpdateTrail",
+                            "cloudtrail:PutEventSelectors",
+                            "guardduty:DeleteDetector",
+                            "guardduty:DisassociateFromMasterAccount",
+                            "guardduty:DisassociateFromAdministratorAccount",
+                            "guardduty:UpdateDetector",
+                            "guardduty:DeleteMembers",
+                            "guardduty:StopMonitoringMembers",
+                            "config:StopConfigurationRecorder",
+                            "config:DeleteConfigurationRecorder",
+                            "config:DeleteDeliveryChannel",
+                            "config:DeleteConfigRule",
+                        ],
+                        "Resource": "*",
+                        # CloudFormation updates, rolls back and deletes the security stack's detector and
+                        # recorder through the bootstrap execution role, which only CloudFormation can assume.
+                        "Condition": {
+                            "ArnNotLike": {
+                                "aws:PrincipalArn": [
+                                    "arn:aws:iam::*:role/OrganizationAccountAccessRole",
+                                    f"arn:aws:iam::*:role/cdk-{cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER}-cfn-exec-role-*",
+                                ]
+                            }
+                        },
+                    },
+                ]
+            ),
+            "DenyOutsideRegions": _policy(
+                [
+                    {
+                        "Sid": "DenyOutsideConfiguredRegions",
+                        "Effect": "Deny",
+                        "NotAction": GLOBAL_SERVICE_ACTIONS,
+                        "Resource": "*",
+                        "Condition": {"StringNotEquals": {"aws:RequestedRegion": cfg.regions}},
+                    },
+                ]
+            ),
+            "DenyRootUser": _policy(
+                [
+                    {
+                        "Sid": "DenyRootUser",
+                        "Effect": "Deny",
+                        "Action": "*",
+                        "Resource": "*",
+                        "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}},
+                    },
+                ]
+            ),
         }
         self.policies = [
             orgs.CfnPolicy(
@@ -143,13 +201,15 @@ class OrganizationStack(cdk.Stack):
         )
         trail_name = f"{cfg.project}-organization-trail"
         trail_arn = f"arn:{self.partition}:cloudtrail:{self.region}:{self.account}:trail/{trail_name}"
-        self.trail_key.add_to_resource_policy(iam.PolicyStatement(
-            sid="CloudTrailEncrypt",
-            principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
-            actions=["kms:GenerateDataKey*", "kms:DescribeKey"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
-        ))
+        self.trail_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudTrailEncrypt",
+                principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+            )
+        )
         # The trail's CloudWatch log group is encrypted with this key too.
         admit_cloudwatch_logs(self.trail_key)
 
@@ -175,14 +235,23 @@ class OrganizationStack(cdk.Stack):
             versioned=True,
             object_lock_enabled=True,
             # Governance mode: tamper-evident for everyone but a deliberate break-glass role.
-            object_lock_default_retention=s3.ObjectLockRetention.governance(cdk.Duration.days(org.cloudtrail_retention_days)),
+            object_lock_default_retention=s3.ObjectLockRetention.governance(
+                cdk.Duration.days(org.cloudtrail_retention_days)
+            ),
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="trail-bucket/",
             removal_policy=cdk.RemovalPolicy.RETAIN,
-            lifecycle_rules=[s3.LifecycleRule(
-                transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transition_after=cdk.Duration.days(90))],
-                expiration=cdk.Duration.days(org.cloudtrail_retention_days),
-            )],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=cdk.Duration.days(90),
+                        )
+                    ],
+                    expiration=cdk.Duration.days(org.cloudtrail_retention_days),
+                )
+            ],
         )
         self.trail = cloudtrail.Trail(
             self,
@@ -207,23 +276,35 @@ class OrganizationStack(cdk.Stack):
         )
         acknowledge(
             self.trail.node.find_child("LogsRole").node.find_child("DefaultPolicy").node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-             "CDK-generated policy of the CloudTrail delivery role: logs:CreateLogStream/PutLogEvents on the trail's log group only"),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK-generated policy of the CloudTrail delivery role: logs:CreateLogStream/PutLogEvents on the trail's log group only",
+            ),
         )
         acknowledge(
             self.access_log_bucket.node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
-             "S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS"),
-            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-             "holds access logs of the trail bucket only; the audit record itself is the object-locked trail bucket"),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
+                "S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS",
+            ),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+                "holds access logs of the trail bucket only; the audit record itself is the object-locked trail bucket",
+            ),
         )
-        skip(self.access_log_bucket.node.default_child, (
-            "CKV_AWS_18", "this is the access-log target of the trail bucket; logging it would need another bucket without end",
-        ))
+        skip(
+            self.access_log_bucket.node.default_child,
+            (
+                "CKV_AWS_18",
+                "this is the access-log target of the trail bucket; logging it would need another bucket without end",
+            ),
+        )
         acknowledge(
             self.trail_bucket.node.default_child,
-            ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-             "multi-region organization trail with Object Lock in governance mode; a second-region copy is left to the "
-             "log-archive account design (see README, Organization)"),
+            (
+                "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+                "multi-region organization trail with Object Lock in governance mode; a second-region copy is left to the "
+                "log-archive account design (see README, Organization)",
+            ),
         )
         cdk.CfnOutput(self, "ServiceControlPolicies", value=json.dumps(sorted(self.service_control_policies)))

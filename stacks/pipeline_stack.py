@@ -34,10 +34,17 @@ REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
 
 # The wildcard actions CDK's grant helpers emit (grantReadWrite on buckets and keys).
-GENERATED_GRANT_ACTIONS = frozenset({
-    "s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*",
-    "kms:GenerateDataKey*", "kms:ReEncrypt*",
-})
+GENERATED_GRANT_ACTIONS = frozenset(
+    {
+        "s3:GetObject*",
+        "s3:GetBucket*",
+        "s3:List*",
+        "s3:DeleteObject*",
+        "s3:Abort*",
+        "kms:GenerateDataKey*",
+        "kms:ReEncrypt*",
+    }
+)
 
 
 def smoke_role_arn(cfg: OrgConfig, env_name: str) -> str:
@@ -57,9 +64,11 @@ def deploying_config(scope: Construct) -> str:
     """
     given = Path(scope.node.try_get_context("config") or DEFAULT_CONFIG).resolve()
     if not given.is_relative_to(REPOSITORY_ROOT):
-        raise ConfigError(f"-c config: '{given}' given; the pipeline builds, tests and smoke-tests from the repository "
-                          f"({REPOSITORY_ROOT}), so its config must be a file in it; fix: commit the config to the "
-                          "repository and synthesize with CONFIG=<its path in the repository>")
+        raise ConfigError(
+            f"-c config: '{given}' given; the pipeline builds, tests and smoke-tests from the repository "
+            f"({REPOSITORY_ROOT}), so its config must be a file in it; fix: commit the config to the "
+            "repository and synthesize with CONFIG=<its path in the repository>"
+        )
     return given.relative_to(REPOSITORY_ROOT).as_posix()
 
 
@@ -75,7 +84,9 @@ class PipelineStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         source = pipelines.CodePipelineSource.connection(
-            cfg.pipeline.repository, cfg.pipeline.branch, connection_arn=cfg.pipeline.connection_arn,
+            cfg.pipeline.repository,
+            cfg.pipeline.branch,
+            connection_arn=cfg.pipeline.connection_arn,
         )
         self.config_path = deploying_config(self)
         self.synth = pipelines.ShellStep(
@@ -101,7 +112,8 @@ class PipelineStack(cdk.Stack):
             publish_assets_in_parallel=False,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(
-                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.LARGE,
+                    build_image=BUILD_IMAGE,
+                    compute_type=codebuild.ComputeType.LARGE,
                 ),
                 timeout=cdk.Duration.minutes(60),
             ),
@@ -119,19 +131,27 @@ class PipelineStack(cdk.Stack):
                 # cdk-nag already failed the synth on any finding; keep its report in the log as evidence.
                 "cat cdk.out/validation-report.json || true",
                 "python3 -m scripts.images cdk.out/manifests > images.txt",
-                "while read -r image; do trivy image --quiet --severity CRITICAL --ignore-unfixed --exit-code 1 \"$image\"; done < images.txt",
+                'while read -r image; do trivy image --quiet --severity CRITICAL --ignore-unfixed --exit-code 1 "$image"; done < images.txt',
             ],
         )
         self.waves = []
         self.smoke_runners: list[iam.Role] = []
         for position, env_name in enumerate(cfg.pipeline.promotion_order):
             env = cfg.environments[env_name]
-            pre: list[pipelines.Step] = [self.security_scan] if position == 0 else [
-                pipelines.ManualApprovalStep(f"Promote-{env_name}", comment=f"Promote to {env_name} after the smoke tests passed"),
-            ]
+            pre: list[pipelines.Step] = (
+                [self.security_scan]
+                if position == 0
+                else [
+                    pipelines.ManualApprovalStep(
+                        f"Promote-{env_name}", comment=f"Promote to {env_name} after the smoke tests passed"
+                    ),
+                ]
+            )
             runner_arn = smoke_runner_role_arn(cfg, env_name)
             runner = iam.Role(
-                self, f"SmokeRunner-{env_name}", role_name=runner_arn.rsplit("/", 1)[1],
+                self,
+                f"SmokeRunner-{env_name}",
+                role_name=runner_arn.rsplit("/", 1)[1],
                 assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
                 description=f"CodeBuild role of the {env_name} smoke tests; {env_name}'s smoke role trusts only it",
             )
@@ -150,12 +170,15 @@ class PipelineStack(cdk.Stack):
                     "make install",
                     # CodeBuild's credentials assume the environment's read-only smoke role.
                     "mkdir -p ~/.aws && printf '[profile smoke]\\nrole_arn = %s\\ncredential_source = EcsContainer\\n' "
-                    "\"$SMOKE_ROLE_ARN\" > ~/.aws/config",
+                    '"$SMOKE_ROLE_ARN" > ~/.aws/config',
                     "AWS_PROFILE=smoke .venv/bin/python -m pytest -m smoke tests/smoke -q",
                 ],
-                role_policy_statements=[iam.PolicyStatement(
-                    actions=["sts:AssumeRole"], resources=[smoke_role_arn(cfg, env_name)],
-                )],
+                role_policy_statements=[
+                    iam.PolicyStatement(
+                        actions=["sts:AssumeRole"],
+                        resources=[smoke_role_arn(cfg, env_name)],
+                    )
+                ],
             )
             self.waves.append(self.pipeline.add_stage(stages[env_name], pre=pre, post=[smoke]))
 
@@ -164,13 +187,18 @@ class PipelineStack(cdk.Stack):
         # cfn-lint's E3703 wants the deploy actions' RoleArn as one Fn::Sub string; CDK Pipelines
         # renders the bootstrap role ARNs with Fn::Join over AWS::Partition, which is equivalent.
         self.pipeline.pipeline.node.default_child.add_metadata(
-            "cfn-lint", {"config": {"ignore_checks": ["E3703"]}},
+            "cfn-lint",
+            {"config": {"ignore_checks": ["E3703"]}},
         )
-        topic_key = kms.Key(self, "NotificationsKey", enable_key_rotation=True,
-                            description="Pipeline failure notifications")
+        topic_key = kms.Key(
+            self, "NotificationsKey", enable_key_rotation=True, description="Pipeline failure notifications"
+        )
         topic_key.grant_encrypt_decrypt(iam.ServicePrincipal("codestar-notifications.amazonaws.com"))
         self.notifications_topic = sns.Topic(
-            self, "PipelineNotifications", master_key=topic_key, enforce_ssl=True,
+            self,
+            "PipelineNotifications",
+            master_key=topic_key,
+            enforce_ssl=True,
             topic_name=f"{cfg.project}-pipeline-notifications",
         )
         self.notifications_topic.add_subscription(subscriptions.EmailSubscription(cfg.organization.tooling.email))
@@ -178,9 +206,11 @@ class PipelineStack(cdk.Stack):
             self,
             "PipelineFailures",
             source=self.pipeline.pipeline,
-            events=["codepipeline-pipeline-pipeline-execution-failed",
-                    "codepipeline-pipeline-manual-approval-needed",
-                    "codepipeline-pipeline-stage-execution-failed"],
+            events=[
+                "codepipeline-pipeline-pipeline-execution-failed",
+                "codepipeline-pipeline-manual-approval-needed",
+                "codepipeline-pipeline-stage-execution-failed",
+            ],
             targets=[self.notifications_topic],
             detail_type=notifications.DetailType.FULL,
         )
@@ -208,38 +238,64 @@ class PipelineStack(cdk.Stack):
             r"arn:\*:iam::\d{12}:role/\*",
             r"\*",
         )
-        reason = ("CDK Pipelines grant: object-level access to this pipeline's artifact and replication buckets and "
-                  "keys, and its own CodeBuild log groups and report groups")
-        scopes = [self.pipeline, *self.smoke_runners] + [support.stack for support in code_pipeline.cross_region_support.values()]
+        reason = (
+            "CDK Pipelines grant: object-level access to this pipeline's artifact and replication buckets and "
+            "keys, and its own CodeBuild log groups and report groups"
+        )
+        scopes = [self.pipeline, *self.smoke_runners] + [
+            support.stack for support in code_pipeline.cross_region_support.values()
+        ]
         for scope in scopes:
             for construct in scope.node.find_all():
                 if isinstance(construct, iam.CfnPolicy):
                     acknowledge_generated_grants(
-                        construct, reason=reason, allowed_actions=GENERATED_GRANT_ACTIONS,
+                        construct,
+                        reason=reason,
+                        allowed_actions=GENERATED_GRANT_ACTIONS,
                         allowed_resources=allowed_resources,
                     )
-                    skip(construct, (
-                        "CKV_AWS_111",
-                        "CDK Pipelines policy: writes go to this pipeline's artifact buckets and its CodeBuild logs/reports",
-                    ))
-                    acknowledge(construct, (
-                        "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-                        "policy generated by CDK Pipelines for one of its own roles; CDK regenerates it on every synth",
-                    ))
+                    skip(
+                        construct,
+                        (
+                            "CKV_AWS_111",
+                            "CDK Pipelines policy: writes go to this pipeline's artifact buckets and its CodeBuild logs/reports",
+                        ),
+                    )
+                    acknowledge(
+                        construct,
+                        (
+                            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+                            "policy generated by CDK Pipelines for one of its own roles; CDK regenerates it on every synth",
+                        ),
+                    )
         for bucket in buckets:
             skip(
                 bucket.node.default_child,
-                ("CKV_AWS_18", "pipeline artifact bucket generated by CDK Pipelines; every read and write is in CloudTrail"),
-                ("CKV_AWS_21", "artifacts are immutable per execution and rebuilt from source; versions would only add cost"),
+                (
+                    "CKV_AWS_18",
+                    "pipeline artifact bucket generated by CDK Pipelines; every read and write is in CloudTrail",
+                ),
+                (
+                    "CKV_AWS_21",
+                    "artifacts are immutable per execution and rebuilt from source; versions would only add cost",
+                ),
             )
             acknowledge(
                 bucket.node.default_child,
-                ("AwsSolutions::AwsSolutions-S1",
-                 "pipeline artifact bucket generated by CDK Pipelines; every read and write is already in CloudTrail"),
-                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled",
-                 "pipeline artifact bucket generated by CDK Pipelines; every read and write is already in CloudTrail"),
-                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
-                 "pipeline artifacts are reproducible from the source repository at the same commit; no DR copy is needed"),
-                ("NIST.800.53.R5::NIST.800.53.R5-S3BucketVersioningEnabled",
-                 "artifacts are immutable per execution and rebuilt from source; versions would only add cost"),
+                (
+                    "AwsSolutions::AwsSolutions-S1",
+                    "pipeline artifact bucket generated by CDK Pipelines; every read and write is already in CloudTrail",
+                ),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled",
+                    "pipeline artifact bucket generated by CDK Pipelines; every read and write is already in CloudTrail",
+                ),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
+                    "pipeline artifacts are reproducible from the source repository at the same commit; no DR copy is needed",
+                ),
+                (
+                    "NIST.800.53.R5::NIST.800.53.R5-S3BucketVersioningEnabled",
+                    "artifacts are immutable per execution and rebuilt from source; versions would only add cost",
+                ),
             )

@@ -50,30 +50,61 @@ CONSTRAINT_GROUP = CONSTRAINT_API_VERSION.split("/")[0]
 PARTITION = "aws"
 
 
-def aws_values(cfg: OrgConfig, env_name: str, *, certificate_arn: str, waf_acl_arn: str, storage_bucket_name: str,
-               alerts_topic_arn: str) -> AwsValues:
+def aws_values(
+    cfg: OrgConfig,
+    env_name: str,
+    *,
+    certificate_arn: str,
+    waf_acl_arn: str,
+    storage_bucket_name: str,
+    alerts_topic_arn: str,
+) -> AwsValues:
     """Config-derived values with the few that only CloudFormation knows replaced by tokens."""
     return dataclasses.replace(
-        from_config(cfg, env_name), certificate_arn=certificate_arn, waf_acl_arn=waf_acl_arn,
-        storage_bucket=storage_bucket_name, alerts_topic_arn=alerts_topic_arn,
+        from_config(cfg, env_name),
+        certificate_arn=certificate_arn,
+        waf_acl_arn=waf_acl_arn,
+        storage_bucket=storage_bucket_name,
+        alerts_topic_arn=alerts_topic_arn,
     )
 
 
 def jobs_of(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(namespace, name) of every Job among a chart's objects."""
-    return [(obj["metadata"].get("namespace", "default"), obj["metadata"]["name"])
-            for obj in objects if obj.get("kind") == "Job"]
+    return [
+        (obj["metadata"].get("namespace", "default"), obj["metadata"]["name"])
+        for obj in objects
+        if obj.get("kind") == "Job"
+    ]
 
 
 class PlatformStack(cdk.Stack):
-    def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, cluster: eks.Cluster,
-                 vpc_id: str, certificate_arn: str, regional_web_acl_arn: str, storage_bucket: s3.IBucket,
-                 velero_bucket: s3.IBucket, data_key: kms.IKey, alerts_topic_arn: str, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cfg: OrgConfig,
+        env_name: str,
+        cluster: eks.Cluster,
+        vpc_id: str,
+        certificate_arn: str,
+        regional_web_acl_arn: str,
+        storage_bucket: s3.IBucket,
+        velero_bucket: s3.IBucket,
+        data_key: kms.IKey,
+        alerts_topic_arn: str,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         self.values = aws_values(
-            cfg, env_name, certificate_arn=certificate_arn, waf_acl_arn=regional_web_acl_arn,
-            storage_bucket_name=storage_bucket.bucket_name, alerts_topic_arn=alerts_topic_arn,
+            cfg,
+            env_name,
+            certificate_arn=certificate_arn,
+            waf_acl_arn=regional_web_acl_arn,
+            storage_bucket_name=storage_bucket.bucket_name,
+            alerts_topic_arn=alerts_topic_arn,
         )
         charts = build_charts(cdk8s.App(), cfg=cfg, env_name=env_name, values=self.values)
 
@@ -88,12 +119,21 @@ class PlatformStack(cdk.Stack):
         # The add-ons get the same values as the charts: falcosidekick's topic, its IAM grant and
         # Alertmanager's SNS receiver all read the one alerts topic token.
         ctx = AddonContext(
-            cluster_name=self.values.cluster_name, vpc_id=vpc_id, values=self.values, partition=PARTITION,
-            velero_bucket=velero_bucket, velero_bucket_name=naming.velero_bucket(cfg, env_name), data_key=data_key,
+            cluster_name=self.values.cluster_name,
+            vpc_id=vpc_id,
+            values=self.values,
+            partition=PARTITION,
+            velero_bucket=velero_bucket,
+            velero_bucket_name=naming.velero_bucket(cfg, env_name),
+            data_key=data_key,
         )
         self.registry = AddonRegistry(
-            self, "Addons", cluster=cluster, cluster_arn=cluster.cluster_arn,
-            addons=platform_addons(ctx, env), after=[self.manifests[c.node.id] for c in early],
+            self,
+            "Addons",
+            cluster=cluster,
+            cluster_arn=cluster.cluster_arn,
+            addons=platform_addons(ctx, env),
+            after=[self.manifests[c.node.id] for c in early],
         )
         controllers: list[IDependable] = list(self.registry.all_charts)
         for chart in charts:
@@ -103,7 +143,9 @@ class PlatformStack(cdk.Stack):
             for dependency in chart.node.dependencies:
                 self._order(chart.node.id, dependency.node.id)
         for chart_id, namespaces in self.used_namespaces.items():
-            for owner in {self.created_namespaces[ns] for ns in namespaces if ns in self.created_namespaces} - {chart_id}:
+            for owner in {self.created_namespaces[ns] for ns in namespaces if ns in self.created_namespaces} - {
+                chart_id
+            }:
                 self.manifests[chart_id].node.add_dependency(self.manifests[owner])
 
     def _apply(self, chart: cdk8s.Chart, cluster: eks.Cluster, *, after: list[IDependable]) -> None:
@@ -124,26 +166,38 @@ class PlatformStack(cdk.Stack):
         waits = []
         for namespace, name in jobs_of(objects):
             wait = eks.KubernetesObjectValue(
-                self, f"chart-{chart_id}-job-{name}", cluster=cluster, object_type="job", object_name=name,
-                object_namespace=namespace, json_path=".status.succeeded", timeout=JOB_TIMEOUT,
+                self,
+                f"chart-{chart_id}-job-{name}",
+                cluster=cluster,
+                object_type="job",
+                object_name=name,
+                object_namespace=namespace,
+                json_path=".status.succeeded",
+                timeout=JOB_TIMEOUT,
             )
             wait.node.add_dependency(manifest)
             waits.append(wait)
         self.job_waits[chart_id] = waits
 
-    def _constraint_crds(self, chart_id: str, templates: list[dict[str, Any]], cluster: eks.Cluster, *,
-                         after: list[IDependable]) -> list[eks.KubernetesObjectValue]:
+    def _constraint_crds(
+        self, chart_id: str, templates: list[dict[str, Any]], cluster: eks.Cluster, *, after: list[IDependable]
+    ) -> list[eks.KubernetesObjectValue]:
         """Applies the ConstraintTemplates; returns one wait per constraint CRD Gatekeeper creates from them."""
-        manifest = eks.KubernetesManifest(self, f"chart-{chart_id}-templates", cluster=cluster, manifest=templates,
-                                          overwrite=True)
+        manifest = eks.KubernetesManifest(
+            self, f"chart-{chart_id}-templates", cluster=cluster, manifest=templates, overwrite=True
+        )
         for dependable in after:
             manifest.node.add_dependency(dependable)
         waits = []
         for template in templates:
             kind = template["spec"]["crd"]["spec"]["names"]["kind"]
             wait = eks.KubernetesObjectValue(
-                self, f"chart-{chart_id}-crd-{kind.lower()}", cluster=cluster, object_type="customresourcedefinition",
-                object_name=f"{kind.lower()}.{CONSTRAINT_GROUP}", json_path=CRD_ESTABLISHED_JSON_PATH,
+                self,
+                f"chart-{chart_id}-crd-{kind.lower()}",
+                cluster=cluster,
+                object_type="customresourcedefinition",
+                object_name=f"{kind.lower()}.{CONSTRAINT_GROUP}",
+                json_path=CRD_ESTABLISHED_JSON_PATH,
                 timeout=CONSTRAINT_CRD_TIMEOUT,
             )
             wait.node.add_dependency(manifest)

@@ -22,13 +22,25 @@ FUNCTION_LOG_RETENTION_DAYS = 365
 
 
 class SecurityStack(cdk.Stack):
-    def __init__(self, scope: Construct, id_: str, *, cfg: OrgConfig, env_name: str, alerts_topic: sns.ITopic,
-                 vpc: ec2.IVpc, cluster: eks.ICluster, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cfg: OrgConfig,
+        env_name: str,
+        alerts_topic: sns.ITopic,
+        vpc: ec2.IVpc,
+        cluster: eks.ICluster,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, id_, **kwargs)
         env = cfg.environments[env_name]
         name = f"{cfg.project}-{env_name}"
         self.baseline = SecurityBaseline(
-            self, "Baseline", name=name,
+            self,
+            "Baseline",
+            name=name,
             # Global resource types (IAM) are recorded once per account: in the home region.
             include_global_resources=env.region == cfg.organization.home_region,
             audit_retention_days=cfg.organization.cloudtrail_retention_days,
@@ -36,8 +48,13 @@ class SecurityStack(cdk.Stack):
             production=env.production,
         )
         self.incident_response = IncidentResponse(
-            self, "IncidentResponse", name=name, cluster=cluster,
+            self,
+            "IncidentResponse",
+            name=name,
+            cluster=cluster,
             cluster_security_group_id=cluster.cluster_security_group_id,
-            topic=alerts_topic, vpc=vpc, falco_queue=falco_queue_name(cfg.project, env_name),
+            topic=alerts_topic,
+            vpc=vpc,
+            falco_queue=falco_queue_name(cfg.project, env_name),
             log_retention_days=FUNCTION_LOG_RETENTION_DAYS,
         )

@@ -65,7 +65,10 @@ class StorageStack(cdk.Stack):
         self.api_host = naming.api_host(env)
         self.studio_host = naming.studio_host(env)
         zone = route53.HostedZone.from_hosted_zone_attributes(
-            self, "Zone", hosted_zone_id=env.hosted_zone_id, zone_name=env.domain_name,
+            self,
+            "Zone",
+            hosted_zone_id=env.hosted_zone_id,
+            zone_name=env.domain_name,
         )
         cloudfront_enabled = env.features.cloudfront and edge is not None
 
@@ -78,8 +81,11 @@ class StorageStack(cdk.Stack):
             allow_acls=cloudfront_enabled,
         )
 
-        self.bucket_key = self._data_key("StorageKey", f"alias/{cfg.project}-{env_name}-storage",
-                                         f"{cfg.project} {env_name}: Supabase Storage objects")
+        self.bucket_key = self._data_key(
+            "StorageKey",
+            f"alias/{cfg.project}-{env_name}-storage",
+            f"{cfg.project} {env_name}: Supabase Storage objects",
+        )
         self.storage = HardenedBucket(
             self,
             "StorageBucket",
@@ -102,8 +108,9 @@ class StorageStack(cdk.Stack):
         )
         self.bucket = self.storage.bucket
 
-        self.velero_key = self._data_key("VeleroKey", f"alias/{cfg.project}-{env_name}-velero",
-                                         f"{cfg.project} {env_name}: Velero cluster backups")
+        self.velero_key = self._data_key(
+            "VeleroKey", f"alias/{cfg.project}-{env_name}-velero", f"{cfg.project} {env_name}: Velero cluster backups"
+        )
         self.velero = HardenedBucket(
             self,
             "VeleroBucket",
@@ -146,7 +153,7 @@ class StorageStack(cdk.Stack):
         self.distribution: cloudfront.Distribution | None = None
         self.distribution_domain_name: str | None = None
         self.cdn_host: str | None = None
-        if cloudfront_enabled:
+        if cloudfront_enabled and edge is not None:
             self.distribution = self._distribution(cfg, env_name, edge, zone)
             self.distribution_domain_name = self.distribution.distribution_domain_name
 
@@ -173,8 +180,9 @@ class StorageStack(cdk.Stack):
         key.node.default_child.override_logical_id(id_)
         return key
 
-    def _distribution(self, cfg: OrgConfig, env_name: str, edge: EdgeStack,
-                      zone: route53.IHostedZone) -> cloudfront.Distribution:
+    def _distribution(
+        self, cfg: OrgConfig, env_name: str, edge: EdgeStack, zone: route53.IHostedZone
+    ) -> cloudfront.Distribution:
         env = cfg.environments[env_name]
         self.cdn_host = edge.cdn_host
         api_origin = origins.HttpOrigin(
@@ -209,11 +217,14 @@ class StorageStack(cdk.Stack):
         # policies alone, and the statements below grant the static/ prefix only, not the
         # tenant data next to it.
         oac = cloudfront.S3OriginAccessControl(
-            self, "StaticAssetsOac", description="CloudFront reads static/ of the storage bucket",
+            self,
+            "StaticAssetsOac",
+            description="CloudFront reads static/ of the storage bucket",
         )
         static_origin = origins.S3BucketOrigin.with_origin_access_control(
-            s3.Bucket.from_bucket_attributes(self, "StorageBucketByName",
-                                             bucket_name=naming.storage_bucket(cfg, env_name), region=self.region),
+            s3.Bucket.from_bucket_attributes(
+                self, "StorageBucketByName", bucket_name=naming.storage_bucket(cfg, env_name), region=self.region
+            ),
             origin_access_control=oac,
             origin_access_levels=[cloudfront.AccessLevel.READ],
         )
@@ -226,7 +237,9 @@ class StorageStack(cdk.Stack):
             web_acl_id=edge.web_acl_arn,
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            price_class=cloudfront.PriceClass.PRICE_CLASS_ALL if env.production else cloudfront.PriceClass.PRICE_CLASS_100,
+            price_class=cloudfront.PriceClass.PRICE_CLASS_ALL
+            if env.production
+            else cloudfront.PriceClass.PRICE_CLASS_100,
             enable_logging=True,
             log_bucket=self.access_logs.bucket,
             log_file_prefix="cloudfront/",
@@ -251,22 +264,29 @@ class StorageStack(cdk.Stack):
             },
         )
         distribution_arn = self.format_arn(
-            service="cloudfront", region="", resource="distribution", resource_name=distribution.distribution_id,
+            service="cloudfront",
+            region="",
+            resource="distribution",
+            resource_name=distribution.distribution_id,
         )
-        self.bucket.add_to_resource_policy(iam.PolicyStatement(
-            sid="CloudFrontReadsStaticPrefix",
-            principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
-            actions=["s3:GetObject"],
-            resources=[self.bucket.arn_for_objects(f"{STATIC_PREFIX}*")],
-            conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
-        ))
-        self.bucket_key.add_to_resource_policy(iam.PolicyStatement(
-            sid="CloudFrontDecryptsStaticObjects",
-            principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
-            actions=["kms:Decrypt"],
-            resources=["*"],
-            conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
-        ))
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontReadsStaticPrefix",
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(f"{STATIC_PREFIX}*")],
+                conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
+            )
+        )
+        self.bucket_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontDecryptsStaticObjects",
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                actions=["kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
+            )
+        )
         cdk.Annotations.of(distribution).acknowledge_warning(
             "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
             "the storage bucket policy grants this distribution static/* explicitly (statement CloudFrontReadsStaticPrefix)",
@@ -277,12 +297,17 @@ class StorageStack(cdk.Stack):
         )
         acknowledge(
             distribution.node.default_child,
-            ("AwsSolutions-CFR1",
-             "Supabase's API serves the app's users wherever they are; country blocking is a product decision, made in the web ACL if ever"),
+            (
+                "AwsSolutions-CFR1",
+                "Supabase's API serves the app's users wherever they are; country blocking is a product decision, made in the web ACL if ever",
+            ),
         )
         for record_id, record_type in (("CdnAliasA", route53.ARecord), ("CdnAliasAaaa", route53.AaaaRecord)):
             record_type(
-                self, record_id, zone=zone, record_name=self.cdn_host,
+                self,
+                record_id,
+                zone=zone,
+                record_name=self.cdn_host,
                 target=route53.RecordTarget.from_alias(targets.CloudFrontTarget(distribution)),
             )
         return distribution

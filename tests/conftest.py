@@ -21,12 +21,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "20")
 # A deprecated CDK API fails the synth instead of printing a warning nobody reads.
 os.environ.setdefault("JSII_DEPRECATED", "fail")
 
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
 
-from config import OrgConfig, load_config  # noqa: E402
-from stacks.composition import build_app  # noqa: E402
-
+from config import OrgConfig, load_config
+from stacks.composition import build_app
 
 ROOT = Path(__file__).resolve().parents[1]
 

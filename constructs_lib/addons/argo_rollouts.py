@@ -12,10 +12,17 @@ NAMESPACE = "argo-rollouts"
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         values={
             "installCRDs": True,
-            "controller": {"replicas": 2, "nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]},
+            "controller": {
+                "replicas": 2,
+                "nodeSelector": SYSTEM_NODE_SELECTOR,
+                "tolerations": [SYSTEM_NODE_TOLERATION],
+            },
             "dashboard": {"enabled": False},
         },
     )

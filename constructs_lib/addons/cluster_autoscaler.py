@@ -35,14 +35,22 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(
             sid="Discover",
-            actions=["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-                     "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
-                     "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-                     "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"],
+            actions=[
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+            ],
             resources=["*"],
         ),
         iam.PolicyStatement(
-            sid="ReadNodegroups", actions=["eks:DescribeNodegroup"],
+            sid="ReadNodegroups",
+            actions=["eks:DescribeNodegroup"],
             resources=[ctx.arn("eks", f"nodegroup/{ctx.cluster_name}/*/*")],
         ),
         iam.PolicyStatement(
@@ -56,7 +64,10 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx),
         values={
@@ -64,16 +75,24 @@ def build(ctx: AddonContext) -> HelmAddon:
             "awsRegion": ctx.values.region,
             "autoDiscovery": {"clusterName": ctx.cluster_name},
             "rbac": {"serviceAccount": {"create": True, "name": SERVICE_ACCOUNT}},
-            "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste",
-                          "skip-nodes-with-system-pods": False},
+            "extraArgs": {
+                "balance-similar-node-groups": True,
+                "expander": "least-waste",
+                "skip-nodes-with-system-pods": False,
+            },
             "nodeSelector": SYSTEM_NODE_SELECTOR,
             "tolerations": [SYSTEM_NODE_TOLERATION],
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65534,
+                "fsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containerSecurityContext": restricted_container_security_context(),
             "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": "500m", "memory": "600Mi"}},
         },
         wildcard_reason=(
             "Auto Scaling and EC2 Describe APIs have no resource-level permissions; the two scaling "
-             "actions are limited by condition to groups tagged k8s.io/cluster-autoscaler/<cluster>=owned."),
+            "actions are limited by condition to groups tagged k8s.io/cluster-autoscaler/<cluster>=owned."
+        ),
     )

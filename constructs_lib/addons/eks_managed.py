@@ -44,7 +44,9 @@ def managed_addons(kubernetes_version: str) -> list[ManagedAddon]:
     try:
         versions = VERSIONS[kubernetes_version]
     except KeyError:
-        raise ValueError(f"no pinned EKS add-on versions for Kubernetes {kubernetes_version}; add them to VERSIONS") from None
+        raise ValueError(
+            f"no pinned EKS add-on versions for Kubernetes {kubernetes_version}; add them to VERSIONS"
+        ) from None
     before = {VPC_CNI, KUBE_PROXY, POD_IDENTITY_AGENT}
     return [ManagedAddon(name=name, version=version, before_nodes=name in before) for name, version in versions.items()]
 

@@ -41,8 +41,11 @@ def statements(ctx: AddonContext, *, hosted_zone_id: str) -> list[iam.PolicyStat
     return [
         iam.PolicyStatement(
             sid="ChangeEnvironmentZone",
-            actions=["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets",
-                     "route53:ListTagsForResources"],
+            actions=[
+                "route53:ChangeResourceRecordSets",
+                "route53:ListResourceRecordSets",
+                "route53:ListTagsForResources",
+            ],
             resources=[hosted_zone_arn(ctx, hosted_zone_id)],
         ),
         iam.PolicyStatement(sid="ListZones", actions=["route53:ListHostedZones"], resources=["*"]),
@@ -51,7 +54,10 @@ def statements(ctx: AddonContext, *, hosted_zone_id: str) -> list[iam.PolicyStat
 
 def build(ctx: AddonContext, *, hosted_zone_id: str) -> HelmAddon:
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx, hosted_zone_id=hosted_zone_id),
         values={
@@ -73,5 +79,6 @@ def build(ctx: AddonContext, *, hosted_zone_id: str) -> HelmAddon:
         },
         wildcard_reason=(
             "route53:ListHostedZones has no resource-level permission (Route 53 service authorization "
-            "reference); record changes are granted on the environment's hosted zone only."),
+            "reference); record changes are granted on the environment's hosted zone only."
+        ),
     )

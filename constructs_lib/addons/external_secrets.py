@@ -35,29 +35,38 @@ def statements(ctx: AddonContext, *, extra_secret_names: Iterable[str] = ()) -> 
     prefix = ctx.values.secret_prefix
     found = [
         iam.PolicyStatement(
-            sid="ReadEnvironmentSecrets", actions=read,
+            sid="ReadEnvironmentSecrets",
+            actions=read,
             resources=[ctx.arn("secretsmanager", f"secret:{prefix}*")],
         ),
     ]
     outside = sorted({n for n in extra_secret_names if not n.startswith(prefix)})
     if outside:
-        found.append(iam.PolicyStatement(
-            sid="ReadConfiguredSecrets", actions=read,
-            resources=[ctx.arn("secretsmanager", f"secret:{name}{ARN_SUFFIX}") for name in outside],
-        ))
-    found.append(iam.PolicyStatement(
-        sid="DecryptThroughSecretsManager",
-        actions=["kms:Decrypt"],
-        resources=[ctx.data_key.key_arn],
-        conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{ctx.values.region}.amazonaws.com"}},
-    ))
+        found.append(
+            iam.PolicyStatement(
+                sid="ReadConfiguredSecrets",
+                actions=read,
+                resources=[ctx.arn("secretsmanager", f"secret:{name}{ARN_SUFFIX}") for name in outside],
+            )
+        )
+    found.append(
+        iam.PolicyStatement(
+            sid="DecryptThroughSecretsManager",
+            actions=["kms:Decrypt"],
+            resources=[ctx.data_key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{ctx.values.region}.amazonaws.com"}},
+        )
+    )
     return found
 
 
 def build(ctx: AddonContext, *, extra_secret_names: Iterable[str] = ()) -> HelmAddon:
     placement = {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]}
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx, extra_secret_names=extra_secret_names),
         values={
@@ -70,5 +79,6 @@ def build(ctx: AddonContext, *, extra_secret_names: Iterable[str] = ()) -> HelmA
         },
         wildcard_reason=(
             "Secret ARNs end in a random suffix that Secrets Manager appends, so the grant is the "
-             "documented prefix wildcard arn:...:secret:<project>/<env>/*, this environment's secrets only."),
+            "documented prefix wildcard arn:...:secret:<project>/<env>/*, this environment's secrets only."
+        ),
     )

@@ -17,9 +17,13 @@ NAME = "falco"
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, chart=NAME, version=FALCO_CHART_VERSION, namespace=FALCO_NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=FALCO_CHART_VERSION,
+        namespace=FALCO_NAMESPACE,
         service_account=SIDEKICK_SERVICE_ACCOUNT,
-        statements=[iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"],
-                                        resources=[ctx.values.alerts_topic_arn])],
+        statements=[
+            iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"], resources=[ctx.values.alerts_topic_arn])
+        ],
         values=helm_values(ctx.values),
     )

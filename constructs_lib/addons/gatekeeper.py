@@ -7,7 +7,13 @@ move together; this module only adds placement on the system nodes.
 
 from __future__ import annotations
 
-from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERATION, AddonContext, HelmAddon, merge_values
+from constructs_lib.addons.base import (
+    SYSTEM_NODE_SELECTOR,
+    SYSTEM_NODE_TOLERATION,
+    AddonContext,
+    HelmAddon,
+    merge_values,
+)
 from k8s_charts.policies import GATEKEEPER_CHART_VERSION, GATEKEEPER_NAMESPACE, gatekeeper_helm_values
 
 NAME = "gatekeeper"
@@ -19,6 +25,9 @@ def build(ctx: AddonContext) -> HelmAddon:
     per_component = {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]}
     placement = {"controllerManager": per_component, "audit": per_component}
     return HelmAddon(
-        name=NAME, chart=NAME, version=GATEKEEPER_CHART_VERSION, namespace=GATEKEEPER_NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=GATEKEEPER_CHART_VERSION,
+        namespace=GATEKEEPER_NAMESPACE,
         values=merge_values(placement, gatekeeper_helm_values()),
     )

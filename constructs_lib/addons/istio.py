@@ -8,7 +8,13 @@ policies require) plus placement on the system nodes.
 
 from __future__ import annotations
 
-from constructs_lib.addons.base import SYSTEM_NODE_SELECTOR, SYSTEM_NODE_TOLERATION, AddonContext, HelmAddon, merge_values
+from constructs_lib.addons.base import (
+    SYSTEM_NODE_SELECTOR,
+    SYSTEM_NODE_TOLERATION,
+    AddonContext,
+    HelmAddon,
+    merge_values,
+)
 from k8s_charts.mesh import ISTIO_CHART_VERSION, ISTIO_NAMESPACE, istiod_helm_values
 
 # Istio's release build stamps the image hub and tag into the published charts; the vendored
@@ -23,18 +29,37 @@ ISTIOD = "istiod"
 def build(ctx: AddonContext) -> list[HelmAddon]:
     del ctx
     istiod_values = merge_values(
-        {"pilot": {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]},
-         # Application containers start only once their proxy can route their first connection.
-         "global": {"proxy": {"holdApplicationUntilProxyStarts": True}}},
+        {
+            "pilot": {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]},
+            # Application containers start only once their proxy can route their first connection.
+            "global": {"proxy": {"holdApplicationUntilProxyStarts": True}},
+        },
         merge_values(IMAGES, istiod_helm_values()),
     )
     return [
-        HelmAddon(name=BASE, chart="base", version=ISTIO_CHART_VERSION, namespace=ISTIO_NAMESPACE,
-                  values={"defaultRevision": "default"}),
-        HelmAddon(name=CNI, chart="cni", version=ISTIO_CHART_VERSION, namespace=ISTIO_NAMESPACE,
-                  depends_on=(BASE,), values=IMAGES),
+        HelmAddon(
+            name=BASE,
+            chart="base",
+            version=ISTIO_CHART_VERSION,
+            namespace=ISTIO_NAMESPACE,
+            values={"defaultRevision": "default"},
+        ),
+        HelmAddon(
+            name=CNI,
+            chart="cni",
+            version=ISTIO_CHART_VERSION,
+            namespace=ISTIO_NAMESPACE,
+            depends_on=(BASE,),
+            values=IMAGES,
+        ),
         # istiod's injector configures sidecars for CNI redirection: the node agent must be
         # running first, or pods injected meanwhile start without traffic capture.
-        HelmAddon(name=ISTIOD, chart="istiod", version=ISTIO_CHART_VERSION,
-                  namespace=ISTIO_NAMESPACE, depends_on=(BASE, CNI), values=istiod_values),
+        HelmAddon(
+            name=ISTIOD,
+            chart="istiod",
+            version=ISTIO_CHART_VERSION,
+            namespace=ISTIO_NAMESPACE,
+            depends_on=(BASE, CNI),
+            values=istiod_values,
+        ),
     ]

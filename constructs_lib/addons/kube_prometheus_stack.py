@@ -76,28 +76,36 @@ def istio_scrape_values() -> dict[str, Any]:
                 "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
                 "proxy.istio.io/config": yaml.safe_dump({"proxyMetadata": {"OUTPUT_CERTS": PROXY_CERTS_DIR}}),
                 "sidecar.istio.io/userVolumeMount": json.dumps(
-                    [{"name": ISTIO_CERTS_VOLUME, "mountPath": PROXY_CERTS_DIR}]),
+                    [{"name": ISTIO_CERTS_VOLUME, "mountPath": PROXY_CERTS_DIR}]
+                ),
             },
         },
         "volumes": [{"name": ISTIO_CERTS_VOLUME, "emptyDir": {"medium": "Memory"}}],
         "volumeMounts": [{"name": ISTIO_CERTS_VOLUME, "mountPath": PROMETHEUS_CERTS_DIR, "readOnly": True}],
-        "scrapeClasses": [{
-            "name": ISTIO_SCRAPE_CLASS,
-            "tlsConfig": {
-                "caFile": f"{PROMETHEUS_CERTS_DIR}/root-cert.pem",
-                "certFile": f"{PROMETHEUS_CERTS_DIR}/cert-chain.pem",
-                "keyFile": f"{PROMETHEUS_CERTS_DIR}/key.pem",
-                "insecureSkipVerify": True,
-            },
-        }],
+        "scrapeClasses": [
+            {
+                "name": ISTIO_SCRAPE_CLASS,
+                "tlsConfig": {
+                    "caFile": f"{PROMETHEUS_CERTS_DIR}/root-cert.pem",
+                    "certFile": f"{PROMETHEUS_CERTS_DIR}/cert-chain.pem",
+                    "keyFile": f"{PROMETHEUS_CERTS_DIR}/key.pem",
+                    "insecureSkipVerify": True,
+                },
+            }
+        ],
     }
 
 
 def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: bool) -> HelmAddon:
-    volume = {"volumeClaimTemplate": {"spec": {
-        "storageClassName": STORAGE_CLASS, "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": f"{storage_gib}Gi"}},
-    }}}
+    volume = {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": STORAGE_CLASS,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{storage_gib}Gi"}},
+            }
+        }
+    }
     prometheus_spec: dict[str, Any] = {
         "retention": f"{retention_days}d",
         "storageSpec": volume,
@@ -107,12 +115,16 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
     if mesh:
         prometheus_spec.update(istio_scrape_values())
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         # The topic's KMS key policy admits this account's principals through SNS
         # (constructs_lib.alarms.AlertsTopic), so sns:Publish is the whole grant.
-        statements=[iam.PolicyStatement(sid="PublishAlerts", actions=["sns:Publish"],
-                                        resources=[ctx.values.alerts_topic_arn])],
+        statements=[
+            iam.PolicyStatement(sid="PublishAlerts", actions=["sns:Publish"], resources=[ctx.values.alerts_topic_arn])
+        ],
         values={
             "fullnameOverride": NAME,
             "prometheus": {
@@ -132,7 +144,9 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
             # node-exporter keeps the host namespaces and hostPath it needs (a named Gatekeeper
             # exemption, k8s_charts.policies.NODE_EXPORTER); its container gives up everything else.
             "prometheus-node-exporter": {"containerSecurityContext": restricted_container_security_context()},
-            "grafana": {"sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "searchNamespace": "ALL"}}},
+            "grafana": {
+                "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "searchNamespace": "ALL"}}
+            },
             "prometheusOperator": {"nodeSelector": SYSTEM_NODE_SELECTOR, "tolerations": [SYSTEM_NODE_TOLERATION]},
         },
         # Prometheus pods must be created after the sidecar injector serves, or they run without

@@ -43,18 +43,23 @@ def custom_rules() -> list[dict[str, Any]]:
     and `pod`, which map the series onto the pod the HPA asks about. Summing by pod leaves one
     sample per pod whatever other target labels (service, endpoint, instance) the scrape adds.
     """
-    return [{
-        "seriesQuery": f'{REALTIME_CONNECTIONS_METRIC}{{namespace!="",pod!=""}}',
-        "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
-        "name": {"matches": f"^{REALTIME_CONNECTIONS_METRIC}$", "as": REALTIME_CONNECTIONS_METRIC},
-        "metricsQuery": "sum by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})",
-    }]
+    return [
+        {
+            "seriesQuery": f'{REALTIME_CONNECTIONS_METRIC}{{namespace!="",pod!=""}}',
+            "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+            "name": {"matches": f"^{REALTIME_CONNECTIONS_METRIC}$", "as": REALTIME_CONNECTIONS_METRIC},
+            "metricsQuery": "sum by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})",
+        }
+    ]
 
 
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         values={
             "prometheus": {"url": PROMETHEUS_URL, "port": PROMETHEUS_PORT},
             "listenPort": LISTEN_PORT,
@@ -63,12 +68,15 @@ def build(ctx: AddonContext) -> HelmAddon:
             # HPA using a custom metric stops scaling on it.
             "replicas": 2,
             "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
-            "topologySpreadConstraints": [{
-                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": POD_LABELS},
-            }],
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": POD_LABELS},
+                }
+            ],
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
             "securityContext": restricted_container_security_context(),
             "nodeSelector": SYSTEM_NODE_SELECTOR,
             "tolerations": [SYSTEM_NODE_TOLERATION],

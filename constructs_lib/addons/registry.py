@@ -41,16 +41,27 @@ def dependency_order(addons: Sequence[HelmAddon]) -> list[HelmAddon]:
 class AddonRegistry(Construct):
     """One `HelmChart` per add-on from its vendored chart (no namespace creation: namespaces come first, with PSS labels)."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: eks.ICluster, cluster_arn: str,
-                 addons: Sequence[HelmAddon], after: Sequence[IDependable] = ()) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cluster: eks.ICluster,
+        cluster_arn: str,
+        addons: Sequence[HelmAddon],
+        after: Sequence[IDependable] = (),
+    ) -> None:
         super().__init__(scope, id_)
         self.charts: dict[str, eks.HelmChart] = {}
         self.identities: dict[str, PodIdentity] = {}
         for addon in dependency_order(addons):
             if not (addon.chart_dir / "Chart.yaml").is_file():
-                raise ValueError(f"add-on {addon.name}: no vendored chart at {addon.chart_dir} (see charts/SOURCES.yaml)")
+                raise ValueError(
+                    f"add-on {addon.name}: no vendored chart at {addon.chart_dir} (see charts/SOURCES.yaml)"
+                )
             chart = eks.HelmChart(
-                self, addon.name,
+                self,
+                addon.name,
                 cluster=cluster,
                 chart_asset=s3_assets.Asset(self, f"{addon.name}-chart", path=str(addon.chart_dir)),
                 release=addon.name,
@@ -65,10 +76,15 @@ class AddonRegistry(Construct):
                 chart.node.add_dependency(dependable)
             if addon.service_account:
                 identity = PodIdentity(
-                    self, f"{addon.name}-identity",
-                    cluster_name=cluster.cluster_name, cluster_arn=cluster_arn,
-                    namespace=addon.namespace, service_account=addon.service_account,
-                    statements=addon.statements, extra_policies=addon.extra_policies, description=f"{addon.name} controller",
+                    self,
+                    f"{addon.name}-identity",
+                    cluster_name=cluster.cluster_name,
+                    cluster_arn=cluster_arn,
+                    namespace=addon.namespace,
+                    service_account=addon.service_account,
+                    statements=addon.statements,
+                    extra_policies=addon.extra_policies,
+                    description=f"{addon.name} controller",
                     wildcard_reason=addon.wildcard_reason,
                 )
                 # The role must exist before the pods start, or they cache an empty credential chain.

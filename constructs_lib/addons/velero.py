@@ -9,7 +9,6 @@ from __future__ import annotations
 from aws_cdk import aws_iam as iam
 
 from config import naming
-
 from constructs_lib.addons.base import (
     SYSTEM_NODE_SELECTOR,
     SYSTEM_NODE_TOLERATION,
@@ -32,14 +31,21 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
     found = [
         iam.PolicyStatement(
             sid="BackupObjects",
-            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-                     "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            actions=[
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
             # Literal ARN: a cross-stack token here would become an export the policy depends on.
             resources=[naming.bucket_objects_arn(ctx.velero_bucket_name)],
         ),
         iam.PolicyStatement(sid="ListBackups", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
         # Describe APIs have no resource-level permissions.
-        iam.PolicyStatement(sid="DescribeVolumes", actions=["ec2:DescribeVolumes", "ec2:DescribeSnapshots"], resources=["*"]),
+        iam.PolicyStatement(
+            sid="DescribeVolumes", actions=["ec2:DescribeVolumes", "ec2:DescribeSnapshots"], resources=["*"]
+        ),
         iam.PolicyStatement(
             sid="Snapshots",
             actions=["ec2:CreateSnapshot", "ec2:DeleteSnapshot", "ec2:CreateVolume", "ec2:CreateTags"],
@@ -47,25 +53,33 @@ def statements(ctx: AddonContext) -> list[iam.PolicyStatement]:
         ),
     ]
     if bucket.encryption_key is not None:
-        found.append(iam.PolicyStatement(
-            sid="BucketKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=[bucket.encryption_key.key_arn],
-        ))
+        found.append(
+            iam.PolicyStatement(
+                sid="BucketKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[bucket.encryption_key.key_arn],
+            )
+        )
     return found
 
 
 def build(ctx: AddonContext) -> HelmAddon:
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         statements=statements(ctx),
         values={
-            "initContainers": [{
-                "name": "velero-plugin-for-aws",
-                "image": AWS_PLUGIN_IMAGE,
-                "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
-                "securityContext": restricted_container_security_context(),
-            }],
+            "initContainers": [
+                {
+                    "name": "velero-plugin-for-aws",
+                    "image": AWS_PLUGIN_IMAGE,
+                    "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
+                    "securityContext": restricted_container_security_context(),
+                }
+            ],
             "serviceAccount": {"server": {"create": True, "name": SERVICE_ACCOUNT}},
             # Pod Identity supplies credentials through the SDK's default chain: no static keys.
             "credentials": {"useSecret": False},
@@ -74,16 +88,29 @@ def build(ctx: AddonContext) -> HelmAddon:
             # The CRD-upgrade hook job pulls an extra kubectl image; CRDs come from the chart's crds/ on install.
             "upgradeCRDs": False,
             "configuration": {
-                "backupStorageLocation": [{
-                    "name": STORAGE_LOCATION, "provider": "aws", "bucket": ctx.velero_bucket.bucket_name, "default": True,
-                    "config": {"region": ctx.values.region},
-                }],
-                "volumeSnapshotLocation": [{
-                    "name": SNAPSHOT_LOCATION, "provider": "aws", "config": {"region": ctx.values.region},
-                }],
+                "backupStorageLocation": [
+                    {
+                        "name": STORAGE_LOCATION,
+                        "provider": "aws",
+                        "bucket": ctx.velero_bucket.bucket_name,
+                        "default": True,
+                        "config": {"region": ctx.values.region},
+                    }
+                ],
+                "volumeSnapshotLocation": [
+                    {
+                        "name": SNAPSHOT_LOCATION,
+                        "provider": "aws",
+                        "config": {"region": ctx.values.region},
+                    }
+                ],
             },
-            "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534,
-                                   "seccompProfile": {"type": "RuntimeDefault"}},
+            "podSecurityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65534,
+                "fsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containerSecurityContext": restricted_container_security_context(),
             "nodeSelector": SYSTEM_NODE_SELECTOR,
             "tolerations": [SYSTEM_NODE_TOLERATION],
@@ -91,5 +118,6 @@ def build(ctx: AddonContext) -> HelmAddon:
         },
         wildcard_reason=(
             "Velero names its backup objects and EBS snapshots at run time: object access is limited "
-             "to the Velero bucket, snapshot actions to this account/region, Describe APIs have no resource-level permissions."),
+            "to the Velero bucket, snapshot actions to this account/region, Describe APIs have no resource-level permissions."
+        ),
     )

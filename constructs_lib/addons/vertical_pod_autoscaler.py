@@ -22,14 +22,20 @@ NAMESPACE = "vpa"
 def build(ctx: AddonContext) -> HelmAddon:
     del ctx
     return HelmAddon(
-        name=NAME, chart=NAME, version=VERSION, namespace=NAMESPACE,
+        name=NAME,
+        chart=NAME,
+        version=VERSION,
+        namespace=NAMESPACE,
         values={
             "recommender": {
                 "enabled": True,
                 "nodeSelector": SYSTEM_NODE_SELECTOR,
                 "tolerations": [SYSTEM_NODE_TOLERATION],
-                "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 65534,
-                                       "seccompProfile": {"type": "RuntimeDefault"}},
+                "podSecurityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65534,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
                 "securityContext": restricted_container_security_context(),
             },
             "updater": {"enabled": False},

@@ -14,6 +14,7 @@ declared here: two manifests owning one object would delete it when either is re
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import cdk8s
 from constructs import Construct
 
@@ -50,12 +51,21 @@ NAMESPACES: tuple[NamespaceSpec, ...] = (
     NamespaceSpec(name="vpa", level="restricted"),
     NamespaceSpec(name="argo-rollouts", level="restricted"),
     NamespaceSpec(name="gatekeeper-system", level="restricted"),
-    NamespaceSpec(name="observability", level="privileged",
-                  reason="node-exporter of kube-prometheus-stack reads host /proc and /sys with hostPID and hostNetwork"),
-    NamespaceSpec(name="falco", level="privileged",
-                  reason="Falco's eBPF probe needs BPF/PERFMON capabilities and hostPath mounts on every node"),
-    NamespaceSpec(name="istio-system", level="privileged",
-                  reason="the istio-cni node agent writes the CNI configuration on the host with privileges"),
+    NamespaceSpec(
+        name="observability",
+        level="privileged",
+        reason="node-exporter of kube-prometheus-stack reads host /proc and /sys with hostPID and hostNetwork",
+    ),
+    NamespaceSpec(
+        name="falco",
+        level="privileged",
+        reason="Falco's eBPF probe needs BPF/PERFMON capabilities and hostPath mounts on every node",
+    ),
+    NamespaceSpec(
+        name="istio-system",
+        level="privileged",
+        reason="the istio-cni node agent writes the CNI configuration on the host with privileges",
+    ),
 )
 BATCH_LEVEL = "restricted"
 
@@ -71,8 +81,13 @@ def _namespace(scope: Construct, spec: NamespaceSpec, *, version: str) -> cdk8s.
         "pod-security.kubernetes.io/audit-version": version,
     }
     annotations = {"platform/pod-security-reason": spec.reason} if spec.reason else None
-    return cdk8s.ApiObject(scope, f"ns-{spec.name}", api_version="v1", kind="Namespace",
-                           metadata=cdk8s.ApiObjectMetadata(name=spec.name, labels=labels, annotations=annotations))
+    return cdk8s.ApiObject(
+        scope,
+        f"ns-{spec.name}",
+        api_version="v1",
+        kind="Namespace",
+        metadata=cdk8s.ApiObjectMetadata(name=spec.name, labels=labels, annotations=annotations),
+    )
 
 
 class BaseClusterChart(cdk8s.Chart):
@@ -89,9 +104,13 @@ class BaseClusterChart(cdk8s.Chart):
         for spec in specs:
             _namespace(self, spec, version=version)
         api_object(
-            self, "storage-class", api_version="storage.k8s.io/v1", kind="StorageClass",
+            self,
+            "storage-class",
+            api_version="storage.k8s.io/v1",
+            kind="StorageClass",
             metadata=cdk8s.ApiObjectMetadata(
-                name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
+                name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"}
+            ),
             body={
                 "provisioner": "ebs.csi.aws.com",
                 "parameters": {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
@@ -105,21 +124,26 @@ class BaseClusterChart(cdk8s.Chart):
 
 def _schedule(scope: Construct, name: str, *, cron: str, ttl_hours: int) -> cdk8s.ApiObject:
     return api_object(
-        scope, f"schedule-{name}", api_version="velero.io/v1", kind="Schedule",
+        scope,
+        f"schedule-{name}",
+        api_version="velero.io/v1",
+        kind="Schedule",
         metadata=cdk8s.ApiObjectMetadata(name=name, namespace=VELERO_NAMESPACE),
-        body={"spec": {
-            "schedule": cron,
-            "useOwnerReferencesInBackup": False,
-            "template": {
-                "includedNamespaces": ["*"],
-                "excludedNamespaces": list(BACKUP_EXCLUDED_NAMESPACES),
-                "includeClusterResources": True,
-                "snapshotVolumes": True,
-                "storageLocation": "default",
-                "volumeSnapshotLocations": ["default"],
-                "ttl": f"{ttl_hours}h0m0s",
-            },
-        }},
+        body={
+            "spec": {
+                "schedule": cron,
+                "useOwnerReferencesInBackup": False,
+                "template": {
+                    "includedNamespaces": ["*"],
+                    "excludedNamespaces": list(BACKUP_EXCLUDED_NAMESPACES),
+                    "includeClusterResources": True,
+                    "snapshotVolumes": True,
+                    "storageLocation": "default",
+                    "volumeSnapshotLocations": ["default"],
+                    "ttl": f"{ttl_hours}h0m0s",
+                },
+            }
+        },
     )
 
 
@@ -130,15 +154,20 @@ class BaseControllersChart(cdk8s.Chart):
         super().__init__(scope, id_, disable_resource_name_hashes=True)
         cluster = cfg.environments[env_name].cluster
         api_object(
-            self, "cluster-secret-store", api_version="external-secrets.io/v1", kind="ClusterSecretStore",
+            self,
+            "cluster-secret-store",
+            api_version="external-secrets.io/v1",
+            kind="ClusterSecretStore",
             metadata=cdk8s.ApiObjectMetadata(name=CLUSTER_SECRET_STORE),
-            body={"spec": {
-                # No `auth`: the operator uses its own credentials, which EKS Pod Identity gives the
-                # external-secrets service account (its role reads only this environment's prefix).
-                "provider": {"aws": {"service": "SecretsManager", "region": values.region}},
-                "conditions": [{"namespaces": list(SECRET_CONSUMER_NAMESPACES)}],
-                "refreshInterval": 300,
-            }},
+            body={
+                "spec": {
+                    # No `auth`: the operator uses its own credentials, which EKS Pod Identity gives the
+                    # external-secrets service account (its role reads only this environment's prefix).
+                    "provider": {"aws": {"service": "SecretsManager", "region": values.region}},
+                    "conditions": [{"namespaces": list(SECRET_CONSUMER_NAMESPACES)}],
+                    "refreshInterval": 300,
+                }
+            },
         )
         _schedule(self, "daily", cron="0 3 * * *", ttl_hours=24 * cluster.velero_daily_retention_days)
         if cluster.velero_hourly:

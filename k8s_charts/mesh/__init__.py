@@ -226,7 +226,11 @@ def _route(component: str, svc: Service) -> dict[str, Any]:
         route["timeout"] = svc.timeout
         # Retry only what the server cannot have started processing, so a POST never runs twice.
         route["retries"] = (
-            {"attempts": svc.retries, "perTryTimeout": svc.timeout, "retryOn": "connect-failure,refused-stream,reset-before-request"}
+            {
+                "attempts": svc.retries,
+                "perTryTimeout": svc.timeout,
+                "retryOn": "connect-failure,refused-stream,reset-before-request",
+            }
             if svc.retries
             else {"attempts": 0}
         )

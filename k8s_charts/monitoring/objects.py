@@ -26,39 +26,63 @@ PART_OF = {"app.kubernetes.io/part-of": "supabase-observability"}
 # the platform reads Secrets Manager through it.
 CLUSTER_SECRET_STORE = "aws-secrets-manager"
 NON_ROOT_UID = 65534
-SKIP_DIGEST = ("CKV_K8S_43", "images are pinned to immutable release tags of multi-arch indexes; "
-               "digests are resolved by the registry mirror at admission, not in code")
+SKIP_DIGEST = (
+    "CKV_K8S_43",
+    "images are pinned to immutable release tags of multi-arch indexes; "
+    "digests are resolved by the registry mirror at admission, not in code",
+)
 
 
-def api_object(scope: Construct, id_: str, *, api_version: str, kind: str, name: str,
-               namespace: str | None, labels: Mapping[str, str] | None = None,
-               annotations: Mapping[str, str] | None = None,
-               body: Mapping[str, Any]) -> cdk8s.ApiObject:
+def api_object(
+    scope: Construct,
+    id_: str,
+    *,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    body: Mapping[str, Any],
+) -> cdk8s.ApiObject:
     return objects.api_object(
-        scope, id_, api_version=api_version, kind=kind,
+        scope,
+        id_,
+        api_version=api_version,
+        kind=kind,
         metadata=cdk8s.ApiObjectMetadata(
-            name=name, namespace=namespace, labels=dict(labels or {}),
+            name=name,
+            namespace=namespace,
+            labels=dict(labels or {}),
             annotations=dict(annotations) if annotations else None,
         ),
         body=body,
     )
 
 
-def external_secret(scope: Construct, id_: str, *, name: str, namespace: str,
-                    data: Sequence[tuple[str, str, str | None]]) -> cdk8s.ApiObject:
+def external_secret(
+    scope: Construct, id_: str, *, name: str, namespace: str, data: Sequence[tuple[str, str, str | None]]
+) -> cdk8s.ApiObject:
     """ExternalSecret producing Secret `name`; data rows are (secret key, remote key, property)."""
     return api_object(
-        scope, id_, api_version="external-secrets.io/v1", kind="ExternalSecret",
-        name=name, namespace=namespace, labels=PART_OF,
-        body={"spec": {
-            "refreshInterval": "1h",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": CLUSTER_SECRET_STORE},
-            "target": {"name": name, "creationPolicy": "Owner"},
-            "data": [
-                {"secretKey": key, "remoteRef": {"key": remote, **({"property": prop} if prop else {})}}
-                for key, remote, prop in data
-            ],
-        }},
+        scope,
+        id_,
+        api_version="external-secrets.io/v1",
+        kind="ExternalSecret",
+        name=name,
+        namespace=namespace,
+        labels=PART_OF,
+        body={
+            "spec": {
+                "refreshInterval": "1h",
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": CLUSTER_SECRET_STORE},
+                "target": {"name": name, "creationPolicy": "Owner"},
+                "data": [
+                    {"secretKey": key, "remoteRef": {"key": remote, **({"property": prop} if prop else {})}}
+                    for key, remote, prop in data
+                ],
+            }
+        },
     )
 
 
@@ -69,11 +93,15 @@ class Probe:
 
     def render(self, *, initial_delay: int, period: int) -> dict[str, Any]:
         action: dict[str, Any] = (
-            {"httpGet": {"path": self.path, "port": self.port}} if self.path
-            else {"tcpSocket": {"port": self.port}}
+            {"httpGet": {"path": self.path, "port": self.port}} if self.path else {"tcpSocket": {"port": self.port}}
         )
-        return {**action, "initialDelaySeconds": initial_delay, "periodSeconds": period,
-                "timeoutSeconds": 5, "failureThreshold": 3}
+        return {
+            **action,
+            "initialDelaySeconds": initial_delay,
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,66 +172,125 @@ def add_workload(scope: Construct, w: Workload) -> None:
     }
     if w.env_from_secret:
         container["envFrom"] = [{"secretRef": {"name": w.env_from_secret}}]
-    api_object(scope, f"{w.name}-sa", api_version="v1", kind="ServiceAccount", name=w.name,
-               namespace=w.namespace, labels=w.labels, body={"automountServiceAccountToken": False})
-    api_object(scope, f"{w.name}-deployment", api_version="apps/v1", kind="Deployment", name=w.name,
-               namespace=w.namespace, labels=w.labels,
-               annotations={f"checkov.io/skip{i}": f"{cid}={reason}"
-                            for i, (cid, reason) in enumerate(w.checkov_skips, start=1)},
-               body={"spec": {
-                   "replicas": w.replicas,
-                   "revisionHistoryLimit": 5,
-                   "selector": {"matchLabels": w.selector},
-                   "template": {
-                       "metadata": {"labels": w.labels},
-                       "spec": {
-                           "serviceAccountName": w.name,
-                           "automountServiceAccountToken": False,
-                           "securityContext": {
-                               "runAsNonRoot": True,
-                               "runAsUser": w.run_as_user,
-                               "runAsGroup": w.run_as_user,
-                               "fsGroup": w.run_as_user,
-                               "seccompProfile": {"type": "RuntimeDefault"},
-                           },
-                           "nodeSelector": {"kubernetes.io/os": "linux"},
-                           "topologySpreadConstraints": [{
-                               "maxSkew": 1,
-                               "topologyKey": "topology.kubernetes.io/zone",
-                               "whenUnsatisfiable": "ScheduleAnyway",
-                               "labelSelector": {"matchLabels": w.selector},
-                           }],
-                           "containers": [container],
-                           "volumes": volumes,
-                       },
-                   },
-               }})
-    api_object(scope, f"{w.name}-service", api_version="v1", kind="Service", name=w.name,
-               namespace=w.namespace, labels=w.labels, body={"spec": {
-                   "selector": w.selector,
-                   "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in w.ports.items()],
-               }})
+    api_object(
+        scope,
+        f"{w.name}-sa",
+        api_version="v1",
+        kind="ServiceAccount",
+        name=w.name,
+        namespace=w.namespace,
+        labels=w.labels,
+        body={"automountServiceAccountToken": False},
+    )
+    api_object(
+        scope,
+        f"{w.name}-deployment",
+        api_version="apps/v1",
+        kind="Deployment",
+        name=w.name,
+        namespace=w.namespace,
+        labels=w.labels,
+        annotations={
+            f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(w.checkov_skips, start=1)
+        },
+        body={
+            "spec": {
+                "replicas": w.replicas,
+                "revisionHistoryLimit": 5,
+                "selector": {"matchLabels": w.selector},
+                "template": {
+                    "metadata": {"labels": w.labels},
+                    "spec": {
+                        "serviceAccountName": w.name,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": w.run_as_user,
+                            "runAsGroup": w.run_as_user,
+                            "fsGroup": w.run_as_user,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "topologySpreadConstraints": [
+                            {
+                                "maxSkew": 1,
+                                "topologyKey": "topology.kubernetes.io/zone",
+                                "whenUnsatisfiable": "ScheduleAnyway",
+                                "labelSelector": {"matchLabels": w.selector},
+                            }
+                        ],
+                        "containers": [container],
+                        "volumes": volumes,
+                    },
+                },
+            }
+        },
+    )
+    api_object(
+        scope,
+        f"{w.name}-service",
+        api_version="v1",
+        kind="Service",
+        name=w.name,
+        namespace=w.namespace,
+        labels=w.labels,
+        body={
+            "spec": {
+                "selector": w.selector,
+                "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in w.ports.items()],
+            }
+        },
+    )
     if w.replicas > 1:
-        api_object(scope, f"{w.name}-pdb", api_version="policy/v1", kind="PodDisruptionBudget", name=w.name,
-                   namespace=w.namespace, labels=w.labels,
-                   body={"spec": {"maxUnavailable": 1, "selector": {"matchLabels": w.selector}}})
+        api_object(
+            scope,
+            f"{w.name}-pdb",
+            api_version="policy/v1",
+            kind="PodDisruptionBudget",
+            name=w.name,
+            namespace=w.namespace,
+            labels=w.labels,
+            body={"spec": {"maxUnavailable": 1, "selector": {"matchLabels": w.selector}}},
+        )
 
 
-def network_policy(scope: Construct, id_: str, *, name: str, namespace: str, pod_selector: Mapping[str, str],
-                   ingress: Sequence[Mapping[str, Any]], egress: Sequence[Mapping[str, Any]]) -> None:
+def network_policy(
+    scope: Construct,
+    id_: str,
+    *,
+    name: str,
+    namespace: str,
+    pod_selector: Mapping[str, str],
+    ingress: Sequence[Mapping[str, Any]],
+    egress: Sequence[Mapping[str, Any]],
+) -> None:
     """Isolates only the selected pods: the Helm-installed stack in the same namespace keeps its own rules."""
-    api_object(scope, id_, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=name,
-               namespace=namespace, labels=PART_OF, body={"spec": {
-                   "podSelector": {"matchLabels": dict(pod_selector)},
-                   "policyTypes": ["Ingress", "Egress"],
-                   "ingress": [dict(r) for r in ingress],
-                   "egress": [dict(r) for r in egress],
-               }})
+    api_object(
+        scope,
+        id_,
+        api_version="networking.k8s.io/v1",
+        kind="NetworkPolicy",
+        name=name,
+        namespace=namespace,
+        labels=PART_OF,
+        body={
+            "spec": {
+                "podSelector": {"matchLabels": dict(pod_selector)},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [dict(r) for r in ingress],
+                "egress": [dict(r) for r in egress],
+            }
+        },
+    )
 
 
 DNS_EGRESS = {
-    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
 
@@ -211,7 +298,11 @@ DNS_EGRESS = {
 def from_prometheus(port: int) -> dict[str, Any]:
     """Ingress from the kube-prometheus-stack Prometheus pods only."""
     return {
-        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}},
-                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+        "from": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        ],
         "ports": [{"protocol": "TCP", "port": port}],
     }

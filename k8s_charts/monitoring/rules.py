@@ -47,143 +47,264 @@ class Alert:
             "expr": self.expr,
             "for": self.for_,
             "labels": {"severity": self.severity},
-            "annotations": {"summary": self.summary, "description": self.description,
-                            "runbook_url": self.runbook_url},
+            "annotations": {"summary": self.summary, "description": self.description, "runbook_url": self.runbook_url},
         }
 
 
 def _recording_rules() -> list[dict[str, str]]:
     rules = []
     for w in SLO_WINDOWS:
-        rules.append({
-            "record": f"slo:kong_request_errors:ratio_rate{w}",
-            "expr": (f'sum(rate(kong_http_requests_total{{code=~"5.."}}[{w}]))'
-                     f" / sum(rate(kong_http_requests_total[{w}]))"),
-        })
-        rules.append({
-            "record": f"slo:kong_request_slow:ratio_rate{w}",
-            "expr": (f'1 - sum(rate(kong_request_latency_ms_bucket{{le="{LATENCY_THRESHOLD_MS}"}}[{w}]))'
-                     f" / sum(rate(kong_request_latency_ms_count[{w}]))"),
-        })
+        rules.append(
+            {
+                "record": f"slo:kong_request_errors:ratio_rate{w}",
+                "expr": (
+                    f'sum(rate(kong_http_requests_total{{code=~"5.."}}[{w}]))'
+                    f" / sum(rate(kong_http_requests_total[{w}]))"
+                ),
+            }
+        )
+        rules.append(
+            {
+                "record": f"slo:kong_request_slow:ratio_rate{w}",
+                "expr": (
+                    f'1 - sum(rate(kong_request_latency_ms_bucket{{le="{LATENCY_THRESHOLD_MS}"}}[{w}]))'
+                    f" / sum(rate(kong_request_latency_ms_count[{w}]))"
+                ),
+            }
+        )
     return rules
 
 
 def _burn(kind: str, objective: float, window: tuple[str, str, float]) -> str:
     long_w, short_w, rate = window
     budget = round(1 - objective, 6)
-    return (f"slo:kong_request_{kind}:ratio_rate{long_w} > ({rate} * {budget})"
-            f" and slo:kong_request_{kind}:ratio_rate{short_w} > ({rate} * {budget})")
+    return (
+        f"slo:kong_request_{kind}:ratio_rate{long_w} > ({rate} * {budget})"
+        f" and slo:kong_request_{kind}:ratio_rate{short_w} > ({rate} * {budget})"
+    )
 
 
 _NS = 'namespace="supabase"'
 
 ALERTS: tuple[Alert, ...] = (
-    Alert(name="SupabasePodCrashLooping", severity="critical", for_="10m",
-          expr=f'max_over_time(kube_pod_container_status_waiting_reason{{{_NS},reason="CrashLoopBackOff"}}[5m]) >= 1',
-          summary="{{ $labels.pod }} is crash-looping",
-          description="Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} has been in CrashLoopBackOff for 10 minutes."),
-    Alert(name="SupabaseHighCpu", severity="warning", for_="15m",
-          expr=(f'sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{_NS},container!=""}}[5m]))'
-                f' / sum by (namespace, pod, container) (kube_pod_container_resource_limits{{{_NS},resource="cpu"}}) > 0.9'),
-          summary="{{ $labels.pod }} uses over 90% of its CPU limit",
-          description="Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} has run above 90% of its CPU limit for 15 minutes and is being throttled."),
-    Alert(name="SupabaseHpaMaxedOut", severity="warning", for_="15m",
-          expr=(f"kube_horizontalpodautoscaler_status_current_replicas{{{_NS}}}"
-                f" >= on (namespace, horizontalpodautoscaler) kube_horizontalpodautoscaler_spec_max_replicas{{{_NS}}}"),
-          summary="HPA {{ $labels.horizontalpodautoscaler }} is at its maximum",
-          description="{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its maximum replica count for 15 minutes; it cannot absorb more load."),
-    Alert(name="SupabaseMetricsTargetDown", severity="warning", for_="10m",
-          expr=f"up{{{_NS}}} == 0",
-          summary="Prometheus cannot scrape {{ $labels.job }}",
-          description="Target {{ $labels.instance }} of job {{ $labels.job }} in {{ $labels.namespace }} has been unreachable for 10 minutes."),
-    Alert(name="PgBouncerDown", severity="critical", for_="2m",
-          expr="pgbouncer_up == 0",
-          summary="PgBouncer {{ $labels.pod }} is not answering",
-          description="The PgBouncer exporter on {{ $labels.pod }} cannot query PgBouncer's admin console; clients on that pod cannot reach the database."),
-    Alert(name="PgBouncerClientWaitHigh", severity="warning", for_="5m",
-          expr="max by (database, user) (pgbouncer_pools_client_maxwait_seconds) > 1",
-          summary="Clients wait over 1s for a server connection ({{ $labels.database }})",
-          description="The oldest waiting client of pool {{ $labels.database }}/{{ $labels.user }} has waited more than a second for 5 minutes: the pool is too small or queries are slow."),
-    Alert(name="PgBouncerPoolSaturated", severity="warning", for_="10m",
-          expr=('sum by (database, user) (pgbouncer_pools_server_active_connections)'
-                ' / on (database) group_left () label_replace(max by (name) (pgbouncer_databases_pool_size), "database", "$1", "name", "(.*)")'
-                " > 0.9"),
-          summary="PgBouncer pool {{ $labels.database }} is over 90% used",
-          description="Pool {{ $labels.database }}/{{ $labels.user }} has used more than 90% of its server connections for 10 minutes."),
-    Alert(name="PostgresUnreachable", severity="critical", for_="5m",
-          expr="pg_up == 0",
-          summary="{{ $labels.job }} cannot connect to PostgreSQL",
-          description="The PostgreSQL exporter {{ $labels.job }} has failed to connect to RDS for 5 minutes."),
-    Alert(name="RdsConnectionsNearLimit", severity="warning", for_="10m",
-          expr=("sum by (job) (pg_stat_activity_count) / on (job) max by (job) (pg_settings_max_connections) > 0.8"),
-          summary="RDS connections above 80% of max_connections ({{ $labels.job }})",
-          description="PostgreSQL behind {{ $labels.job }} has used more than 80% of max_connections for 10 minutes; new connections will soon be refused."),
-    Alert(name="PostgresReplicaLagHigh", severity="warning", for_="5m",
-          expr="pg_replication_lag_seconds > 30",
-          summary="Read replica lags {{ $labels.job }} by over 30s",
-          description="The read replica behind {{ $labels.job }} has been more than 30 seconds behind the primary for 5 minutes; rest-ro serves stale data."),
-    Alert(name="RedisDown", severity="critical", for_="5m",
-          expr="redis_up == 0",
-          summary="ElastiCache Redis is unreachable",
-          description="redis_exporter has failed to connect to ElastiCache ({{ $labels.instance }}) for 5 minutes."),
-    Alert(name="ExternalSecretNotReady", severity="warning", for_="10m",
-          expr='externalsecret_status_condition{condition="Ready",status="False"} == 1',
-          summary="ExternalSecret {{ $labels.namespace }}/{{ $labels.name }} is not synced",
-          description="ExternalSecret {{ $labels.namespace }}/{{ $labels.name }} has reported Ready=False for 10 minutes; its Secret keeps stale or no data."),
-    Alert(name="ExternalSecretSyncErrors", severity="warning", for_="15m",
-          expr="sum by (namespace, name) (increase(externalsecret_sync_calls_error[10m])) > 0",
-          summary="ExternalSecret {{ $labels.namespace }}/{{ $labels.name }} keeps failing to sync",
-          description="Syncs of {{ $labels.namespace }}/{{ $labels.name }} from Secrets Manager have failed continuously for 15 minutes."),
-    Alert(name="ApiErrorBudgetFastBurn", severity="critical", for_="2m",
-          expr=_burn("errors", AVAILABILITY_OBJECTIVE, FAST_BURN),
-          summary="API errors burn the 99.9% availability budget 14x too fast",
-          description="Over both the last hour and 5 minutes the 5xx ratio at Kong exceeded 14.4 x 0.1%: at this rate the 30-day error budget is gone in about two days."),
-    Alert(name="ApiErrorBudgetSlowBurn", severity="warning", for_="15m",
-          expr=_burn("errors", AVAILABILITY_OBJECTIVE, SLOW_BURN),
-          summary="API errors burn the 99.9% availability budget 6x too fast",
-          description="Over both the last 6 hours and 30 minutes the 5xx ratio at Kong exceeded 6 x 0.1%: at this rate the 30-day error budget is gone in five days."),
-    Alert(name="ApiLatencyBudgetBurn", severity="warning", for_="5m",
-          expr=_burn("slow", LATENCY_OBJECTIVE, FAST_BURN),
-          summary=f"Too many API requests slower than {LATENCY_THRESHOLD_MS}ms",
-          description=f"Over both the last hour and 5 minutes more than 14.4 x 1% of requests took longer than {LATENCY_THRESHOLD_MS}ms at Kong (SLO: 99% under {LATENCY_THRESHOLD_MS}ms)."),
-    Alert(name="ApiErrorBudgetLow", severity="info", for_="1h",
-          expr=f"slo:kong_request_errors:ratio_rate30d > (0.75 * {round(1 - AVAILABILITY_OBJECTIVE, 6)})",
-          summary="Less than 25% of the 30-day API error budget is left",
-          description="Over the last 30 days errors used more than 75% of the 99.9% availability budget; hold risky changes."),
-    Alert(name="EndpointProbeFailed", severity="warning", for_="5m",
-          expr='probe_success{job="blackbox"} == 0',
-          summary="{{ $labels.instance }} fails its external probe",
-          description="The blackbox exporter has failed to fetch {{ $labels.instance }} over HTTPS for 5 minutes."),
-    Alert(name="CertificateExpiringSoon", severity="warning", for_="1h",
-          expr="(probe_ssl_earliest_cert_expiry - time()) / 86400 < 21",
-          summary="TLS certificate of {{ $labels.instance }} expires within 21 days",
-          description="ACM normally renews 60 days ahead; a certificate this close to expiry means renewal (DNS validation) is failing."),
-    Alert(name="CertificateExpiryCritical", severity="critical", for_="10m",
-          expr="(probe_ssl_earliest_cert_expiry - time()) / 86400 < 7",
-          summary="TLS certificate of {{ $labels.instance }} expires within 7 days",
-          description="Clients will reject {{ $labels.instance }} within a week unless the certificate is renewed or replaced."),
-    Alert(name="NodeNotReady", severity="warning", for_="10m",
-          expr='kube_node_status_condition{condition="Ready",status="true"} == 0',
-          summary="Node {{ $labels.node }} is not Ready",
-          description="Node {{ $labels.node }} has not been Ready for 10 minutes; its pods are being evicted or are unreachable."),
-    Alert(name="PersistentVolumeFillingUp", severity="warning", for_="1h",
-          expr=("kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.15"
-                " and predict_linear(kubelet_volume_stats_available_bytes[6h], 4 * 24 * 3600) < 0"),
-          summary="Volume {{ $labels.persistentvolumeclaim }} fills up within 4 days",
-          description="PVC {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} has less than 15% free and at the 6-hour trend will be full within 4 days."),
-    Alert(name="RealtimeConnectionSaturation", severity="warning", for_="10m",
-          expr=('sum by (pod) (phoenix_connections_total{job="realtime"})'
-                ' / sum by (pod) (phoenix_connections_max{job="realtime"}) > 0.8'),
-          summary="Realtime {{ $labels.pod }} is above 80% of its connection limit",
-          description="Realtime pod {{ $labels.pod }} holds more than 80% of its Ranch connection limit; new websocket connections will queue and fail."),
+    Alert(
+        name="SupabasePodCrashLooping",
+        severity="critical",
+        for_="10m",
+        expr=f'max_over_time(kube_pod_container_status_waiting_reason{{{_NS},reason="CrashLoopBackOff"}}[5m]) >= 1',
+        summary="{{ $labels.pod }} is crash-looping",
+        description="Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} has been in CrashLoopBackOff for 10 minutes.",
+    ),
+    Alert(
+        name="SupabaseHighCpu",
+        severity="warning",
+        for_="15m",
+        expr=(
+            f'sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{_NS},container!=""}}[5m]))'
+            f' / sum by (namespace, pod, container) (kube_pod_container_resource_limits{{{_NS},resource="cpu"}}) > 0.9'
+        ),
+        summary="{{ $labels.pod }} uses over 90% of its CPU limit",
+        description="Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} has run above 90% of its CPU limit for 15 minutes and is being throttled.",
+    ),
+    Alert(
+        name="SupabaseHpaMaxedOut",
+        severity="warning",
+        for_="15m",
+        expr=(
+            f"kube_horizontalpodautoscaler_status_current_replicas{{{_NS}}}"
+            f" >= on (namespace, horizontalpodautoscaler) kube_horizontalpodautoscaler_spec_max_replicas{{{_NS}}}"
+        ),
+        summary="HPA {{ $labels.horizontalpodautoscaler }} is at its maximum",
+        description="{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its maximum replica count for 15 minutes; it cannot absorb more load.",
+    ),
+    Alert(
+        name="SupabaseMetricsTargetDown",
+        severity="warning",
+        for_="10m",
+        expr=f"up{{{_NS}}} == 0",
+        summary="Prometheus cannot scrape {{ $labels.job }}",
+        description="Target {{ $labels.instance }} of job {{ $labels.job }} in {{ $labels.namespace }} has been unreachable for 10 minutes.",
+    ),
+    Alert(
+        name="PgBouncerDown",
+        severity="critical",
+        for_="2m",
+        expr="pgbouncer_up == 0",
+        summary="PgBouncer {{ $labels.pod }} is not answering",
+        description="The PgBouncer exporter on {{ $labels.pod }} cannot query PgBouncer's admin console; clients on that pod cannot reach the database.",
+    ),
+    Alert(
+        name="PgBouncerClientWaitHigh",
+        severity="warning",
+        for_="5m",
+        expr="max by (database, user) (pgbouncer_pools_client_maxwait_seconds) > 1",
+        summary="Clients wait over 1s for a server connection ({{ $labels.database }})",
+        description="The oldest waiting client of pool {{ $labels.database }}/{{ $labels.user }} has waited more than a second for 5 minutes: the pool is too small or queries are slow.",
+    ),
+    Alert(
+        name="PgBouncerPoolSaturated",
+        severity="warning",
+        for_="10m",
+        expr=(
+            "sum by (database, user) (pgbouncer_pools_server_active_connections)"
+            ' / on (database) group_left () label_replace(max by (name) (pgbouncer_databases_pool_size), "database", "$1", "name", "(.*)")'
+            " > 0.9"
+        ),
+        summary="PgBouncer pool {{ $labels.database }} is over 90% used",
+        description="Pool {{ $labels.database }}/{{ $labels.user }} has used more than 90% of its server connections for 10 minutes.",
+    ),
+    Alert(
+        name="PostgresUnreachable",
+        severity="critical",
+        for_="5m",
+        expr="pg_up == 0",
+        summary="{{ $labels.job }} cannot connect to PostgreSQL",
+        description="The PostgreSQL exporter {{ $labels.job }} has failed to connect to RDS for 5 minutes.",
+    ),
+    Alert(
+        name="RdsConnectionsNearLimit",
+        severity="warning",
+        for_="10m",
+        expr=("sum by (job) (pg_stat_activity_count) / on (job) max by (job) (pg_settings_max_connections) > 0.8"),
+        summary="RDS connections above 80% of max_connections ({{ $labels.job }})",
+        description="PostgreSQL behind {{ $labels.job }} has used more than 80% of max_connections for 10 minutes; new connections will soon be refused.",
+    ),
+    Alert(
+        name="PostgresReplicaLagHigh",
+        severity="warning",
+        for_="5m",
+        expr="pg_replication_lag_seconds > 30",
+        summary="Read replica lags {{ $labels.job }} by over 30s",
+        description="The read replica behind {{ $labels.job }} has been more than 30 seconds behind the primary for 5 minutes; rest-ro serves stale data.",
+    ),
+    Alert(
+        name="RedisDown",
+        severity="critical",
+        for_="5m",
+        expr="redis_up == 0",
+        summary="ElastiCache Redis is unreachable",
+        description="redis_exporter has failed to connect to ElastiCache ({{ $labels.instance }}) for 5 minutes.",
+    ),
+    Alert(
+        name="ExternalSecretNotReady",
+        severity="warning",
+        for_="10m",
+        expr='externalsecret_status_condition{condition="Ready",status="False"} == 1',
+        summary="ExternalSecret {{ $labels.namespace }}/{{ $labels.name }} is not synced",
+        description="ExternalSecret {{ $labels.namespace }}/{{ $labels.name }} has reported Ready=False for 10 minutes; its Secret keeps stale or no data.",
+    ),
+    Alert(
+        name="ExternalSecretSyncErrors",
+        severity="warning",
+        for_="15m",
+        expr="sum by (namespace, name) (increase(externalsecret_sync_calls_error[10m])) > 0",
+        summary="ExternalSecret {{ $labels.namespace }}/{{ $labels.name }} keeps failing to sync",
+        description="Syncs of {{ $labels.namespace }}/{{ $labels.name }} from Secrets Manager have failed continuously for 15 minutes.",
+    ),
+    Alert(
+        name="ApiErrorBudgetFastBurn",
+        severity="critical",
+        for_="2m",
+        expr=_burn("errors", AVAILABILITY_OBJECTIVE, FAST_BURN),
+        summary="API errors burn the 99.9% availability budget 14x too fast",
+        description="Over both the last hour and 5 minutes the 5xx ratio at Kong exceeded 14.4 x 0.1%: at this rate the 30-day error budget is gone in about two days.",
+    ),
+    Alert(
+        name="ApiErrorBudgetSlowBurn",
+        severity="warning",
+        for_="15m",
+        expr=_burn("errors", AVAILABILITY_OBJECTIVE, SLOW_BURN),
+        summary="API errors burn the 99.9% availability budget 6x too fast",
+        description="Over both the last 6 hours and 30 minutes the 5xx ratio at Kong exceeded 6 x 0.1%: at this rate the 30-day error budget is gone in five days.",
+    ),
+    Alert(
+        name="ApiLatencyBudgetBurn",
+        severity="warning",
+        for_="5m",
+        expr=_burn("slow", LATENCY_OBJECTIVE, FAST_BURN),
+        summary=f"Too many API requests slower than {LATENCY_THRESHOLD_MS}ms",
+        description=f"Over both the last hour and 5 minutes more than 14.4 x 1% of requests took longer than {LATENCY_THRESHOLD_MS}ms at Kong (SLO: 99% under {LATENCY_THRESHOLD_MS}ms).",
+    ),
+    Alert(
+        name="ApiErrorBudgetLow",
+        severity="info",
+        for_="1h",
+        expr=f"slo:kong_request_errors:ratio_rate30d > (0.75 * {round(1 - AVAILABILITY_OBJECTIVE, 6)})",
+        summary="Less than 25% of the 30-day API error budget is left",
+        description="Over the last 30 days errors used more than 75% of the 99.9% availability budget; hold risky changes.",
+    ),
+    Alert(
+        name="EndpointProbeFailed",
+        severity="warning",
+        for_="5m",
+        expr='probe_success{job="blackbox"} == 0',
+        summary="{{ $labels.instance }} fails its external probe",
+        description="The blackbox exporter has failed to fetch {{ $labels.instance }} over HTTPS for 5 minutes.",
+    ),
+    Alert(
+        name="CertificateExpiringSoon",
+        severity="warning",
+        for_="1h",
+        expr="(probe_ssl_earliest_cert_expiry - time()) / 86400 < 21",
+        summary="TLS certificate of {{ $labels.instance }} expires within 21 days",
+        description="ACM normally renews 60 days ahead; a certificate this close to expiry means renewal (DNS validation) is failing.",
+    ),
+    Alert(
+        name="CertificateExpiryCritical",
+        severity="critical",
+        for_="10m",
+        expr="(probe_ssl_earliest_cert_expiry - time()) / 86400 < 7",
+        summary="TLS certificate of {{ $labels.instance }} expires within 7 days",
+        description="Clients will reject {{ $labels.instance }} within a week unless the certificate is renewed or replaced.",
+    ),
+    Alert(
+        name="NodeNotReady",
+        severity="warning",
+        for_="10m",
+        expr='kube_node_status_condition{condition="Ready",status="true"} == 0',
+        summary="Node {{ $labels.node }} is not Ready",
+        description="Node {{ $labels.node }} has not been Ready for 10 minutes; its pods are being evicted or are unreachable.",
+    ),
+    Alert(
+        name="PersistentVolumeFillingUp",
+        severity="warning",
+        for_="1h",
+        expr=(
+            "kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.15"
+            " and predict_linear(kubelet_volume_stats_available_bytes[6h], 4 * 24 * 3600) < 0"
+        ),
+        summary="Volume {{ $labels.persistentvolumeclaim }} fills up within 4 days",
+        description="PVC {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} has less than 15% free and at the 6-hour trend will be full within 4 days.",
+    ),
+    Alert(
+        name="RealtimeConnectionSaturation",
+        severity="warning",
+        for_="10m",
+        expr=(
+            'sum by (pod) (phoenix_connections_total{job="realtime"})'
+            ' / sum by (pod) (phoenix_connections_max{job="realtime"}) > 0.8'
+        ),
+        summary="Realtime {{ $labels.pod }} is above 80% of its connection limit",
+        description="Realtime pod {{ $labels.pod }} holds more than 80% of its Ranch connection limit; new websocket connections will queue and fail.",
+    ),
 )
 
 
 def add_prometheus_rules(scope: Construct) -> None:
-    api_object(scope, "supabase-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
-               name="supabase", namespace=OBSERVABILITY_NAMESPACE, labels=RELEASE_LABELS, body={"spec": {
-                   "groups": [
-                       {"name": "supabase-slo.recording", "interval": "30s", "rules": _recording_rules()},
-                       {"name": "supabase.alerts", "rules": [a.rule() for a in ALERTS]},
-                   ],
-               }})
+    api_object(
+        scope,
+        "supabase-rules",
+        api_version="monitoring.coreos.com/v1",
+        kind="PrometheusRule",
+        name="supabase",
+        namespace=OBSERVABILITY_NAMESPACE,
+        labels=RELEASE_LABELS,
+        body={
+            "spec": {
+                "groups": [
+                    {"name": "supabase-slo.recording", "interval": "30s", "rules": _recording_rules()},
+                    {"name": "supabase.alerts", "rules": [a.rule() for a in ALERTS]},
+                ],
+            }
+        },
+    )

@@ -27,10 +27,14 @@ HEALTH_PORT = 13133
 def collector_config(*, region: str, sample_ratio: float) -> dict:
     return {
         "extensions": {"health_check": {"endpoint": f"0.0.0.0:{HEALTH_PORT}"}},
-        "receivers": {"otlp": {"protocols": {
-            "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
-            "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
-        }}},
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
+                    "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
+                }
+            }
+        },
         "processors": {
             # First in the pipeline so that overload sheds data instead of OOM-killing the pod.
             "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 25},
@@ -40,34 +44,65 @@ def collector_config(*, region: str, sample_ratio: float) -> dict:
         "exporters": {"awsxray": {"region": region}},
         "service": {
             "extensions": ["health_check"],
-            "pipelines": {"traces": {
-                "receivers": ["otlp"],
-                "processors": ["memory_limiter", "probabilistic_sampler", "batch"],
-                "exporters": ["awsxray"],
-            }},
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "probabilistic_sampler", "batch"],
+                    "exporters": ["awsxray"],
+                }
+            },
         },
     }
 
 
 def add_otel_collector(scope: Construct, values: AwsValues, *, sample_ratio: float) -> None:
-    api_object(scope, "otel-config", api_version="v1", kind="ConfigMap", name=OTEL_COLLECTOR,
-               namespace=OBSERVABILITY_NAMESPACE, labels={"app.kubernetes.io/name": OTEL_COLLECTOR},
-               body={"data": {"config.yaml": yaml.safe_dump(
-                   collector_config(region=values.region, sample_ratio=sample_ratio), sort_keys=False)}})
-    add_workload(scope, Workload(
-        name=OTEL_COLLECTOR, namespace=OBSERVABILITY_NAMESPACE, image=ADOT_IMAGE,
-        ports={"otlp-grpc": OTLP_GRPC_PORT, "otlp-http": OTLP_HTTP_PORT, "health": HEALTH_PORT},
-        probe=Probe(port="health", path="/"),
-        args=["--config=/conf/config.yaml"],
-        config_map=OTEL_COLLECTOR, config_mount="/conf",
-        replicas=2, cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="512Mi",
-        run_as_user=10001,
-    ))
-    network_policy(scope, "otel-netpol", name=OTEL_COLLECTOR, namespace=OBSERVABILITY_NAMESPACE,
-                   pod_selector={"app.kubernetes.io/name": OTEL_COLLECTOR},
-                   ingress=[{
-                       "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": SUPABASE_NAMESPACE}}}],
-                       "ports": [{"protocol": "TCP", "port": OTLP_GRPC_PORT}, {"protocol": "TCP", "port": OTLP_HTTP_PORT}],
-                   }],
-                   # X-Ray's regional endpoint (or its VPC interface endpoint) on 443.
-                   egress=[DNS_EGRESS, {"ports": [{"protocol": "TCP", "port": 443}]}])
+    api_object(
+        scope,
+        "otel-config",
+        api_version="v1",
+        kind="ConfigMap",
+        name=OTEL_COLLECTOR,
+        namespace=OBSERVABILITY_NAMESPACE,
+        labels={"app.kubernetes.io/name": OTEL_COLLECTOR},
+        body={
+            "data": {
+                "config.yaml": yaml.safe_dump(
+                    collector_config(region=values.region, sample_ratio=sample_ratio), sort_keys=False
+                )
+            }
+        },
+    )
+    add_workload(
+        scope,
+        Workload(
+            name=OTEL_COLLECTOR,
+            namespace=OBSERVABILITY_NAMESPACE,
+            image=ADOT_IMAGE,
+            ports={"otlp-grpc": OTLP_GRPC_PORT, "otlp-http": OTLP_HTTP_PORT, "health": HEALTH_PORT},
+            probe=Probe(port="health", path="/"),
+            args=["--config=/conf/config.yaml"],
+            config_map=OTEL_COLLECTOR,
+            config_mount="/conf",
+            replicas=2,
+            cpu_request="100m",
+            cpu_limit="1",
+            memory_request="256Mi",
+            memory_limit="512Mi",
+            run_as_user=10001,
+        ),
+    )
+    network_policy(
+        scope,
+        "otel-netpol",
+        name=OTEL_COLLECTOR,
+        namespace=OBSERVABILITY_NAMESPACE,
+        pod_selector={"app.kubernetes.io/name": OTEL_COLLECTOR},
+        ingress=[
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": SUPABASE_NAMESPACE}}}],
+                "ports": [{"protocol": "TCP", "port": OTLP_GRPC_PORT}, {"protocol": "TCP", "port": OTLP_HTTP_PORT}],
+            }
+        ],
+        # X-Ray's regional endpoint (or its VPC interface endpoint) on 443.
+        egress=[DNS_EGRESS, {"ports": [{"protocol": "TCP", "port": 443}]}],
+    )

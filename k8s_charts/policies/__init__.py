@@ -118,7 +118,14 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
 }
 
 RESTRICTED_VOLUME_TYPES = (
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 )
 
 
@@ -154,7 +161,8 @@ class Policy:
 
 
 NODE_EXPORTER = Exemption(
-    namespace="observability", workload="prometheus-node-exporter",
+    namespace="observability",
+    workload="prometheus-node-exporter",
     reason="node-exporter reports the node's own CPU, memory, disk and network: it reads /proc, /sys and "
     "the root filesystem through hostPath and shares the host's network and PID namespaces.",
 )
@@ -251,7 +259,9 @@ def constraint_template(policy: Policy) -> dict[str, Any]:
             "annotations": {"description": policy.description},
         },
         "spec": {
-            "crd": {"spec": {"names": {"kind": policy.kind}, "validation": {"openAPIV3Schema": policy.parameters_schema()}}},
+            "crd": {
+                "spec": {"names": {"kind": policy.kind}, "validation": {"openAPIV3Schema": policy.parameters_schema()}}
+            },
             "targets": [
                 {
                     "target": ADMISSION_TARGET,
@@ -313,11 +323,12 @@ class PoliciesChart(cdk8s.Chart):
         self.constraints = [from_manifest(self, constraint(p, enforce=props.enforce)) for p in POLICIES]
 
 
-
 def security_charts(app: cdk8s.App, cfg: OrgConfig, env_name: str, values: AwsValues) -> list[cdk8s.Chart]:
     """CHART_FACTORIES entry: admission policies always, mesh policy when Istio is on."""
     features = cfg.environments[env_name].features
-    charts: list[cdk8s.Chart] = [PoliciesChart(app, "policies", props=PoliciesProps(enforce=features.gatekeeper_enforce))]
+    charts: list[cdk8s.Chart] = [
+        PoliciesChart(app, "policies", props=PoliciesProps(enforce=features.gatekeeper_enforce))
+    ]
     if features.istio:
         charts.append(MeshChart(app, "mesh", props=MeshProps(vpc_cidr=values.vpc_cidr)))
     return charts

@@ -16,9 +16,12 @@ here would fight it on every apply, exactly as it would on a Deployment.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cdk8s
 
 from k8s_charts.monitoring.objects import SUPABASE_NAMESPACE, api_object
+
 # One list of canaried components for both charts: the Supabase chart hands these components'
 # scaling to the Rollouts rendered here.
 from k8s_charts.supabase.contract import CANARY_TARGETS, CanaryTarget
@@ -42,7 +45,7 @@ LATENCY_QUERY = (
 )
 
 
-CANARY_STEPS = (
+CANARY_STEPS: tuple[dict[str, Any], ...] = (
     {"setWeight": 10},
     {"pause": {"duration": "5m"}},
     {"analysis": {"templates": [{"templateName": ANALYSIS_TEMPLATE}]}},
@@ -57,39 +60,76 @@ class RolloutsChart(cdk8s.Chart):
     def __init__(self, scope: cdk8s.App, id_: str, *, targets: tuple[CanaryTarget, ...] = CANARY_TARGETS) -> None:
         super().__init__(scope, id_, disable_resource_name_hashes=True)
         measurement = {"interval": "1m", "count": 5, "failureLimit": 1, "consecutiveErrorLimit": 3}
-        api_object(self, "analysis-template", api_version="argoproj.io/v1alpha1", kind="AnalysisTemplate",
-                   name=ANALYSIS_TEMPLATE, namespace=SUPABASE_NAMESPACE, labels={"app.kubernetes.io/part-of": "supabase"},
-                   body={"spec": {
-                       "args": [{"name": "kong-service"}, {"name": "max-p95-ms"}],
-                       "metrics": [
-                           {"name": "success-rate", **measurement, "successCondition": SUCCESS_CONDITION,
-                            "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": SUCCESS_QUERY}}},
-                           {"name": "latency-p95", **measurement, "successCondition": LATENCY_CONDITION,
-                            "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": LATENCY_QUERY}}},
-                       ],
-                   }})
+        api_object(
+            self,
+            "analysis-template",
+            api_version="argoproj.io/v1alpha1",
+            kind="AnalysisTemplate",
+            name=ANALYSIS_TEMPLATE,
+            namespace=SUPABASE_NAMESPACE,
+            labels={"app.kubernetes.io/part-of": "supabase"},
+            body={
+                "spec": {
+                    "args": [{"name": "kong-service"}, {"name": "max-p95-ms"}],
+                    "metrics": [
+                        {
+                            "name": "success-rate",
+                            **measurement,
+                            "successCondition": SUCCESS_CONDITION,
+                            "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": SUCCESS_QUERY}},
+                        },
+                        {
+                            "name": "latency-p95",
+                            **measurement,
+                            "successCondition": LATENCY_CONDITION,
+                            "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": LATENCY_QUERY}},
+                        },
+                    ],
+                }
+            },
+        )
         for t in targets:
-            args = [{"name": "kong-service", "value": t.kong_service}, {"name": "max-p95-ms", "value": str(t.max_p95_ms)}]
+            args = [
+                {"name": "kong-service", "value": t.kong_service},
+                {"name": "max-p95-ms", "value": str(t.max_p95_ms)},
+            ]
             steps = [
                 {"analysis": {"templates": s["analysis"]["templates"], "args": args}} if "analysis" in s else s
                 for s in CANARY_STEPS
             ]
-            api_object(self, f"rollout-{t.component}", api_version="argoproj.io/v1alpha1", kind="Rollout",
-                       name=t.component, namespace=SUPABASE_NAMESPACE,
-                       labels={"app.kubernetes.io/name": t.component, "app.kubernetes.io/part-of": "supabase"},
-                       body={"spec": {
-                           "revisionHistoryLimit": 5,
-                           "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.component,
-                                           "scaleDown": "progressively"},
-                           "progressDeadlineSeconds": 900,
-                           "progressDeadlineAbort": True,
-                           "strategy": {"canary": {
-                               "maxSurge": 1,
-                               "maxUnavailable": 0,
-                               "steps": steps,
-                               # Watches the whole rollout after the first gate; a failure aborts and
-                               # the stable ReplicaSet takes all replicas back.
-                               "analysis": {"templates": [{"templateName": ANALYSIS_TEMPLATE}], "args": args,
-                                            "startingStep": 3},
-                           }},
-                       }})
+            api_object(
+                self,
+                f"rollout-{t.component}",
+                api_version="argoproj.io/v1alpha1",
+                kind="Rollout",
+                name=t.component,
+                namespace=SUPABASE_NAMESPACE,
+                labels={"app.kubernetes.io/name": t.component, "app.kubernetes.io/part-of": "supabase"},
+                body={
+                    "spec": {
+                        "revisionHistoryLimit": 5,
+                        "workloadRef": {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": t.component,
+                            "scaleDown": "progressively",
+                        },
+                        "progressDeadlineSeconds": 900,
+                        "progressDeadlineAbort": True,
+                        "strategy": {
+                            "canary": {
+                                "maxSurge": 1,
+                                "maxUnavailable": 0,
+                                "steps": steps,
+                                # Watches the whole rollout after the first gate; a failure aborts and
+                                # the stable ReplicaSet takes all replicas back.
+                                "analysis": {
+                                    "templates": [{"templateName": ANALYSIS_TEMPLATE}],
+                                    "args": args,
+                                    "startingStep": 3,
+                                },
+                            }
+                        },
+                    }
+                },
+            )

@@ -5,6 +5,11 @@ from k8s_charts.supabase.chart import SupabaseChart, supabase_charts
 from k8s_charts.supabase.props import AuthProps, OAuthProviderProps, Scaling, SupabaseProps
 
 __all__ = [
-    "AuthProps", "OAuthProviderProps", "Scaling", "SupabaseChart", "SupabaseDbBootstrapChart",
-    "SupabaseProps", "supabase_charts",
+    "AuthProps",
+    "OAuthProviderProps",
+    "Scaling",
+    "SupabaseChart",
+    "SupabaseDbBootstrapChart",
+    "SupabaseProps",
+    "supabase_charts",
 ]

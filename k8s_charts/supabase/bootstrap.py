@@ -54,43 +54,91 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
         sql_hash = hashlib.sha256(BOOTSTRAP_SQL.encode()).hexdigest()
         self.job_name = f"{COMPONENT}-{sql_hash[:10]}"
 
-        self.namespace_object = api_object(self, api_version="v1", kind="Namespace", name=NAMESPACE,
-                                    labels=namespace_labels(istio=props.istio), body={}, namespaced=False)
-        api_object(self, api_version="v1", kind="ConfigMap", name="db-bootstrap-sql", labels=lbl,
-                   body={"data": {SQL_FILE: BOOTSTRAP_SQL}})
+        self.namespace_object = api_object(
+            self,
+            api_version="v1",
+            kind="Namespace",
+            name=NAMESPACE,
+            labels=namespace_labels(istio=props.istio),
+            body={},
+            namespaced=False,
+        )
+        api_object(
+            self,
+            api_version="v1",
+            kind="ConfigMap",
+            name="db-bootstrap-sql",
+            labels=lbl,
+            body={"data": {SQL_FILE: BOOTSTRAP_SQL}},
+        )
         role_values = [secrets.role_password(r.name) for r in DATABASE_LOGIN_ROLES]
-        template = {password_env_var(r.password_variable): secrets.ref(v)
-                    for r, v in zip(DATABASE_LOGIN_ROLES, role_values)}
+        template = {
+            password_env_var(r.password_variable): secrets.ref(v)
+            for r, v in zip(DATABASE_LOGIN_ROLES, role_values, strict=False)
+        }
         template["PGPASSWORD"] = secrets.ref(secrets.MASTER_PASSWORD)
-        secrets.external_secret(self, name=CREDENTIALS, component=COMPONENT, version=version,
-                                props=props, remote=[secrets.MASTER_PASSWORD, *role_values],
-                                template=template)
-        api_object(self, api_version="v1", kind="ServiceAccount", name=COMPONENT, labels=lbl,
-                   body={"automountServiceAccountToken": False})
-        api_object(self, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=COMPONENT,
-                   labels=lbl, body={"spec": {
-                       "podSelector": allow_selector({"app.kubernetes.io/name": COMPONENT}),
-                       "policyTypes": ["Ingress", "Egress"],
-                       "egress": [
-                           {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                           {"to": [{"ipBlock": {"cidr": values.vpc_cidr}}],
-                            "ports": [{"protocol": "TCP", "port": values.db_port}]},
-                           # The Job runs before the services chart's allow-istiod policy exists,
-                           # and its native sidecar must be ready before psql starts.
-                           *([istiod_egress()] if props.istio else []),
-                       ]}})
-        env = plain_env({
-            "PGHOST": values.db_host,
-            "PGPORT": str(values.db_port),
-            "PGDATABASE": values.db_name,
-            "PGUSER": MASTER_USER,
-            "PGSSLMODE": "require",
-            "PGCONNECT_TIMEOUT": "10",
-            "PGAPPNAME": "supabase-db-bootstrap",
-            "HOME": "/tmp",
-        }) + [secret_env(name, CREDENTIALS) for name in template]
+        secrets.external_secret(
+            self,
+            name=CREDENTIALS,
+            component=COMPONENT,
+            version=version,
+            props=props,
+            remote=[secrets.MASTER_PASSWORD, *role_values],
+            template=template,
+        )
+        api_object(
+            self,
+            api_version="v1",
+            kind="ServiceAccount",
+            name=COMPONENT,
+            labels=lbl,
+            body={"automountServiceAccountToken": False},
+        )
+        api_object(
+            self,
+            api_version="networking.k8s.io/v1",
+            kind="NetworkPolicy",
+            name=COMPONENT,
+            labels=lbl,
+            body={
+                "spec": {
+                    "podSelector": allow_selector({"app.kubernetes.io/name": COMPONENT}),
+                    "policyTypes": ["Ingress", "Egress"],
+                    "egress": [
+                        {
+                            "to": [
+                                {
+                                    "namespaceSelector": {
+                                        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                                    },
+                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                                }
+                            ],
+                            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                        },
+                        {
+                            "to": [{"ipBlock": {"cidr": values.vpc_cidr}}],
+                            "ports": [{"protocol": "TCP", "port": values.db_port}],
+                        },
+                        # The Job runs before the services chart's allow-istiod policy exists,
+                        # and its native sidecar must be ready before psql starts.
+                        *([istiod_egress()] if props.istio else []),
+                    ],
+                }
+            },
+        )
+        env = plain_env(
+            {
+                "PGHOST": values.db_host,
+                "PGPORT": str(values.db_port),
+                "PGDATABASE": values.db_name,
+                "PGUSER": MASTER_USER,
+                "PGSSLMODE": "require",
+                "PGCONNECT_TIMEOUT": "10",
+                "PGAPPNAME": "supabase-db-bootstrap",
+                "HOME": "/tmp",
+            }
+        ) + [secret_env(name, CREDENTIALS) for name in template]
         container = {
             "name": COMPONENT,
             "image": images.POSTGRES_CLIENT.ref,
@@ -98,37 +146,58 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
             "command": ["psql"],
             "args": psql_args(f"{SQL_DIR}/{SQL_FILE}"),
             "env": env,
-            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
             "securityContext": {
-                "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
-                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumeMounts": [{"name": "sql", "mountPath": SQL_DIR, "readOnly": True},
-                             {"name": "tmp", "mountPath": "/tmp"}],
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "volumeMounts": [
+                {"name": "sql", "mountPath": SQL_DIR, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
         }
         skips = (SKIP_DIGEST, SKIP_SECRET_ENV)
         self.job = api_object(
-            self, api_version="batch/v1", kind="Job", name=self.job_name, labels=lbl,
+            self,
+            api_version="batch/v1",
+            kind="Job",
+            name=self.job_name,
+            labels=lbl,
             annotations={f"checkov.io/skip{i}": f"{c}={r}" for i, (c, r) in enumerate(skips, start=1)},
-            body={"spec": {
-                "backoffLimit": 6,
-                "activeDeadlineSeconds": 1800,
-                # Long enough for the cluster stack to observe success, short enough to clean up.
-                "ttlSecondsAfterFinished": 86400,
-                "template": {"metadata": {"labels": lbl}, "spec": {
-                    "serviceAccountName": COMPONENT,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
-                                        "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "sql", "configMap": {"name": "db-bootstrap-sql", "defaultMode": 0o444}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-                }},
-            }},
+            body={
+                "spec": {
+                    "backoffLimit": 6,
+                    "activeDeadlineSeconds": 1800,
+                    # Long enough for the cluster stack to observe success, short enough to clean up.
+                    "ttlSecondsAfterFinished": 86400,
+                    "template": {
+                        "metadata": {"labels": lbl},
+                        "spec": {
+                            "serviceAccountName": COMPONENT,
+                            "automountServiceAccountToken": False,
+                            "enableServiceLinks": False,
+                            "restartPolicy": "Never",
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "runAsUser": RUN_AS,
+                                "runAsGroup": RUN_AS,
+                                "fsGroup": RUN_AS,
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                            "containers": [container],
+                            "volumes": [
+                                {"name": "sql", "configMap": {"name": "db-bootstrap-sql", "defaultMode": 0o444}},
+                                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                            ],
+                        },
+                    },
+                }
+            },
         )
         for child in self.node.children:
             if child is not self.namespace_object:

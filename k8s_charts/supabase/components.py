@@ -21,10 +21,19 @@ from database.roles import LOGIN_ROLES, MASTER_USER
 from k8s_charts.supabase import contract, images, kong, rds_ca, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.props import (
-    NAMESPACE, OTLP_HTTP_ENDPOINT, SupabaseProps, service_host,
+    NAMESPACE,
+    OTLP_HTTP_ENDPOINT,
+    SupabaseProps,
+    service_host,
 )
 from k8s_charts.supabase.workload import (
-    SKIP_DIGEST, Container, Probe, Resources, ServicePort, Workload, add_workload,
+    SKIP_DIGEST,
+    Container,
+    Probe,
+    Resources,
+    ServicePort,
+    Workload,
+    add_workload,
 )
 
 PGBOUNCER_PORT = 6432
@@ -47,8 +56,9 @@ LARGE = Resources(cpu_request="500m", memory_request="512Mi", cpu_limit="2", mem
 
 def _pooled_url(user: str, dbname: str = "postgres", scheme: str = "postgres") -> str:
     # In-cluster hop to PgBouncer; PgBouncer -> RDS is TLS (server_tls_sslmode=require).
-    return secrets.postgres_url(user=user, host=PGBOUNCER_HOST, port=PGBOUNCER_PORT,
-                                dbname=dbname, sslmode="disable", scheme=scheme)
+    return secrets.postgres_url(
+        user=user, host=PGBOUNCER_HOST, port=PGBOUNCER_PORT, dbname=dbname, sslmode="disable", scheme=scheme
+    )
 
 
 def _direct_url(user: str, props: SupabaseProps, *, verify: bool = False) -> str:
@@ -56,9 +66,14 @@ def _direct_url(user: str, props: SupabaseProps, *, verify: bool = False) -> str
     # verify: node-postgres reads the CA file named by sslrootcert itself, and the URL's TLS
     # settings override any the service passes alongside, so the CA must be in the URL.
     values = props.values
-    return secrets.postgres_url(user=user, host=values.db_host, port=values.db_port,
-                                dbname=values.db_name, sslmode="verify-full" if verify else "require",
-                                sslrootcert=rds_ca.FILE if verify else None)
+    return secrets.postgres_url(
+        user=user,
+        host=values.db_host,
+        port=values.db_port,
+        dbname=values.db_name,
+        sslmode="verify-full" if verify else "require",
+        sslrootcert=rds_ca.FILE if verify else None,
+    )
 
 
 def _secret_name(component: str) -> str:
@@ -69,10 +84,23 @@ def _env_from_secret(component: str, names: list[str]) -> tuple[dict[str, Any], 
     return tuple(secret_env(n, _secret_name(component)) for n in names)
 
 
-def _component_secret(scope: Construct, props: SupabaseProps, component: str, image: images.Image,
-                      remote: list[secrets.RemoteValue], template: dict[str, str]) -> list[str]:
-    secrets.external_secret(scope, name=_secret_name(component), component=component,
-                            version=image.tag, props=props, remote=remote, template=template)
+def _component_secret(
+    scope: Construct,
+    props: SupabaseProps,
+    component: str,
+    image: images.Image,
+    remote: list[secrets.RemoteValue],
+    template: dict[str, str],
+) -> list[str]:
+    secrets.external_secret(
+        scope,
+        name=_secret_name(component),
+        component=component,
+        version=image.tag,
+        props=props,
+        remote=remote,
+        template=template,
+    )
     return list(template)
 
 
@@ -89,39 +117,60 @@ def _otel_env(service: str) -> dict[str, str]:
 def kong_workload(scope: Construct, props: SupabaseProps) -> Workload:
     template = kong.kong_yml_template(props)
     secrets.external_secret(
-        scope, name="kong-config", component="kong", version=images.KONG.tag, props=props,
-        remote=list(kong.SECRET_VALUES), template={"kong.yml": template})
-    names = _component_secret(scope, props, "kong", images.KONG, [secrets.REDIS_AUTH_TOKEN],
-                              {kong.REDIS_PASSWORD_ENV: secrets.ref(secrets.REDIS_AUTH_TOKEN)})
+        scope,
+        name="kong-config",
+        component="kong",
+        version=images.KONG.tag,
+        props=props,
+        remote=list(kong.SECRET_VALUES),
+        template={"kong.yml": template},
+    )
+    names = _component_secret(
+        scope,
+        props,
+        "kong",
+        images.KONG,
+        [secrets.REDIS_AUTH_TOKEN],
+        {kong.REDIS_PASSWORD_ENV: secrets.ref(secrets.REDIS_AUTH_TOKEN)},
+    )
     status = Probe(path="/status", port=kong.STATUS_PORT)
     return Workload(
         component="kong",
-        containers=(Container(
-            name="kong", image=images.KONG,
-            ports=(("http", kong.PROXY_PORT), ("status", kong.STATUS_PORT)),
-            env=tuple(plain_env(kong.kong_env(props))) + _env_from_secret("kong", names),
-            liveness=status,
-            readiness=Probe(path="/status/ready", port=kong.STATUS_PORT),
-            startup=Probe(path="/status", port=kong.STATUS_PORT, period=5, failure_threshold=24),
-            resources=MEDIUM,
-            writable_paths=("/tmp", "/kong_prefix"),
-            mounts=({"name": "kong-config", "mountPath": "/kong-config", "readOnly": True},),
-        ),),
-        service_ports=(ServicePort(name="http", port=kong.PROXY_PORT, target_port=kong.PROXY_PORT),
-                       ServicePort(name="metrics", port=kong.METRICS_SERVICE_PORT,
-                                   target_port=kong.STATUS_PORT)),
+        containers=(
+            Container(
+                name="kong",
+                image=images.KONG,
+                ports=(("http", kong.PROXY_PORT), ("status", kong.STATUS_PORT)),
+                env=tuple(plain_env(kong.kong_env(props))) + _env_from_secret("kong", names),
+                liveness=status,
+                readiness=Probe(path="/status/ready", port=kong.STATUS_PORT),
+                startup=Probe(path="/status", port=kong.STATUS_PORT, period=5, failure_threshold=24),
+                resources=MEDIUM,
+                writable_paths=("/tmp", "/kong_prefix"),
+                mounts=({"name": "kong-config", "mountPath": "/kong-config", "readOnly": True},),
+            ),
+        ),
+        service_ports=(
+            ServicePort(name="http", port=kong.PROXY_PORT, target_port=kong.PROXY_PORT),
+            ServicePort(name="metrics", port=kong.METRICS_SERVICE_PORT, target_port=kong.STATUS_PORT),
+        ),
         volumes=({"name": "kong-config", "secret": {"secretName": "kong-config", "defaultMode": 0o440}},),
         # Config changes reach Kong by rolling the pods: the template hash is in the pod spec.
         pod_annotations={"supabase.io/kong-config-sha256": hashlib.sha256(template.encode()).hexdigest()},
-        scaling=props.scaling["kong"], production=props.values.production,
+        scaling=props.scaling["kong"],
+        production=props.values.production,
     )
 
 
 def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
     a = props.auth
     values = props.values
-    remote = [secrets.JWT_SECRET, secrets.role_password("supabase_auth_admin"),
-              secrets.SMTP_USERNAME, secrets.SMTP_PASSWORD]
+    remote = [
+        secrets.JWT_SECRET,
+        secrets.role_password("supabase_auth_admin"),
+        secrets.SMTP_USERNAME,
+        secrets.SMTP_PASSWORD,
+    ]
     template = {
         "GOTRUE_DB_DATABASE_URL": _direct_url("supabase_auth_admin", props),
         "GOTRUE_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
@@ -169,25 +218,30 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
         env[f"GOTRUE_EXTERNAL_{key}_ENABLED"] = "true"
         env[f"GOTRUE_EXTERNAL_{key}_CLIENT_ID"] = provider.client_id
         env[f"GOTRUE_EXTERNAL_{key}_REDIRECT_URI"] = f"{props.api_url}/auth/v1/callback"
-        value = secrets.RemoteValue(var=f"oauth_{provider.name}_secret", key=provider.secret_name,
-                                    absolute=True)
+        value = secrets.RemoteValue(var=f"oauth_{provider.name}_secret", key=provider.secret_name, absolute=True)
         remote.append(value)
         template[f"GOTRUE_EXTERNAL_{key}_SECRET"] = secrets.ref(value)
     names = _component_secret(scope, props, "auth", images.AUTH, remote, template)
     return Workload(
         component="auth",
-        containers=(Container(
-            name="auth", image=images.AUTH,
-            ports=(("http", 9999), ("metrics", 9100)),
-            env=tuple(plain_env(env)) + _env_from_secret("auth", names),
-            liveness=Probe(path="/health", port=9999),
-            readiness=Probe(path="/health", port=9999),
-            startup=Probe(path="/health", port=9999, period=5, failure_threshold=60),
-            resources=SMALL,
-        ),),
-        service_ports=(ServicePort(name="http", port=9999, target_port=9999),
-                       ServicePort(name="metrics", port=9100, target_port=9100)),
-        scaling=props.scaling["auth"], production=props.values.production,
+        containers=(
+            Container(
+                name="auth",
+                image=images.AUTH,
+                ports=(("http", 9999), ("metrics", 9100)),
+                env=tuple(plain_env(env)) + _env_from_secret("auth", names),
+                liveness=Probe(path="/health", port=9999),
+                readiness=Probe(path="/health", port=9999),
+                startup=Probe(path="/health", port=9999, period=5, failure_threshold=60),
+                resources=SMALL,
+            ),
+        ),
+        service_ports=(
+            ServicePort(name="http", port=9999, target_port=9999),
+            ServicePort(name="metrics", port=9100, target_port=9100),
+        ),
+        scaling=props.scaling["auth"],
+        production=props.values.production,
     )
 
 
@@ -218,19 +272,25 @@ def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) ->
     }
     return Workload(
         component=component,
-        containers=(Container(
-            name=component, image=images.REST,
-            ports=(("http", 3000), ("metrics", 3001)),
-            env=tuple(plain_env(env)) + _env_from_secret(component, names),
-            liveness=Probe(path="/live", port=3001),
-            readiness=Probe(path="/ready", port=3001),
-            startup=Probe(path="/live", port=3001, period=5, failure_threshold=24),
-            resources=SMALL,
-            writable_paths=(),
-        ),),
-        service_ports=(ServicePort(name="http", port=3000, target_port=3000),
-                       ServicePort(name="metrics", port=3001, target_port=3001)),
-        scaling=props.scaling[component], production=props.values.production,
+        containers=(
+            Container(
+                name=component,
+                image=images.REST,
+                ports=(("http", 3000), ("metrics", 3001)),
+                env=tuple(plain_env(env)) + _env_from_secret(component, names),
+                liveness=Probe(path="/live", port=3001),
+                readiness=Probe(path="/ready", port=3001),
+                startup=Probe(path="/live", port=3001, period=5, failure_threshold=24),
+                resources=SMALL,
+                writable_paths=(),
+            ),
+        ),
+        service_ports=(
+            ServicePort(name="http", port=3000, target_port=3000),
+            ServicePort(name="metrics", port=3001, target_port=3001),
+        ),
+        scaling=props.scaling[component],
+        production=props.values.production,
     )
 
 
@@ -240,12 +300,15 @@ REALTIME_METADATA_SCHEMA = "_realtime"
 # with exactly that flag; RDS refuses connections without TLS (rds.force_ssl=1). Nothing in
 # the environment changes the flag, so it is turned on in Realtime's own metadata right after
 # the seed. Unqualified: Realtime.Repo connects with DB_AFTER_CONNECT_QUERY's search_path.
-REALTIME_TENANT_TLS_SQL = ("UPDATE extensions SET settings = settings || jsonb_build_object($1::text, true) "
-                           "WHERE type = $2 AND tenant_external_id = $3")
+REALTIME_TENANT_TLS_SQL = (
+    "UPDATE extensions SET settings = settings || jsonb_build_object($1::text, true) "
+    "WHERE type = $2 AND tenant_external_id = $3"
+)
 _REALTIME_TENANT_TLS_EVAL = (
     "Application.load(:realtime); {:ok, _, _} = Ecto.Migrator.with_repo(Realtime.Repo, fn repo -> "
     f'repo.query!("{REALTIME_TENANT_TLS_SQL}", ["ssl_enforced", "postgres_cdc_rls", '
-    'System.fetch_env!("SELF_HOST_TENANT_NAME")]) end)')
+    'System.fetch_env!("SELF_HOST_TENANT_NAME")]) end)'
+)
 # The image's ENTRYPOINT (tini, then run.sh) migrates and seeds through `sudo -u nobody`,
 # which a non-root container without privilege escalation cannot run, and run.sh exits under
 # `set -e`. These are run.sh's steps without sudo (tests/integration/test_realtime.py runs
@@ -266,10 +329,16 @@ exec "$@"
 REALTIME_COMMAND = ("/usr/bin/tini", "-s", "-g", "--", "/bin/bash", "-c", REALTIME_START_SCRIPT, "run.sh")
 REALTIME_ARGS = ("/app/bin/server",)
 
+
 def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
-    remote = [secrets.JWT_SECRET, secrets.MASTER_PASSWORD, secrets.REALTIME_SECRET_KEY_BASE,
-              secrets.REALTIME_DB_ENC_KEY, secrets.REALTIME_METRICS_JWT]
+    remote = [
+        secrets.JWT_SECRET,
+        secrets.MASTER_PASSWORD,
+        secrets.REALTIME_SECRET_KEY_BASE,
+        secrets.REALTIME_DB_ENC_KEY,
+        secrets.REALTIME_METRICS_JWT,
+    ]
     template = {
         "DB_PASSWORD": secrets.ref(secrets.MASTER_PASSWORD),
         "API_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
@@ -282,81 +351,110 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
     names = _component_secret(scope, props, "realtime", images.REALTIME, remote, template)
     # Its own Secret: Prometheus' operator reads it, and must see nothing but the scrape token.
     secrets.external_secret(
-        scope, name=contract.REALTIME_METRICS_TOKEN_SECRET, component="realtime", version=images.REALTIME.tag,
-        props=props, remote=[secrets.REALTIME_METRICS_TOKEN],
-        template={contract.REALTIME_METRICS_TOKEN_KEY: secrets.ref(secrets.REALTIME_METRICS_TOKEN)})
-    env = [
+        scope,
+        name=contract.REALTIME_METRICS_TOKEN_SECRET,
+        component="realtime",
+        version=images.REALTIME.tag,
+        props=props,
+        remote=[secrets.REALTIME_METRICS_TOKEN],
+        template={contract.REALTIME_METRICS_TOKEN_KEY: secrets.ref(secrets.REALTIME_METRICS_TOKEN)},
+    )
+    env: list[dict[str, Any]] = [
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        *plain_env({
-            "PORT": "4000",
-            "DB_HOST": values.db_host,
-            "DB_PORT": str(values.db_port),
-            "DB_NAME": values.db_name,
-            "DB_USER": MASTER_USER,
-            "DB_SSL": "true",
-            "DB_IP_VERSION": "ipv4",
-            "DB_AFTER_CONNECT_QUERY": f"SET search_path TO {REALTIME_METADATA_SCHEMA}",
-            "APP_NAME": "realtime",
-            "SEED_SELF_HOST": "true",
-            "RUN_JANITOR": "true",
-            "SELF_HOST_TENANT_NAME": REALTIME_TENANT,
-            "REGION": values.region,
-            # The HPA may add replicas in any environment, so clustering is always on.
-            "CLUSTER_STRATEGIES": "DNS",
-            "DNS_NODES": f"{REALTIME_HEADLESS}.{NAMESPACE}.svc.cluster.local",
-            "RELEASE_DISTRIBUTION": "name",
-            "RELEASE_NODE": "realtime@$(POD_IP)",
-            "ERL_AFLAGS": "-proto_dist inet_tcp -kernel inet_dist_listen_min 4370 inet_dist_listen_max 4370",
-            "GEN_RPC_TCP_SERVER_PORT": "5369",
-            "GEN_RPC_TCP_CLIENT_PORT": "5369",
-            "RLIMIT_NOFILE": "65536",
-            "RELEASE_TMP": "/tmp",
-            "DISABLE_HEALTHCHECK_LOGGING": "true",
-        }),
+        *plain_env(
+            {
+                "PORT": "4000",
+                "DB_HOST": values.db_host,
+                "DB_PORT": str(values.db_port),
+                "DB_NAME": values.db_name,
+                "DB_USER": MASTER_USER,
+                "DB_SSL": "true",
+                "DB_IP_VERSION": "ipv4",
+                "DB_AFTER_CONNECT_QUERY": f"SET search_path TO {REALTIME_METADATA_SCHEMA}",
+                "APP_NAME": "realtime",
+                "SEED_SELF_HOST": "true",
+                "RUN_JANITOR": "true",
+                "SELF_HOST_TENANT_NAME": REALTIME_TENANT,
+                "REGION": values.region,
+                # The HPA may add replicas in any environment, so clustering is always on.
+                "CLUSTER_STRATEGIES": "DNS",
+                "DNS_NODES": f"{REALTIME_HEADLESS}.{NAMESPACE}.svc.cluster.local",
+                "RELEASE_DISTRIBUTION": "name",
+                "RELEASE_NODE": "realtime@$(POD_IP)",
+                "ERL_AFLAGS": "-proto_dist inet_tcp -kernel inet_dist_listen_min 4370 inet_dist_listen_max 4370",
+                "GEN_RPC_TCP_SERVER_PORT": "5369",
+                "GEN_RPC_TCP_CLIENT_PORT": "5369",
+                "RLIMIT_NOFILE": "65536",
+                "RELEASE_TMP": "/tmp",
+                "DISABLE_HEALTHCHECK_LOGGING": "true",
+            }
+        ),
     ]
     # /api/ping resolves the tenant from the Host header, like Kong's requests do.
     ping = Probe(path="/api/ping", port=4000, headers=(("Host", service_host("realtime")),))
     return Workload(
         component="realtime",
-        containers=(Container(
-            name="realtime", image=images.REALTIME,
-            command=REALTIME_COMMAND, args=REALTIME_ARGS,
-            ports=(("http", 4000), ("epmd", 4369), ("erl-dist", 4370), ("gen-rpc", 5369)),
-            env=tuple(env) + _env_from_secret("realtime", names),
-            liveness=Probe(port=4000),
-            readiness=ping,
-            startup=Probe(port=4000, period=5, failure_threshold=60),
-            resources=LARGE,
-        ),),
+        containers=(
+            Container(
+                name="realtime",
+                image=images.REALTIME,
+                command=REALTIME_COMMAND,
+                args=REALTIME_ARGS,
+                ports=(("http", 4000), ("epmd", 4369), ("erl-dist", 4370), ("gen-rpc", 5369)),
+                env=tuple(env) + _env_from_secret("realtime", names),
+                liveness=Probe(port=4000),
+                readiness=ping,
+                startup=Probe(port=4000, period=5, failure_threshold=60),
+                resources=LARGE,
+            ),
+        ),
         service_ports=(ServicePort(name="metrics", port=4000, target_port=4000),),
-        extra_metrics=({"type": "Pods", "pods": {
-            "metric": {"name": contract.REALTIME_CONNECTIONS_METRIC},
-            "target": {"type": "AverageValue", "averageValue": "5000"}}},),
+        extra_metrics=(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": contract.REALTIME_CONNECTIONS_METRIC},
+                    "target": {"type": "AverageValue", "averageValue": "5000"},
+                },
+            },
+        ),
         termination_grace_seconds=60,
-        scaling=props.scaling["realtime"], production=props.values.production,
+        scaling=props.scaling["realtime"],
+        production=props.values.production,
     )
 
 
 def realtime_headless_service(scope: Construct) -> None:
     api_object(
-        scope, api_version="v1", kind="Service", name=REALTIME_HEADLESS,
+        scope,
+        api_version="v1",
+        kind="Service",
+        name=REALTIME_HEADLESS,
         labels=labels("realtime", images.REALTIME.tag),
-        body={"spec": {
-            "clusterIP": "None",
-            # Peers must find each other before they are Ready (Ready needs the cluster).
-            "publishNotReadyAddresses": True,
-            "selector": {"app.kubernetes.io/name": "realtime", "app.kubernetes.io/part-of": "supabase"},
-            "ports": [{"name": "tcp-epmd", "port": 4369, "targetPort": 4369, "protocol": "TCP"},
-                      {"name": "tcp-erl-dist", "port": 4370, "targetPort": 4370, "protocol": "TCP"},
-                      {"name": "tcp-gen-rpc", "port": 5369, "targetPort": 5369, "protocol": "TCP"}],
-        }},
+        body={
+            "spec": {
+                "clusterIP": "None",
+                # Peers must find each other before they are Ready (Ready needs the cluster).
+                "publishNotReadyAddresses": True,
+                "selector": {"app.kubernetes.io/name": "realtime", "app.kubernetes.io/part-of": "supabase"},
+                "ports": [
+                    {"name": "tcp-epmd", "port": 4369, "targetPort": 4369, "protocol": "TCP"},
+                    {"name": "tcp-erl-dist", "port": 4370, "targetPort": 4370, "protocol": "TCP"},
+                    {"name": "tcp-gen-rpc", "port": 5369, "targetPort": 5369, "protocol": "TCP"},
+                ],
+            }
+        },
     )
 
 
 def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
-    remote = [secrets.JWT_SECRET, secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY,
-              secrets.role_password("supabase_storage_admin")]
+    remote = [
+        secrets.JWT_SECRET,
+        secrets.ANON_KEY,
+        secrets.SERVICE_ROLE_KEY,
+        secrets.role_password("supabase_storage_admin"),
+    ]
     template = {
         "ANON_KEY": secrets.ref(secrets.ANON_KEY),
         "SERVICE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
@@ -385,18 +483,23 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
     }
     return Workload(
         component="storage",
-        containers=(Container(
-            name="storage", image=images.STORAGE, ports=(("http", 5000),),
-            env=tuple(plain_env(env)) + _env_from_secret("storage", names),
-            liveness=Probe(path="/status", port=5000),
-            readiness=Probe(path="/status", port=5000),
-            startup=Probe(path="/status", port=5000, period=5, failure_threshold=60),
-            resources=MEDIUM,
-            mounts=(rds_ca.mount(),),
-        ),),
+        containers=(
+            Container(
+                name="storage",
+                image=images.STORAGE,
+                ports=(("http", 5000),),
+                env=tuple(plain_env(env)) + _env_from_secret("storage", names),
+                liveness=Probe(path="/status", port=5000),
+                readiness=Probe(path="/status", port=5000),
+                startup=Probe(path="/status", port=5000, period=5, failure_threshold=60),
+                resources=MEDIUM,
+                mounts=(rds_ca.mount(),),
+            ),
+        ),
         service_ports=(ServicePort(name="http", port=5000, target_port=5000),),
         volumes=(rds_ca.volume(),),
-        scaling=props.scaling["storage"], production=props.values.production,
+        scaling=props.scaling["storage"],
+        production=props.values.production,
     )
 
 
@@ -412,19 +515,25 @@ def imgproxy_workload(props: SupabaseProps) -> Workload:
     health = Probe(path="/health", port=5001)
     return Workload(
         component="imgproxy",
-        containers=(Container(
-            name="imgproxy", image=images.IMGPROXY,
-            ports=(("http", 5001), ("metrics", IMGPROXY_METRICS_PORT)),
-            env=tuple(plain_env(env)),
-            liveness=health, readiness=health,
-            startup=Probe(path="/health", port=5001, period=5, failure_threshold=24),
-            resources=MEDIUM,
-        ),),
-        service_ports=(ServicePort(name="http", port=5001, target_port=5001),
-                       ServicePort(name="metrics", port=IMGPROXY_METRICS_PORT,
-                                   target_port=IMGPROXY_METRICS_PORT)),
+        containers=(
+            Container(
+                name="imgproxy",
+                image=images.IMGPROXY,
+                ports=(("http", 5001), ("metrics", IMGPROXY_METRICS_PORT)),
+                env=tuple(plain_env(env)),
+                liveness=health,
+                readiness=health,
+                startup=Probe(path="/health", port=5001, period=5, failure_threshold=24),
+                resources=MEDIUM,
+            ),
+        ),
+        service_ports=(
+            ServicePort(name="http", port=5001, target_port=5001),
+            ServicePort(name="metrics", port=IMGPROXY_METRICS_PORT, target_port=IMGPROXY_METRICS_PORT),
+        ),
         checkov_skips=(SKIP_DIGEST,),
-        scaling=props.scaling["imgproxy"], production=props.values.production,
+        scaling=props.scaling["imgproxy"],
+        production=props.values.production,
     )
 
 
@@ -449,25 +558,35 @@ def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
     health = Probe(path="/health", port=8080)
     return Workload(
         component="meta",
-        containers=(Container(
-            name="meta", image=images.META, ports=(("http", 8080),),
-            # postgres-meta takes the CA as PEM text and applies it to Studio's connections too.
-            env=(*plain_env(env), rds_ca.pem_env("PG_META_DB_SSL_ROOT_CERT"),
-                 *_env_from_secret("meta", names)),
-            liveness=health, readiness=health,
-            startup=Probe(path="/health", port=8080, period=5, failure_threshold=24),
-            resources=SMALL,
-        ),),
+        containers=(
+            Container(
+                name="meta",
+                image=images.META,
+                ports=(("http", 8080),),
+                # postgres-meta takes the CA as PEM text and applies it to Studio's connections too.
+                env=(*plain_env(env), rds_ca.pem_env("PG_META_DB_SSL_ROOT_CERT"), *_env_from_secret("meta", names)),
+                liveness=health,
+                readiness=health,
+                startup=Probe(path="/health", port=8080, period=5, failure_threshold=24),
+                resources=SMALL,
+            ),
+        ),
         service_ports=(ServicePort(name="http", port=8080, target_port=8080),),
-        scaling=props.scaling["meta"], production=props.values.production,
+        scaling=props.scaling["meta"],
+        production=props.values.production,
     )
 
 
 def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
     user = DASHBOARD_DB_USER
-    remote = [secrets.role_password(user), secrets.META_CRYPTO_KEY, secrets.ANON_KEY,
-              secrets.SERVICE_ROLE_KEY, secrets.JWT_SECRET]
+    remote = [
+        secrets.role_password(user),
+        secrets.META_CRYPTO_KEY,
+        secrets.ANON_KEY,
+        secrets.SERVICE_ROLE_KEY,
+        secrets.JWT_SECRET,
+    ]
     # Server-side variables only: none of these is NEXT_PUBLIC_*, so Next.js never bundles
     # them into browser code.
     template = {
@@ -502,16 +621,22 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
     probe = Probe(path="/api/platform/profile", port=3000, timeout=5)
     return Workload(
         component="studio",
-        containers=(Container(
-            name="studio", image=images.STUDIO, ports=(("http", 3000),),
-            env=tuple(plain_env(env)) + _env_from_secret("studio", names),
-            liveness=probe, readiness=probe,
-            startup=Probe(path="/api/platform/profile", port=3000, period=5, timeout=5, failure_threshold=60),
-            resources=LARGE,
-            writable_paths=("/tmp", "/app/apps/studio/.next/cache"),
-        ),),
+        containers=(
+            Container(
+                name="studio",
+                image=images.STUDIO,
+                ports=(("http", 3000),),
+                env=tuple(plain_env(env)) + _env_from_secret("studio", names),
+                liveness=probe,
+                readiness=probe,
+                startup=Probe(path="/api/platform/profile", port=3000, period=5, timeout=5, failure_threshold=60),
+                resources=LARGE,
+                writable_paths=("/tmp", "/app/apps/studio/.next/cache"),
+            ),
+        ),
         service_ports=(ServicePort(name="http", port=3000, target_port=3000),),
-        scaling=props.scaling["studio"], production=props.values.production,
+        scaling=props.scaling["studio"],
+        production=props.values.production,
     )
 
 
@@ -530,11 +655,20 @@ def function_files() -> dict[str, str]:
 def functions_workload(scope: Construct, props: SupabaseProps) -> Workload:
     files = function_files()
     keys = {rel: rel.replace("/", "__") for rel in files}
-    api_object(scope, api_version="v1", kind="ConfigMap", name="functions-source",
-               labels=labels("functions", images.FUNCTIONS.tag),
-               body={"data": {keys[rel]: text for rel, text in files.items()}})
-    remote = [secrets.JWT_SECRET, secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY,
-              secrets.role_password("supabase_functions_admin")]
+    api_object(
+        scope,
+        api_version="v1",
+        kind="ConfigMap",
+        name="functions-source",
+        labels=labels("functions", images.FUNCTIONS.tag),
+        body={"data": {keys[rel]: text for rel, text in files.items()}},
+    )
+    remote = [
+        secrets.JWT_SECRET,
+        secrets.ANON_KEY,
+        secrets.SERVICE_ROLE_KEY,
+        secrets.role_password("supabase_functions_admin"),
+    ]
     template = {
         "JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
         "SUPABASE_ANON_KEY": secrets.ref(secrets.ANON_KEY),
@@ -551,21 +685,34 @@ def functions_workload(scope: Construct, props: SupabaseProps) -> Workload:
     digest = hashlib.sha256("".join(f"{k}\0{v}\0" for k, v in files.items()).encode()).hexdigest()
     return Workload(
         component="functions",
-        containers=(Container(
-            name="functions", image=images.FUNCTIONS, ports=(("http", 9000),),
-            args=("start", "--main-service", f"{FUNCTIONS_MOUNT}/main"),
-            env=tuple(plain_env(env)) + _env_from_secret("functions", names),
-            liveness=health, readiness=health,
-            startup=Probe(path="/_internal/health", port=9000, period=5, failure_threshold=24),
-            resources=MEDIUM,
-            mounts=({"name": "functions-source", "mountPath": FUNCTIONS_MOUNT, "readOnly": True},),
-        ),),
+        containers=(
+            Container(
+                name="functions",
+                image=images.FUNCTIONS,
+                ports=(("http", 9000),),
+                args=("start", "--main-service", f"{FUNCTIONS_MOUNT}/main"),
+                env=tuple(plain_env(env)) + _env_from_secret("functions", names),
+                liveness=health,
+                readiness=health,
+                startup=Probe(path="/_internal/health", port=9000, period=5, failure_threshold=24),
+                resources=MEDIUM,
+                mounts=({"name": "functions-source", "mountPath": FUNCTIONS_MOUNT, "readOnly": True},),
+            ),
+        ),
         service_ports=(ServicePort(name="http", port=9000, target_port=9000),),
-        volumes=({"name": "functions-source", "configMap": {
-            "name": "functions-source", "defaultMode": 0o444,
-            "items": [{"key": keys[rel], "path": rel} for rel in files]}},),
+        volumes=(
+            {
+                "name": "functions-source",
+                "configMap": {
+                    "name": "functions-source",
+                    "defaultMode": 0o444,
+                    "items": [{"key": keys[rel], "path": rel} for rel in files],
+                },
+            },
+        ),
         pod_annotations={"supabase.io/functions-sha256": digest},
-        scaling=props.scaling["functions"], production=props.values.production,
+        scaling=props.scaling["functions"],
+        production=props.values.production,
     )
 
 
@@ -573,32 +720,50 @@ def pgbouncer_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
     scaling = props.scaling["pgbouncer"]
     ini = render_ini(
-        primary_host=values.db_host, replica_host=values.db_read_host, port=values.db_port,
-        dbname=values.db_name, instance_class=values.db_instance_class, replicas=scaling.replicas,
-        listen_port=PGBOUNCER_PORT, auth_file="/etc/pgbouncer/userlist.txt",
+        primary_host=values.db_host,
+        replica_host=values.db_read_host,
+        port=values.db_port,
+        dbname=values.db_name,
+        instance_class=values.db_instance_class,
+        replicas=scaling.replicas,
+        listen_port=PGBOUNCER_PORT,
+        auth_file="/etc/pgbouncer/userlist.txt",
         server_tls_sslmode="require",
     )
     version = images.PGBOUNCER.tag
-    api_object(scope, api_version="v1", kind="ConfigMap", name="pgbouncer-config",
-               labels=labels("pgbouncer", version), body={"data": {"pgbouncer.ini": ini}})
+    api_object(
+        scope,
+        api_version="v1",
+        kind="ConfigMap",
+        name="pgbouncer-config",
+        labels=labels("pgbouncer", version),
+        body={"data": {"pgbouncer.ini": ini}},
+    )
     roles = [r.name for r in LOGIN_ROLES]
     remote = [secrets.role_password(r) for r in roles]
     # userlist.txt format: "user" "password", a literal double quote doubled.
-    userlist = "".join(
-        f'"{r}" "{{{{ .{secrets.role_password(r).var} | replace "\\"" "\\"\\"" }}}}"\n' for r in roles)
+    userlist = "".join(f'"{r}" "{{{{ .{secrets.role_password(r).var} | replace "\\"" "\\"\\"" }}}}"\n' for r in roles)
     template = {
         "userlist.txt": userlist,
-        "PGBOUNCER_EXPORTER_CONNECTION_STRING":
-            f"postgres://pgbouncer:{secrets.url_password(secrets.role_password('pgbouncer'))}"
-            f"@127.0.0.1:{PGBOUNCER_PORT}/pgbouncer?sslmode=disable",
+        "PGBOUNCER_EXPORTER_CONNECTION_STRING": f"postgres://pgbouncer:{secrets.url_password(secrets.role_password('pgbouncer'))}"
+        f"@127.0.0.1:{PGBOUNCER_PORT}/pgbouncer?sslmode=disable",
     }
-    secrets.external_secret(scope, name=_secret_name("pgbouncer"), component="pgbouncer",
-                            version=version, props=props, remote=remote, template=template)
+    secrets.external_secret(
+        scope,
+        name=_secret_name("pgbouncer"),
+        component="pgbouncer",
+        version=version,
+        props=props,
+        remote=remote,
+        template=template,
+    )
     return Workload(
         component="pgbouncer",
         containers=(
             Container(
-                name="pgbouncer", image=images.PGBOUNCER, ports=(("postgres", PGBOUNCER_PORT),),
+                name="pgbouncer",
+                image=images.PGBOUNCER,
+                ports=(("postgres", PGBOUNCER_PORT),),
                 command=("pgbouncer", "/etc/pgbouncer/pgbouncer.ini"),
                 liveness=Probe(port=PGBOUNCER_PORT),
                 readiness=Probe(port=PGBOUNCER_PORT, period=5),
@@ -607,31 +772,48 @@ def pgbouncer_workload(scope: Construct, props: SupabaseProps) -> Workload:
                 mounts=({"name": "pgbouncer-config", "mountPath": "/etc/pgbouncer", "readOnly": True},),
             ),
             Container(
-                name="exporter", image=images.PGBOUNCER_EXPORTER,
+                name="exporter",
+                image=images.PGBOUNCER_EXPORTER,
                 ports=(("metrics", PGBOUNCER_EXPORTER_PORT),),
                 args=(f"--web.listen-address=:{PGBOUNCER_EXPORTER_PORT}",),
                 env=(secret_env("PGBOUNCER_EXPORTER_CONNECTION_STRING", _secret_name("pgbouncer")),),
                 liveness=Probe(port=PGBOUNCER_EXPORTER_PORT),
                 readiness=Probe(path="/metrics", port=PGBOUNCER_EXPORTER_PORT),
                 startup=Probe(port=PGBOUNCER_EXPORTER_PORT, period=2, failure_threshold=30),
-                resources=Resources(cpu_request="25m", memory_request="32Mi",
-                                    cpu_limit="200m", memory_limit="64Mi"),
+                resources=Resources(cpu_request="25m", memory_request="32Mi", cpu_limit="200m", memory_limit="64Mi"),
                 writable_paths=(),
             ),
         ),
-        service_ports=(ServicePort(name="postgres", port=PGBOUNCER_PORT, target_port=PGBOUNCER_PORT,
-                                   app_protocol="postgresql"),
-                       ServicePort(name="metrics", port=PGBOUNCER_EXPORTER_PORT,
-                                   target_port=PGBOUNCER_EXPORTER_PORT)),
+        service_ports=(
+            ServicePort(name="postgres", port=PGBOUNCER_PORT, target_port=PGBOUNCER_PORT, app_protocol="postgresql"),
+            ServicePort(name="metrics", port=PGBOUNCER_EXPORTER_PORT, target_port=PGBOUNCER_EXPORTER_PORT),
+        ),
         # A projected volume (not subPath) so rotated passwords and ini changes reach the pod.
-        volumes=({"name": "pgbouncer-config", "projected": {"defaultMode": 0o440, "sources": [
-            {"configMap": {"name": "pgbouncer-config",
-                           "items": [{"key": "pgbouncer.ini", "path": "pgbouncer.ini"}]}},
-            {"secret": {"name": _secret_name("pgbouncer"),
-                        "items": [{"key": "userlist.txt", "path": "userlist.txt"}]}},
-        ]}},),
+        volumes=(
+            {
+                "name": "pgbouncer-config",
+                "projected": {
+                    "defaultMode": 0o440,
+                    "sources": [
+                        {
+                            "configMap": {
+                                "name": "pgbouncer-config",
+                                "items": [{"key": "pgbouncer.ini", "path": "pgbouncer.ini"}],
+                            }
+                        },
+                        {
+                            "secret": {
+                                "name": _secret_name("pgbouncer"),
+                                "items": [{"key": "userlist.txt", "path": "userlist.txt"}],
+                            }
+                        },
+                    ],
+                },
+            },
+        ),
         pod_annotations={"supabase.io/pgbouncer-ini-sha256": hashlib.sha256(ini.encode()).hexdigest()},
-        scaling=scaling, production=values.production,
+        scaling=scaling,
+        production=values.production,
     )
 
 

@@ -17,8 +17,10 @@ IDLE_TIMEOUT_SECONDS = 3600
 
 def add_ingress(scope: Construct, props: SupabaseProps) -> None:
     values = props.values
-    attributes = [f"idle_timeout.timeout_seconds={IDLE_TIMEOUT_SECONDS}",
-                  "routing.http.drop_invalid_header_fields.enabled=true"]
+    attributes = [
+        f"idle_timeout.timeout_seconds={IDLE_TIMEOUT_SECONDS}",
+        "routing.http.drop_invalid_header_fields.enabled=true",
+    ]
     if values.production:
         attributes.append("deletion_protection.enabled=true")
     annotations = {
@@ -38,13 +40,20 @@ def add_ingress(scope: Construct, props: SupabaseProps) -> None:
     }
     backend = {"service": {"name": "kong", "port": {"number": kong.PROXY_PORT}}}
     api_object(
-        scope, api_version="networking.k8s.io/v1", kind="Ingress", name="supabase",
-        labels=labels("kong", images.KONG.tag), annotations=annotations,
-        body={"spec": {
-            "ingressClassName": "alb",
-            "tls": [{"hosts": [values.api_host, values.studio_host]}],
-            "rules": [{"host": host, "http": {"paths": [
-                {"path": "/", "pathType": "Prefix", "backend": backend}]}}
-                for host in (values.api_host, values.studio_host)],
-        }},
+        scope,
+        api_version="networking.k8s.io/v1",
+        kind="Ingress",
+        name="supabase",
+        labels=labels("kong", images.KONG.tag),
+        annotations=annotations,
+        body={
+            "spec": {
+                "ingressClassName": "alb",
+                "tls": [{"hosts": [values.api_host, values.studio_host]}],
+                "rules": [
+                    {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+                    for host in (values.api_host, values.studio_host)
+                ],
+            }
+        },
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -31,8 +31,16 @@ METRICS_SERVICE_PORT = 8001
 REDIS_PASSWORD_ENV = "KONG_RATE_LIMIT_REDIS_PASSWORD"
 
 PLUGINS = (
-    "request-transformer", "cors", "key-auth", "acl", "basic-auth", "request-termination",
-    "ip-restriction", "prometheus", "opentelemetry", "rate-limiting",
+    "request-transformer",
+    "cors",
+    "key-auth",
+    "acl",
+    "basic-auth",
+    "request-termination",
+    "ip-restriction",
+    "prometheus",
+    "opentelemetry",
+    "rate-limiting",
 )
 
 
@@ -89,51 +97,130 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
         for n, p, u in open_auth
     ]
     table += [
-        Route(name="auth-v1", path="/auth/v1/", component="auth", port=9999,
-              protection=Protection.KEY_AUTH, groups=KEY_GROUPS),
-        Route(name="rest-v1-read", path="/rest/v1/", component="rest-ro", port=3000,
-              protection=Protection.KEY_AUTH, groups=KEY_GROUPS, methods=READ_METHODS),
-        Route(name="rest-v1-write", path="/rest/v1/", component="rest", port=3000,
-              protection=Protection.KEY_AUTH, groups=KEY_GROUPS, methods=WRITE_METHODS),
+        Route(
+            name="auth-v1",
+            path="/auth/v1/",
+            component="auth",
+            port=9999,
+            protection=Protection.KEY_AUTH,
+            groups=KEY_GROUPS,
+        ),
+        Route(
+            name="rest-v1-read",
+            path="/rest/v1/",
+            component="rest-ro",
+            port=3000,
+            protection=Protection.KEY_AUTH,
+            groups=KEY_GROUPS,
+            methods=READ_METHODS,
+        ),
+        Route(
+            name="rest-v1-write",
+            path="/rest/v1/",
+            component="rest",
+            port=3000,
+            protection=Protection.KEY_AUTH,
+            groups=KEY_GROUPS,
+            methods=WRITE_METHODS,
+        ),
         # No /graphql/v1: upstream serves it through pg_graphql, which RDS does not offer, so
         # the route could only answer errors (README: what RDS does not allow).
         # Realtime takes its tenant from the first label of the Host header: Kong sends the
         # upstream host (realtime.supabase.svc...), so the tenant is "realtime".
-        Route(name="realtime-v1-ws", path="/realtime/v1/", component="realtime", port=4000,
-              upstream_path="/socket", upstream_protocol="ws", protection=Protection.KEY_AUTH,
-              groups=KEY_GROUPS, read_timeout_ms=3_600_000, write_timeout_ms=3_600_000),
-        Route(name="realtime-v1-api-tenants", path="/realtime/v1/api/tenants", component="realtime",
-              port=4000, upstream_path="/api/tenants", protection=Protection.FORBIDDEN),
-        Route(name="realtime-v1-api-openapi", path="/realtime/v1/api/openapi", component="realtime",
-              port=4000, upstream_path="/api/openapi", protection=Protection.FORBIDDEN),
-        Route(name="realtime-v1-api", path="/realtime/v1/api", component="realtime", port=4000,
-              upstream_path="/api", protection=Protection.KEY_AUTH, groups=KEY_GROUPS),
-        Route(name="storage-v1", path="/storage/v1/", component="storage", port=5000,
-              protection=Protection.UPSTREAM, read_timeout_ms=300_000, write_timeout_ms=300_000),
+        Route(
+            name="realtime-v1-ws",
+            path="/realtime/v1/",
+            component="realtime",
+            port=4000,
+            upstream_path="/socket",
+            upstream_protocol="ws",
+            protection=Protection.KEY_AUTH,
+            groups=KEY_GROUPS,
+            read_timeout_ms=3_600_000,
+            write_timeout_ms=3_600_000,
+        ),
+        Route(
+            name="realtime-v1-api-tenants",
+            path="/realtime/v1/api/tenants",
+            component="realtime",
+            port=4000,
+            upstream_path="/api/tenants",
+            protection=Protection.FORBIDDEN,
+        ),
+        Route(
+            name="realtime-v1-api-openapi",
+            path="/realtime/v1/api/openapi",
+            component="realtime",
+            port=4000,
+            upstream_path="/api/openapi",
+            protection=Protection.FORBIDDEN,
+        ),
+        Route(
+            name="realtime-v1-api",
+            path="/realtime/v1/api",
+            component="realtime",
+            port=4000,
+            upstream_path="/api",
+            protection=Protection.KEY_AUTH,
+            groups=KEY_GROUPS,
+        ),
+        Route(
+            name="storage-v1",
+            path="/storage/v1/",
+            component="storage",
+            port=5000,
+            protection=Protection.UPSTREAM,
+            read_timeout_ms=300_000,
+            write_timeout_ms=300_000,
+        ),
         # Edge functions may run up to the runtime's wall clock limit (150 s).
-        Route(name="functions-v1", path="/functions/v1/", component="functions", port=9000,
-              protection=Protection.UPSTREAM, read_timeout_ms=150_000),
-        Route(name="meta", path="/pg/", component="meta", port=8080,
-              protection=Protection.ADMIN_ONLY, groups=(GROUP_ADMIN,)),
-        Route(name="studio-mcp", path="/api/mcp", component="studio", port=3000,
-              upstream_path="/api/mcp", protection=Protection.FORBIDDEN,
-              hosts=(props.values.studio_host,)),
+        Route(
+            name="functions-v1",
+            path="/functions/v1/",
+            component="functions",
+            port=9000,
+            protection=Protection.UPSTREAM,
+            read_timeout_ms=150_000,
+        ),
+        Route(
+            name="meta",
+            path="/pg/",
+            component="meta",
+            port=8080,
+            protection=Protection.ADMIN_ONLY,
+            groups=(GROUP_ADMIN,),
+        ),
+        Route(
+            name="studio-mcp",
+            path="/api/mcp",
+            component="studio",
+            port=3000,
+            upstream_path="/api/mcp",
+            protection=Protection.FORBIDDEN,
+            hosts=(props.values.studio_host,),
+        ),
         # Studio lives on its own host only, so the API host never serves the dashboard.
-        Route(name="studio", path="/", component="studio", port=3000,
-              protection=Protection.BASIC_AUTH, hosts=(props.values.studio_host,)),
+        Route(
+            name="studio",
+            path="/",
+            component="studio",
+            port=3000,
+            protection=Protection.BASIC_AUTH,
+            hosts=(props.values.studio_host,),
+        ),
     ]
     return tuple(table)
 
 
 def _plugins(route: Route, props: SupabaseProps) -> list[dict[str, Any]]:
     if route.protection is Protection.FORBIDDEN:
-        return [{"name": "request-termination",
-                 "config": {"status_code": 403, "message": "Access is forbidden."}}]
+        return [{"name": "request-termination", "config": {"status_code": 403, "message": "Access is forbidden."}}]
     plugins: list[dict[str, Any]] = [{"name": "cors"}]
     if route.protection in (Protection.KEY_AUTH, Protection.ADMIN_ONLY):
         plugins.append({"name": "key-auth", "config": {"hide_credentials": False, "key_names": ["apikey"]}})
-        plugins.append({"name": "acl", "config": {"hide_groups_header": True,
-                                                  "allow": list(route.groups or (GROUP_ADMIN,))}})
+        plugins.append(
+            {"name": "acl", "config": {"hide_groups_header": True, "allow": list(route.groups or (GROUP_ADMIN,))}}
+        )
     if route.protection is Protection.BASIC_AUTH:
         plugins.append({"name": "basic-auth", "config": {"hide_credentials": True}})
     headers = list(route.add_headers)
@@ -160,65 +247,91 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
             kong_route["methods"] = list(route.methods)
         if route.hosts:
             kong_route["hosts"] = list(route.hosts)
-        services.append({
-            "name": route.name,
-            "protocol": route.upstream_protocol,
-            "host": service_host(route.component),
-            "port": route.port,
-            "path": route.upstream_path,
-            "connect_timeout": route.connect_timeout_ms,
-            "read_timeout": route.read_timeout_ms,
-            "write_timeout": route.write_timeout_ms,
-            "retries": 1,
-            "routes": [kong_route],
-            "plugins": _plugins(route, props),
-        })
+        services.append(
+            {
+                "name": route.name,
+                "protocol": route.upstream_protocol,
+                "host": service_host(route.component),
+                "port": route.port,
+                "path": route.upstream_path,
+                "connect_timeout": route.connect_timeout_ms,
+                "read_timeout": route.read_timeout_ms,
+                "write_timeout": route.write_timeout_ms,
+                "retries": 1,
+                "routes": [kong_route],
+                "plugins": _plugins(route, props),
+            }
+        )
     values = props.values
     return {
         "_format_version": "3.0",
         "_transform": True,
         "consumers": [
-            {"username": "anon", "keyauth_credentials": [{"key": placeholders[secrets.ANON_KEY.var]}],
-             "acls": [{"group": GROUP_ANON}]},
-            {"username": "service_role",
-             "keyauth_credentials": [{"key": placeholders[secrets.SERVICE_ROLE_KEY.var]}],
-             "acls": [{"group": GROUP_ADMIN}]},
-            {"username": "DASHBOARD",
-             "basicauth_credentials": [{"username": placeholders[secrets.DASHBOARD_USERNAME.var],
-                                        "password": placeholders[secrets.DASHBOARD_PASSWORD.var]}]},
+            {
+                "username": "anon",
+                "keyauth_credentials": [{"key": placeholders[secrets.ANON_KEY.var]}],
+                "acls": [{"group": GROUP_ANON}],
+            },
+            {
+                "username": "service_role",
+                "keyauth_credentials": [{"key": placeholders[secrets.SERVICE_ROLE_KEY.var]}],
+                "acls": [{"group": GROUP_ADMIN}],
+            },
+            {
+                "username": "DASHBOARD",
+                "basicauth_credentials": [
+                    {
+                        "username": placeholders[secrets.DASHBOARD_USERNAME.var],
+                        "password": placeholders[secrets.DASHBOARD_PASSWORD.var],
+                    }
+                ],
+            },
         ],
         "services": services,
         "plugins": [
-            {"name": "prometheus", "config": {
-                "status_code_metrics": True, "latency_metrics": True,
-                "bandwidth_metrics": True, "upstream_health_metrics": True}},
-            {"name": "opentelemetry", "config": {
-                "traces_endpoint": OTLP_TRACES_ENDPOINT,
-                "resource_attributes": {"service.name": "kong"},
-                # Every request: the collector samples (see props.OTLP_HTTP_ENDPOINT).
-                "sampling_rate": 1.0}},
-            {"name": "rate-limiting", "config": {
-                "minute": props.rate_limit_per_minute,
-                "limit_by": "ip",
-                "policy": "redis",
-                # A Redis outage must not take the API down with it.
-                "fault_tolerant": True,
-                "redis": {
-                    "host": values.redis_host,
-                    "port": values.redis_port,
-                    "ssl": True,
-                    # The certificate names the ElastiCache endpoint, not our private CNAME;
-                    # verification against the CNAME would always fail. Traffic stays in the VPC.
-                    "ssl_verify": False,
-                    "password": "{vault://env/" + REDIS_PASSWORD_ENV.lower().replace("_", "-") + "}",
-                    "timeout": 2000,
-                }}},
+            {
+                "name": "prometheus",
+                "config": {
+                    "status_code_metrics": True,
+                    "latency_metrics": True,
+                    "bandwidth_metrics": True,
+                    "upstream_health_metrics": True,
+                },
+            },
+            {
+                "name": "opentelemetry",
+                "config": {
+                    "traces_endpoint": OTLP_TRACES_ENDPOINT,
+                    "resource_attributes": {"service.name": "kong"},
+                    # Every request: the collector samples (see props.OTLP_HTTP_ENDPOINT).
+                    "sampling_rate": 1.0,
+                },
+            },
+            {
+                "name": "rate-limiting",
+                "config": {
+                    "minute": props.rate_limit_per_minute,
+                    "limit_by": "ip",
+                    "policy": "redis",
+                    # A Redis outage must not take the API down with it.
+                    "fault_tolerant": True,
+                    "redis": {
+                        "host": values.redis_host,
+                        "port": values.redis_port,
+                        "ssl": True,
+                        # The certificate names the ElastiCache endpoint, not our private CNAME;
+                        # verification against the CNAME would always fail. Traffic stays in the VPC.
+                        "ssl_verify": False,
+                        "password": "{vault://env/" + REDIS_PASSWORD_ENV.lower().replace("_", "-") + "}",
+                        "timeout": 2000,
+                    },
+                },
+            },
         ],
     }
 
 
-SECRET_VALUES = (secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY, secrets.DASHBOARD_USERNAME,
-                 secrets.DASHBOARD_PASSWORD)
+SECRET_VALUES = (secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY, secrets.DASHBOARD_USERNAME, secrets.DASHBOARD_PASSWORD)
 
 
 def kong_yml_template(props: SupabaseProps) -> str:

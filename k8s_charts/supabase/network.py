@@ -14,7 +14,10 @@ from constructs import Construct
 from k8s_charts.mesh import ISTIO_NAMESPACE
 from k8s_charts.supabase import kong
 from k8s_charts.supabase.components import (
-    IMGPROXY_METRICS_PORT, PGBOUNCER_EXPORTER_PORT, PGBOUNCER_PORT, REALTIME_CLUSTER_PORTS,
+    IMGPROXY_METRICS_PORT,
+    PGBOUNCER_EXPORTER_PORT,
+    PGBOUNCER_PORT,
+    REALTIME_CLUSTER_PORTS,
 )
 from k8s_charts.supabase.contract import NOT_QUARANTINED
 from k8s_charts.supabase.k8s import api_object, selector
@@ -63,12 +66,26 @@ class Edge:
             raise ValueError("an edge needs a supabase pod on one side")
 
 
-KONG_UPSTREAMS = (("auth", 9999), ("rest", 3000), ("rest-ro", 3000), ("realtime", 4000),
-                  ("storage", 5000), ("functions", 9000), ("meta", 8080), ("studio", 3000))
+KONG_UPSTREAMS = (
+    ("auth", 9999),
+    ("rest", 3000),
+    ("rest-ro", 3000),
+    ("realtime", 4000),
+    ("storage", 5000),
+    ("functions", 9000),
+    ("meta", 8080),
+    ("studio", 3000),
+)
 POOLED_CLIENTS = ("rest", "rest-ro", "storage", "functions")
-METRICS_PORTS = (("kong", kong.STATUS_PORT), ("auth", 9100), ("rest", 3001), ("rest-ro", 3001),
-                 ("realtime", 4000), ("imgproxy", IMGPROXY_METRICS_PORT),
-                 ("pgbouncer", PGBOUNCER_EXPORTER_PORT))
+METRICS_PORTS = (
+    ("kong", kong.STATUS_PORT),
+    ("auth", 9100),
+    ("rest", 3001),
+    ("rest-ro", 3001),
+    ("realtime", 4000),
+    ("imgproxy", IMGPROXY_METRICS_PORT),
+    ("pgbouncer", PGBOUNCER_EXPORTER_PORT),
+)
 
 
 def edges(props: SupabaseProps) -> tuple[Edge, ...]:
@@ -77,40 +94,73 @@ def edges(props: SupabaseProps) -> tuple[Edge, ...]:
     out = [
         Edge(src=Cidr(cidr=vpc), dst=Pod(component="kong"), port=kong.PROXY_PORT, why="ALB targets (ip mode)"),
         Edge(src=Cidr(cidr=vpc), dst=Pod(component="kong"), port=kong.STATUS_PORT, why="ALB health check"),
-        Edge(src=Pod(component="kong"), dst=Cidr(cidr=vpc), port=props.values.redis_port,
-             why="rate limiting counters in ElastiCache"),
+        Edge(
+            src=Pod(component="kong"),
+            dst=Cidr(cidr=vpc),
+            port=props.values.redis_port,
+            why="rate limiting counters in ElastiCache",
+        ),
         Edge(src=Pod(component="storage"), dst=Pod(component="rest"), port=3000, why="storage -> PostgREST"),
         Edge(src=Pod(component="storage"), dst=Pod(component="imgproxy"), port=5001, why="image transforms"),
         Edge(src=Pod(component="storage"), dst=internet, port=443, why="S3"),
-        Edge(src=Pod(component="storage"), dst=Cidr(cidr=POD_IDENTITY_AGENT), port=80,
-             why="EKS Pod Identity credentials"),
+        Edge(
+            src=Pod(component="storage"), dst=Cidr(cidr=POD_IDENTITY_AGENT), port=80, why="EKS Pod Identity credentials"
+        ),
         Edge(src=Pod(component="imgproxy"), dst=internet, port=443, why="presigned S3 source URLs"),
         Edge(src=Pod(component="auth"), dst=internet, port=587, why="SES SMTP"),
         Edge(src=Pod(component="auth"), dst=internet, port=443, why="OAuth/SAML identity providers"),
         Edge(src=Pod(component="functions"), dst=internet, port=443, why="user functions call HTTPS APIs"),
-        Edge(src=Pod(component="functions"), dst=Pod(component="kong"), port=kong.PROXY_PORT,
-             why="SUPABASE_URL from functions"),
-        Edge(src=Pod(component="studio"), dst=Pod(component="kong"), port=kong.PROXY_PORT,
-             why="SUPABASE_URL from Studio"),
+        Edge(
+            src=Pod(component="functions"),
+            dst=Pod(component="kong"),
+            port=kong.PROXY_PORT,
+            why="SUPABASE_URL from functions",
+        ),
+        Edge(
+            src=Pod(component="studio"), dst=Pod(component="kong"), port=kong.PROXY_PORT, why="SUPABASE_URL from Studio"
+        ),
         Edge(src=Pod(component="studio"), dst=Pod(component="meta"), port=8080, why="Studio -> pg-meta"),
         Edge(src=Pod(component="pgbouncer"), dst=Cidr(cidr=vpc), port=props.values.db_port, why="RDS"),
-        Edge(src=Pod(component="realtime"), dst=Cidr(cidr=vpc), port=props.values.db_port,
-             why="RDS primary (logical replication, session level)"),
-        Edge(src=Pod(component="auth"), dst=Cidr(cidr=vpc), port=props.values.db_port,
-             why="RDS primary (GoTrue migrations need a session)"),
-        Edge(src=Pod(component="storage"), dst=Cidr(cidr=vpc), port=props.values.db_port,
-             why="RDS primary (Storage migrations)"),
-        Edge(src=Pod(component="meta"), dst=Cidr(cidr=vpc), port=props.values.db_port,
-             why="RDS primary (Studio's SQL and table editors through postgres-meta)"),
+        Edge(
+            src=Pod(component="realtime"),
+            dst=Cidr(cidr=vpc),
+            port=props.values.db_port,
+            why="RDS primary (logical replication, session level)",
+        ),
+        Edge(
+            src=Pod(component="auth"),
+            dst=Cidr(cidr=vpc),
+            port=props.values.db_port,
+            why="RDS primary (GoTrue migrations need a session)",
+        ),
+        Edge(
+            src=Pod(component="storage"),
+            dst=Cidr(cidr=vpc),
+            port=props.values.db_port,
+            why="RDS primary (Storage migrations)",
+        ),
+        Edge(
+            src=Pod(component="meta"),
+            dst=Cidr(cidr=vpc),
+            port=props.values.db_port,
+            why="RDS primary (Studio's SQL and table editors through postgres-meta)",
+        ),
     ]
-    out += [Edge(src=Pod(component="kong"), dst=Pod(component=c), port=p, why="Kong upstream")
-            for c, p in KONG_UPSTREAMS]
-    out += [Edge(src=Pod(component=c), dst=Pod(component="pgbouncer"), port=PGBOUNCER_PORT, why="pooled DB")
-            for c in POOLED_CLIENTS]
-    out += [Edge(src=Pod(component="realtime"), dst=Pod(component="realtime"), port=p, why="Erlang cluster")
-            for p in REALTIME_CLUSTER_PORTS]
-    out += [Edge(src=Namespace(name=OBSERVABILITY_NAMESPACE), dst=Pod(component=c), port=p, why="scrape")
-            for c, p in METRICS_PORTS]
+    out += [
+        Edge(src=Pod(component="kong"), dst=Pod(component=c), port=p, why="Kong upstream") for c, p in KONG_UPSTREAMS
+    ]
+    out += [
+        Edge(src=Pod(component=c), dst=Pod(component="pgbouncer"), port=PGBOUNCER_PORT, why="pooled DB")
+        for c in POOLED_CLIENTS
+    ]
+    out += [
+        Edge(src=Pod(component="realtime"), dst=Pod(component="realtime"), port=p, why="Erlang cluster")
+        for p in REALTIME_CLUSTER_PORTS
+    ]
+    out += [
+        Edge(src=Namespace(name=OBSERVABILITY_NAMESPACE), dst=Pod(component=c), port=p, why="scrape")
+        for c, p in METRICS_PORTS
+    ]
     return tuple(out)
 
 
@@ -136,28 +186,67 @@ def allow_selector(match_labels: dict[str, str]) -> dict[str, Any]:
 
 
 def istiod_egress() -> dict[str, Any]:
-    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ISTIO_NAMESPACE}},
-                    "podSelector": {"matchLabels": {"app": "istiod"}}}],
-            "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}]}
+    return {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ISTIO_NAMESPACE}},
+                "podSelector": {"matchLabels": {"app": "istiod"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}],
+    }
 
 
 def _policy(scope: Construct, name: str, pod_selector: dict[str, Any], body: dict[str, Any]) -> None:
-    api_object(scope, api_version="networking.k8s.io/v1", kind="NetworkPolicy", name=name,
-               labels={"app.kubernetes.io/part-of": PART_OF},
-               body={"spec": {"podSelector": pod_selector, **body}})
+    api_object(
+        scope,
+        api_version="networking.k8s.io/v1",
+        kind="NetworkPolicy",
+        name=name,
+        labels={"app.kubernetes.io/part-of": PART_OF},
+        body={"spec": {"podSelector": pod_selector, **body}},
+    )
 
 
 def add_network_policies(scope: Construct, props: SupabaseProps) -> None:
     # Selects every pod, quarantined ones included: it allows nothing, so it only isolates.
     _policy(scope, "default-deny", {}, {"policyTypes": ["Ingress", "Egress"]})
     everything = allow_selector({"app.kubernetes.io/part-of": PART_OF})
-    _policy(scope, "allow-dns", everything, {"policyTypes": ["Egress"], "egress": [{
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})
-    _policy(scope, "allow-otel-egress", everything, {"policyTypes": ["Egress"], "egress": [{
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}}}],
-        "ports": [{"protocol": "TCP", "port": p} for p in OTLP_PORTS]}]})
+    _policy(
+        scope,
+        "allow-dns",
+        everything,
+        {
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
+        },
+    )
+    _policy(
+        scope,
+        "allow-otel-egress",
+        everything,
+        {
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OBSERVABILITY_NAMESPACE}}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": p} for p in OTLP_PORTS],
+                }
+            ],
+        },
+    )
     if props.istio:
         _policy(scope, "allow-istiod", everything, {"policyTypes": ["Egress"], "egress": [istiod_egress()]})
     table = edges(props)

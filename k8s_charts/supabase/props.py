@@ -23,8 +23,17 @@ OTLP_TRACES_ENDPOINT = f"{OTLP_HTTP_ENDPOINT}/v1/traces"
 OBSERVABILITY_NAMESPACE = "observability"
 
 COMPONENTS = (
-    "kong", "auth", "rest", "rest-ro", "realtime", "storage", "imgproxy", "meta", "studio",
-    "functions", "pgbouncer",
+    "kong",
+    "auth",
+    "rest",
+    "rest-ro",
+    "realtime",
+    "storage",
+    "imgproxy",
+    "meta",
+    "studio",
+    "functions",
+    "pgbouncer",
 )
 
 
@@ -117,7 +126,7 @@ class SupabaseProps:
         return f"{self.values.secret_prefix}{key}"
 
     @classmethod
-    def from_config(cls, cfg: OrgConfig, env_name: str, values: AwsValues) -> "SupabaseProps":
+    def from_config(cls, cfg: OrgConfig, env_name: str, values: AwsValues) -> SupabaseProps:
         env = cfg.environments[env_name]
         auth = env.auth
         return cls(

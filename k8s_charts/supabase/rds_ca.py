@@ -45,8 +45,11 @@ def package_pin() -> str:
 
 def region_roots(region: str) -> list[x509.Certificate]:
     prefix = f"Amazon RDS {region} Root CA "
-    roots = [c for c in x509.load_pem_x509_certificates(BUNDLE_PATH.read_bytes())
-             if c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value.startswith(prefix)]
+    roots = [
+        c
+        for c in x509.load_pem_x509_certificates(BUNDLE_PATH.read_bytes())
+        if str(c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).startswith(prefix)
+    ]
     if not roots:
         raise ValueError(f"{BUNDLE_PATH.name} has no '{prefix}...' certificate: is {region} an RDS region?")
     return roots
@@ -57,10 +60,15 @@ def region_pem(region: str) -> str:
 
 
 def add_config_map(scope: Construct, *, region: str, labels: dict[str, str]) -> None:
-    api_object(scope, api_version="v1", kind="ConfigMap", name=CONFIG_MAP, labels=labels,
-               annotations={"supabase.io/source": f"npm {PACKAGE}@{package_pin()} "
-                                                  "lib/profiles/ca/defaults.js"},
-               body={"data": {KEY: region_pem(region)}})
+    api_object(
+        scope,
+        api_version="v1",
+        kind="ConfigMap",
+        name=CONFIG_MAP,
+        labels=labels,
+        annotations={"supabase.io/source": f"npm {PACKAGE}@{package_pin()} lib/profiles/ca/defaults.js"},
+        body={"data": {KEY: region_pem(region)}},
+    )
 
 
 def volume() -> dict[str, Any]:

@@ -73,8 +73,16 @@ def url_password(value: RemoteValue) -> str:
     return "{{ ." + value.var + " | urlquery }}"
 
 
-def postgres_url(*, user: str, host: str, port: int, dbname: str, sslmode: str,
-                 scheme: str = "postgres", sslrootcert: str | None = None) -> str:
+def postgres_url(
+    *,
+    user: str,
+    host: str,
+    port: int,
+    dbname: str,
+    sslmode: str,
+    scheme: str = "postgres",
+    sslrootcert: str | None = None,
+) -> str:
     password = url_password(role_password(user))
     query = f"sslmode={sslmode}" + (f"&sslrootcert={sslrootcert}" if sslrootcert else "")
     return f"{scheme}://{user}:{password}@{host}:{port}/{dbname}?{query}"

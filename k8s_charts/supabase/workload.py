@@ -19,10 +19,16 @@ from k8s_charts.supabase.props import Scaling
 RUN_AS = 10001  # high UID/GID: never collides with a host user (checkov CKV_K8S_40)
 
 # checkov skips shared by every workload; each reason is checkable by a reviewer.
-SKIP_DIGEST = ("CKV_K8S_43", "images are pinned to immutable release tags of multi-arch "
-               "indexes; digests are resolved by the registry mirror at admission, not in code")
-SKIP_SECRET_ENV = ("CKV_K8S_35", "upstream Supabase images read credentials only from "
-                   "environment variables; values come from ESO-managed Secrets, never literals")
+SKIP_DIGEST = (
+    "CKV_K8S_43",
+    "images are pinned to immutable release tags of multi-arch "
+    "indexes; digests are resolved by the registry mirror at admission, not in code",
+)
+SKIP_SECRET_ENV = (
+    "CKV_K8S_35",
+    "upstream Supabase images read credentials only from "
+    "environment variables; values come from ESO-managed Secrets, never literals",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +47,12 @@ class Probe:
             action = {"httpGet": {"path": self.path, "port": self.port}}
             if self.headers:
                 action["httpGet"]["httpHeaders"] = [{"name": k, "value": v} for k, v in self.headers]
-        out = {**action, "periodSeconds": self.period, "timeoutSeconds": self.timeout,
-               "failureThreshold": self.failure_threshold}
+        out = {
+            **action,
+            "periodSeconds": self.period,
+            "timeoutSeconds": self.timeout,
+            "failureThreshold": self.failure_threshold,
+        }
         if initial_delay:
             out["initialDelaySeconds"] = initial_delay
         return out
@@ -56,8 +66,10 @@ class Resources:
     memory_limit: str
 
     def render(self) -> dict[str, Any]:
-        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit}}
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,21 +101,23 @@ class Container:
         out["ports"] = [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in self.ports]
         if self.env:
             out["env"] = list(self.env)
-        out.update({
-            "resources": self.resources.render(),
-            "startupProbe": self.startup.render(),
-            "livenessProbe": self.liveness.render(),
-            "readinessProbe": self.readiness.render(),
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "runAsUser": RUN_AS,
-                "runAsGroup": RUN_AS,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-        })
+        out.update(
+            {
+                "resources": self.resources.render(),
+                "startupProbe": self.startup.render(),
+                "livenessProbe": self.liveness.render(),
+                "readinessProbe": self.readiness.render(),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "runAsUser": RUN_AS,
+                    "runAsGroup": RUN_AS,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            }
+        )
         mounts = [{"name": volume_names[p], "mountPath": p} for p in self.writable_paths]
         mounts += list(self.mounts)
         if mounts:
@@ -149,8 +163,14 @@ def add_workload(scope: Construct, w: Workload) -> None:
     volumes = [{"name": volume_names[p], "emptyDir": {"sizeLimit": "256Mi"}} for p in paths]
     volumes += list(w.volumes)
 
-    api_object(scope, api_version="v1", kind="ServiceAccount", name=w.component, labels=lbl,
-               body={"automountServiceAccountToken": False})
+    api_object(
+        scope,
+        api_version="v1",
+        kind="ServiceAccount",
+        name=w.component,
+        labels=lbl,
+        body={"automountServiceAccountToken": False},
+    )
 
     when_unsatisfiable = "DoNotSchedule" if w.production else "ScheduleAnyway"
     pod_spec: dict[str, Any] = {
@@ -166,10 +186,18 @@ def add_workload(scope: Construct, w: Workload) -> None:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "topologySpreadConstraints": [
-            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-             "whenUnsatisfiable": when_unsatisfiable, "labelSelector": {"matchLabels": sel}},
-            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}},
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": when_unsatisfiable,
+                "labelSelector": {"matchLabels": sel},
+            },
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": sel},
+            },
         ],
         "containers": [c.render(volume_names) for c in w.containers],
     }
@@ -178,55 +206,90 @@ def add_workload(scope: Construct, w: Workload) -> None:
     template_meta: dict[str, Any] = {"labels": lbl}
     if w.pod_annotations:
         template_meta["annotations"] = dict(w.pod_annotations)
-    annotations = {f"checkov.io/skip{i}": f"{cid}={reason}"
-                   for i, (cid, reason) in enumerate(w.checkov_skips, start=1)}
+    annotations = {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(w.checkov_skips, start=1)}
     # Argo Rollouts scales a canaried Deployment down as its Rollout takes over: a replica count
     # here would scale it back up on every apply, and the HPA must drive the Rollout instead.
     canaried = w.component in CANARY_COMPONENTS
     deployment_spec: dict[str, Any] = {} if canaried else {"replicas": w.scaling.replicas}
     api_object(
-        scope, api_version="apps/v1", kind="Deployment", name=w.component, labels=lbl,
+        scope,
+        api_version="apps/v1",
+        kind="Deployment",
+        name=w.component,
+        labels=lbl,
         annotations=annotations or None,
-        body={"spec": {
-            **deployment_spec,
-            "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": sel},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": template_meta, "spec": pod_spec},
-        }},
+        body={
+            "spec": {
+                **deployment_spec,
+                "revisionHistoryLimit": 5,
+                "selector": {"matchLabels": sel},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {"metadata": template_meta, "spec": pod_spec},
+            }
+        },
     )
     api_object(
-        scope, api_version="v1", kind="Service", name=w.component, labels=lbl,
-        body={"spec": {
-            "type": "ClusterIP",
-            "selector": sel,
-            "ports": [{"name": p.name, "port": p.port, "targetPort": p.target_port,
-                       "protocol": "TCP", "appProtocol": p.app_protocol} for p in w.service_ports],
-        }},
+        scope,
+        api_version="v1",
+        kind="Service",
+        name=w.component,
+        labels=lbl,
+        body={
+            "spec": {
+                "type": "ClusterIP",
+                "selector": sel,
+                "ports": [
+                    {
+                        "name": p.name,
+                        "port": p.port,
+                        "targetPort": p.target_port,
+                        "protocol": "TCP",
+                        "appProtocol": p.app_protocol,
+                    }
+                    for p in w.service_ports
+                ],
+            }
+        },
     )
     # maxUnavailable (not minAvailable) so a single-replica environment can still drain a node.
     api_object(
-        scope, api_version="policy/v1", kind="PodDisruptionBudget", name=w.component, labels=lbl,
-        body={"spec": {"maxUnavailable": 1, "selector": {"matchLabels": sel},
-                       "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
+        scope,
+        api_version="policy/v1",
+        kind="PodDisruptionBudget",
+        name=w.component,
+        labels=lbl,
+        body={
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": sel}, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+        },
     )
     # A Rollout has no replica count of its own (the rollouts chart leaves it out), so a canaried
     # component always gets an HPA, even when its floor equals its ceiling.
     if canaried or w.scaling.max_replicas > w.scaling.replicas:
-        metrics = [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+        metrics = [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+            }
+        ]
         metrics += list(w.extra_metrics)
-        target = ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": w.component} if canaried
-                  else {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.component})
+        target = (
+            {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": w.component}
+            if canaried
+            else {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.component}
+        )
         api_object(
-            scope, api_version="autoscaling/v2", kind="HorizontalPodAutoscaler", name=w.component,
+            scope,
+            api_version="autoscaling/v2",
+            kind="HorizontalPodAutoscaler",
+            name=w.component,
             labels=lbl,
-            body={"spec": {
-                "scaleTargetRef": target,
-                "minReplicas": w.scaling.replicas,
-                "maxReplicas": w.scaling.max_replicas,
-                "metrics": metrics,
-                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-            }},
+            body={
+                "spec": {
+                    "scaleTargetRef": target,
+                    "minReplicas": w.scaling.replicas,
+                    "maxReplicas": w.scaling.max_replicas,
+                    "metrics": metrics,
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+                }
+            },
         )

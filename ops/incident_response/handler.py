@@ -188,7 +188,11 @@ def ensure_quarantine_policy(kube: KubernetesApi, namespace: str) -> str:
 
 
 def respond(
-    offender: Offender, *, kube: Callable[[], KubernetesApi], sns: Any, topic_arn: str,
+    offender: Offender,
+    *,
+    kube: Callable[[], KubernetesApi],
+    sns: Any,
+    topic_arn: str,
     protected_namespaces: tuple[str, ...],
 ) -> dict[str, Any]:
     """Quarantine the pod (unless protected) and publish what was done."""
@@ -200,7 +204,9 @@ def respond(
         # Policy first, so the pod is cut off the moment the label lands.
         actions.append(f"NetworkPolicy {POLICY_NAME} {ensure_quarantine_policy(api, offender.namespace)}")
         reason = f"{offender.detector}: {offender.title} ({offender.reference})"[:250]
-        if api.label_pod(offender.namespace, offender.pod, {QUARANTINE_LABEL: "true"}, {QUARANTINE_REASON_ANNOTATION: reason}):
+        if api.label_pod(
+            offender.namespace, offender.pod, {QUARANTINE_LABEL: "true"}, {QUARANTINE_REASON_ANNOTATION: reason}
+        ):
             actions.append(f"labelled pod {QUARANTINE_LABEL}=true")
         else:
             actions.append("pod no longer exists: nothing to isolate")
@@ -220,7 +226,9 @@ def respond(
         Subject=f"[quarantine] {offender.namespace}/{offender.pod}: {offender.title}"[:100],
         Message=json.dumps(summary, indent=2),
     )
-    LOG.info("responded to %s %s on %s/%s: %s", offender.detector, offender.title, offender.namespace, offender.pod, actions)
+    LOG.info(
+        "responded to %s %s on %s/%s: %s", offender.detector, offender.title, offender.namespace, offender.pod, actions
+    )
     return summary
 
 
@@ -259,19 +267,26 @@ class EksKubernetesClient:
         self._ssl = ssl.create_default_context(cadata=base64.b64decode(ca_data).decode("ascii") if ca_data else None)
 
     @classmethod
-    def for_cluster(cls, *, cluster_name: str, endpoint: str | None, ca_data: str | None, session: Any) -> EksKubernetesClient:
+    def for_cluster(
+        cls, *, cluster_name: str, endpoint: str | None, ca_data: str | None, session: Any
+    ) -> EksKubernetesClient:
         if not endpoint or not ca_data:
             cluster = session.client("eks").describe_cluster(name=cluster_name)["cluster"]
             endpoint, ca_data = cluster["endpoint"], cluster["certificateAuthority"]["data"]
         return cls(endpoint=endpoint, ca_data=ca_data, token=eks_token(cluster_name, sts_client=session.client("sts")))
 
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None,
-              content_type: str = "application/json") -> tuple[int, dict[str, Any] | None]:
+    def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, content_type: str = "application/json"
+    ) -> tuple[int, dict[str, Any] | None]:
         request = urllib.request.Request(
             self._endpoint + path,
             method=method,
             data=json.dumps(body).encode("utf-8") if body is not None else None,
-            headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json", "Content-Type": content_type},
+            headers={
+                "Authorization": f"Bearer {self._token}",
+                "Accept": "application/json",
+                "Content-Type": content_type,
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout, context=self._ssl) as response:
@@ -310,7 +325,9 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-def handler(event: Mapping[str, Any], context: Any, *, kube: KubernetesApi | None = None, sns: Any = None) -> dict[str, Any]:
+def handler(
+    event: Mapping[str, Any], context: Any, *, kube: KubernetesApi | None = None, sns: Any = None
+) -> dict[str, Any]:
     cluster_name = os.environ["CLUSTER_NAME"]
     verdict = parse_event(event, cluster_name=cluster_name)
     if isinstance(verdict, Ignored):

@@ -187,7 +187,10 @@ def _mint(role: str, secret: str, *, issuer: str, expiry_days: int, now: int) ->
 
 
 def mint_keys(secret: str, *, issuer: str, expiry_days: int, now: int) -> dict[str, str]:
-    return {field: _mint(role, secret, issuer=issuer, expiry_days=expiry_days, now=now) for role, field in KEY_FIELDS.items()}
+    return {
+        field: _mint(role, secret, issuer=issuer, expiry_days=expiry_days, now=now)
+        for role, field in KEY_FIELDS.items()
+    }
 
 
 def mint_metrics_token(metrics_secret: str, *, issuer: str, expiry_days: int, now: int) -> str:
@@ -206,20 +209,22 @@ def read_jwt_secret(client: Any, secret_arn: str) -> str:
             ) from None
         raise MintError(f"cannot read JWT secret {secret_arn}: {code or exc}") from None
     except KeyError:
-        raise MintError(f"JWT secret {secret_arn} holds binary data; fix: store JSON {{\"secret\": ...}}") from None
+        raise MintError(f'JWT secret {secret_arn} holds binary data; fix: store JSON {{"secret": ...}}') from None
     try:
         value = json.loads(raw).get("secret")
     except (ValueError, AttributeError):
-        raise MintError(f"JWT secret {secret_arn} is not a JSON object; fix: store JSON {{\"secret\": ...}}") from None
+        raise MintError(f'JWT secret {secret_arn} is not a JSON object; fix: store JSON {{"secret": ...}}') from None
     if not isinstance(value, str) or not value:
-        raise MintError(f"JWT secret {secret_arn} has no \"secret\" field; fix: store JSON {{\"secret\": ...}}")
+        raise MintError(f'JWT secret {secret_arn} has no "secret" field; fix: store JSON {{"secret": ...}}')
     if len(value) < MIN_SECRET_LENGTH:
         raise MintError(
             f"JWT secret {secret_arn} is {len(value)} characters long; Supabase needs at least "
             f"{MIN_SECRET_LENGTH}: fix: put a longer random value"
         )
     if value == PUBLIC_DEMO_JWT_SECRET:
-        raise MintError(f"JWT secret {secret_arn} is the public demo value from Supabase's .env.example; fix: put a random value")
+        raise MintError(
+            f"JWT secret {secret_arn} is the public demo value from Supabase's .env.example; fix: put a random value"
+        )
     return value
 
 
@@ -259,8 +264,9 @@ def _renew_window(settings: MintSettings) -> int:
     return min(RENEW_BEFORE_SECONDS, settings.lifetime_seconds // 2)
 
 
-def _token_problem(keys: Mapping[str, Any], field: str, role: str, secret: str, settings: MintSettings,
-                   now: int) -> str | None:
+def _token_problem(
+    keys: Mapping[str, Any], field: str, role: str, secret: str, settings: MintSettings, now: int
+) -> str | None:
     """Why the stored token `field` must be replaced, or None when it is still good."""
     token = keys.get(field)
     if not isinstance(token, str) or not token:
@@ -315,17 +321,26 @@ def remint(settings: MintSettings, *, client: Any, now: int | None = None, force
         keys.update(mint_keys(secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now))
         reasons.append(api_problem)
     if metrics_secret is not None:
-        problem = "forced" if force else _token_problem(keys, METRICS_TOKEN_FIELD, METRICS_ROLE, metrics_secret, settings, now)
+        problem = (
+            "forced"
+            if force
+            else _token_problem(keys, METRICS_TOKEN_FIELD, METRICS_ROLE, metrics_secret, settings, now)
+        )
         if problem:
             keys[METRICS_TOKEN_FIELD] = mint_metrics_token(
-                metrics_secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now)
+                metrics_secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now
+            )
             if problem not in reasons:
                 reasons.append(problem)
-    expires_at = min(verified_claims(keys[field], signer)["exp"] for field, signer in signers.items())
-    if not reasons:
+    # Every token here is either verified above or freshly minted, so each has claims.
+    claims = [verified_claims(keys[field], signer) for field, signer in signers.items()]
+    expires_at = min(c["exp"] for c in claims if c is not None)
+    if not reasons and stored is not None:
         version_id = stored[1]
         LOG.info("API keys in %s are current (version %s); nothing to do", settings.api_keys_secret_arn, version_id)
-        return RemintResult(reminted=False, reason="stored keys are current", version_id=version_id, expires_at=expires_at)
+        return RemintResult(
+            reminted=False, reason="stored keys are current", version_id=version_id, expires_at=expires_at
+        )
     reason = "; ".join(reasons)
     response = client.put_secret_value(SecretId=settings.api_keys_secret_arn, SecretString=json.dumps(keys))
     LOG.info("minted API keys into %s (version %s): %s", settings.api_keys_secret_arn, response["VersionId"], reason)

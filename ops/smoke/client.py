@@ -86,7 +86,9 @@ class SmokeClient:
         except (OSError, WebSocketException, ValueError) as exc:
             detail, ok = f"{type(exc).__name__}: {exc}", False
         latency = (time.monotonic() - started) * 1000
-        return CheckResult(name=name, ok=ok, latency_ms=round(latency, 1), detail=detail.replace(self.anon_key, "<anon key>"))
+        return CheckResult(
+            name=name, ok=ok, latency_ms=round(latency, 1), detail=detail.replace(self.anon_key, "<anon key>")
+        )
 
     def auth_health(self) -> CheckResult:
         def check() -> str:
@@ -149,7 +151,11 @@ class SmokeClient:
                 "topic": REALTIME_TOPIC,
                 "event": "phx_join",
                 "payload": {
-                    "config": {"broadcast": {"ack": False, "self": False}, "presence": {"key": ""}, "postgres_changes": []},
+                    "config": {
+                        "broadcast": {"ack": False, "self": False},
+                        "presence": {"key": ""},
+                        "postgres_changes": [],
+                    },
                     "access_token": self.anon_key,
                 },
                 "ref": JOIN_REF,
@@ -209,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", help="environment name in the config (gives URL and secret)")
     parser.add_argument("--config", help="organization config (default: config/default.yaml)")
     parser.add_argument("--url", help="API base URL, e.g. https://api.dev.example.com")
-    parser.add_argument("--anon-key", default=os.environ.get("SUPABASE_ANON_KEY"), help="default: $SUPABASE_ANON_KEY or Secrets Manager")
+    parser.add_argument(
+        "--anon-key", default=os.environ.get("SUPABASE_ANON_KEY"), help="default: $SUPABASE_ANON_KEY or Secrets Manager"
+    )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS)
     args = parser.parse_args(argv)
 
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         url = url or config_url
     if not url or not (args.anon_key or secret_id):
         parser.error("give --env, or --url with --anon-key / $SUPABASE_ANON_KEY")
-    anon_key = args.anon_key or anon_key_from_secrets_manager(secret_id)
+    anon_key = args.anon_key or anon_key_from_secrets_manager(str(secret_id))
 
     results = SmokeClient(base_url=url, anon_key=anon_key, timeout_seconds=args.timeout).run_all()
     for result in results:

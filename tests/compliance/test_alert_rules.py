@@ -41,119 +41,269 @@ class Case:
 
 _SUPA = 'namespace="supabase"'
 _API_HOST = 'job="blackbox",instance="https://api.example.com/"'
-_HEALTHY_KONG = {'kong_http_requests_total{service="rest-v1-write",code="200"}': "0+1000x120",
-                 'kong_http_requests_total{service="rest-v1-write",code="500"}': "0+1x120"}
-_FAILING_KONG = {'kong_http_requests_total{service="rest-v1-write",code="200"}': "0+1000x120",
-                 'kong_http_requests_total{service="rest-v1-write",code="500"}': "0+20x120"}
+_HEALTHY_KONG = {
+    'kong_http_requests_total{service="rest-v1-write",code="200"}': "0+1000x120",
+    'kong_http_requests_total{service="rest-v1-write",code="500"}': "0+1x120",
+}
+_FAILING_KONG = {
+    'kong_http_requests_total{service="rest-v1-write",code="200"}': "0+1000x120",
+    'kong_http_requests_total{service="rest-v1-write",code="500"}': "0+20x120",
+}
 _DAY = 86400
 _T90 = 90 * 60  # time() at eval_time 90m
 
 CASES: dict[str, Case] = {
     "SupabasePodCrashLooping": Case(
-        fire=Scenario(series={f'kube_pod_container_status_waiting_reason{{{_SUPA},pod="auth-1",container="auth",reason="CrashLoopBackOff"}}': "1x30"}, eval_time="20m"),
+        fire=Scenario(
+            series={
+                f'kube_pod_container_status_waiting_reason{{{_SUPA},pod="auth-1",container="auth",reason="CrashLoopBackOff"}}': "1x30"
+            },
+            eval_time="20m",
+        ),
         labels={"namespace": "supabase", "pod": "auth-1", "container": "auth", "reason": "CrashLoopBackOff"},
-        quiet=Scenario(series={f'kube_pod_container_status_waiting_reason{{{_SUPA},pod="auth-1",container="auth",reason="CrashLoopBackOff"}}': "0x30"}, eval_time="20m")),
+        quiet=Scenario(
+            series={
+                f'kube_pod_container_status_waiting_reason{{{_SUPA},pod="auth-1",container="auth",reason="CrashLoopBackOff"}}': "0x30"
+            },
+            eval_time="20m",
+        ),
+    ),
     "SupabaseHighCpu": Case(
-        fire=Scenario(series={f'container_cpu_usage_seconds_total{{{_SUPA},pod="rest-1",container="rest"}}': "0+57x60",
-                              f'kube_pod_container_resource_limits{{{_SUPA},pod="rest-1",container="rest",resource="cpu"}}': "1x60"}, eval_time="30m"),
+        fire=Scenario(
+            series={
+                f'container_cpu_usage_seconds_total{{{_SUPA},pod="rest-1",container="rest"}}': "0+57x60",
+                f'kube_pod_container_resource_limits{{{_SUPA},pod="rest-1",container="rest",resource="cpu"}}': "1x60",
+            },
+            eval_time="30m",
+        ),
         labels={"namespace": "supabase", "pod": "rest-1", "container": "rest"},
-        quiet=Scenario(series={f'container_cpu_usage_seconds_total{{{_SUPA},pod="rest-1",container="rest"}}': "0+30x60",
-                               f'kube_pod_container_resource_limits{{{_SUPA},pod="rest-1",container="rest",resource="cpu"}}': "1x60"}, eval_time="30m")),
+        quiet=Scenario(
+            series={
+                f'container_cpu_usage_seconds_total{{{_SUPA},pod="rest-1",container="rest"}}': "0+30x60",
+                f'kube_pod_container_resource_limits{{{_SUPA},pod="rest-1",container="rest",resource="cpu"}}': "1x60",
+            },
+            eval_time="30m",
+        ),
+    ),
     "SupabaseHpaMaxedOut": Case(
-        fire=Scenario(series={f'kube_horizontalpodautoscaler_status_current_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "6x40",
-                              f'kube_horizontalpodautoscaler_spec_max_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "6x40"}, eval_time="30m"),
+        fire=Scenario(
+            series={
+                f'kube_horizontalpodautoscaler_status_current_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "6x40",
+                f'kube_horizontalpodautoscaler_spec_max_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "6x40",
+            },
+            eval_time="30m",
+        ),
         labels={"namespace": "supabase", "horizontalpodautoscaler": "rest"},
-        quiet=Scenario(series={f'kube_horizontalpodautoscaler_status_current_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "4x40",
-                               f'kube_horizontalpodautoscaler_spec_max_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "6x40"}, eval_time="30m")),
+        quiet=Scenario(
+            series={
+                f'kube_horizontalpodautoscaler_status_current_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "4x40",
+                f'kube_horizontalpodautoscaler_spec_max_replicas{{{_SUPA},horizontalpodautoscaler="rest"}}': "6x40",
+            },
+            eval_time="30m",
+        ),
+    ),
     "SupabaseMetricsTargetDown": Case(
         fire=Scenario(series={f'up{{{_SUPA},job="realtime",instance="10.0.0.1:4000"}}': "0x30"}, eval_time="20m"),
         labels={"namespace": "supabase", "job": "realtime", "instance": "10.0.0.1:4000"},
-        quiet=Scenario(series={f'up{{{_SUPA},job="realtime",instance="10.0.0.1:4000"}}': "1x30"}, eval_time="20m")),
+        quiet=Scenario(series={f'up{{{_SUPA},job="realtime",instance="10.0.0.1:4000"}}': "1x30"}, eval_time="20m"),
+    ),
     "PgBouncerDown": Case(
         fire=Scenario(series={'pgbouncer_up{pod="pgbouncer-0"}': "0x10"}, eval_time="5m"),
         labels={"pod": "pgbouncer-0"},
-        quiet=Scenario(series={'pgbouncer_up{pod="pgbouncer-0"}': "1x10"}, eval_time="5m")),
+        quiet=Scenario(series={'pgbouncer_up{pod="pgbouncer-0"}': "1x10"}, eval_time="5m"),
+    ),
     "PgBouncerClientWaitHigh": Case(
-        fire=Scenario(series={'pgbouncer_pools_client_maxwait_seconds{database="postgres",user="authenticator",pod="pgbouncer-0"}': "3x20"}, eval_time="10m"),
+        fire=Scenario(
+            series={
+                'pgbouncer_pools_client_maxwait_seconds{database="postgres",user="authenticator",pod="pgbouncer-0"}': "3x20"
+            },
+            eval_time="10m",
+        ),
         labels={"database": "postgres", "user": "authenticator"},
-        quiet=Scenario(series={'pgbouncer_pools_client_maxwait_seconds{database="postgres",user="authenticator",pod="pgbouncer-0"}': "0x20"}, eval_time="10m")),
+        quiet=Scenario(
+            series={
+                'pgbouncer_pools_client_maxwait_seconds{database="postgres",user="authenticator",pod="pgbouncer-0"}': "0x20"
+            },
+            eval_time="10m",
+        ),
+    ),
     "PgBouncerPoolSaturated": Case(
-        fire=Scenario(series={'pgbouncer_pools_server_active_connections{database="postgres",user="authenticator",pod="pgbouncer-0"}': "19x30",
-                              'pgbouncer_databases_pool_size{name="postgres",database="postgres",host="db.internal",pod="pgbouncer-0"}': "20x30"}, eval_time="20m"),
+        fire=Scenario(
+            series={
+                'pgbouncer_pools_server_active_connections{database="postgres",user="authenticator",pod="pgbouncer-0"}': "19x30",
+                'pgbouncer_databases_pool_size{name="postgres",database="postgres",host="db.internal",pod="pgbouncer-0"}': "20x30",
+            },
+            eval_time="20m",
+        ),
         labels={"database": "postgres", "user": "authenticator"},
-        quiet=Scenario(series={'pgbouncer_pools_server_active_connections{database="postgres",user="authenticator",pod="pgbouncer-0"}': "5x30",
-                               'pgbouncer_databases_pool_size{name="postgres",database="postgres",host="db.internal",pod="pgbouncer-0"}': "20x30"}, eval_time="20m")),
+        quiet=Scenario(
+            series={
+                'pgbouncer_pools_server_active_connections{database="postgres",user="authenticator",pod="pgbouncer-0"}': "5x30",
+                'pgbouncer_databases_pool_size{name="postgres",database="postgres",host="db.internal",pod="pgbouncer-0"}': "20x30",
+            },
+            eval_time="20m",
+        ),
+    ),
     "PostgresUnreachable": Case(
         fire=Scenario(series={'pg_up{job="postgres-exporter"}': "0x10"}, eval_time="8m"),
         labels={"job": "postgres-exporter"},
-        quiet=Scenario(series={'pg_up{job="postgres-exporter"}': "1x10"}, eval_time="8m")),
+        quiet=Scenario(series={'pg_up{job="postgres-exporter"}': "1x10"}, eval_time="8m"),
+    ),
     "RdsConnectionsNearLimit": Case(
-        fire=Scenario(series={'pg_stat_activity_count{job="postgres-exporter",datname="postgres",state="active"}': "400x30",
-                              'pg_stat_activity_count{job="postgres-exporter",datname="postgres",state="idle"}': "450x30",
-                              'pg_settings_max_connections{job="postgres-exporter"}': "1000x30"}, eval_time="20m"),
+        fire=Scenario(
+            series={
+                'pg_stat_activity_count{job="postgres-exporter",datname="postgres",state="active"}': "400x30",
+                'pg_stat_activity_count{job="postgres-exporter",datname="postgres",state="idle"}': "450x30",
+                'pg_settings_max_connections{job="postgres-exporter"}': "1000x30",
+            },
+            eval_time="20m",
+        ),
         labels={"job": "postgres-exporter"},
-        quiet=Scenario(series={'pg_stat_activity_count{job="postgres-exporter",datname="postgres",state="active"}': "100x30",
-                               'pg_settings_max_connections{job="postgres-exporter"}': "1000x30"}, eval_time="20m")),
+        quiet=Scenario(
+            series={
+                'pg_stat_activity_count{job="postgres-exporter",datname="postgres",state="active"}': "100x30",
+                'pg_settings_max_connections{job="postgres-exporter"}': "1000x30",
+            },
+            eval_time="20m",
+        ),
+    ),
     "PostgresReplicaLagHigh": Case(
         fire=Scenario(series={'pg_replication_lag_seconds{job="postgres-exporter-replica"}': "60x20"}, eval_time="10m"),
         labels={"job": "postgres-exporter-replica"},
-        quiet=Scenario(series={'pg_replication_lag_seconds{job="postgres-exporter-replica"}': "2x20"}, eval_time="10m")),
+        quiet=Scenario(series={'pg_replication_lag_seconds{job="postgres-exporter-replica"}': "2x20"}, eval_time="10m"),
+    ),
     "RedisDown": Case(
         fire=Scenario(series={'redis_up{instance="redis-exporter:9121"}': "0x10"}, eval_time="8m"),
         labels={"instance": "redis-exporter:9121"},
-        quiet=Scenario(series={'redis_up{instance="redis-exporter:9121"}': "1x10"}, eval_time="8m")),
+        quiet=Scenario(series={'redis_up{instance="redis-exporter:9121"}': "1x10"}, eval_time="8m"),
+    ),
     "ExternalSecretNotReady": Case(
-        fire=Scenario(series={'externalsecret_status_condition{namespace="supabase",name="jwt",condition="Ready",status="False"}': "1x20"}, eval_time="15m"),
+        fire=Scenario(
+            series={
+                'externalsecret_status_condition{namespace="supabase",name="jwt",condition="Ready",status="False"}': "1x20"
+            },
+            eval_time="15m",
+        ),
         labels={"namespace": "supabase", "name": "jwt", "condition": "Ready", "status": "False"},
-        quiet=Scenario(series={'externalsecret_status_condition{namespace="supabase",name="jwt",condition="Ready",status="False"}': "0x20"}, eval_time="15m")),
+        quiet=Scenario(
+            series={
+                'externalsecret_status_condition{namespace="supabase",name="jwt",condition="Ready",status="False"}': "0x20"
+            },
+            eval_time="15m",
+        ),
+    ),
     "ExternalSecretSyncErrors": Case(
-        fire=Scenario(series={'externalsecret_sync_calls_error{namespace="supabase",name="jwt"}': "0+1x40"}, eval_time="30m"),
+        fire=Scenario(
+            series={'externalsecret_sync_calls_error{namespace="supabase",name="jwt"}': "0+1x40"}, eval_time="30m"
+        ),
         labels={"namespace": "supabase", "name": "jwt"},
-        quiet=Scenario(series={'externalsecret_sync_calls_error{namespace="supabase",name="jwt"}': "3x40"}, eval_time="30m")),
+        quiet=Scenario(
+            series={'externalsecret_sync_calls_error{namespace="supabase",name="jwt"}': "3x40"}, eval_time="30m"
+        ),
+    ),
     "ApiErrorBudgetFastBurn": Case(
-        fire=Scenario(series=_FAILING_KONG, eval_time="90m"), labels={},
-        quiet=Scenario(series=_HEALTHY_KONG, eval_time="90m")),
-    "ApiErrorBudgetSlowBurn": Case(
-        fire=Scenario(series=_FAILING_KONG, eval_time="90m"), labels={},
-        quiet=Scenario(series=_HEALTHY_KONG, eval_time="90m")),
-    "ApiLatencyBudgetBurn": Case(
-        fire=Scenario(series={'kong_request_latency_ms_bucket{service="auth-v1",le="1000"}': "0+800x120",
-                              'kong_request_latency_ms_count{service="auth-v1"}': "0+1000x120"}, eval_time="90m"),
+        fire=Scenario(series=_FAILING_KONG, eval_time="90m"),
         labels={},
-        quiet=Scenario(series={'kong_request_latency_ms_bucket{service="auth-v1",le="1000"}': "0+995x120",
-                               'kong_request_latency_ms_count{service="auth-v1"}': "0+1000x120"}, eval_time="90m")),
+        quiet=Scenario(series=_HEALTHY_KONG, eval_time="90m"),
+    ),
+    "ApiErrorBudgetSlowBurn": Case(
+        fire=Scenario(series=_FAILING_KONG, eval_time="90m"),
+        labels={},
+        quiet=Scenario(series=_HEALTHY_KONG, eval_time="90m"),
+    ),
+    "ApiLatencyBudgetBurn": Case(
+        fire=Scenario(
+            series={
+                'kong_request_latency_ms_bucket{service="auth-v1",le="1000"}': "0+800x120",
+                'kong_request_latency_ms_count{service="auth-v1"}': "0+1000x120",
+            },
+            eval_time="90m",
+        ),
+        labels={},
+        quiet=Scenario(
+            series={
+                'kong_request_latency_ms_bucket{service="auth-v1",le="1000"}': "0+995x120",
+                'kong_request_latency_ms_count{service="auth-v1"}': "0+1000x120",
+            },
+            eval_time="90m",
+        ),
+    ),
     "ApiErrorBudgetLow": Case(
-        fire=Scenario(series=_FAILING_KONG, eval_time="90m"), labels={},
-        quiet=Scenario(series={'kong_http_requests_total{service="rest-v1-write",code="200"}': "0+1000x120"}, eval_time="90m")),
+        fire=Scenario(series=_FAILING_KONG, eval_time="90m"),
+        labels={},
+        quiet=Scenario(
+            series={'kong_http_requests_total{service="rest-v1-write",code="200"}': "0+1000x120"}, eval_time="90m"
+        ),
+    ),
     "EndpointProbeFailed": Case(
         fire=Scenario(series={f"probe_success{{{_API_HOST}}}": "0x10"}, eval_time="8m"),
         labels={"job": "blackbox", "instance": "https://api.example.com/"},
-        quiet=Scenario(series={f"probe_success{{{_API_HOST}}}": "1x10"}, eval_time="8m")),
+        quiet=Scenario(series={f"probe_success{{{_API_HOST}}}": "1x10"}, eval_time="8m"),
+    ),
     "CertificateExpiringSoon": Case(
-        fire=Scenario(series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 10 * _DAY}x100"}, eval_time="90m"),
+        fire=Scenario(
+            series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 10 * _DAY}x100"}, eval_time="90m"
+        ),
         labels={"job": "blackbox", "instance": "https://api.example.com/"},
-        quiet=Scenario(series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 40 * _DAY}x100"}, eval_time="90m")),
+        quiet=Scenario(
+            series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 40 * _DAY}x100"}, eval_time="90m"
+        ),
+    ),
     "CertificateExpiryCritical": Case(
-        fire=Scenario(series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 3 * _DAY}x100"}, eval_time="90m"),
+        fire=Scenario(
+            series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 3 * _DAY}x100"}, eval_time="90m"
+        ),
         labels={"job": "blackbox", "instance": "https://api.example.com/"},
-        quiet=Scenario(series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 10 * _DAY}x100"}, eval_time="90m")),
+        quiet=Scenario(
+            series={f"probe_ssl_earliest_cert_expiry{{{_API_HOST}}}": f"{_T90 + 10 * _DAY}x100"}, eval_time="90m"
+        ),
+    ),
     "NodeNotReady": Case(
-        fire=Scenario(series={'kube_node_status_condition{node="ip-10-0-1-1",condition="Ready",status="true"}': "0x20"}, eval_time="15m"),
+        fire=Scenario(
+            series={'kube_node_status_condition{node="ip-10-0-1-1",condition="Ready",status="true"}': "0x20"},
+            eval_time="15m",
+        ),
         labels={"node": "ip-10-0-1-1", "condition": "Ready", "status": "true"},
-        quiet=Scenario(series={'kube_node_status_condition{node="ip-10-0-1-1",condition="Ready",status="true"}': "1x20"}, eval_time="15m")),
+        quiet=Scenario(
+            series={'kube_node_status_condition{node="ip-10-0-1-1",condition="Ready",status="true"}': "1x20"},
+            eval_time="15m",
+        ),
+    ),
     "PersistentVolumeFillingUp": Case(
-        fire=Scenario(series={'kubelet_volume_stats_available_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "14000-20x420",
-                              'kubelet_volume_stats_capacity_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "100000x420"}, eval_time="420m"),
+        fire=Scenario(
+            series={
+                'kubelet_volume_stats_available_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "14000-20x420",
+                'kubelet_volume_stats_capacity_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "100000x420",
+            },
+            eval_time="420m",
+        ),
         labels={"namespace": "observability", "persistentvolumeclaim": "prometheus-db"},
         # Nearly full but not shrinking: predict_linear keeps it quiet.
-        quiet=Scenario(series={'kubelet_volume_stats_available_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "14000x420",
-                               'kubelet_volume_stats_capacity_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "100000x420"}, eval_time="420m")),
+        quiet=Scenario(
+            series={
+                'kubelet_volume_stats_available_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "14000x420",
+                'kubelet_volume_stats_capacity_bytes{namespace="observability",persistentvolumeclaim="prometheus-db"}': "100000x420",
+            },
+            eval_time="420m",
+        ),
+    ),
     "RealtimeConnectionSaturation": Case(
-        fire=Scenario(series={'phoenix_connections_total{job="realtime",pod="realtime-0"}': "9000x30",
-                              'phoenix_connections_max{job="realtime",pod="realtime-0"}': "10000x30"}, eval_time="20m"),
+        fire=Scenario(
+            series={
+                'phoenix_connections_total{job="realtime",pod="realtime-0"}': "9000x30",
+                'phoenix_connections_max{job="realtime",pod="realtime-0"}': "10000x30",
+            },
+            eval_time="20m",
+        ),
         labels={"pod": "realtime-0"},
-        quiet=Scenario(series={'phoenix_connections_total{job="realtime",pod="realtime-0"}': "1000x30",
-                               'phoenix_connections_max{job="realtime",pod="realtime-0"}': "10000x30"}, eval_time="20m")),
+        quiet=Scenario(
+            series={
+                'phoenix_connections_total{job="realtime",pod="realtime-0"}': "1000x30",
+                'phoenix_connections_max{job="realtime",pod="realtime-0"}': "10000x30",
+            },
+            eval_time="20m",
+        ),
+    ),
 }
 
 
@@ -190,7 +340,8 @@ def test_every_alert_has_labels_annotations_and_runbook(rule_groups: list[dict])
         ann = rule["annotations"]
         assert ann["summary"] and ann["description"], name
         assert ann["runbook_url"] == (
-            f"https://github.com/example-org/supabase-on-aws/blob/main/docs/runbooks.md#{name.lower()}")
+            f"https://github.com/example-org/supabase-on-aws/blob/main/docs/runbooks.md#{name.lower()}"
+        )
 
 
 def test_every_alert_has_a_runbook_section_and_readme_row(rule_groups: list[dict]) -> None:
@@ -229,10 +380,12 @@ def test_alerts_fire_and_stay_silent(rule_groups: list[dict], rules_file: Path) 
         tests.append(_test_block(f"{name}:fires", case.fire, [{"exp_labels": labels, "exp_annotations": annotations}]))
         tests.append(_test_block(f"{name}:silent", case.quiet, []))
     test_file = rules_file.parent / "alerts_test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [rules_file.name], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    out = subprocess.run([PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True,
-                         cwd=rules_file.parent)
+    test_file.write_text(
+        yaml.safe_dump({"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": tests}, sort_keys=False)
+    )
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=rules_file.parent
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -240,8 +393,16 @@ def test_a_wrong_expectation_is_caught(rule_groups: list[dict], rules_file: Path
     """Guards the harness: a firing scenario asserted as silent must make promtool fail."""
     case = CASES["PgBouncerDown"]
     test_file = rules_file.parent / "inverted_test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [rules_file.name], "evaluation_interval": "1m",
-                                         "tests": [_test_block("PgBouncerDown", case.fire, [])]}))
-    out = subprocess.run([PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True,
-                         cwd=rules_file.parent)
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules_file.name],
+                "evaluation_interval": "1m",
+                "tests": [_test_block("PgBouncerDown", case.fire, [])],
+            }
+        )
+    )
+    out = subprocess.run(
+        [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=rules_file.parent
+    )
     assert out.returncode != 0

@@ -61,7 +61,8 @@ def test_builtin_objects_validate_strictly(rendered, cfg, env):
 def test_custom_resources_have_a_schema_suite(rendered, env):
     api_versions = {o["apiVersion"] for o in objects(rendered, env)}
     unknown_custom = {
-        v for v in api_versions
+        v
+        for v in api_versions
         if "." in v.split("/")[0] and not v.endswith(".k8s.io/v1") and v not in CUSTOM_RESOURCE_SUITES
     }
     assert not unknown_custom, f"add a schema test for {unknown_custom}"
@@ -94,7 +95,10 @@ def checkov_results(rendered, tmp_path_factory):
                 (folder / f"{env}-{chart}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
     proc = subprocess.run(
         [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )
     report = json.loads(proc.stdout)
     return report["results"] if isinstance(report, dict) else report[0]["results"]
@@ -108,6 +112,9 @@ def test_checkov_kubernetes_passes_on_every_other_chart(checkov_results, report)
     assert not vague, [(c["check_id"], c["resource"]) for c in vague]
     by_id = Counter(c["check_id"] for c in skipped)
     assert len(checkov_results["passed_checks"]) > 200
-    report("checkov kubernetes (charts besides supabase)",
-           f"{len(checkov_results['passed_checks'])} passed, 0 failed, {len(skipped)} skipped ("
-           + ", ".join(f"{k}={v}" for k, v in sorted(by_id.items())) + ")")
+    report(
+        "checkov kubernetes (charts besides supabase)",
+        f"{len(checkov_results['passed_checks'])} passed, 0 failed, {len(skipped)} skipped ("
+        + ", ".join(f"{k}={v}" for k, v in sorted(by_id.items()))
+        + ")",
+    )

@@ -45,10 +45,13 @@ def test_every_base_object_validates_strictly(rendered, env):
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("key,path", [
-    (("external-secrets.io/v1", "ClusterSecretStore"), ("spec", "provider", "aws")),
-    (("velero.io/v1", "Schedule"), ("spec", "template")),
-])
+@pytest.mark.parametrize(
+    "key,path",
+    [
+        (("external-secrets.io/v1", "ClusterSecretStore"), ("spec", "provider", "aws")),
+        (("velero.io/v1", "Schedule"), ("spec", "template")),
+    ],
+)
 def test_crd_schemas_reject_a_misspelt_field(rendered, key, path):
     obj = copy.deepcopy(next(o for o in _base_objects(rendered, "prod") if (o["apiVersion"], o["kind"]) == key))
     jsonschema.validate(obj, _schema(key))
@@ -70,7 +73,9 @@ def test_strict_core_validation_rejects_a_misspelt_field(rendered):
 @pytest.mark.parametrize("env", ENVS)
 def test_namespaces_carry_pod_security_levels(rendered, cfg, env):
     namespaces = {o["metadata"]["name"]: o for o in rendered[env][CLUSTER_CHART_ID] if o["kind"] == "Namespace"}
-    expected = {n.name: n.level for n in NAMESPACES} | {n: "restricted" for n in cfg.environments[env].cluster.fargate_namespaces}
+    expected = {n.name: n.level for n in NAMESPACES} | {
+        n: "restricted" for n in cfg.environments[env].cluster.fargate_namespaces
+    }
     assert set(namespaces) == set(expected)
     for name, level in expected.items():
         labels = namespaces[name]["metadata"]["labels"]

@@ -78,20 +78,28 @@ def test_no_unacknowledged_findings(nag_findings):
 def test_acknowledgements_have_specific_reasons(assembly, report):
     acks = all_acknowledgements(assembly.app)
     assert acks, "expected the documented acknowledgements to be found"
-    weak = [(path, rule, reason) for path, rule, reason in acks
-            if len(reason.strip()) < MIN_REASON_LENGTH or VAGUE.match(reason.strip())]
+    weak = [
+        (path, rule, reason)
+        for path, rule, reason in acks
+        if len(reason.strip()) < MIN_REASON_LENGTH or VAGUE.match(reason.strip())
+    ]
     assert not weak, weak
     by_rule: dict[str, int] = {}
     for _, rule, _ in acks:
         base = rule.split("[")[0]
         by_rule[base] = by_rule.get(base, 0) + 1
-    report("cdk-nag acknowledgements", f"{len(acks)} (" + ", ".join(
-        f"{rule.split('::')[1]}={count}" for rule, count in sorted(by_rule.items())) + ")")
+    report(
+        "cdk-nag acknowledgements",
+        f"{len(acks)} (" + ", ".join(f"{rule.split('::')[1]}={count}" for rule, count in sorted(by_rule.items())) + ")",
+    )
 
 
 def test_acknowledgements_sit_on_resources_not_stacks(assembly):
-    broad = [(path, rule) for path, rule, _ in all_acknowledgements(assembly.app)
-             if isinstance(_find(assembly.app, path), (cdk.Stack, cdk.Stage))]
+    broad = [
+        (path, rule)
+        for path, rule, _ in all_acknowledgements(assembly.app)
+        if isinstance(_find(assembly.app, path), (cdk.Stack, cdk.Stage))
+    ]
     assert not broad, f"acknowledge on the narrowest construct, not a stack: {broad}"
 
 

@@ -23,12 +23,15 @@ def scanner_runs(assembly):
     templates = [str(p) for p in assembly.template_files()]
     lint = subprocess.Popen(
         [str(CFN_LINT), "--non-zero-exit-code", "error", "--format", "json", *templates],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     checkov = subprocess.Popen(
-        [str(CHECKOV), "-d", str(assembly.outdir), "--framework", "cloudformation", "--skip-download",
-         "-o", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(CHECKOV), "-d", str(assembly.outdir), "--framework", "cloudformation", "--skip-download", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )
     return {"templates": templates, "cfn-lint": lint, "checkov": checkov}
@@ -42,7 +45,7 @@ def cfn_lint(scanner_runs):
 
 @pytest.fixture(scope="session")
 def checkov_report(scanner_runs):
-    out, err = scanner_runs["checkov"].communicate(timeout=600)
+    out, _err = scanner_runs["checkov"].communicate(timeout=600)
     reports = json.loads(out)
     reports = reports if isinstance(reports, list) else [reports]
     return [r for r in reports if r.get("check_type") == "cloudformation"]
@@ -61,15 +64,19 @@ def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs, report):
         for rule in resource.get("Metadata", {}).get("cfn-lint", {}).get("config", {}).get("ignore_checks", [])
     ]
     assert all(rule == "E3703" and logical_id.startswith("Pipeline") for _, logical_id, rule in ignores), ignores
-    report("cfn-lint", f"{len(scanner_runs['templates'])} templates, 0 errors, {len(findings)} warnings, "
-           f"{len(ignores)} resource-level ignore (E3703 on the CDK Pipelines pipeline)")
+    report(
+        "cfn-lint",
+        f"{len(scanner_runs['templates'])} templates, 0 errors, {len(findings)} warnings, "
+        f"{len(ignores)} resource-level ignore (E3703 on the CDK Pipelines pipeline)",
+    )
 
 
 def test_checkov_has_no_failed_checks(checkov_report):
     assert checkov_report, "checkov produced no CloudFormation report"
     failed = [
         f"{c['check_id']} {c['resource']} in {c['file_path']}: {c['check_name']}"
-        for report in checkov_report for c in report["results"].get("failed_checks", [])
+        for report in checkov_report
+        for c in report["results"].get("failed_checks", [])
     ]
     assert not failed, "\n".join(failed)
 
@@ -82,5 +89,9 @@ def test_checkov_skips_are_justified(checkov_report, report):
     by_id: dict[str, int] = {}
     for c in skipped:
         by_id[c["check_id"]] = by_id.get(c["check_id"], 0) + 1
-    report("checkov cloudformation", f"{passed} passed, 0 failed, {len(skipped)} skipped ("
-           + ", ".join(f"{k}={v}" for k, v in sorted(by_id.items())) + ")")
+    report(
+        "checkov cloudformation",
+        f"{passed} passed, 0 failed, {len(skipped)} skipped ("
+        + ", ".join(f"{k}={v}" for k, v in sorted(by_id.items()))
+        + ")",
+    )

@@ -37,8 +37,24 @@ YAMLLINT = YamlLintConfig(
 )
 
 BINARY_OPERATORS = {
-    "=", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains", "startswith",
-    "bstartswith", "endswith", "glob", "iglob", "pmatch", "in", "intersects", "regex",
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "contains",
+    "icontains",
+    "bcontains",
+    "startswith",
+    "bstartswith",
+    "endswith",
+    "glob",
+    "iglob",
+    "pmatch",
+    "in",
+    "intersects",
+    "regex",
 }
 TOKEN = re.compile(
     r"""\s*(?:
@@ -101,8 +117,7 @@ def check_references(items: list[dict[str, Any]]) -> list[str]:
         problems += [f"{name}: macro {m} is not defined" for m in sorted(used_macros - macros)]
         # Our literals never contain "_": such a word must be a list, so a typo cannot pass
         # as a literal that silently never matches.
-        problems += [f"{name}: list {w} is not defined" for w in sorted(list_words)
-                     if "_" in w and w not in lists]
+        problems += [f"{name}: list {w} is not defined" for w in sorted(list_words) if "_" in w and w not in lists]
     return problems
 
 
@@ -150,8 +165,13 @@ def test_every_definition_is_used() -> None:
 def test_rules_cover_the_required_detections() -> None:
     rules = {i["rule"]: i for i in falco.rules("10.0.0.0/16") if "rule" in i}
     conditions = " ".join(r["condition"] for r in rules.values())
-    for needed in ("supabase_shell_binaries", "supabase_binary_dirs", "supabase_credential_file",
-                   "supabase_db_facing_components", "supabase_package_managers"):
+    for needed in (
+        "supabase_shell_binaries",
+        "supabase_binary_dirs",
+        "supabase_credential_file",
+        "supabase_db_facing_components",
+        "supabase_package_managers",
+    ):
         assert needed in conditions, needed
     assert all(name.startswith("Supabase ") for name in rules)
 

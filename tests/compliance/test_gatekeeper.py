@@ -46,16 +46,24 @@ class Gatekeeper:
 
     def violations(self, policy: Policy, obj: dict[str, Any]) -> list[str]:
         interpreter, bundle = self._interpreters[policy.template_name]
-        interpreter.set_input(Input({
-            "review": {
-                "object": obj,
-                "kind": {"group": _group(obj), "version": obj["apiVersion"].split("/")[-1], "kind": obj["kind"]},
-                "namespace": _namespace(obj),
-                "name": obj["metadata"].get("name", ""),
-                "operation": "CREATE",
-            },
-            "parameters": policy.constraint_parameters,
-        }))
+        interpreter.set_input(
+            Input(
+                {
+                    "review": {
+                        "object": obj,
+                        "kind": {
+                            "group": _group(obj),
+                            "version": obj["apiVersion"].split("/")[-1],
+                            "kind": obj["kind"],
+                        },
+                        "namespace": _namespace(obj),
+                        "name": obj["metadata"].get("name", ""),
+                        "operation": "CREATE",
+                    },
+                    "parameters": policy.constraint_parameters,
+                }
+            )
+        )
         results = interpreter.query_bundle(bundle).results
         assert len(results) == 1, f"{policy.template_name}: query gave {results}"
         found = results[0].bindings["found"]
@@ -133,11 +141,19 @@ def as_kind(deployment: dict[str, Any], kind: str) -> dict[str, Any]:
     template = copy.deepcopy(deployment["spec"]["template"])
     metadata = copy.deepcopy(deployment["metadata"])
     if kind == "Pod":
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": {**metadata, **template["metadata"]},
-                "spec": template["spec"]}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {**metadata, **template["metadata"]},
+            "spec": template["spec"],
+        }
     if kind == "CronJob":
-        return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata,
-                "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": template}}}}
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": metadata,
+            "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": template}}},
+        }
     api = {"Job": "batch/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "Rollout": "argoproj.io/v1alpha1"}[kind]
     return {"apiVersion": api, "kind": kind, "metadata": metadata, "spec": {"template": template}}
 
@@ -226,8 +242,11 @@ def test_meshed_supabase_pods_pass_pod_admission(gatekeeper: Gatekeeper, rendere
     resources = istiod_helm_values()["global"]["proxy"]["resources"]
     injected = [{**c, "resources": resources} for c in sidecar["initContainers"]]
     enforce = cfg.environments[env].features.gatekeeper_enforce
-    pods = [as_kind(o, "Pod") for _, o in workloads(rendered[env])
-            if _namespace(o) == "supabase" and "template" in o["spec"]]
+    pods = [
+        as_kind(o, "Pod")
+        for _, o in workloads(rendered[env])
+        if _namespace(o) == "supabase" and "template" in o["spec"]
+    ]
     if supabase_registered():
         assert pods
     failures = []
@@ -280,8 +299,10 @@ def test_exemptions_are_explained_and_applied(rendered) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_objects_match_gatekeeper_schema(rendered, env: str) -> None:
     templates, constraints = _policy_objects(rendered[env])
-    schemas = {t["spec"]["crd"]["spec"]["names"]["kind"]: t["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]
-               for t in templates}
+    schemas = {
+        t["spec"]["crd"]["spec"]["names"]["kind"]: t["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]
+        for t in templates
+    }
     for template in templates:
         jsonschema.validate(template, SCHEMAS["constraintTemplate"])
     for c in constraints:
@@ -335,8 +356,9 @@ def test_chart_workloads_pass_their_constraints_in_deny_mode(gatekeeper: Gatekee
             for obj in objects:
                 if obj.get("kind") not in POD_BEARING:
                     continue
-                obj.setdefault("metadata", {}).setdefault("namespace", next(
-                    a.namespace for a in helm.addons(org, env) if a.name == release))
+                obj.setdefault("metadata", {}).setdefault(
+                    "namespace", next(a.namespace for a in helm.addons(org, env) if a.name == release)
+                )
                 for policy in POLICIES:
                     if selects(constraint(policy, enforce=True), obj):
                         judged += 1

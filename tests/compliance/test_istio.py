@@ -31,8 +31,15 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 def validate(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     node = shutil.which("node")
     assert node, "node is needed for the Istio schema check"
-    run = subprocess.run([node, str(VALIDATOR)], input=json.dumps(objects), capture_output=True,
-                         text=True, cwd=REPO, timeout=60, check=True)
+    run = subprocess.run(
+        [node, str(VALIDATOR)],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
     return json.loads(run.stdout)
 
 
@@ -82,8 +89,12 @@ def test_mesh_objects_are_valid(rendered, cfg, env: str) -> None:
     ],
 )
 def test_validator_rejects_bad_objects(kind: str, spec: dict[str, Any]) -> None:
-    group = "security.istio.io/v1" if kind in {"PeerAuthentication", "AuthorizationPolicy"} else "networking.istio.io/v1"
-    (result,) = validate([{"apiVersion": group, "kind": kind, "metadata": {"name": "bad", "namespace": "x"}, "spec": spec}])
+    group = (
+        "security.istio.io/v1" if kind in {"PeerAuthentication", "AuthorizationPolicy"} else "networking.istio.io/v1"
+    )
+    (result,) = validate(
+        [{"apiVersion": group, "kind": kind, "metadata": {"name": "bad", "namespace": "x"}, "spec": spec}]
+    )
     assert result["error"]
 
 
@@ -126,23 +137,36 @@ class Cluster:
         self.vpc = ipaddress.ip_network(vpc_cidr)
         hosts = self.vpc.hosts()
         self.namespace_labels = {
-            o["metadata"]["name"]: {**o["metadata"].get("labels", {}), "kubernetes.io/metadata.name": o["metadata"]["name"]}
-            for o in objs if o["kind"] == "Namespace"
+            o["metadata"]["name"]: {
+                **o["metadata"].get("labels", {}),
+                "kubernetes.io/metadata.name": o["metadata"]["name"],
+            }
+            for o in objs
+            if o["kind"] == "Namespace"
         }
         self.pods: dict[str, PodModel] = {}
         for o in objs:
             if o["kind"] not in WORKLOAD_KINDS or o["metadata"].get("namespace") != mesh.NAMESPACE:
                 continue
             spec = o["spec"]["template"]["spec"]
-            ports = {p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", []) if "name" in p}
+            ports = {
+                p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", []) if "name" in p
+            }
             labels = o["spec"]["template"]["metadata"]["labels"]
             self.pods[labels["app.kubernetes.io/name"]] = PodModel(
-                namespace=mesh.NAMESPACE, labels=labels, ip=str(next(hosts)), ports=ports,
+                namespace=mesh.NAMESPACE,
+                labels=labels,
+                ip=str(next(hosts)),
+                ports=ports,
                 service_account=spec.get("serviceAccountName", "default"),
             )
         # kube-prometheus-stack labels its Prometheus Pods app.kubernetes.io/name=prometheus.
-        self.pods["prometheus"] = PodModel(namespace="observability", labels={"app.kubernetes.io/name": "prometheus"},
-                                           ip=str(next(hosts)), service_account="kube-prometheus-stack-prometheus")
+        self.pods["prometheus"] = PodModel(
+            namespace="observability",
+            labels={"app.kubernetes.io/name": "prometheus"},
+            ip=str(next(hosts)),
+            service_account="kube-prometheus-stack-prometheus",
+        )
         # The ALB's ENIs sit in the VPC's public subnets; it is no Pod and has no egress policy.
         self.alb_ip = str(next(hosts))
 
@@ -154,7 +178,8 @@ class Cluster:
             block = peer["ipBlock"]
             addr = ipaddress.ip_address(ip)
             return addr in ipaddress.ip_network(block["cidr"]) and not any(
-                addr in ipaddress.ip_network(e) for e in block.get("except", []))
+                addr in ipaddress.ip_network(e) for e in block.get("except", [])
+            )
         if pod is None:
             return False
         if "namespaceSelector" in peer:
@@ -181,11 +206,13 @@ class Cluster:
                 return True
         return False
 
-    def _allowed(self, direction: str, subject: PodModel, peer: PodModel | None, peer_ip: str,
-                 port: int, target: PodModel | None) -> bool:
+    def _allowed(
+        self, direction: str, subject: PodModel, peer: PodModel | None, peer_ip: str, port: int, target: PodModel | None
+    ) -> bool:
         kind, key = ("Ingress", "ingress") if direction == "ingress" else ("Egress", "egress")
         selecting = [
-            np for np in self.policies
+            np
+            for np in self.policies
             if np["metadata"].get("namespace") == subject.namespace
             and _selected(np["spec"]["podSelector"], subject.labels)
             and kind in np["spec"].get("policyTypes", ["Ingress"])
@@ -196,8 +223,9 @@ class Cluster:
         for np in selecting:
             for rule in np["spec"].get(key, []):
                 peers = rule.get(peer_key)
-                if (not peers or any(self._peer_matches(p, np["metadata"]["namespace"], peer, peer_ip) for p in peers)) \
-                        and self._port_matches(rule, port, target):
+                if (
+                    not peers or any(self._peer_matches(p, np["metadata"]["namespace"], peer, peer_ip) for p in peers)
+                ) and self._port_matches(rule, port, target):
                     return True
         return False
 
@@ -266,15 +294,23 @@ def test_every_network_flow_inside_the_namespace_is_admitted_by_the_mesh(rendere
     missing = []
     for target_name, target in in_namespace.items():
         for np in cluster.policies:
-            if np["metadata"].get("namespace") != mesh.NAMESPACE or not _selected(np["spec"]["podSelector"], target.labels):
+            if np["metadata"].get("namespace") != mesh.NAMESPACE or not _selected(
+                np["spec"]["podSelector"], target.labels
+            ):
                 continue
             for rule in np["spec"].get("ingress", []):
                 # Pod-to-pod peers of the same namespace only: ipBlock and namespace peers are
                 # the ALB and the scrapers, checked the other way round above.
-                callers = [name for name, pod in in_namespace.items() for peer in rule.get("from", [])
-                           if set(peer) == {"podSelector"} and _selected(peer["podSelector"], pod.labels)]
-                ports = [target.ports.get(q["port"]) if isinstance(q["port"], str) else q["port"]
-                         for q in rule.get("ports", [])]
+                callers = [
+                    name
+                    for name, pod in in_namespace.items()
+                    for peer in rule.get("from", [])
+                    if set(peer) == {"podSelector"} and _selected(peer["podSelector"], pod.labels)
+                ]
+                ports = [
+                    target.ports.get(q["port"]) if isinstance(q["port"], str) else q["port"]
+                    for q in rule.get("ports", [])
+                ]
                 for caller_name in callers:
                     caller = in_namespace[caller_name]
                     for port in ports:
@@ -304,17 +340,26 @@ def test_only_alb_facing_ports_accept_plain_text(rendered, cfg, env: str) -> Non
         pytest.skip("Istio is off")
     auths = {o["metadata"]["name"]: o["spec"] for o in of_kind(objs, "PeerAuthentication")}
     assert auths["default"] == {"mtls": {"mode": "STRICT"}}
-    permissive = {int(port) for spec in auths.values() for port, mode in spec.get("portLevelMtls", {}).items()
-                  if mode["mode"] != "STRICT"}
+    permissive = {
+        int(port)
+        for spec in auths.values()
+        for port, mode in spec.get("portLevelMtls", {}).items()
+        if mode["mode"] != "STRICT"
+    }
     assert all(spec["mtls"]["mode"] == "STRICT" for spec in auths.values())
     if not supabase_rendered(objs):
         return
     (ingress,) = of_kind(objs, "Ingress")
-    service = next(s for s in of_kind(objs, "Service")
-                   if s["metadata"]["name"] == ingress["spec"]["defaultBackend"]["service"]["name"]) \
-        if "defaultBackend" in ingress["spec"] else None
-    backends = [p["backend"]["service"] for rule in ingress["spec"].get("rules", [])
-                for p in rule["http"]["paths"]]
+    service = (
+        next(
+            s
+            for s in of_kind(objs, "Service")
+            if s["metadata"]["name"] == ingress["spec"]["defaultBackend"]["service"]["name"]
+        )
+        if "defaultBackend" in ingress["spec"]
+        else None
+    )
+    backends = [p["backend"]["service"] for rule in ingress["spec"].get("rules", []) for p in rule["http"]["paths"]]
     if service is None:
         service = next(s for s in of_kind(objs, "Service") if s["metadata"]["name"] == backends[0]["name"])
     backend_port = (ingress["spec"].get("defaultBackend", {}).get("service") or backends[0])["port"]["number"]

@@ -39,8 +39,9 @@ def manifests() -> dict[str, list[dict]]:
 
 
 def _node_validate(objs: list[dict]) -> list[dict]:
-    out = subprocess.run([NODE, str(VALIDATOR)], input=json.dumps(objs), capture_output=True, text=True, cwd=REPO,
-                         timeout=60)
+    out = subprocess.run(
+        [NODE, str(VALIDATOR)], input=json.dumps(objs), capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -67,14 +68,22 @@ def test_schema_validator_rejects_a_bad_rollout(rollout_objects: list[dict]) -> 
 
 
 def test_each_rollout_references_its_deployment(rollout_objects: list[dict], manifests: dict[str, list[dict]]) -> None:
-    deployments = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o
-                   for objs in manifests.values() for o in objs if o["kind"] == "Deployment"}
+    deployments = {
+        (o["metadata"].get("namespace"), o["metadata"]["name"]): o
+        for objs in manifests.values()
+        for o in objs
+        if o["kind"] == "Deployment"
+    }
     rollouts = [o for o in rollout_objects if o["kind"] == "Rollout"]
     assert {r["metadata"]["name"] for r in rollouts} == {t.component for t in CANARY_TARGETS}
     for r in rollouts:
         ref = r["spec"]["workloadRef"]
-        assert ref == {"apiVersion": "apps/v1", "kind": "Deployment", "name": r["metadata"]["name"],
-                       "scaleDown": "progressively"}
+        assert ref == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": r["metadata"]["name"],
+            "scaleDown": "progressively",
+        }
         key = (r["metadata"]["namespace"], ref["name"])
         assert key in deployments, f"Rollout {key} points at a Deployment the charts do not render"
         assert "template" not in r["spec"] and "selector" not in r["spec"]
@@ -90,8 +99,9 @@ def test_canary_is_gated_by_analysis(rollout_objects: list[dict]) -> None:
         weights = [s["setWeight"] for s in steps if "setWeight" in s]
         assert weights == sorted(weights) and weights[0] <= 10 and weights[-1] < 100
         first_analysis = next(i for i, s in enumerate(steps) if "analysis" in s)
-        assert first_analysis < next(i for i, s in enumerate(steps) if s.get("setWeight", 0) > 10), \
+        assert first_analysis < next(i for i, s in enumerate(steps) if s.get("setWeight", 0) > 10), (
             "the first gate must come before traffic grows past 10%"
+        )
         assert steps[first_analysis]["analysis"]["templates"] == [{"templateName": template_name}]
         assert canary["analysis"]["templates"] == [{"templateName": template_name}]
         assert r["spec"]["progressDeadlineAbort"] is True
@@ -111,8 +121,12 @@ def test_analysis_queries_parse_for_every_target(rollout_objects: list[dict], tm
     for t in CANARY_TARGETS:
         args = {"kong-service": t.kong_service, "max-p95-ms": str(t.max_p95_ms)}
         for m in metrics:
-            rules.append({"record": f"analysis:{m['name'].replace('-', '_')}:{t.component.replace('-', '_')}",
-                          "expr": _bind(m["provider"]["prometheus"]["query"], args)})
+            rules.append(
+                {
+                    "record": f"analysis:{m['name'].replace('-', '_')}:{t.component.replace('-', '_')}",
+                    "expr": _bind(m["provider"]["prometheus"]["query"], args),
+                }
+            )
     path = tmp_path / "analysis.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}))
     out = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
@@ -121,14 +135,27 @@ def test_analysis_queries_parse_for_every_target(rollout_objects: list[dict], tm
 
 def _evaluate(query: str, series: dict[str, str], tmp_path: Path) -> float:
     """Runs the query in promtool against synthetic series and returns its value at 10m."""
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "a", "rules": [
-        {"record": "analysis:value", "expr": query}]}]}))
+    (tmp_path / "rules.yaml").write_text(
+        yaml.safe_dump({"groups": [{"name": "a", "rules": [{"record": "analysis:value", "expr": query}]}]})
+    )
     # promtool only reports mismatches: ask for an impossible value and read the real one from the failure.
-    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [{"series": s, "values": v} for s, v in series.items()],
-        "promql_expr_test": [{"expr": "analysis:value", "eval_time": "10m",
-                              "exp_samples": [{"labels": "analysis:value", "value": -1}]}]}]}
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                "promql_expr_test": [
+                    {
+                        "expr": "analysis:value",
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": "analysis:value", "value": -1}],
+                    }
+                ],
+            }
+        ],
+    }
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
     out = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], capture_output=True, text=True, cwd=tmp_path)
     got = re.search(r'got: \{__name__="analysis:value"\} ([0-9.eE+-]+)', out.stdout + out.stderr)
@@ -137,13 +164,16 @@ def _evaluate(query: str, series: dict[str, str], tmp_path: Path) -> float:
 
 
 def _success_threshold(rollout_objects: list[dict]) -> float:
-    cond = next(m for m in _template(rollout_objects)["spec"]["metrics"] if m["name"] == "success-rate")["successCondition"]
+    cond = next(m for m in _template(rollout_objects)["spec"]["metrics"] if m["name"] == "success-rate")[
+        "successCondition"
+    ]
     return float(re.search(r"result\[0\] >= ([0-9.]+)", cond).group(1))
 
 
 @pytest.mark.parametrize(("ok_per_min", "err_per_min", "passes"), [(995, 5, True), (900, 100, False)])
-def test_success_rate_verdict(rollout_objects: list[dict], tmp_path: Path, ok_per_min: int, err_per_min: int,
-                              passes: bool) -> None:
+def test_success_rate_verdict(
+    rollout_objects: list[dict], tmp_path: Path, ok_per_min: int, err_per_min: int, passes: bool
+) -> None:
     target = next(t for t in CANARY_TARGETS if t.component == "rest")
     query = next(m for m in _template(rollout_objects)["spec"]["metrics"] if m["name"] == "success-rate")
     series = {
@@ -152,7 +182,9 @@ def test_success_rate_verdict(rollout_objects: list[dict], tmp_path: Path, ok_pe
         # Another service's failures must not count against this canary.
         'kong_http_requests_total{service="rest-v1-read",code="500"}': "0+1000x20",
     }
-    value = _evaluate(_bind(query["provider"]["prometheus"]["query"], {"kong-service": target.kong_service}), series, tmp_path)
+    value = _evaluate(
+        _bind(query["provider"]["prometheus"]["query"], {"kong-service": target.kong_service}), series, tmp_path
+    )
     assert value == pytest.approx(ok_per_min / (ok_per_min + err_per_min))
     assert (value >= _success_threshold(rollout_objects)) is passes
     assert _success_threshold(rollout_objects) == SUCCESS_RATE_THRESHOLD
@@ -164,10 +196,13 @@ def test_latency_verdict(rollout_objects: list[dict], tmp_path: Path, fast_share
     metric = next(m for m in _template(rollout_objects)["spec"]["metrics"] if m["name"] == "latency-p95")
     per_min = 1000
     fast = int(per_min * fast_share)
-    series = {f'kong_request_latency_ms_bucket{{service="auth-v1",le="{le}"}}': f"0+{n}x20"
-              for le, n in (("100", fast), ("250", fast), ("1000", per_min), ("+Inf", per_min))}
-    value = _evaluate(_bind(metric["provider"]["prometheus"]["query"], {"kong-service": target.kong_service}), series,
-                      tmp_path)
+    series = {
+        f'kong_request_latency_ms_bucket{{service="auth-v1",le="{le}"}}': f"0+{n}x20"
+        for le, n in (("100", fast), ("250", fast), ("1000", per_min), ("+Inf", per_min))
+    }
+    value = _evaluate(
+        _bind(metric["provider"]["prometheus"]["query"], {"kong-service": target.kong_service}), series, tmp_path
+    )
     assert (value <= target.max_p95_ms) is passes
 
 
@@ -211,5 +246,8 @@ def test_supabase_chart_hands_scaling_to_the_rollouts(manifests: dict[str, list[
         deployment = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == t.component)
         assert "replicas" not in deployment["spec"], f"Deployment {t.component} must leave replicas to Argo Rollouts"
         for hpa in (o for o in objs if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == t.component):
-            assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                                                     "name": t.component}, f"HPA {t.component} must target the Rollout"
+            assert hpa["spec"]["scaleTargetRef"] == {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Rollout",
+                "name": t.component,
+            }, f"HPA {t.component} must target the Rollout"

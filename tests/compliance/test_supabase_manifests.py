@@ -25,9 +25,12 @@ _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 # Written from the external-secrets.io/v1 ExternalSecret CRD reference (ESO 0.17+ / 1.x):
 # closed objects, so a misspelt field is an error as it is for the API server's schema.
 REMOTE_REF = {
-    "type": "object", "additionalProperties": False, "required": ["key"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key"],
     "properties": {
-        "key": {"type": "string", "minLength": 1}, "property": {"type": "string"},
+        "key": {"type": "string", "minLength": 1},
+        "property": {"type": "string"},
         "version": {"type": "string"},
         "conversionStrategy": {"enum": ["Default", "Unicode"]},
         "decodingStrategy": {"enum": ["Auto", "Base64", "Base64URL", "None"]},
@@ -36,47 +39,78 @@ REMOTE_REF = {
     },
 }
 EXTERNAL_SECRET_SCHEMA = {
-    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
     "properties": {
         "apiVersion": {"const": "external-secrets.io/v1"},
         "kind": {"const": "ExternalSecret"},
-        "metadata": {"type": "object", "required": ["name", "namespace"], "properties": {
-            "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 253},
-            "namespace": {"type": "string"}, "labels": _STR_MAP, "annotations": _STR_MAP}},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 253},
+                "namespace": {"type": "string"},
+                "labels": _STR_MAP,
+                "annotations": _STR_MAP,
+            },
+        },
         "spec": {
-            "type": "object", "additionalProperties": False, "required": ["secretStoreRef", "target"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["secretStoreRef", "target"],
             "properties": {
                 "refreshInterval": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"},
                 "refreshPolicy": {"enum": ["CreatedOnce", "Periodic", "OnChange"]},
-                "secretStoreRef": {"type": "object", "additionalProperties": False, "required": ["name"],
-                                   "properties": {"name": {"type": "string"},
-                                                  "kind": {"enum": ["SecretStore", "ClusterSecretStore"]}}},
+                "secretStoreRef": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "kind": {"enum": ["SecretStore", "ClusterSecretStore"]}},
+                },
                 "target": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "properties": {
                         "name": {"type": "string"},
                         "creationPolicy": {"enum": ["Owner", "Orphan", "Merge", "None"]},
                         "deletionPolicy": {"enum": ["Delete", "Merge", "Retain"]},
                         "immutable": {"type": "boolean"},
                         "template": {
-                            "type": "object", "additionalProperties": False,
+                            "type": "object",
+                            "additionalProperties": False,
                             "properties": {
                                 "type": {"type": "string"},
                                 "engineVersion": {"enum": ["v1", "v2"]},
                                 "mergePolicy": {"enum": ["Replace", "Merge"]},
-                                "metadata": {"type": "object", "additionalProperties": False, "properties": {
-                                    "labels": _STR_MAP, "annotations": _STR_MAP,
-                                    "finalizers": {"type": "array", "items": {"type": "string"}}}},
+                                "metadata": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "labels": _STR_MAP,
+                                        "annotations": _STR_MAP,
+                                        "finalizers": {"type": "array", "items": {"type": "string"}},
+                                    },
+                                },
                                 "data": _STR_MAP,
                                 "templateFrom": {"type": "array"},
                             },
                         },
                     },
                 },
-                "data": {"type": "array", "items": {
-                    "type": "object", "additionalProperties": False, "required": ["secretKey", "remoteRef"],
-                    "properties": {"secretKey": {"type": "string", "pattern": r"^[-._a-zA-Z0-9]+$"},
-                                   "remoteRef": REMOTE_REF, "sourceRef": {"type": "object"}}}},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["secretKey", "remoteRef"],
+                        "properties": {
+                            "secretKey": {"type": "string", "pattern": r"^[-._a-zA-Z0-9]+$"},
+                            "remoteRef": REMOTE_REF,
+                            "sourceRef": {"type": "object"},
+                        },
+                    },
+                },
                 "dataFrom": {"type": "array"},
             },
         },
@@ -109,11 +143,20 @@ def test_external_secrets_match_crd_schema(objects):
         jsonschema.validate(es, EXTERNAL_SECRET_SCHEMA)
 
 
-@pytest.mark.parametrize("path,bad", [
-    (("spec", "secretStoreRef"), {"name": "aws-secrets-manager", "knd": "ClusterSecretStore"}),
-    (("spec", "target", "template", "engineVersion"), "v3"),
-    (("spec", "refreshIntervall",), "1h"),
-])
+@pytest.mark.parametrize(
+    "path,bad",
+    [
+        (("spec", "secretStoreRef"), {"name": "aws-secrets-manager", "knd": "ClusterSecretStore"}),
+        (("spec", "target", "template", "engineVersion"), "v3"),
+        (
+            (
+                "spec",
+                "refreshIntervall",
+            ),
+            "1h",
+        ),
+    ],
+)
 def test_schema_rejects_misspelt_fields(objects, path, bad):
     _, objs = objects
     es = copy.deepcopy(next(o for o in objs if o["kind"] == "ExternalSecret"))
@@ -144,7 +187,9 @@ def checkov_results(tmp_path_factory):
         (folder / f"supabase-{env_name}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
     proc = subprocess.run(
         [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )
     return json.loads(proc.stdout)["results"]
@@ -159,7 +204,9 @@ def test_checkov_passes_with_reasoned_skips(checkov_results, report):
         reason = (check.get("check_result") or {}).get("suppress_comment", "")
         assert len(reason) > 30, (check["check_id"], check["resource"], reason)
         by_id[check["check_id"]] = by_id.get(check["check_id"], 0) + 1
-    report("checkov kubernetes (supabase charts)",
-           f"{len(checkov_results['passed_checks'])} passed, 0 failed, {len(skipped)} skipped {by_id}")
+    report(
+        "checkov kubernetes (supabase charts)",
+        f"{len(checkov_results['passed_checks'])} passed, 0 failed, {len(skipped)} skipped {by_id}",
+    )
     assert len(checkov_results["passed_checks"]) > 1500
     assert set(by_id) <= {"CKV_K8S_43", "CKV_K8S_35"}

@@ -30,21 +30,51 @@ POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
 }
 
 # https://kubernetes.io/docs/concepts/security/pod-security-standards/ (v1.35), Baseline.
-BASELINE_CAPABILITIES = frozenset({
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
-})
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
 BASELINE_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
-SAFE_SYSCTLS = frozenset({
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-})
+SAFE_SYSCTLS = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    }
+)
 # Restricted.
-RESTRICTED_VOLUME_TYPES = frozenset({
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
-})
+RESTRICTED_VOLUME_TYPES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
 VOLUME_META_KEYS = frozenset({"name"})
 
 
@@ -77,8 +107,11 @@ def _baseline(spec: Mapping[str, Any], annotations: Mapping[str, str]) -> Iterat
         if sysctl.get("name") not in SAFE_SYSCTLS:
             yield f"unsafe sysctl {sysctl.get('name')}"
     for key, value in annotations.items():
-        if key.startswith("container.apparmor.security.beta.kubernetes.io/") and value != "runtime/default" \
-                and not value.startswith("localhost/"):
+        if (
+            key.startswith("container.apparmor.security.beta.kubernetes.io/")
+            and value != "runtime/default"
+            and not value.startswith("localhost/")
+        ):
             yield f"AppArmor annotation {key}={value}"
     for where, sc in [("pod", pod_sc), *((c.get("name"), c.get("securityContext", {})) for c in _containers(spec))]:
         if sc.get("appArmorProfile", {}).get("type", "RuntimeDefault") not in ("RuntimeDefault", "Localhost"):
@@ -185,10 +218,15 @@ class Gatekeeper:
     def selects(self, constraint: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
         match = constraint["spec"].get("match", {})
         if set(match) - self.SUPPORTED_MATCH:
-            raise ValueError(f"{constraint['metadata']['name']}: match fields {sorted(set(match) - self.SUPPORTED_MATCH)} "
-                             "are not modelled")
-        if not any((_group(obj) in k["apiGroups"] or "*" in k["apiGroups"]) and (obj["kind"] in k["kinds"] or "*" in k["kinds"])
-                   for k in match.get("kinds", [{"apiGroups": ["*"], "kinds": ["*"]}])):
+            raise ValueError(
+                f"{constraint['metadata']['name']}: match fields {sorted(set(match) - self.SUPPORTED_MATCH)} "
+                "are not modelled"
+            )
+        if not any(
+            (_group(obj) in k["apiGroups"] or "*" in k["apiGroups"])
+            and (obj["kind"] in k["kinds"] or "*" in k["kinds"])
+            for k in match.get("kinds", [{"apiGroups": ["*"], "kinds": ["*"]}])
+        ):
             return False
         namespace = obj["metadata"].get("namespace", "default")
         if any(fnmatch.fnmatchcase(namespace, p) for p in match.get("excludedNamespaces", [])):
@@ -201,17 +239,26 @@ class Gatekeeper:
             if not self.selects(constraint, obj):
                 continue
             interpreter, bundle = self._compiled[constraint["kind"]]
-            interpreter.set_input(Input({
-                "review": {
-                    "object": obj,
-                    "kind": {"group": _group(obj), "version": obj["apiVersion"].split("/")[-1], "kind": obj["kind"]},
-                    "namespace": obj["metadata"].get("namespace", "default"),
-                    "name": obj["metadata"].get("name", ""),
-                    "operation": "CREATE",
-                },
-                "parameters": constraint["spec"].get("parameters", {}),
-            }))
+            interpreter.set_input(
+                Input(
+                    {
+                        "review": {
+                            "object": obj,
+                            "kind": {
+                                "group": _group(obj),
+                                "version": obj["apiVersion"].split("/")[-1],
+                                "kind": obj["kind"],
+                            },
+                            "namespace": obj["metadata"].get("namespace", "default"),
+                            "name": obj["metadata"].get("name", ""),
+                            "operation": "CREATE",
+                        },
+                        "parameters": constraint["spec"].get("parameters", {}),
+                    }
+                )
+            )
             [bindings] = interpreter.query_bundle(bundle).results
-            found += [f"{constraint['kind']}/{constraint['metadata']['name']}: {v['msg']}"
-                      for v in bindings.bindings["found"]]
+            found += [
+                f"{constraint['kind']}/{constraint['metadata']['name']}: {v['msg']}" for v in bindings.bindings["found"]
+            ]
         return found

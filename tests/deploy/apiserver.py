@@ -24,11 +24,11 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import kubernetes_validate
 import networkx as nx
-from importlib import resources
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 from tests.deploy import helm
@@ -43,8 +43,15 @@ PLACEHOLDER = "CFN-TOKEN"
 # https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/#initial-namespaces
 INITIAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
-CRD_TYPES = frozenset({"crd", "crds", "customresourcedefinition", "customresourcedefinitions",
-                       "customresourcedefinition.apiextensions.k8s.io"})
+CRD_TYPES = frozenset(
+    {
+        "crd",
+        "crds",
+        "customresourcedefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition.apiextensions.k8s.io",
+    }
+)
 # Gatekeeper turns each ConstraintTemplate into the CRD `<kind lowercased>.constraints.gatekeeper.sh`
 # serving the constraint kind, asynchronously, after the template has been stored
 # (https://open-policy-agent.github.io/gatekeeper/website/docs/constrainttemplates).
@@ -58,15 +65,23 @@ CONSTRAINT_VERSIONS = ("v1", "v1beta1", "v1alpha1")
 # Established True with reason InitialNamesAccepted.
 CRD_PENDING_STATES: tuple[Mapping[str, Any], ...] = (
     {"status": {}},
-    {"status": {"conditions": [
-        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
-        {"type": "Established", "status": "False", "reason": "Installing"},
-    ]}},
+    {
+        "status": {
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+                {"type": "Established", "status": "False", "reason": "Installing"},
+            ]
+        }
+    },
 )
-CRD_ESTABLISHED_STATE: Mapping[str, Any] = {"status": {"conditions": [
-    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
-    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"},
-]}}
+CRD_ESTABLISHED_STATE: Mapping[str, Any] = {
+    "status": {
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"},
+        ]
+    }
+}
 
 Kind = tuple[str, str]  # (apiVersion, kind)
 ChartObjects = Callable[["Step"], Sequence[Mapping[str, Any]]]
@@ -148,8 +163,11 @@ class Step:
     @property
     def established_crd(self) -> str | None:
         """The CRD this step proves Established, when it is such a wait."""
-        if (self.type == OBJECT_VALUE and self.props["ObjectType"].lower() in CRD_TYPES
-                and waits_until_established(self.props["JsonPath"])):
+        if (
+            self.type == OBJECT_VALUE
+            and self.props["ObjectType"].lower() in CRD_TYPES
+            and waits_until_established(self.props["JsonPath"])
+        ):
             return self.props["ObjectName"]
         return None
 
@@ -197,7 +215,9 @@ class ApplyPlan:
                 continue
             if len(versions) != 1:
                 raise ValueError(f"one cluster per stage expected, found versions {sorted(versions)}")
-            yield cls(stacks, kubernetes_version=versions.pop(), chart_objects=functools.partial(_rendered, assembly.name))
+            yield cls(
+                stacks, kubernetes_version=versions.pop(), chart_objects=functools.partial(_rendered, assembly.name)
+            )
 
     def before(self, first: Step, then: Step) -> bool:
         """True when CloudFormation finishes `first` before it starts `then`."""

@@ -84,9 +84,15 @@ class CloudAssembly:
         return cls(name=name, stacks=stacks, root=Path(outdir))
 
     @classmethod
-    def from_templates(cls, templates: Mapping[str, Mapping[str, Any]], *, name: str = "fixture",
-                       account: str = "123456789012", region: str = "us-east-1",
-                       **stack_kwargs: Mapping[str, Any]) -> CloudAssembly:
+    def from_templates(
+        cls,
+        templates: Mapping[str, Mapping[str, Any]],
+        *,
+        name: str = "fixture",
+        account: str = "123456789012",
+        region: str = "us-east-1",
+        **stack_kwargs: Mapping[str, Any],
+    ) -> CloudAssembly:
         """A hand-written assembly for rule fixtures: {artifact id: template}.
 
         `stack_kwargs[artifact_id]` overrides any Stack field (account, region, depends_on,
@@ -94,8 +100,13 @@ class CloudAssembly:
         """
         stacks = {}
         for artifact_id, template in templates.items():
-            fields: dict[str, Any] = {"artifact_id": artifact_id, "stack_name": artifact_id, "account": account,
-                                      "region": region, "template": template}
+            fields: dict[str, Any] = {
+                "artifact_id": artifact_id,
+                "stack_name": artifact_id,
+                "account": account,
+                "region": region,
+                "template": template,
+            }
             fields.update(stack_kwargs.get(artifact_id, {}))
             stacks[artifact_id] = Stack(**fields)
         return cls(name=name, stacks=stacks)
@@ -153,8 +164,9 @@ def _load_into(stacks: dict[str, Stack], directory: Path, *, stage: str) -> None
                 account=account,
                 region=region,
                 template=json.loads(path.read_text()),
-                depends_on=tuple(d for d in artifact.get("dependencies", [])
-                                 if artifacts.get(d, {}).get("type") == STACK_TYPE),
+                depends_on=tuple(
+                    d for d in artifact.get("dependencies", []) if artifacts.get(d, {}).get("type") == STACK_TYPE
+                ),
                 properties=props,
                 stage=stage,
                 template_path=path,

@@ -86,9 +86,20 @@ def _template(release: str, chart_dir: str, namespace: str, values_json: str, ku
     with tempfile.NamedTemporaryFile("w", suffix=".json") as values_file:
         values_file.write(values_json)
         values_file.flush()
-        out = _run("template", release, chart_dir, "--namespace", namespace, "--values", values_file.name,
-                   "--include-crds", "--skip-tests", "--kube-version", kube_version,
-                   *(arg for api in served_api_versions(kube_version) for arg in ("--api-versions", api)))
+        out = _run(
+            "template",
+            release,
+            chart_dir,
+            "--namespace",
+            namespace,
+            "--values",
+            values_file.name,
+            "--include-crds",
+            "--skip-tests",
+            "--kube-version",
+            kube_version,
+            *(arg for api in served_api_versions(kube_version) for arg in ("--api-versions", api)),
+        )
     return tuple(doc for doc in yaml.load_all(out, Loader=_Loader) if doc)
 
 
@@ -100,8 +111,11 @@ def served_api_versions(kube_version: str) -> tuple[str, ...]:
     # Imported here: apiserver builds its apply plans on this module.
     from tests.deploy.apiserver import builtin_kinds
 
-    served = {(gv, kind) for gv, kind in builtin_kinds(kube_version)
-              if kind not in ("DeleteOptions", "WatchEvent") and not kind.endswith("List")}
+    served = {
+        (gv, kind)
+        for gv, kind in builtin_kinds(kube_version)
+        if kind not in ("DeleteOptions", "WatchEvent") and not kind.endswith("List")
+    }
     return tuple(sorted({gv for gv, _ in served} | {f"{gv}/{kind}" for gv, kind in served}))
 
 
@@ -115,8 +129,9 @@ def values_json(addon: HelmAddon) -> str:
 
 def render(addon: HelmAddon, *, kube_version: str) -> list[dict[str, Any]]:
     """Every object `helm upgrade --install` would apply for `addon` (CRDs included)."""
-    return [dict(o) for o in _template(addon.name, str(addon.chart_dir), addon.namespace, values_json(addon),
-                                       kube_version)]
+    return [
+        dict(o) for o in _template(addon.name, str(addon.chart_dir), addon.namespace, values_json(addon), kube_version)
+    ]
 
 
 def environments() -> list[tuple[str, str]]:
@@ -131,8 +146,12 @@ def addon_context(org: str, env_name: str) -> AddonContext:
     stack = cdk.Stack(cdk.App(), "helm-render", env=cdk.Environment(account=values.account, region=values.region))
     bucket_name = naming.velero_bucket(cfg, env_name)
     return AddonContext(
-        cluster_name=values.cluster_name, vpc_id="vpc-0123456789abcdef0", values=values, partition="aws",
-        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name), velero_bucket_name=bucket_name,
+        cluster_name=values.cluster_name,
+        vpc_id="vpc-0123456789abcdef0",
+        values=values,
+        partition="aws",
+        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name),
+        velero_bucket_name=bucket_name,
         data_key=kms.Key.from_key_arn(stack, "DataKey", f"arn:aws:kms:{values.region}:{values.account}:key/data"),
     )
 

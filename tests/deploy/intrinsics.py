@@ -47,14 +47,18 @@ def worst_case(value: Any, template: Mapping[str, Any]) -> Any:
         return value
     if len(value) != 1:
         return {key: worst_case(item, template) for key, item in value.items()}
-    (function, argument), = value.items()
+    ((function, argument),) = value.items()
     if function == "Ref":
         if argument in PSEUDO_MAX_LENGTH:
             return PLACEHOLDER * PSEUDO_MAX_LENGTH[argument]
         if argument == "AWS::NoValue":
             return ""
         parameter = template.get("Parameters", {}).get(argument)
-        if parameter is not None and "Default" in parameter and not str(parameter.get("Type", "")).startswith("AWS::SSM"):
+        if (
+            parameter is not None
+            and "Default" in parameter
+            and not str(parameter.get("Type", "")).startswith("AWS::SSM")
+        ):
             return str(parameter["Default"])
         return PLACEHOLDER * REF_MAX_LENGTH
     if function == "Fn::GetAtt":
@@ -118,7 +122,7 @@ def resolve(value: Any, *, pseudo: Mapping[str, str]) -> Any:
     if len(value) != 1:
         resolved = {key: resolve(item, pseudo=pseudo) for key, item in value.items()}
         return None if any(item is None for item in resolved.values()) else resolved
-    (function, argument), = value.items()
+    ((function, argument),) = value.items()
     if function == "Ref":
         return pseudo.get(argument)
     if function == "Fn::Join":

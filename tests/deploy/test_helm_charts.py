@@ -7,8 +7,8 @@ their name), sit below a map the chart documents as free-form, or be read by its
 
 from __future__ import annotations
 
-import json
 import copy
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -31,8 +31,17 @@ FREE_FORM = {
     ("cluster-autoscaler", "extraArgs"): "rendered as one --key=value flag per entry (templates/deployment.yaml)",
 }
 # Kubernetes API fields the charts pass through with toYaml: their keys belong to Kubernetes.
-KUBERNETES_FIELDS = {"nodeSelector", "annotations", "podAnnotations", "labels", "podLabels", "resources",
-                     "securityContext", "podSecurityContext", "containerSecurityContext"}
+KUBERNETES_FIELDS = {
+    "nodeSelector",
+    "annotations",
+    "podAnnotations",
+    "labels",
+    "podLabels",
+    "resources",
+    "securityContext",
+    "podSecurityContext",
+    "containerSecurityContext",
+}
 
 
 def _env_id(case: tuple[str, str]) -> str:
@@ -58,9 +67,14 @@ def chart_defaults(chart_dir: Path) -> dict[str, Any]:
 
 @cache
 def template_text(chart_dir: Path) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in sorted(chart_dir.rglob("*"))
-                     if p.is_file() and p.suffix in {".yaml", ".tpl", ".txt"} and p.name != "values.yaml"
-                     and ("templates" in p.parts or "files" in p.parts))
+    return "\n".join(
+        p.read_text(errors="replace")
+        for p in sorted(chart_dir.rglob("*"))
+        if p.is_file()
+        and p.suffix in {".yaml", ".tpl", ".txt"}
+        and p.name != "values.yaml"
+        and ("templates" in p.parts or "files" in p.parts)
+    )
 
 
 def _read_by_templates(chart_dir: Path, path: str) -> bool:
@@ -154,8 +168,9 @@ def test_helm_is_the_kubectl_layers() -> None:
 
 
 def test_render_error_is_reported() -> None:
-    broken = HelmAddon(name="istio-cni", chart="cni", version="1.30.3", namespace="istio-system",
-                       values={"profile": "default"})
+    broken = HelmAddon(
+        name="istio-cni", chart="cni", version="1.30.3", namespace="istio-system", values={"profile": "default"}
+    )
     with pytest.raises(helm.HelmError, match="unknown profile"):
         helm.render(broken, kube_version="1.35")
 
@@ -166,9 +181,12 @@ def test_charts_render(case: tuple[str, str], report) -> None:
     for release, objects in rendered.items():
         assert objects, f"{release} rendered nothing"
     totals = [(org, env, helm.render_environment(org, env)) for org, env in ENVIRONMENTS]
-    report("helm charts", f"{len({a.chart_dir for o, e in ENVIRONMENTS for a in helm.addons(o, e)})} vendored charts "
-           f"rendered for {len(totals)} environments ({sum(len(r) for *_, r in totals)} releases), "
-           f"{sum(len(objs) for *_, r in totals for objs in r.values())} objects")
+    report(
+        "helm charts",
+        f"{len({a.chart_dir for o, e in ENVIRONMENTS for a in helm.addons(o, e)})} vendored charts "
+        f"rendered for {len(totals)} environments ({sum(len(r) for *_, r in totals)} releases), "
+        f"{sum(len(objs) for *_, r in totals for objs in r.values())} objects",
+    )
 
 
 @pytest.mark.parametrize("case", ENVIRONMENTS, ids=_env_id)
@@ -179,38 +197,62 @@ def test_every_value_is_read_by_its_chart(case: tuple[str, str]) -> None:
 
 def test_unread_value_is_reported() -> None:
     addon = next(a for a in helm.addons(*ENVIRONMENTS[0]) if a.name == "gatekeeper")
-    misplaced = HelmAddon(name=addon.name, chart=addon.chart, version=addon.version, namespace=addon.namespace,
-                          values={**addon.values, "nodeSelector": {"node-role": "system"},
-                                  "audit": {**addon.values["audit"], "tolerashuns": []}})
+    misplaced = HelmAddon(
+        name=addon.name,
+        chart=addon.chart,
+        version=addon.version,
+        namespace=addon.namespace,
+        values={
+            **addon.values,
+            "nodeSelector": {"node-role": "system"},
+            "audit": {**addon.values["audit"], "tolerashuns": []},
+        },
+    )
     assert sorted(unread_keys(misplaced)) == ["audit.tolerashuns", "nodeSelector"]
 
 
 @pytest.mark.parametrize("case", ENVIRONMENTS, ids=_env_id)
 def test_images_are_pinned(case: tuple[str, str]) -> None:
-    found = [(release, where, image) for release, objects in helm.render_environment(*case).items()
-             for where, image in images(objects)]
+    found = [
+        (release, where, image)
+        for release, objects in helm.render_environment(*case).items()
+        for where, image in images(objects)
+    ]
     assert found
     assert [f for f in found if unpinned(f[2])] == []
 
 
-@pytest.mark.parametrize("image", ["quay.io/prometheus/prometheus", "docker.io/istio/proxyv2:latest",
-                                   "registry.istio.io/testing/pilot:", "localhost:5000/app"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "quay.io/prometheus/prometheus",
+        "docker.io/istio/proxyv2:latest",
+        "registry.istio.io/testing/pilot:",
+        "localhost:5000/app",
+    ],
+)
 def test_unpinned_image_is_reported(image: str) -> None:
     assert unpinned(image)
 
 
-@pytest.mark.parametrize("case", [c for c in ENVIRONMENTS if any(a.name == "falco" for a in helm.addons(*c))],
-                         ids=_env_id)
+@pytest.mark.parametrize(
+    "case", [c for c in ENVIRONMENTS if any(a.name == "falco" for a in helm.addons(*c))], ids=_env_id
+)
 def test_falco_sends_events_to_the_falcosidekick_service(case: tuple[str, str]) -> None:
     objects = helm.render_environment(*case)["falco"]
     services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
-    [config] = [yaml.safe_load(o["data"]["falco.yaml"]) for o in objects
-                if o["kind"] == "ConfigMap" and "falco.yaml" in o.get("data", {})]
+    [config] = [
+        yaml.safe_load(o["data"]["falco.yaml"])
+        for o in objects
+        if o["kind"] == "ConfigMap" and "falco.yaml" in o.get("data", {})
+    ]
     host = re.fullmatch(r"http://([^:/.]+)[^:]*:(\d+)", config["http_output"]["url"])
     assert host and host.group(1) in services, f"{config['http_output']['url']} is none of {services}"
     [sidekick] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == host.group(1)]
-    assert sidekick["spec"]["template"]["spec"]["serviceAccountName"] == next(
-        a for a in helm.addons(*case) if a.name == "falco").service_account
+    assert (
+        sidekick["spec"]["template"]["spec"]["serviceAccountName"]
+        == next(a for a in helm.addons(*case) if a.name == "falco").service_account
+    )
 
 
 # --- CRDs the released charts carry -------------------------------------------------------------
@@ -219,9 +261,14 @@ def test_falco_sends_events_to_the_falcosidekick_service(case: tuple[str, str]) 
 def crd_directories_without_crds(root: Path) -> list[str]:
     """Every `crds` directory (chart crds/ or templates/crds/) below `root` that declares no CRD:
     the source-tree placeholder a release fills in (external-secrets' README-only templates/crds/)."""
-    return sorted(str(d.relative_to(root)) for d in root.rglob("crds") if d.is_dir()
-                  and not any("kind: CustomResourceDefinition" in f.read_text(errors="replace")
-                              for f in d.rglob("*") if f.is_file()))
+    return sorted(
+        str(d.relative_to(root))
+        for d in root.rglob("crds")
+        if d.is_dir()
+        and not any(
+            "kind: CustomResourceDefinition" in f.read_text(errors="replace") for f in d.rglob("*") if f.is_file()
+        )
+    )
 
 
 def test_every_vendored_crds_directory_holds_crds() -> None:
@@ -230,7 +277,9 @@ def test_every_vendored_crds_directory_holds_crds() -> None:
 
 def test_crds_directory_with_only_a_readme_is_reported(tmp_path: Path) -> None:
     (tmp_path / "chart" / "templates" / "crds").mkdir(parents=True)
-    (tmp_path / "chart" / "templates" / "crds" / "README.md").write_text("CRDs are autogenerated during helm packaging.")
+    (tmp_path / "chart" / "templates" / "crds" / "README.md").write_text(
+        "CRDs are autogenerated during helm packaging."
+    )
     assert crd_directories_without_crds(tmp_path) == ["chart/templates/crds"]
 
 
@@ -284,14 +333,20 @@ def _strict(schema: Any) -> Any:
         return [_strict(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: _strict(value) for key, value in schema.items()
-           if key not in ("properties", "additionalProperties") and not key.startswith("x-kubernetes-")}
+    out = {
+        key: _strict(value)
+        for key, value in schema.items()
+        if key not in ("properties", "additionalProperties") and not key.startswith("x-kubernetes-")
+    }
     if "properties" in schema:
         out["properties"] = {name: _strict(sub) for name, sub in schema["properties"].items()}
     if isinstance(schema.get("additionalProperties"), dict):
         out["additionalProperties"] = _strict(schema["additionalProperties"])
-    elif schema.get("type") == "object" and "properties" in schema and not schema.get(
-            "x-kubernetes-preserve-unknown-fields"):
+    elif (
+        schema.get("type") == "object"
+        and "properties" in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     if schema.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
@@ -307,8 +362,12 @@ def _strict(schema: Any) -> Any:
 def schema_errors(objects: list[dict[str, Any]]) -> list[str]:
     """Built-in kinds strictly against Kubernetes 1.35 (kubernetes-validate); custom resources against
     the openAPIV3Schema of the CRD (rendered in the same environment) serving their version."""
-    crds = {(f"{o['spec']['group']}/{v['name']}", o["spec"]["names"]["kind"]): v["schema"]["openAPIV3Schema"]
-            for o in objects if o["kind"] == "CustomResourceDefinition" for v in o["spec"]["versions"]}
+    crds = {
+        (f"{o['spec']['group']}/{v['name']}", o["spec"]["names"]["kind"]): v["schema"]["openAPIV3Schema"]
+        for o in objects
+        if o["kind"] == "CustomResourceDefinition"
+        for v in o["spec"]["versions"]
+    }
     validators: dict[tuple[str, str], jsonschema.Draft4Validator] = {}
     errors: list[str] = []
     for obj in [item for o in objects for item in (o.get("items") or [] if o["kind"] == "List" else [o])]:
@@ -320,7 +379,8 @@ def schema_errors(objects: list[dict[str, Any]]) -> list[str]:
             if key not in validators:
                 validators[key] = jsonschema.Draft4Validator(_strict(schema))
             found = jsonschema.exceptions.best_match(
-                validators[key].iter_errors({k: v for k, v in obj.items() if k != "metadata"}))
+                validators[key].iter_errors({k: v for k, v in obj.items() if k != "metadata"})
+            )
             error = found.message if found else None
         if error:
             errors.append(f"{obj['kind']} {obj['metadata'].get('name')}: {error}")
@@ -344,12 +404,15 @@ def test_rendered_objects_validate_strictly(case: tuple[str, str]) -> None:
     assert schema_errors(objects) == []
 
 
-@pytest.mark.parametrize("kind,path", [
-    ("Deployment", ("spec", "template", "spec", "containers", 0, "securityContxt")),
-    ("Deployment", ("spec", "template", "spec", "containers", 0, "resources", "limts")),
-    ("PrometheusRule", ("spec", "groups", 0, "ruless")),
-    ("ServiceMonitor", ("spec", "endpoints", 0, "intervall")),
-])
+@pytest.mark.parametrize(
+    "kind,path",
+    [
+        ("Deployment", ("spec", "template", "spec", "containers", 0, "securityContxt")),
+        ("Deployment", ("spec", "template", "spec", "containers", 0, "resources", "limts")),
+        ("PrometheusRule", ("spec", "groups", 0, "ruless")),
+        ("ServiceMonitor", ("spec", "endpoints", 0, "intervall")),
+    ],
+)
 def test_a_misspelt_field_is_refused(kind: str, path: tuple) -> None:
     objects = [o for objs in helm.render_environment(*ENVIRONMENTS[0]).values() for o in objs]
     broken = copy.deepcopy(next(o for o in objects if o["kind"] == kind))

@@ -16,7 +16,11 @@ def test_rule_holds(rule_id, cloud_assembly, report):
     assert outcome.checked > 0, f"{rule_id} examined nothing in {cloud_assembly.name}: the rule is blind"
     _COVERAGE[f"{rule_id}@{cloud_assembly.name}"] = outcome.checked
     rules = {key.split("@")[0] for key in _COVERAGE}
-    report("deploy rehearsal", f"{len(rules)} rules applied, {sum(_COVERAGE.values())} checks over "
-           f"{len({key.split('@')[1] for key in _COVERAGE})} organizations")
+    report(
+        "deploy rehearsal",
+        f"{len(rules)} rules applied, {sum(_COVERAGE.values())} checks over "
+        f"{len({key.split('@')[1] for key in _COVERAGE})} organizations",
+    )
     assert not outcome.findings, f"{rule_id} ({RULES[rule_id].category}) in {cloud_assembly.name}:\n" + "\n".join(
-        outcome.findings)
+        outcome.findings
+    )

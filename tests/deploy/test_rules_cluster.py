@@ -21,8 +21,12 @@ from tests.deploy.rules.cluster import (
 
 CLUSTER = {"Resources": {"Cluster": {"Type": "AWS::EKS::Cluster", "Properties": {"Version": "1.35"}}}}
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-HARDENED = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}}
+HARDENED = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def manifest(*objects: dict[str, Any], depends_on: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -32,8 +36,11 @@ def manifest(*objects: dict[str, Any], depends_on: tuple[str, ...] = ()) -> dict
     if "TOKEN" in text:
         head, _, tail = text.partition("TOKEN")
         parts = [head, {"Ref": "AWS::Region"}, tail]
-    return {"Type": KUBERNETES_RESOURCE, "DependsOn": list(depends_on),
-            "Properties": {"Manifest": {"Fn::Join": ["", parts]}}}
+    return {
+        "Type": KUBERNETES_RESOURCE,
+        "DependsOn": list(depends_on),
+        "Properties": {"Manifest": {"Fn::Join": ["", parts]}},
+    }
 
 
 def namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -41,26 +48,51 @@ def namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]
 
 
 def config_map(ns: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": ns},
-            "data": {"region": "TOKEN"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": ns},
+        "data": {"region": "TOKEN"},
+    }
 
 
-def deployment(ns: str, *, security_context: dict[str, Any], image: str = "docker.io/kong/kong:3.9.1") -> dict[str, Any]:
+def deployment(
+    ns: str, *, security_context: dict[str, Any], image: str = "docker.io/kong/kong:3.9.1"
+) -> dict[str, Any]:
     labels = {"app.kubernetes.io/name": "kong", "app.kubernetes.io/part-of": "supabase"}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "kong", "namespace": ns, "labels": labels},
-            "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
-                "containers": [{"name": "kong", "image": image, "securityContext": security_context}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "kong", "namespace": ns, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "kong", "image": image, "securityContext": security_context}]},
+            },
+        },
+    }
 
 
 def crd_wait(name: str, json_path: str, *, after: str) -> dict[str, Any]:
-    return {"Type": OBJECT_VALUE, "DependsOn": [after], "Properties": {
-        "ObjectType": "customresourcedefinition", "ObjectName": name, "JsonPath": json_path, "TimeoutSeconds": 300}}
+    return {
+        "Type": OBJECT_VALUE,
+        "DependsOn": [after],
+        "Properties": {
+            "ObjectType": "customresourcedefinition",
+            "ObjectName": name,
+            "JsonPath": json_path,
+            "TimeoutSeconds": 300,
+        },
+    }
 
 
 def assembly(resources: dict[str, Any], *, name: str = "fixture") -> CloudAssembly:
     return CloudAssembly.from_templates(
-        {"cluster": CLUSTER, "platform": {"Resources": resources}}, name=name,
-        cluster={"stage": "dev"}, platform={"stage": "dev", "depends_on": ("cluster",)},
+        {"cluster": CLUSTER, "platform": {"Resources": resources}},
+        name=name,
+        cluster={"stage": "dev"},
+        platform={"stage": "dev", "depends_on": ("cluster",)},
     )
 
 
@@ -88,8 +120,10 @@ def test_helm_release_into_a_missing_namespace_is_a_finding():
     assert not namespace_exists(assembly({"Ns": manifest(namespace("tools")), "Chart": created})).findings
 
 
-GATEKEEPER = {"Type": HELM_CHART, "Properties": {"Release": "gatekeeper", "Chart": "gatekeeper",
-                                                 "Namespace": "kube-system"}}
+GATEKEEPER = {
+    "Type": HELM_CHART,
+    "Properties": {"Release": "gatekeeper", "Chart": "gatekeeper", "Namespace": "kube-system"},
+}
 
 
 def _template_and_constraint():
@@ -99,8 +133,10 @@ def _template_and_constraint():
 
 def test_constraint_in_the_manifest_of_its_template_is_a_finding():
     policy, template, constraint_obj = _template_and_constraint()
-    plan = assembly({"Gatekeeper": GATEKEEPER, "Policies": manifest(template, constraint_obj, depends_on=("Gatekeeper",))},
-                    name="default")
+    plan = assembly(
+        {"Gatekeeper": GATEKEEPER, "Policies": manifest(template, constraint_obj, depends_on=("Gatekeeper",))},
+        name="default",
+    )
     # The template's own kind is served by the gatekeeper release; only the constraint is refused.
     findings = kind_served(plan).findings
     assert len(findings) == 1 and policy.kind in findings[0]
@@ -111,26 +147,43 @@ def test_constraint_after_a_wait_for_its_established_crd_is_served():
     crd = f"{policy.kind.lower()}.constraints.gatekeeper.sh"
 
     def split(json_path: str) -> CloudAssembly:
-        return assembly({
-            "Gatekeeper": GATEKEEPER,
-            "Templates": manifest(template, depends_on=("Gatekeeper",)),
-            "Crd": crd_wait(crd, json_path, after="Templates"),
-            "Constraints": manifest(constraint_obj, depends_on=("Crd",)),
-        }, name="default")
+        return assembly(
+            {
+                "Gatekeeper": GATEKEEPER,
+                "Templates": manifest(template, depends_on=("Gatekeeper",)),
+                "Crd": crd_wait(crd, json_path, after="Templates"),
+                "Constraints": manifest(constraint_obj, depends_on=("Crd",)),
+            },
+            name="default",
+        )
 
     outcome = kind_served(split(CRD_ESTABLISHED_JSON_PATH))
     assert outcome.checked and not outcome.findings
     # Non-empty while the CRD is still Installing: the handler would stop waiting too early.
     assert kind_served(split('.status.conditions[?(@.type=="Established")].status')).findings
-    no_wait = assembly({"Gatekeeper": GATEKEEPER, "Templates": manifest(template, depends_on=("Gatekeeper",)),
-                        "Constraints": manifest(constraint_obj, depends_on=("Templates",))}, name="default")
+    no_wait = assembly(
+        {
+            "Gatekeeper": GATEKEEPER,
+            "Templates": manifest(template, depends_on=("Gatekeeper",)),
+            "Constraints": manifest(constraint_obj, depends_on=("Templates",)),
+        },
+        name="default",
+    )
     assert kind_served(no_wait).findings
 
 
 def test_crd_kind_is_served_only_after_the_manifest_installing_it():
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
-           "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Cluster",
-                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Widget", "plural": "widgets"},
+            "scope": "Cluster",
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert kind_served(assembly({"All": manifest(crd, widget)})).findings
     assert not kind_served(assembly({"Crd": manifest(crd), "W": manifest(widget, depends_on=("Crd",))})).findings
@@ -139,45 +192,65 @@ def test_crd_kind_is_served_only_after_the_manifest_installing_it():
 
 @pytest.mark.parametrize("ordered", [True, False])
 def test_kinds_of_a_rendered_helm_chart_are_served_after_it(ordered):
-    release = {"Type": HELM_CHART, "Properties": {"Release": "argo-rollouts", "Chart": "argo-rollouts",
-                                                  "Namespace": "argo-rollouts"}}
+    release = {
+        "Type": HELM_CHART,
+        "Properties": {"Release": "argo-rollouts", "Chart": "argo-rollouts", "Namespace": "argo-rollouts"},
+    }
     rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r"}}
-    plan = assembly({"Rollouts": release, "R": manifest(rollout, depends_on=("Rollouts",) if ordered else ())},
-                    name="default")
+    plan = assembly(
+        {"Rollouts": release, "R": manifest(rollout, depends_on=("Rollouts",) if ordered else ())}, name="default"
+    )
     assert bool(kind_served(plan).findings) is not ordered
 
 
 def test_atomic_release_whose_rollback_outlasts_the_lambda_is_a_finding():
     def release(timeout: str) -> CloudAssembly:
-        return assembly({"Chart": {"Type": HELM_CHART, "Properties": {
-            "Release": "x", "Chart": "x", "Wait": True, "Atomic": True, "Timeout": timeout}}})
+        return assembly(
+            {
+                "Chart": {
+                    "Type": HELM_CHART,
+                    "Properties": {"Release": "x", "Chart": "x", "Wait": True, "Atomic": True, "Timeout": timeout},
+                }
+            }
+        )
 
     assert helm_rollback_within_lambda(release("720s")).findings
     outcome = helm_rollback_within_lambda(release("6m"))
     assert outcome.checked and not outcome.findings
 
 
-@pytest.mark.parametrize(("context", "labels", "refused"), [
-    ({}, RESTRICTED, True),
-    ({**HARDENED, "allowPrivilegeEscalation": True}, RESTRICTED, True),
-    ({**HARDENED, "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}, RESTRICTED, True),
-    ({**HARDENED, "privileged": True}, {"pod-security.kubernetes.io/enforce": "baseline"}, True),
-    (HARDENED, RESTRICTED, False),
-    ({}, {"pod-security.kubernetes.io/enforce": "privileged"}, False),
-])
+@pytest.mark.parametrize(
+    ("context", "labels", "refused"),
+    [
+        ({}, RESTRICTED, True),
+        ({**HARDENED, "allowPrivilegeEscalation": True}, RESTRICTED, True),
+        ({**HARDENED, "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}, RESTRICTED, True),
+        ({**HARDENED, "privileged": True}, {"pod-security.kubernetes.io/enforce": "baseline"}, True),
+        (HARDENED, RESTRICTED, False),
+        ({}, {"pod-security.kubernetes.io/enforce": "privileged"}, False),
+    ],
+)
 def test_pod_security_level_of_the_namespace_judges_workloads(context, labels, refused):
-    plan = assembly({"Ns": manifest(namespace("app", labels)),
-                     "App": manifest(deployment("app", security_context=context), depends_on=("Ns",))})
+    plan = assembly(
+        {
+            "Ns": manifest(namespace("app", labels)),
+            "App": manifest(deployment("app", security_context=context), depends_on=("Ns",)),
+        }
+    )
     outcome = pod_security_admits(plan)
     assert outcome.checked and bool(outcome.findings) is refused
 
 
-@pytest.mark.parametrize(("image", "refused"), [("docker.io/kong/kong:latest", True), ("docker.io/kong/kong:3.9.1", False)])
+@pytest.mark.parametrize(
+    ("image", "refused"), [("docker.io/kong/kong:latest", True), ("docker.io/kong/kong:3.9.1", False)]
+)
 def test_project_constraints_judge_workloads(image, refused):
     policy = next(p for p in POLICIES if p.kind == "K8sImageTagPinned")
-    plan = assembly({
-        "Policies": manifest(constraint_template(policy), constraint(policy, enforce=True)),
-        "App": manifest(deployment("app", security_context=HARDENED, image=image)),
-    })
+    plan = assembly(
+        {
+            "Policies": manifest(constraint_template(policy), constraint(policy, enforce=True)),
+            "App": manifest(deployment("app", security_context=HARDENED, image=image)),
+        }
+    )
     outcome = gatekeeper_admits(plan)
     assert outcome.checked and bool(outcome.findings) is refused

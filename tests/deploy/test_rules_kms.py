@@ -14,7 +14,8 @@ from tests.deploy.rules.kms import (
 ROOT = {"AWS": "arn:aws:iam::123456789012:root"}
 ENABLE_IAM = {"Effect": "Allow", "Principal": ROOT, "Action": "kms:*", "Resource": "*"}
 LOGS = {
-    "Effect": "Allow", "Principal": {"Service": "logs.us-east-1.amazonaws.com"},
+    "Effect": "Allow",
+    "Principal": {"Service": "logs.us-east-1.amazonaws.com"},
     "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
     "Resource": "*",
     "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:123456789012:log-group:*"}},
@@ -30,10 +31,12 @@ def assembly(templates, **kwargs):
 
 
 def log_group_template(*statements):
-    return {"Resources": {
-        "Key": key(ENABLE_IAM, *statements),
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"KmsKeyId": {"Fn::GetAtt": ["Key", "Arn"]}}},
-    }}
+    return {
+        "Resources": {
+            "Key": key(ENABLE_IAM, *statements),
+            "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"KmsKeyId": {"Fn::GetAtt": ["Key", "Arn"]}}},
+        }
+    }
 
 
 def test_log_group_key_admitting_logs_passes():
@@ -53,48 +56,78 @@ def test_log_group_key_without_encryption_context_condition_fails():
 
 def test_log_group_key_scoped_to_another_region_fails():
     wrong = copy.deepcopy(LOGS)
-    wrong["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] = "arn:aws:logs:eu-west-1:123456789012:log-group:*"
+    wrong["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] = (
+        "arn:aws:logs:eu-west-1:123456789012:log-group:*"
+    )
     assert log_group_keys_admit_logs(assembly({"s": log_group_template(wrong)})).findings
 
 
 def test_log_group_key_in_another_stack_through_an_export():
-    producer = {"Resources": {"Key": key(ENABLE_IAM)},
-                "Outputs": {"K": {"Value": {"Fn::GetAtt": ["Key", "Arn"]}, "Export": {"Name": "p:key"}}}}
-    consumer = {"Resources": {"Logs": {"Type": "AWS::Logs::LogGroup",
-                                       "Properties": {"KmsKeyId": {"Fn::ImportValue": "p:key"}}}}}
+    producer = {
+        "Resources": {"Key": key(ENABLE_IAM)},
+        "Outputs": {"K": {"Value": {"Fn::GetAtt": ["Key", "Arn"]}, "Export": {"Name": "p:key"}}},
+    }
+    consumer = {
+        "Resources": {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"KmsKeyId": {"Fn::ImportValue": "p:key"}}}}
+    }
     outcome = log_group_keys_admit_logs(assembly({"p": producer, "c": consumer}))
     assert outcome.checked == 1 and "p/Key" in outcome.findings[0]
 
 
 def topic_template(*statements):
-    return {"Resources": {
-        "Key": key(ENABLE_IAM, *statements),
-        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": {"Ref": "Key"}}},
-        "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Topic"}]}},
-    }}
+    return {
+        "Resources": {
+            "Key": key(ENABLE_IAM, *statements),
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": {"Ref": "Key"}}},
+            "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Topic"}]}},
+        }
+    }
 
 
 def test_alarm_publishing_to_encrypted_topic():
-    cloudwatch = {"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                  "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}
+    cloudwatch = {
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+    }
     assert not service_writers_admitted(assembly({"s": topic_template(cloudwatch)})).findings
     outcome = service_writers_admitted(assembly({"s": topic_template()}))
     assert len(outcome.findings) == 1 and "cloudwatch.amazonaws.com" in outcome.findings[0]
 
 
 def test_trail_key_without_cloudtrail_fails():
-    template = {"Resources": {
-        "Key": key(ENABLE_IAM),
-        "Trail": {"Type": "AWS::CloudTrail::Trail", "Properties": {"KMSKeyId": {"Ref": "Key"}, "TrailName": "t"}},
-    }}
+    template = {
+        "Resources": {
+            "Key": key(ENABLE_IAM),
+            "Trail": {"Type": "AWS::CloudTrail::Trail", "Properties": {"KMSKeyId": {"Ref": "Key"}, "TrailName": "t"}},
+        }
+    }
     assert service_writers_admitted(assembly({"s": template})).findings
 
 
 def test_key_named_by_literal_alias_arn_in_another_region():
-    dr = {"Resources": {"Key": key(), "Alias": {"Type": "AWS::KMS::Alias", "Properties": {
-        "AliasName": "alias/dr", "TargetKeyId": {"Ref": "Key"}}}}}
-    data = {"Resources": {"Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {
-        "ReplicaRegions": [{"Region": "us-west-2", "KmsKeyId": "arn:aws:kms:us-west-2:123456789012:alias/dr"}]}}}}
+    dr = {
+        "Resources": {
+            "Key": key(),
+            "Alias": {
+                "Type": "AWS::KMS::Alias",
+                "Properties": {"AliasName": "alias/dr", "TargetKeyId": {"Ref": "Key"}},
+            },
+        }
+    }
+    data = {
+        "Resources": {
+            "Secret": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "ReplicaRegions": [
+                        {"Region": "us-west-2", "KmsKeyId": "arn:aws:kms:us-west-2:123456789012:alias/dr"}
+                    ]
+                },
+            }
+        }
+    }
     fixture = assembly({"dr": dr, "data": data}, dr={"region": "us-west-2"})
     outcome = iam_delegated_services_admitted(fixture)
     assert outcome.checked == 1 and "dr/Key" in outcome.findings[0]
@@ -103,11 +136,18 @@ def test_key_named_by_literal_alias_arn_in_another_region():
 
 
 def test_deny_outside_the_service_blocks_delegated_use():
-    deny = {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
-            "Condition": {"StringNotEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}}
-    template = {"Resources": {
-        "Key": key(ENABLE_IAM, deny),
-        "Db": {"Type": "AWS::RDS::DBInstance", "Properties": {"KmsKeyId": {"Ref": "Key"}}},
-    }}
+    deny = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+    }
+    template = {
+        "Resources": {
+            "Key": key(ENABLE_IAM, deny),
+            "Db": {"Type": "AWS::RDS::DBInstance", "Properties": {"KmsKeyId": {"Ref": "Key"}}},
+        }
+    }
     outcome = iam_delegated_services_admitted(assembly({"s": template}))
     assert len(outcome.findings) == 1 and "kms:Decrypt" in outcome.findings[0]

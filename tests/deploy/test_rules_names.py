@@ -11,24 +11,51 @@ RUNNER = "arn:aws:iam::111111111111:role/smoke-runner"
 
 
 def pipeline(role_arn: str) -> dict:
-    return {"Resources": {"Runner": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "smoke-runner"}},
-                          "Assume": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": {"Statement": [
-                              {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}]}}}}}
+    return {
+        "Resources": {
+            "Runner": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "smoke-runner"}},
+            "Assume": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}]
+                    }
+                },
+            },
+        }
+    }
 
 
 def environment(role_name: str | None) -> dict:
     resources = {}
     if role_name:
-        resources["Smoke"] = {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role_name, "AssumeRolePolicyDocument": {
-            "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
-                           "Action": "sts:AssumeRole", "Condition": {"ArnEquals": {"aws:PrincipalArn": RUNNER}}}]}}}
+        resources["Smoke"] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": role_name,
+                "AssumeRolePolicyDocument": {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"ArnEquals": {"aws:PrincipalArn": RUNNER}},
+                        }
+                    ]
+                },
+            },
+        }
     return {"Resources": resources or {"Nothing": {"Type": "AWS::SNS::Topic", "Properties": {}}}}
 
 
 def roles(role_name: str | None, target: str = "arn:aws:iam::222222222222:role/staging-smoke-tests"):
-    return role_arns_created(CloudAssembly.from_templates(
-        {"pipeline": pipeline(target), "env": environment(role_name)},
-        pipeline={"account": "111111111111"}, env={"account": "222222222222"}))
+    return role_arns_created(
+        CloudAssembly.from_templates(
+            {"pipeline": pipeline(target), "env": environment(role_name)},
+            pipeline={"account": "111111111111"},
+            env={"account": "222222222222"},
+        )
+    )
 
 
 def test_assumed_role_created_in_its_account_passes():
@@ -51,23 +78,57 @@ def test_bootstrap_roles_and_prefix_patterns_need_no_creator():
     assert not roles("x", target="arn:aws:iam::222222222222:role/staging-*").findings
 
 
-def edge(*, record: bool, external_dns: bool, installed_from: str = "repository", domain: str = "example.com",
-         extra_args: list[str] | None = None) -> dict:
+def edge(
+    *,
+    record: bool,
+    external_dns: bool,
+    installed_from: str = "repository",
+    domain: str = "example.com",
+    extra_args: list[str] | None = None,
+) -> dict:
     resources = {
         "Cert": {"Type": "AWS::CertificateManager::Certificate", "Properties": {"DomainName": "api.example.com"}},
-        "Cdn": {"Type": "AWS::CloudFront::Distribution", "Properties": {"DistributionConfig": {"Origins": [
-            {"Id": "api", "DomainName": "api.example.com", "CustomOriginConfig": {}}]}}},
-        "Ingress": {"Type": "Custom::AWSCDK-EKS-KubernetesResource", "Properties": {"Manifest": json.dumps([
-            {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "api", "namespace": "s"},
-             "spec": {"ingressClassName": "alb", "rules": [{"host": "api.example.com"}]}}])}},
+        "Cdn": {
+            "Type": "AWS::CloudFront::Distribution",
+            "Properties": {
+                "DistributionConfig": {
+                    "Origins": [{"Id": "api", "DomainName": "api.example.com", "CustomOriginConfig": {}}]
+                }
+            },
+        },
+        "Ingress": {
+            "Type": "Custom::AWSCDK-EKS-KubernetesResource",
+            "Properties": {
+                "Manifest": json.dumps(
+                    [
+                        {
+                            "apiVersion": "networking.k8s.io/v1",
+                            "kind": "Ingress",
+                            "metadata": {"name": "api", "namespace": "s"},
+                            "spec": {"ingressClassName": "alb", "rules": [{"host": "api.example.com"}]},
+                        }
+                    ]
+                )
+            },
+        },
     }
     if record:
         resources["Record"] = {"Type": "AWS::Route53::RecordSet", "Properties": {"Name": "api.example.com."}}
     if external_dns:
-        values = {"sources": ["ingress"], "domainFilters": [domain], **({"extraArgs": extra_args} if extra_args else {})}
-        chart = ({"Chart": "external-dns"} if installed_from == "repository"
-                 else {"Release": "external-dns", "ChartAssetURL": "s3://assets/0123.zip"})
-        resources["Dns"] = {"Type": "Custom::AWSCDK-EKS-HelmChart", "Properties": {**chart, "Values": json.dumps(values)}}
+        values = {
+            "sources": ["ingress"],
+            "domainFilters": [domain],
+            **({"extraArgs": extra_args} if extra_args else {}),
+        }
+        chart = (
+            {"Chart": "external-dns"}
+            if installed_from == "repository"
+            else {"Release": "external-dns", "ChartAssetURL": "s3://assets/0123.zip"}
+        )
+        resources["Dns"] = {
+            "Type": "Custom::AWSCDK-EKS-HelmChart",
+            "Properties": {**chart, "Values": json.dumps(values)},
+        }
     return {"Resources": resources}
 
 
@@ -90,16 +151,35 @@ def test_hosts_without_any_producer_fail():
 
 
 def test_hosts_published_by_an_asset_installed_external_dns_pass():
-    assert not hosts(record=False, external_dns=True, installed_from="asset",
-                     extra_args=["--zone-id-filter=Z0123", "--ingress-class=alb"]).findings
+    assert not hosts(
+        record=False,
+        external_dns=True,
+        installed_from="asset",
+        extra_args=["--zone-id-filter=Z0123", "--ingress-class=alb"],
+    ).findings
 
 
 def test_another_release_from_an_asset_publishes_nothing():
-    outcome = hostnames_resolve(CloudAssembly.from_templates({"edge": {"Resources": {
-        **edge(record=False, external_dns=False)["Resources"],
-        "Other": {"Type": "Custom::AWSCDK-EKS-HelmChart", "Properties": {
-            "Release": "velero", "ChartAssetURL": "s3://assets/0123.zip",
-            "Values": json.dumps({"sources": ["ingress"], "domainFilters": ["example.com"]})}}}}}, edge={"stage": "dev"}))
+    outcome = hostnames_resolve(
+        CloudAssembly.from_templates(
+            {
+                "edge": {
+                    "Resources": {
+                        **edge(record=False, external_dns=False)["Resources"],
+                        "Other": {
+                            "Type": "Custom::AWSCDK-EKS-HelmChart",
+                            "Properties": {
+                                "Release": "velero",
+                                "ChartAssetURL": "s3://assets/0123.zip",
+                                "Values": json.dumps({"sources": ["ingress"], "domainFilters": ["example.com"]}),
+                            },
+                        },
+                    }
+                }
+            },
+            edge={"stage": "dev"},
+        )
+    )
     assert len(outcome.findings) == 3
 
 
@@ -108,4 +188,11 @@ def test_hosts_outside_the_domain_filter_fail():
 
 
 def test_ingress_of_a_class_external_dns_ignores_fails():
-    assert len(hosts(record=False, external_dns=True, installed_from="asset", extra_args=["--ingress-class=nginx"]).findings) == 3
+    assert (
+        len(
+            hosts(
+                record=False, external_dns=True, installed_from="asset", extra_args=["--ingress-class=nginx"]
+            ).findings
+        )
+        == 3
+    )

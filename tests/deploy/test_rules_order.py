@@ -19,8 +19,11 @@ STEPS = """## From nothing to a running platform
 ## Next
 """
 TOPIC = {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}
-BOOTSTRAPPED = {"stackTemplateAssetObjectUrl": "s3://cdk-hnb659fds-assets-1-us-east-1/t.json",
-                "requiresBootstrapStackVersion": 6, "assumeRoleArn": "arn:aws:iam::1:role/cdk-hnb659fds-deploy-role"}
+BOOTSTRAPPED = {
+    "stackTemplateAssetObjectUrl": "s3://cdk-hnb659fds-assets-1-us-east-1/t.json",
+    "requiresBootstrapStackVersion": 6,
+    "assumeRoleArn": "arn:aws:iam::1:role/cdk-hnb659fds-deploy-role",
+}
 
 
 def test_readme_journey_is_parsed():
@@ -50,17 +53,37 @@ def test_every_top_level_stack_has_a_step_and_stage_stacks_use_the_pipeline():
     cli_stage = CloudAssembly.from_templates({"org": TOPIC, "devnetwork": TOPIC}, devnetwork={"stage": "dev"})
     assert "no bootstrap deploy role" in check_journey(cli_stage, steps).findings[0]
     no_bootstrap = journey(STEPS.replace("`make bootstrap`", "bootstrap by hand"))
-    assert "no `make bootstrap` step" in check_journey(CloudAssembly.from_templates({"org": TOPIC}), no_bootstrap).findings[0]
+    assert (
+        "no `make bootstrap` step"
+        in check_journey(CloudAssembly.from_templates({"org": TOPIC}), no_bootstrap).findings[0]
+    )
 
 
 def cross_region(consumer_depends_on: tuple[str, ...], writer_region: str = "us-east-1") -> CloudAssembly:
     name = "/cdk/exports/data/drArn"
-    writer = {"Resources": {"W": {"Type": "Custom::CrossRegionExportWriter", "Properties": {
-        "WriterProps": {"region": writer_region, "exports": {name: {"Fn::GetAtt": ["Key", "Arn"]}}}}}}}
-    reader = {"Resources": {"R": {"Type": "Custom::CrossRegionExportReader", "Properties": {
-        "ReaderProps": {"region": "us-east-1", "prefix": "data", "imports": {name: "{{resolve:ssm:x}}"}}}}}}
-    return CloudAssembly.from_templates({"dr": writer, "data": reader}, dr={"region": "us-west-2"},
-                                        data={"depends_on": consumer_depends_on})
+    writer = {
+        "Resources": {
+            "W": {
+                "Type": "Custom::CrossRegionExportWriter",
+                "Properties": {
+                    "WriterProps": {"region": writer_region, "exports": {name: {"Fn::GetAtt": ["Key", "Arn"]}}}
+                },
+            }
+        }
+    }
+    reader = {
+        "Resources": {
+            "R": {
+                "Type": "Custom::CrossRegionExportReader",
+                "Properties": {
+                    "ReaderProps": {"region": "us-east-1", "prefix": "data", "imports": {name: "{{resolve:ssm:x}}"}}
+                },
+            }
+        }
+    }
+    return CloudAssembly.from_templates(
+        {"dr": writer, "data": reader}, dr={"region": "us-west-2"}, data={"depends_on": consumer_depends_on}
+    )
 
 
 def test_cross_region_importer_deploys_after_the_writer_in_its_region():
@@ -71,21 +94,31 @@ def test_cross_region_importer_deploys_after_the_writer_in_its_region():
 
 def test_import_value_needs_the_exporter_first():
     exporter = {"Resources": {}, "Outputs": {"O": {"Value": "v", "Export": {"Name": "net:Vpc"}}}}
-    importer = {"Resources": {"S": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-        "VpcId": {"Fn::ImportValue": "net:Vpc"}}}}}
+    importer = {
+        "Resources": {"S": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"VpcId": {"Fn::ImportValue": "net:Vpc"}}}}
+    }
     ordered = CloudAssembly.from_templates({"net": exporter, "app": importer}, app={"depends_on": ("net",)})
     assert not RULES["cross-stack-exports-first"](ordered).findings
     unordered = CloudAssembly.from_templates({"net": exporter, "app": importer})
     assert "does not deploy first" in RULES["cross-stack-exports-first"](unordered).findings[0]
-    elsewhere = CloudAssembly.from_templates({"net": exporter, "app": importer}, net={"region": "eu-west-1"},
-                                             app={"depends_on": ("net",)})
+    elsewhere = CloudAssembly.from_templates(
+        {"net": exporter, "app": importer}, net={"region": "eu-west-1"}, app={"depends_on": ("net",)}
+    )
     assert "no stack in its account and region" in RULES["cross-stack-exports-first"](elsewhere).findings[0]
 
 
 def test_accounts_of_one_template_are_chained():
     def accounts(depends: dict[str, list[str]]) -> CloudAssembly:
-        return CloudAssembly.from_templates({"org": {"Resources": {
-            name: {"Type": "AWS::Organizations::Account", "DependsOn": deps} for name, deps in depends.items()}}})
+        return CloudAssembly.from_templates(
+            {
+                "org": {
+                    "Resources": {
+                        name: {"Type": "AWS::Organizations::Account", "DependsOn": deps}
+                        for name, deps in depends.items()
+                    }
+                }
+            }
+        )
 
     assert not RULES["organizations-accounts-sequential"](accounts({"A": [], "B": ["A"], "C": ["B"]})).findings
     findings = RULES["organizations-accounts-sequential"](accounts({"A": [], "B": ["A"], "C": ["A"]})).findings

@@ -17,12 +17,29 @@ PIPELINE_DEPLOYED = {"account": MEMBER, "stage": "dev", "properties": {"cloudFor
 def access_stack(services: list[str]) -> dict:
     statements = [
         {"Sid": "PlatformServices", "Effect": "Allow", "Action": [f"{s}:*" for s in services], "Resource": "*"},
-        {"Sid": "StackOwnedIam", "Effect": "Allow", "Action": "iam:*", "Resource": [
-            {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/dev-*"]]}]},
+        {
+            "Sid": "StackOwnedIam",
+            "Effect": "Allow",
+            "Action": "iam:*",
+            "Resource": [
+                {
+                    "Fn::Join": [
+                        "",
+                        ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/dev-*"],
+                    ]
+                }
+            ],
+        },
         {"Sid": "NoLongLivedCredentials", "Effect": "Deny", "Action": ["iam:CreateUser"], "Resource": "*"},
     ]
-    return {"Resources": {"P": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
-        "ManagedPolicyName": EXECUTION_POLICY_NAME, "PolicyDocument": {"Statement": statements}}}}}
+    return {
+        "Resources": {
+            "P": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": {"ManagedPolicyName": EXECUTION_POLICY_NAME, "PolicyDocument": {"Statement": statements}},
+            }
+        }
+    }
 
 
 def security_stack(*resources: tuple[str, dict]) -> dict:
@@ -43,12 +60,21 @@ def test_service_prefix_from_type_name():
 
 
 def test_evaluator_conditions_and_not_action():
-    deny = [{"Effect": "Deny", "NotAction": ["iam:*"], "Resource": "*",
-             "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["us-east-1"]}}}]
+    deny = [
+        {
+            "Effect": "Deny",
+            "NotAction": ["iam:*"],
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["us-east-1"]}},
+        }
+    ]
     assert denied_by(deny, Request("ec2:RunInstances", context={"aws:RequestedRegion": "eu-west-1"}))
     assert not denied_by(deny, Request("ec2:RunInstances", context={"aws:RequestedRegion": "us-east-1"}))
     assert not denied_by(deny, Request("iam:CreateRole", context={"aws:RequestedRegion": "eu-west-1"}))
-    allow = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}, {"Effect": "Deny", "Action": "s3:Delete*", "Resource": "*"}]
+    allow = [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:Delete*", "Resource": "*"},
+    ]
     assert allowed_by(allow, Request("s3:PutObject")) and not allowed_by(allow, Request("s3:DeleteBucket"))
 
 
@@ -71,17 +97,32 @@ def test_explicit_iam_names_must_stay_in_the_stack_prefix():
     ok = {"access": access_stack([]), "security": security_stack(role("dev-responder"))}
     assert not run("execution-policy-names-own-iam", ok, **kwargs)
     for broken in (role("responder"), role("dev-responder", "/ops/")):
-        findings = run("execution-policy-names-own-iam", {"access": access_stack([]), "security": security_stack(broken)},
-                       **kwargs)
+        findings = run(
+            "execution-policy-names-own-iam", {"access": access_stack([]), "security": security_stack(broken)}, **kwargs
+        )
         assert len(findings) == 1 and "outside the execution policy" in findings[0]
 
 
 def org_stack(exceptions: list[str]) -> dict:
-    content = {"Statement": [{"Sid": "DenyDisablingAudit", "Effect": "Deny",
-                              "Action": ["guardduty:UpdateDetector", "guardduty:DeleteDetector"], "Resource": "*",
-                              "Condition": {"ArnNotLike": {"aws:PrincipalArn": exceptions}}}]}
-    return {"Resources": {"Scp": {"Type": "AWS::Organizations::Policy", "Properties": {
-        "Type": "SERVICE_CONTROL_POLICY", "TargetIds": ["ou-1"], "Content": content}}}}
+    content = {
+        "Statement": [
+            {
+                "Sid": "DenyDisablingAudit",
+                "Effect": "Deny",
+                "Action": ["guardduty:UpdateDetector", "guardduty:DeleteDetector"],
+                "Resource": "*",
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": exceptions}},
+            }
+        ]
+    }
+    return {
+        "Resources": {
+            "Scp": {
+                "Type": "AWS::Organizations::Policy",
+                "Properties": {"Type": "SERVICE_CONTROL_POLICY", "TargetIds": ["ou-1"], "Content": content},
+            }
+        }
+    }
 
 
 def test_scps_must_let_the_execution_role_update_and_roll_back():
@@ -90,12 +131,20 @@ def test_scps_must_let_the_execution_role_update_and_roll_back():
     broken = {**templates, "org": org_stack(["arn:aws:iam::*:role/OrganizationAccountAccessRole"])}
     findings = run("scp-allows-deployers", broken, **kwargs)
     assert len(findings) == 1 and "guardduty:UpdateDetector" in findings[0] and "cfn-exec-role" in findings[0]
-    fixed = {**templates, "org": org_stack(["arn:aws:iam::*:role/OrganizationAccountAccessRole",
-                                            "arn:aws:iam::*:role/cdk-hnb659fds-cfn-exec-role-*"])}
+    fixed = {
+        **templates,
+        "org": org_stack(
+            ["arn:aws:iam::*:role/OrganizationAccountAccessRole", "arn:aws:iam::*:role/cdk-hnb659fds-cfn-exec-role-*"]
+        ),
+    }
     assert not run("scp-allows-deployers", fixed, **kwargs)
 
 
 def test_scps_do_not_apply_to_the_management_account():
-    templates = {"org": {**org_stack([]), "Resources": {
-        **org_stack([])["Resources"], "D": {"Type": "AWS::GuardDuty::Detector", "Properties": {}}}}}
+    templates = {
+        "org": {
+            **org_stack([]),
+            "Resources": {**org_stack([])["Resources"], "D": {"Type": "AWS::GuardDuty::Detector", "Properties": {}}},
+        }
+    }
     assert not RULES["scp-allows-deployers"](CloudAssembly.from_templates(templates)).findings

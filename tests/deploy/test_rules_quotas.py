@@ -18,8 +18,12 @@ def run(rule_id: str, templates: dict, **stack_kwargs) -> list[str]:
 
 def document(actions: int, *, resource=None) -> dict:
     resource = resource or "*"
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": [f"s3:GetObjectVersion{i:05d}" for i in range(actions)], "Resource": resource}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": [f"s3:GetObjectVersion{i:05d}" for i in range(actions)], "Resource": resource}
+        ],
+    }
 
 
 def managed_policy(doc: dict) -> dict:
@@ -28,8 +32,10 @@ def managed_policy(doc: dict) -> dict:
 
 def test_worst_case_lengthens_intrinsics_to_their_maximum():
     template = {"Resources": {}}
-    arn = worst_case({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/x"]]},
-                     template)
+    arn = worst_case(
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/x"]]},
+        template,
+    )
     assert len(arn) == len("arn:") + PSEUDO_MAX_LENGTH["AWS::Partition"] + len(":iam::") + 12 + len(":role/x")
     assert len(worst_case({"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/*"}, template)) > 128
     spaced = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "a b"}]}
@@ -50,8 +56,13 @@ def test_managed_policy_size_counts_resolved_intrinsics():
 
 
 def test_role_inline_policies_add_up():
-    role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}, "Policies": [
-        {"PolicyName": "a", "PolicyDocument": document(200)}]}}
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {},
+            "Policies": [{"PolicyName": "a", "PolicyDocument": document(200)}],
+        },
+    }
     extra = {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": document(200), "Roles": [{"Ref": "R"}]}}
     assert not run("iam-role-inline-policy-size", {"s": {"Resources": {"R": role}}})
     assert run("iam-role-inline-policy-size", {"s": {"Resources": {"R": role, "P1": extra, "P2": extra}}})
@@ -59,8 +70,15 @@ def test_role_inline_policies_add_up():
 
 def test_trust_policy_size():
     def role(principals: int) -> dict:
-        trust = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
-            "AWS": [{"Fn::GetAtt": [f"Role{i}", "Arn"]} for i in range(principals)]}}]}
+        trust = {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Principal": {"AWS": [{"Fn::GetAtt": [f"Role{i}", "Arn"]} for i in range(principals)]},
+                }
+            ]
+        }
         return {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}}}}
 
     assert not run("iam-trust-policy-size", {"s": role(2)})
@@ -68,9 +86,19 @@ def test_trust_policy_size():
 
 
 def scps(count: int, *, actions: int = 1) -> dict:
-    return {"Resources": {f"Scp{i}": {"Type": "AWS::Organizations::Policy", "Properties": {
-        "Type": "SERVICE_CONTROL_POLICY", "TargetIds": [{"Fn::GetAtt": ["Ou", "Id"]}, "r-abcd"],
-        "Content": document(actions)}} for i in range(count)}}
+    return {
+        "Resources": {
+            f"Scp{i}": {
+                "Type": "AWS::Organizations::Policy",
+                "Properties": {
+                    "Type": "SERVICE_CONTROL_POLICY",
+                    "TargetIds": [{"Fn::GetAtt": ["Ou", "Id"]}, "r-abcd"],
+                    "Content": document(actions),
+                },
+            }
+            for i in range(count)
+        }
+    }
 
 
 def test_scp_size():
@@ -106,13 +134,24 @@ def kubectl_stacks(wait: str, *, handler_timeout: int = 900) -> dict:
     cluster = {
         "Resources": {
             "Handler": {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": handler_timeout}},
-            "Framework": {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": 900, "Environment": {
-                "Variables": {"USER_ON_EVENT_FUNCTION_ARN": {"Fn::GetAtt": ["Handler", "Arn"]}}}}},
+            "Framework": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Timeout": 900,
+                    "Environment": {"Variables": {"USER_ON_EVENT_FUNCTION_ARN": {"Fn::GetAtt": ["Handler", "Arn"]}}},
+                },
+            },
         },
         "Outputs": {"Token": {"Value": {"Fn::GetAtt": ["Framework", "Arn"]}, "Export": {"Name": "cluster:Token"}}},
     }
-    platform = {"Resources": {"Chart": {"Type": "Custom::AWSCDK-EKS-HelmChart", "Properties": {
-        "ServiceToken": {"Fn::ImportValue": "cluster:Token"}, "Timeout": wait}}}}
+    platform = {
+        "Resources": {
+            "Chart": {
+                "Type": "Custom::AWSCDK-EKS-HelmChart",
+                "Properties": {"ServiceToken": {"Fn::ImportValue": "cluster:Token"}, "Timeout": wait},
+            }
+        }
+    }
     return {"cluster": cluster, "platform": platform}
 
 

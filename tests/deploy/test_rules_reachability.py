@@ -16,18 +16,37 @@ def network(*, nat: bool, lambda_endpoint: bool) -> dict:
         "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
         "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"CidrBlock": "10.0.1.0/24", "VpcId": {"Ref": "Vpc"}}},
         "Table": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
-        "Assoc": {"Type": "AWS::EC2::SubnetRouteTableAssociation",
-                  "Properties": {"SubnetId": {"Ref": "Subnet"}, "RouteTableId": {"Ref": "Table"}}},
-        "EndpointSg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-            "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/16"}]}},
+        "Assoc": {
+            "Type": "AWS::EC2::SubnetRouteTableAssociation",
+            "Properties": {"SubnetId": {"Ref": "Subnet"}, "RouteTableId": {"Ref": "Table"}},
+        },
+        "EndpointSg": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/16"}]
+            },
+        },
     }
     if nat:
-        resources["Default"] = {"Type": "AWS::EC2::Route", "Properties": {
-            "RouteTableId": {"Ref": "Table"}, "DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1"}}
+        resources["Default"] = {
+            "Type": "AWS::EC2::Route",
+            "Properties": {
+                "RouteTableId": {"Ref": "Table"},
+                "DestinationCidrBlock": "0.0.0.0/0",
+                "NatGatewayId": "nat-1",
+            },
+        }
     if lambda_endpoint:
-        resources["LambdaEndpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
-            "VpcEndpointType": "Interface", "PrivateDnsEnabled": True, "ServiceName": "com.amazonaws.us-east-1.lambda",
-            "SubnetIds": [{"Ref": "Subnet"}], "SecurityGroupIds": [{"Fn::GetAtt": ["EndpointSg", "GroupId"]}]}}
+        resources["LambdaEndpoint"] = {
+            "Type": "AWS::EC2::VPCEndpoint",
+            "Properties": {
+                "VpcEndpointType": "Interface",
+                "PrivateDnsEnabled": True,
+                "ServiceName": "com.amazonaws.us-east-1.lambda",
+                "SubnetIds": [{"Ref": "Subnet"}],
+                "SecurityGroupIds": [{"Fn::GetAtt": ["EndpointSg", "GroupId"]}],
+            },
+        }
     return {"Resources": resources, "Outputs": {"S": {"Value": {"Ref": "Subnet"}, "Export": {"Name": "net:subnet"}}}}
 
 
@@ -35,13 +54,28 @@ def app(egress: list, *, custom_resource: bool = True) -> dict:
     resources = {
         "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"SecurityGroupEgress": egress}},
         "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
-        "Policy": {"Type": "AWS::IAM::Policy", "Properties": {"Roles": [{"Ref": "Role"}], "PolicyDocument": {
-            "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"},
-                          {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}]}}},
-        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-            "VpcConfig": {"SubnetIds": [{"Fn::ImportValue": "net:subnet"}],
-                          "SecurityGroupIds": [{"Fn::GetAtt": ["Sg", "GroupId"]}]}}},
+        "Policy": {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "Roles": [{"Ref": "Role"}],
+                "PolicyDocument": {
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"},
+                        {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"},
+                    ]
+                },
+            },
+        },
+        "Fn": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                "VpcConfig": {
+                    "SubnetIds": [{"Fn::ImportValue": "net:subnet"}],
+                    "SecurityGroupIds": [{"Fn::GetAtt": ["Sg", "GroupId"]}],
+                },
+            },
+        },
     }
     if custom_resource:
         resources["Thing"] = {"Type": "Custom::Thing", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Fn", "Arn"]}}}
@@ -74,13 +108,19 @@ def test_open_egress_without_nat_fails():
 
 def test_gateway_endpoint_needs_the_route_table_and_a_permissive_policy():
     net = network(nat=False, lambda_endpoint=True)
-    net["Resources"]["S3"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
-        "ServiceName": "com.amazonaws.us-east-1.s3", "RouteTableIds": [{"Ref": "Table"}]}}
-    egress = VPC_ONLY_EGRESS + [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "DestinationPrefixListId": "pl-1"}]
+    net["Resources"]["S3"] = {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {"ServiceName": "com.amazonaws.us-east-1.s3", "RouteTableIds": [{"Ref": "Table"}]},
+    }
+    egress = [
+        *VPC_ONLY_EGRESS,
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "DestinationPrefixListId": "pl-1"},
+    ]
     assert not run(net, app(egress)).findings
     restricted = copy.deepcopy(net)
-    restricted["Resources"]["S3"]["Properties"]["PolicyDocument"] = {"Statement": [
-        {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::my-bucket/*"}]}
+    restricted["Resources"]["S3"]["Properties"]["PolicyDocument"] = {
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::my-bucket/*"}]
+    }
     assert run(restricted, app(egress)).findings
 
 

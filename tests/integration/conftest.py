@@ -138,8 +138,9 @@ class PostgresServer:
         """The server certificate, self-signed: the root a verifying client trusts."""
         return self.base_dir / "tls" / "server.crt"
 
-    def libpq_env(self, *, user: str | None = None, password: str | None = None,
-                  dbname: str | None = None) -> dict[str, str]:
+    def libpq_env(
+        self, *, user: str | None = None, password: str | None = None, dbname: str | None = None
+    ) -> dict[str, str]:
         """os.environ plus libpq variables for a TLS TCP session (master by default)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(
@@ -153,8 +154,7 @@ class PostgresServer:
         )
         return env
 
-    def conninfo(self, *, user: str | None = None, password: str | None = None,
-                 dbname: str | None = None) -> str:
+    def conninfo(self, *, user: str | None = None, password: str | None = None, dbname: str | None = None) -> str:
         """libpq keyword/value string for psycopg or psql."""
         pw = self.master_password if password is None else password
         return (
@@ -165,15 +165,19 @@ class PostgresServer:
     def superuser_env(self, *, dbname: str | None = None) -> dict[str, str]:
         """os.environ plus libpq variables for the superuser over the unix socket."""
         env = _clean_env()
-        env.update(PGHOST=str(self.socket_dir), PGPORT=str(self.port), PGUSER=SUPERUSER,
-                   PGDATABASE=dbname or self.dbname)
+        env.update(
+            PGHOST=str(self.socket_dir), PGPORT=str(self.port), PGUSER=SUPERUSER, PGDATABASE=dbname or self.dbname
+        )
         return env
 
     def superuser_sql(self, sql: str, *, dbname: str | None = None) -> str:
         """Run SQL as the real superuser over the unix socket; returns unaligned output."""
         out = subprocess.run(
             [str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-            check=True, capture_output=True, text=True, env=self.superuser_env(dbname=dbname),
+            check=True,
+            capture_output=True,
+            text=True,
+            env=self.superuser_env(dbname=dbname),
         )
         return out.stdout.strip()
 
@@ -217,10 +221,28 @@ def _self_signed_cert(directory: Path) -> None:
     # DNS:localhost for node-postgres: it sends no server name for an IP address, and Node then
     # checks the certificate against "localhost"; verifying Node clients connect by that name.
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(directory / "server.key"), "-out", str(directory / "server.crt")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(directory / "server.key"),
+            "-out",
+            str(directory / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
     )
     os.chmod(directory / "server.key", 0o600)
 
@@ -247,8 +269,22 @@ def postgres_server() -> Iterator[PostgresServer]:
 
     port = free_port()
     try:
-        _run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8", "--locale=C",
-              "--auth-local=trust", "--auth-host=reject", "--no-sync"], kwargs=as_daemon)
+        _run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=reject",
+                "--no-sync",
+            ],
+            kwargs=as_daemon,
+        )
         with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
                 f"listen_addresses = '127.0.0.1'\nport = {port}\n"
@@ -266,14 +302,25 @@ def postgres_server() -> Iterator[PostgresServer]:
             "hostnossl all all 127.0.0.1/32 reject\n",
             encoding="utf-8",
         )
-        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "30", "start"],
-             kwargs=as_daemon)
+        _run(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "30", "start"],
+            kwargs=as_daemon,
+        )
 
         master_password = "master-" + os.urandom(12).hex()
         server = PostgresServer(
-            bindir=client_bindir, server_bindir=bindir, base_dir=base, host="127.0.0.1", port=port, socket_dir=sockets,
-            dbname=DATABASE, master_user=MASTER_USER, master_password=master_password,
-            max_connections=MAX_CONNECTIONS, server_version_num=0, os_user=os_user,
+            bindir=client_bindir,
+            server_bindir=bindir,
+            base_dir=base,
+            host="127.0.0.1",
+            port=port,
+            socket_dir=sockets,
+            dbname=DATABASE,
+            master_user=MASTER_USER,
+            master_password=master_password,
+            max_connections=MAX_CONNECTIONS,
+            server_version_num=0,
+            os_user=os_user,
         )
         server.superuser_sql(RDS_MASTER_SQL.format(master=MASTER_USER, password=master_password), dbname="postgres")
         server.superuser_sql(f"CREATE DATABASE {DATABASE} OWNER {MASTER_USER}", dbname="postgres")
@@ -281,8 +328,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield replace(server, server_version_num=version)
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, env=_clean_env(), **as_daemon)
+            subprocess.run(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                env=_clean_env(),
+                **as_daemon,
+            )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -304,8 +355,9 @@ def make_passwords(tag: str) -> dict[str, str]:
     return {r.name: f"{tag}-{r.name}-'q\"\\$x-{os.urandom(6).hex()}" for r in DATABASE_LOGIN_ROLES}
 
 
-def apply_bootstrap(server: PostgresServer, passwords: Mapping[str, str], *, superuser: bool = False,
-                    dbname: str | None = None) -> subprocess.CompletedProcess[str]:
+def apply_bootstrap(
+    server: PostgresServer, passwords: Mapping[str, str], *, superuser: bool = False, dbname: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """psql with exactly the Job's arguments (bootstrap.psql_args), `$(VAR)` expanded like the kubelet."""
     env = server.superuser_env(dbname=dbname) if superuser else server.libpq_env(dbname=dbname)
     env.update({password_env_var(f"{role}_password"): pw for role, pw in passwords.items()})
@@ -381,14 +433,22 @@ def service_db(supabase_manifests):
     objects = supabase_manifests
 
     def find(component: str, key: str) -> ServiceDb:
-        secret = next(o for o in objects if o["kind"] == "ExternalSecret"
-                      and o["spec"]["target"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == component
-                      and key in o["spec"]["target"]["template"]["data"])
+        secret = next(
+            o
+            for o in objects
+            if o["kind"] == "ExternalSecret"
+            and o["spec"]["target"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == component
+            and key in o["spec"]["target"]["template"]["data"]
+        )
         url = secret["spec"]["target"]["template"]["data"][key]
         parsed = urlsplit(url)
         variable = _ESO_PASSWORD.fullmatch(parsed.password or "")
         assert variable, f"{component} {key}: password is not an ESO urlquery placeholder: {url}"
-        return ServiceDb(url=url, user=parsed.username, sslmode=parse_qs(parsed.query)["sslmode"][0],
-                         password_variable=variable.group(1))
+        return ServiceDb(
+            url=url,
+            user=parsed.username,
+            sslmode=parse_qs(parsed.query)["sslmode"][0],
+            password_variable=variable.group(1),
+        )
 
     return find

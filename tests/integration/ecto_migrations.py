@@ -37,9 +37,14 @@ from psycopg import sql
 from tree_sitter import Language, Node, Parser
 
 _PARSER = Parser(Language(tree_sitter_elixir.language()))
-_DIRECTIONS = {"asc": "ASC", "desc": "DESC", "asc_nulls_first": "ASC NULLS FIRST",
-               "asc_nulls_last": "ASC NULLS LAST", "desc_nulls_first": "DESC NULLS FIRST",
-               "desc_nulls_last": "DESC NULLS LAST"}
+_DIRECTIONS = {
+    "asc": "ASC",
+    "desc": "DESC",
+    "asc_nulls_first": "ASC NULLS FIRST",
+    "asc_nulls_last": "ASC NULLS LAST",
+    "desc_nulls_first": "DESC NULLS FIRST",
+    "desc_nulls_last": "DESC NULLS LAST",
+}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "0": "\0", "e": "\x1b", "\n": ""}
 
 
@@ -91,10 +96,9 @@ def _string(node: Node) -> str:
     value = "".join(parts)
     raw = node.text.decode()
     if raw.rstrip().endswith('"""'):
-        indent = raw[raw.rfind("\n") + 1:raw.rfind('"""')]
+        indent = raw[raw.rfind("\n") + 1 : raw.rfind('"""')]
         lines = value.split("\n")
-        value = "\n".join(line[len(indent):] if line.startswith(indent) else line.lstrip(" ")
-                          for line in lines)
+        value = "\n".join(line[len(indent) :] if line.startswith(indent) else line.lstrip(" ") for line in lines)
         value = value.removeprefix("\n")
     return value
 
@@ -118,8 +122,9 @@ def _value(node: Node) -> Any:
     if t == "list":
         return [_value(c) for c in node.named_children]
     if t == "keywords":
-        return {p.named_children[0].text.decode().rstrip(": "): _value(p.named_children[1])
-                for p in node.named_children}
+        return {
+            p.named_children[0].text.decode().rstrip(": "): _value(p.named_children[1]) for p in node.named_children
+        }
     if t == "tuple":
         return tuple(_value(c) for c in node.named_children)
     if t == "call":
@@ -151,9 +156,17 @@ def _call(node: Node) -> tuple[str, list[Node], Node | None]:
 def _column_type(type_: Any, opts: dict[str, Any]) -> str:
     if isinstance(type_, tuple):
         raise Unsupported(f"column type {type_!r}")
-    db = {"binary_id": "uuid", "string": "varchar", "map": "jsonb", "utc_datetime": "timestamp",
-          "naive_datetime": "timestamp", "utc_datetime_usec": "timestamp", "naive_datetime_usec": "timestamp",
-          "binary": "bytea", "id": "integer"}.get(type_, type_)
+    db = {
+        "binary_id": "uuid",
+        "string": "varchar",
+        "map": "jsonb",
+        "utc_datetime": "timestamp",
+        "naive_datetime": "timestamp",
+        "utc_datetime_usec": "timestamp",
+        "naive_datetime_usec": "timestamp",
+        "binary": "bytea",
+        "id": "integer",
+    }.get(type_, type_)
     if type_ in ("utc_datetime", "naive_datetime", "time"):
         return f"{db}(0)"
     if "size" in opts:
@@ -192,10 +205,15 @@ def _reference(ref: tuple, table: str, prefix: str | None, column: str) -> tuple
     _, target, ropts = ref
     rtype = ropts.get("type", "bigserial")
     coltype = {"bigserial": "bigint", "serial": "integer"}.get(rtype) or _column_type(rtype, {})
-    on_delete = {"delete_all": " ON DELETE CASCADE", "nilify_all": " ON DELETE SET NULL",
-                 "restrict": " ON DELETE RESTRICT"}.get(ropts.get("on_delete"), "")
-    constraint = (f"CONSTRAINT {_q(f'{table}_{column}_fkey')} FOREIGN KEY ({_q(column)}) REFERENCES "
-                  f"{_qual(ropts.get('prefix', prefix), target)}({_q(ropts.get('column', 'id'))}){on_delete}")
+    on_delete = {
+        "delete_all": " ON DELETE CASCADE",
+        "nilify_all": " ON DELETE SET NULL",
+        "restrict": " ON DELETE RESTRICT",
+    }.get(ropts.get("on_delete"), "")
+    constraint = (
+        f"CONSTRAINT {_q(f'{table}_{column}_fkey')} FOREIGN KEY ({_q(column)}) REFERENCES "
+        f"{_qual(ropts.get('prefix', prefix), target)}({_q(ropts.get('column', 'id'))}){on_delete}"
+    )
     return coltype, constraint
 
 
@@ -276,8 +294,10 @@ def _render_index(index: tuple, ctx: _Ctx, if_not_exists: bool) -> None:
     prefix = opts.get("prefix", ctx.prefix)
     ine = "IF NOT EXISTS " if if_not_exists else ""
     where = f" WHERE {opts['where']}" if "where" in opts else ""
-    ctx.out.append(f"CREATE {'UNIQUE ' if unique else ''}INDEX {ine}{_q(name)} ON {_qual(prefix, table)} "
-                   f"({', '.join(exprs)}){where}")
+    ctx.out.append(
+        f"CREATE {'UNIQUE ' if unique else ''}INDEX {ine}{_q(name)} ON {_qual(prefix, table)} "
+        f"({', '.join(exprs)}){where}"
+    )
 
 
 def _statements(body: Node, ctx: _Ctx, calls: dict[str, Callable[[list[Any]], list[str]]]) -> None:
@@ -298,8 +318,10 @@ def _statements(body: Node, ctx: _Ctx, calls: dict[str, Callable[[list[Any]], li
                 _render_index(obj, ctx, name == "create_if_not_exists")
             elif obj[0] == "constraint" and name == "create":
                 _, (table, cname), copts = obj
-                ctx.out.append(f"ALTER TABLE {_qual(copts.get('prefix', ctx.prefix), table)} "
-                               f"ADD CONSTRAINT {_q(cname)} CHECK ({copts['check']})")
+                ctx.out.append(
+                    f"ALTER TABLE {_qual(copts.get('prefix', ctx.prefix), table)} "
+                    f"ADD CONSTRAINT {_q(cname)} CHECK ({copts['check']})"
+                )
             else:
                 raise Unsupported(f"{name} {obj[0]}")
         elif name == "alter":
@@ -316,8 +338,9 @@ def _statements(body: Node, ctx: _Ctx, calls: dict[str, Callable[[list[Any]], li
             raise Unsupported(f"call {name}(...) in {stmt.text.decode()[:60]!r}")
 
 
-def parse(path: Path, *, prefix: str | None,
-          calls: dict[str, Callable[[list[Any]], list[str]]] | None = None) -> Migration:
+def parse(
+    path: Path, *, prefix: str | None, calls: dict[str, Callable[[list[Any]], list[str]]] | None = None
+) -> Migration:
     """The SQL of one migration file's `up` direction (`change`, else `up`)."""
     tree = _PARSER.parse(path.read_bytes())
     module = tree.root_node.named_children[0]
@@ -346,12 +369,20 @@ class Applied:
     statements: int
 
 
-def migrate(conn: psycopg.Connection, migrations: list[Migration], *, prefix: str | None,
-            on_error: Callable[[Migration, Exception], None] | None = None) -> list[Applied]:
+def migrate(
+    conn: psycopg.Connection,
+    migrations: list[Migration],
+    *,
+    prefix: str | None,
+    on_error: Callable[[Migration, Exception], None] | None = None,
+) -> list[Applied]:
     """Ecto.Migrator.run(..., :up, all: true) on `conn` (autocommit): returns those applied."""
     table = sql.SQL(_qual(prefix, "schema_migrations"))
-    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (\"version\" bigint, \"inserted_at\" timestamp(0), "
-                         "PRIMARY KEY (\"version\"))").format(table))
+    conn.execute(
+        sql.SQL(
+            'CREATE TABLE IF NOT EXISTS {} ("version" bigint, "inserted_at" timestamp(0), PRIMARY KEY ("version"))'
+        ).format(table)
+    )
     done = {row[0] for row in conn.execute(sql.SQL("SELECT version FROM {}").format(table))}
     applied: list[Applied] = []
     for m in sorted(migrations, key=lambda m: m.version):
@@ -378,12 +409,14 @@ def migrate(conn: psycopg.Connection, migrations: list[Migration], *, prefix: st
 
 
 def _record(conn: psycopg.Connection, table: sql.SQL, m: Migration) -> None:
-    conn.execute(sql.SQL("INSERT INTO {} (version, inserted_at) VALUES (%s, now() AT TIME ZONE 'utc')")
-                 .format(table), (m.version,))
+    conn.execute(
+        sql.SQL("INSERT INTO {} (version, inserted_at) VALUES (%s, now() AT TIME ZONE 'utc')").format(table),
+        (m.version,),
+    )
 
 
 def ordered_modules(migrations_ex: Path) -> list[str]:
     """Module names in the order of Realtime.Tenants.Migrations' @migrations list."""
     text = migrations_ex.read_text(encoding="utf-8")
-    block = text[text.index("@migrations ["):]
-    return [m.group(2) for m in re.finditer(r"\{([0-9_]+),\s*(\w+)\}", block[:block.index("]")])]
+    block = text[text.index("@migrations [") :]
+    return [m.group(2) for m in re.finditer(r"\{([0-9_]+),\s*(\w+)\}", block[: block.index("]")])]

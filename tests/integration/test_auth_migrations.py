@@ -74,8 +74,9 @@ def pop_up(conninfo: str) -> list[str]:
             with conn.transaction():
                 conn.execute(_SCHEMA_MIGRATIONS_DDL)
         for migration in up_migrations():
-            if conn.execute("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = %s)",
-                            (migration.version,)).fetchone()[0]:
+            if conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = %s)", (migration.version,)
+            ).fetchone()[0]:
                 continue
             with conn.transaction():
                 sql = migration.render()
@@ -103,24 +104,42 @@ def test_migrations_run_as_the_manifests_role_over_tls(auth_db, report):
     assert second == []
     with psycopg.connect(conninfo) as conn:
         assert conn.execute("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (
-            "supabase_auth_admin", True)
+            "supabase_auth_admin",
+            True,
+        )
         recorded = {r[0] for r in conn.execute("SELECT version FROM auth.schema_migrations").fetchall()}
     assert recorded == {m.version for m in up_migrations()}
-    report("supabase runtime: auth",
-           f"{len(first)} GoTrue v2.189.0 migrations applied by a pop-faithful runner as {url.user} "
-           f"(sslmode={url.sslmode}); rerun applied {len(second)}; sign-up insert and RLS-side helpers tried")
+    report(
+        "supabase runtime: auth",
+        f"{len(first)} GoTrue v2.189.0 migrations applied by a pop-faithful runner as {url.user} "
+        f"(sslmode={url.sslmode}); rerun applied {len(second)}; sign-up insert and RLS-side helpers tried",
+    )
 
 
 def test_auth_objects_are_owned_by_supabase_auth_admin(postgres_server, auth_db):
     with psycopg.connect(postgres_server.conninfo(dbname=DBNAME)) as conn:
-        owners = dict(conn.execute(
-            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
-            "WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind IN ('r', 'p')").fetchall())
+        owners = dict(
+            conn.execute(
+                "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+                "WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind IN ('r', 'p')"
+            ).fetchall()
+        )
         outside = conn.execute(
             "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE pg_get_userbyid(c.relowner) = 'supabase_auth_admin' AND n.nspname NOT IN ('auth', 'pg_toast')").fetchall()
-    for table in ("users", "identities", "sessions", "refresh_tokens", "mfa_factors", "schema_migrations",
-                  "audit_log_entries", "flow_state", "sso_providers", "one_time_tokens"):
+            "WHERE pg_get_userbyid(c.relowner) = 'supabase_auth_admin' AND n.nspname NOT IN ('auth', 'pg_toast')"
+        ).fetchall()
+    for table in (
+        "users",
+        "identities",
+        "sessions",
+        "refresh_tokens",
+        "mfa_factors",
+        "schema_migrations",
+        "audit_log_entries",
+        "flow_state",
+        "sso_providers",
+        "one_time_tokens",
+    ):
         assert owners[table] == "supabase_auth_admin", table
     assert set(owners.values()) == {"supabase_auth_admin"}
     assert outside == []
@@ -138,27 +157,34 @@ def test_sign_up_like_insert_and_jwt_helpers(auth_db):
             "raw_user_meta_data, created_at, updated_at, is_sso_user, is_anonymous) VALUES "
             "('00000000-0000-0000-0000-000000000000', %s, 'authenticated', 'authenticated', 'new@example.com', "
             "%s, '{\"provider\":\"email\"}', '{}', now(), now(), false, false)",
-            (user_id, "$2a$10$" + "x" * 53))
+            (user_id, "$2a$10$" + "x" * 53),
+        )
         conn.execute(
             "INSERT INTO identities (provider_id, user_id, identity_data, provider, created_at, updated_at) "
             "VALUES (%s, %s, %s, 'email', now(), now())",
-            (str(user_id), user_id, f'{{"sub":"{user_id}","email":"new@example.com"}}'))
+            (str(user_id), user_id, f'{{"sub":"{user_id}","email":"new@example.com"}}'),
+        )
         # identities.email is generated from identity_data by an upstream migration.
-        row = conn.execute("SELECT u.email, i.email FROM users u JOIN identities i ON i.user_id = u.id "
-                           "WHERE u.id = %s", (user_id,)).fetchone()
+        row = conn.execute(
+            "SELECT u.email, i.email FROM users u JOIN identities i ON i.user_id = u.id WHERE u.id = %s", (user_id,)
+        ).fetchone()
         assert row == ("new@example.com", "new@example.com")
-        conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
-                     (f'{{"sub":"{user_id}","role":"authenticated"}}',))
+        conn.execute(
+            "SELECT set_config('request.jwt.claims', %s, true)", (f'{{"sub":"{user_id}","role":"authenticated"}}',)
+        )
         assert conn.execute("SELECT auth.uid(), auth.role()").fetchone() == (user_id, "authenticated")
         conn.rollback()
 
 
 def test_api_roles_call_auth_helpers_but_cannot_read_users(postgres_server, auth_db):
     _, _, passwords, _, _ = auth_db
-    with psycopg.connect(postgres_server.conninfo(user="authenticator", password=passwords["authenticator"],
-                                                  dbname=DBNAME)) as conn:
+    with psycopg.connect(
+        postgres_server.conninfo(user="authenticator", password=passwords["authenticator"], dbname=DBNAME)
+    ) as conn:
         conn.execute("SET LOCAL ROLE authenticated")
-        conn.execute("SELECT set_config('request.jwt.claims', '{\"sub\":\"00000000-0000-0000-0000-000000000001\"}', true)")
+        conn.execute(
+            "SELECT set_config('request.jwt.claims', '{\"sub\":\"00000000-0000-0000-0000-000000000001\"}', true)"
+        )
         assert str(conn.execute("SELECT auth.uid()").fetchone()[0]) == "00000000-0000-0000-0000-000000000001"
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM auth.users")

@@ -102,14 +102,15 @@ def test_memberships(master):
     def members_of(role: str) -> set[str]:
         rows = master.execute(
             "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid "
-            "JOIN pg_roles m ON m.oid = a.member WHERE r.rolname = %s", (role,)
+            "JOIN pg_roles m ON m.oid = a.member WHERE r.rolname = %s",
+            (role,),
         ).fetchall()
         return {r[0] for r in rows}
 
     def can_set(role: str) -> set[str]:
         rows = master.execute(
-            "SELECT pg_get_userbyid(member) FROM pg_auth_members WHERE roleid = %s::regrole AND set_option",
-            (role,)).fetchall()
+            "SELECT pg_get_userbyid(member) FROM pg_auth_members WHERE roleid = %s::regrole AND set_option", (role,)
+        ).fetchall()
         return {r[0] for r in rows}
 
     for api_role in ("anon", "authenticated", "service_role"):
@@ -126,10 +127,12 @@ def test_memberships(master):
 
 
 def test_schema_owners(master):
-    rows = dict(master.execute(
-        "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
-        "WHERE nspname IN ('extensions', 'auth', 'storage', '_realtime', 'graphql_public')"
-    ).fetchall())
+    rows = dict(
+        master.execute(
+            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
+            "WHERE nspname IN ('extensions', 'auth', 'storage', '_realtime', 'graphql_public')"
+        ).fetchall()
+    )
     assert rows == {
         "extensions": "supabase_admin",
         "auth": "supabase_auth_admin",
@@ -140,9 +143,7 @@ def test_schema_owners(master):
 
 
 def test_extensions_in_extensions_schema(master, postgres_server, applied):
-    rows = dict(master.execute(
-        "SELECT extname, extnamespace::regnamespace::text FROM pg_extension"
-    ).fetchall())
+    rows = dict(master.execute("SELECT extname, extnamespace::regnamespace::text FROM pg_extension").fetchall())
     assert rows["uuid-ossp"] == "extensions"
     assert rows["pgcrypto"] == "extensions"
     # Untrusted, not superuser, not on RDS: skipped rather than failing the run.
@@ -155,7 +156,10 @@ def test_extensions_in_extensions_schema(master, postgres_server, applied):
 def test_schema_usage_grants(master):
     for role in ("anon", "authenticated", "service_role"):
         for schema in ("public", "graphql_public", "storage", "extensions"):
-            assert master.execute("SELECT has_schema_privilege(%s, %s, 'USAGE')", (role, schema)).fetchone()[0], (role, schema)
+            assert master.execute("SELECT has_schema_privilege(%s, %s, 'USAGE')", (role, schema)).fetchone()[0], (
+                role,
+                schema,
+            )
         assert not master.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')", (role,)).fetchone()[0]
         assert not master.execute("SELECT has_schema_privilege(%s, '_realtime', 'USAGE')", (role,)).fetchone()[0]
 
@@ -185,7 +189,12 @@ def test_api_roles_cannot_read_auth_tables(postgres_server, applied):
     # As GoTrue's migrations do: unqualified names land in auth through the role's search_path.
     with connect(postgres_server, "supabase_auth_admin", applied.passwords["supabase_auth_admin"]) as conn:
         conn.execute("CREATE TABLE users (id uuid PRIMARY KEY, encrypted_password text)")
-        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'auth' AND tablename = 'users'").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'auth' AND tablename = 'users'").fetchone()[
+                0
+            ]
+            == 1
+        )
     with connect(postgres_server, "authenticator", applied.passwords["authenticator"]) as conn:
         for role in ("anon", "authenticated"):
             conn.execute(f"SET ROLE {role}")
@@ -212,10 +221,12 @@ def test_publication_for_realtime(master):
 
 
 def test_statement_timeouts_and_search_paths(master):
-    rows = dict(master.execute(
-        "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-        "WHERE s.setdatabase = 0"
-    ).fetchall())
+    rows = dict(
+        master.execute(
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE s.setdatabase = 0"
+        ).fetchall()
+    )
     assert "statement_timeout=3s" in rows["anon"]
     assert "statement_timeout=8s" in rows["authenticated"]
     assert "search_path=auth" in rows["supabase_auth_admin"]
@@ -256,11 +267,15 @@ def test_service_role_bypasses_rls(postgres_server, applied):
         run = apply_bootstrap(postgres_server, applied.passwords, superuser=True)
         assert run.returncode == 0, run.stderr
     with psycopg.connect(postgres_server.conninfo(), autocommit=True) as conn:
-        flags = dict(conn.execute(
-            "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname IN ('service_role', 'supabase_read_only_user')"
-        ).fetchall())
+        flags = dict(
+            conn.execute(
+                "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname IN ('service_role', 'supabase_read_only_user')"
+            ).fetchall()
+        )
         assert flags == {"service_role": True, "supabase_read_only_user": True}
-        owner = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'extensions'").fetchone()[0]
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'extensions'"
+        ).fetchone()[0]
         assert owner == "supabase_admin"
     with connect(postgres_server, "authenticator", applied.passwords["authenticator"]) as conn:
         conn.execute("SET ROLE service_role")
@@ -307,33 +322,39 @@ def test_exporter_statement_query_resolves_where_rds_allows_pg_stat_statements(p
             "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'"
         ).fetchone()
         assert schema == ("extensions",)
-    with psycopg.connect(postgres_server.conninfo(
-            user="supabase_read_only_user", password=applied.passwords["supabase_read_only_user"], dbname=dbname),
-            autocommit=True) as conn:
+    with psycopg.connect(
+        postgres_server.conninfo(
+            user="supabase_read_only_user", password=applied.passwords["supabase_read_only_user"], dbname=dbname
+        ),
+        autocommit=True,
+    ) as conn:
         plan = conn.execute("EXPLAIN " + _EXPORTER_STATEMENTS_QUERY).fetchall()
         assert any("pg_stat_statements" in row[0] for row in plan)
 
 
 # What RDS refuses its master must be refused here too, or a bootstrap that passes these
 # tests could still fail on RDS. Sources are in tests/integration/conftest.py's docstring.
-@pytest.mark.parametrize("statement", [
-    "CREATE ROLE rds_test_su SUPERUSER",
-    "ALTER ROLE supabase_admin SUPERUSER",
-    # Predefined roles rds_superuser does not administer.
-    "GRANT pg_read_server_files TO dashboard_user",
-    "GRANT pg_write_server_files TO dashboard_user",
-    "GRANT pg_execute_server_program TO dashboard_user",
-    "GRANT pg_read_all_data TO dashboard_user",
-    "GRANT pg_write_all_data TO dashboard_user",
-    # Superuser-only parameters, per session or per role (RDS: parameter group only).
-    "SET log_min_messages = 'debug1'",
-    "SET log_statement = 'all'",
-    "ALTER ROLE anon SET log_min_messages = 'debug1'",
-    "ALTER SYSTEM SET log_min_messages = 'debug1'",
-    "COPY (SELECT 1) TO PROGRAM 'true'",
-    "SELECT pg_read_file('postgresql.conf')",
-    "SELECT rolpassword FROM pg_authid",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE ROLE rds_test_su SUPERUSER",
+        "ALTER ROLE supabase_admin SUPERUSER",
+        # Predefined roles rds_superuser does not administer.
+        "GRANT pg_read_server_files TO dashboard_user",
+        "GRANT pg_write_server_files TO dashboard_user",
+        "GRANT pg_execute_server_program TO dashboard_user",
+        "GRANT pg_read_all_data TO dashboard_user",
+        "GRANT pg_write_all_data TO dashboard_user",
+        # Superuser-only parameters, per session or per role (RDS: parameter group only).
+        "SET log_min_messages = 'debug1'",
+        "SET log_statement = 'all'",
+        "ALTER ROLE anon SET log_min_messages = 'debug1'",
+        "ALTER SYSTEM SET log_min_messages = 'debug1'",
+        "COPY (SELECT 1) TO PROGRAM 'true'",
+        "SELECT pg_read_file('postgresql.conf')",
+        "SELECT rolpassword FROM pg_authid",
+    ],
+)
 def test_master_is_refused_what_rds_refuses(master, statement):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         master.execute(statement)
@@ -342,9 +363,11 @@ def test_master_is_refused_what_rds_refuses(master, statement):
 def test_master_grants_only_what_rds_superuser_administers(master):
     # pg_monitor and rds_replication are what the bootstrap hands out; both come through
     # rds_superuser's ADMIN OPTION, not from the master's own role.
-    rows = dict(master.execute(
-        "SELECT pg_get_userbyid(roleid), admin_option FROM pg_auth_members "
-        "WHERE member = 'rds_superuser'::regrole").fetchall())
+    rows = dict(
+        master.execute(
+            "SELECT pg_get_userbyid(roleid), admin_option FROM pg_auth_members WHERE member = 'rds_superuser'::regrole"
+        ).fetchall()
+    )
     assert rows == {"pg_monitor": True, "pg_signal_backend": True, "rds_replication": True, "rds_password": True}
     master.execute("CREATE ROLE rds_test_monitor NOLOGIN")
     try:
@@ -375,8 +398,11 @@ def test_createrole_on_16_gives_admin_not_membership(master):
 def test_master_cannot_touch_roles_it_does_not_administer(master, postgres_server):
     postgres_server.superuser_sql("CREATE ROLE rds_test_foreign NOLOGIN", dbname="postgres")
     try:
-        for statement in ("ALTER ROLE rds_test_foreign PASSWORD 'x-long-enough-password'",
-                          "GRANT rds_test_foreign TO dashboard_user", "DROP ROLE rds_test_foreign"):
+        for statement in (
+            "ALTER ROLE rds_test_foreign PASSWORD 'x-long-enough-password'",
+            "GRANT rds_test_foreign TO dashboard_user",
+            "DROP ROLE rds_test_foreign",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 master.execute(statement)
     finally:
@@ -385,10 +411,14 @@ def test_master_cannot_touch_roles_it_does_not_administer(master, postgres_serve
 
 def test_event_triggers_are_refused_here_though_rds_allows_them(master):
     """Stricter than RDS (see conftest): nothing in the bootstrap may rely on them."""
-    master.execute("CREATE OR REPLACE FUNCTION public.rds_test_evt() RETURNS event_trigger "
-                   "LANGUAGE plpgsql AS $$ BEGIN NULL; END $$")
+    master.execute(
+        "CREATE OR REPLACE FUNCTION public.rds_test_evt() RETURNS event_trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN NULL; END $$"
+    )
     try:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            master.execute("CREATE EVENT TRIGGER rds_test_evt ON ddl_command_end EXECUTE FUNCTION public.rds_test_evt()")
+            master.execute(
+                "CREATE EVENT TRIGGER rds_test_evt ON ddl_command_end EXECUTE FUNCTION public.rds_test_evt()"
+            )
     finally:
         master.execute("DROP FUNCTION public.rds_test_evt()")

@@ -51,7 +51,9 @@ def stack_secrets(aws_env):
     client = boto3.client("secretsmanager")
     jwt_secret = secrets.token_urlsafe(48)
     jwt_arn = client.create_secret(Name="supabase/staging/jwt", SecretString=json.dumps({"secret": jwt_secret}))["ARN"]
-    keys_arn = client.create_secret(Name="supabase/staging/api-keys", Description="minted by the custom resource")["ARN"]
+    keys_arn = client.create_secret(Name="supabase/staging/api-keys", Description="minted by the custom resource")[
+        "ARN"
+    ]
     return client, jwt_arn, keys_arn, jwt_secret
 
 
@@ -82,7 +84,9 @@ def version_ids(client, arn: str) -> set[str]:
 
 
 def decode(token: str, secret: str) -> dict:
-    return jwt.decode(token, secret, algorithms=["HS256"], issuer="supabase", options={"require": ["exp", "iat", "role"]})
+    return jwt.decode(
+        token, secret, algorithms=["HS256"], issuer="supabase", options={"require": ["exp", "iat", "role"]}
+    )
 
 
 def test_lifecycle_create_update_rotate_delete(stack_secrets):
@@ -156,7 +160,8 @@ def test_realtime_metrics_token_follows_its_own_secret(stack_secrets, monkeypatc
     client, jwt_arn, keys_arn, jwt_secret = stack_secrets
     metrics_secret = secrets.token_urlsafe(48)
     realtime_arn = client.create_secret(
-        Name="supabase/staging/realtime", SecretString=json.dumps({"metrics_jwt_secret": metrics_secret}))["ARN"]
+        Name="supabase/staging/realtime", SecretString=json.dumps({"metrics_jwt_secret": metrics_secret})
+    )["ARN"]
     event = cfn_event("Create", jwt_arn, keys_arn)
     event["ResourceProperties"]["RealtimeSecretArn"] = realtime_arn
     handler.on_event(event, None)
@@ -164,12 +169,22 @@ def test_realtime_metrics_token_follows_its_own_secret(stack_secrets, monkeypatc
     assert decode(keys["metrics_token"], metrics_secret)["role"] == "metrics"
     assert decode(keys["anon_key"], jwt_secret)["role"] == "anon"
 
-    for name, value in (("JWT_SECRET_ARN", jwt_arn), ("API_KEYS_SECRET_ARN", keys_arn), ("REALTIME_SECRET_ARN", realtime_arn)):
+    for name, value in (
+        ("JWT_SECRET_ARN", jwt_arn),
+        ("API_KEYS_SECRET_ARN", keys_arn),
+        ("REALTIME_SECRET_ARN", realtime_arn),
+    ):
         monkeypatch.setenv(name, value)
     rotated = secrets.token_urlsafe(48)
     client.put_secret_value(SecretId=realtime_arn, SecretString=json.dumps({"metrics_jwt_secret": rotated}))
-    result = handler.on_event({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail",
-                               "detail": {"eventName": "PutSecretValue", "requestParameters": {"secretId": realtime_arn}}}, None)
+    result = handler.on_event(
+        {
+            "source": "aws.secretsmanager",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventName": "PutSecretValue", "requestParameters": {"secretId": realtime_arn}},
+        },
+        None,
+    )
     assert result["reminted"] is True
     after = json.loads(client.get_secret_value(SecretId=keys_arn)["SecretString"])
     assert decode(after["metrics_token"], rotated)["role"] == "metrics"

@@ -45,8 +45,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log_path) -> None:
 
 
 def _pgbench(server, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(server.bindir / "pgbench"), *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run([str(server.bindir / "pgbench"), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def _parse(output: str) -> dict[str, float]:
@@ -79,25 +78,39 @@ def bouncer(postgres_server, bench_db):
     workdir = postgres_server.make_private_dir("pgbouncer-")
     admin_password = "stats-" + os.urandom(8).hex()
     userlist = workdir / "userlist.txt"
-    userlist.write_text(render_userlist({
-        postgres_server.master_user: postgres_server.master_password,
-        "pgbouncer": admin_password,
-    }))
+    userlist.write_text(
+        render_userlist(
+            {
+                postgres_server.master_user: postgres_server.master_password,
+                "pgbouncer": admin_password,
+            }
+        )
+    )
     os.chmod(userlist, 0o600)
     port = free_port()
     ini = workdir / "pgbouncer.ini"
-    ini.write_text(render_ini(
-        primary_host="127.0.0.1", replica_host="127.0.0.1", port=postgres_server.port, dbname=bench_db,
-        instance_class="db.t4g.micro", replicas=1, listen_addr="127.0.0.1", listen_port=port,
-        auth_file=str(userlist), server_max_connections=postgres_server.max_connections,
-    ))
+    ini.write_text(
+        render_ini(
+            primary_host="127.0.0.1",
+            replica_host="127.0.0.1",
+            port=postgres_server.port,
+            dbname=bench_db,
+            instance_class="db.t4g.micro",
+            replicas=1,
+            listen_addr="127.0.0.1",
+            listen_port=port,
+            auth_file=str(userlist),
+            server_max_connections=postgres_server.max_connections,
+        )
+    )
     for path in (userlist, ini):
         postgres_server.chown_for_daemon(path)
     log_path = workdir / "pgbouncer.log"
     with open(log_path, "w") as log:
         # PgBouncer refuses to run as root: drop to the server's OS user in CI.
-        proc = subprocess.Popen([PGBOUNCER, str(ini)], stdout=log, stderr=subprocess.STDOUT,
-                                **postgres_server.daemon_user_kwargs())
+        proc = subprocess.Popen(
+            [PGBOUNCER, str(ini)], stdout=log, stderr=subprocess.STDOUT, **postgres_server.daemon_user_kwargs()
+        )
     try:
         _wait_for_port(port, proc, log_path)
         yield {"port": port, "admin_password": admin_password, "log": log_path}
@@ -114,8 +127,13 @@ def _bouncer_env(server, bouncer, *, dbname: str, user: str | None = None, passw
 
 def _admin_show(server, bouncer, what: str) -> list[list[str]]:
     env = _bouncer_env(server, bouncer, dbname="pgbouncer", user="pgbouncer", password=bouncer["admin_password"])
-    out = subprocess.run([str(server.bindir / "psql"), "-X", "-A", "-t", "-F", "|", "-c", f"SHOW {what}"],
-                         capture_output=True, text=True, env=env, timeout=10)
+    out = subprocess.run(
+        [str(server.bindir / "psql"), "-X", "-A", "-t", "-F", "|", "-c", f"SHOW {what}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=10,
+    )
     assert out.returncode == 0, out.stderr
     return [line.split("|") for line in out.stdout.splitlines() if line]
 
@@ -124,13 +142,35 @@ def test_pooling_serves_ten_times_max_connections(postgres_server, bench_db, bou
     clients = 10 * postgres_server.max_connections
 
     # Sent straight to PostgreSQL, this many clients are refused.
-    refused = _pgbench(postgres_server, postgres_server.libpq_env(dbname=bench_db),
-                       "-n", "-c", str(clients), "-j", "2", "-t", "1", "-M", "simple")
+    refused = _pgbench(
+        postgres_server,
+        postgres_server.libpq_env(dbname=bench_db),
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-t",
+        "1",
+        "-M",
+        "simple",
+    )
     assert refused.returncode != 0
     assert "too many clients" in refused.stderr or "connection slots" in refused.stderr
 
-    pooled_run = _pgbench(postgres_server, _bouncer_env(postgres_server, bouncer, dbname=bench_db),
-                          "-n", "-c", str(clients), "-j", "2", "-t", str(TRANSACTIONS_PER_CLIENT), "-M", "simple")
+    pooled_run = _pgbench(
+        postgres_server,
+        _bouncer_env(postgres_server, bouncer, dbname=bench_db),
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-t",
+        str(TRANSACTIONS_PER_CLIENT),
+        "-M",
+        "simple",
+    )
     assert pooled_run.returncode == 0, pooled_run.stderr + bouncer["log"].read_text()
     pooled = _parse(pooled_run.stdout)
     assert pooled["failed"] == 0
@@ -152,30 +192,52 @@ def test_throughput_pooled_against_direct(postgres_server, bench_db, bouncer, tm
         results[name] = {"clients": n, **_parse(run.stdout)}
     (tmp_path / "pgbench_report.json").write_text(json.dumps(results, indent=2))
     pooled, direct = results["pgbouncer"], results["direct"]
-    report(f"pgbench (server max_connections {postgres_server.max_connections}, {BENCH_SECONDS}s each)",
-           f"pooled {pooled['clients']} clients {pooled['tps']:.0f} tps ({pooled['failed']} failed) | "
-           f"direct {direct['clients']} clients {direct['tps']:.0f} tps ({direct['failed']} failed)")
+    report(
+        f"pgbench (server max_connections {postgres_server.max_connections}, {BENCH_SECONDS}s each)",
+        f"pooled {pooled['clients']} clients {pooled['tps']:.0f} tps ({pooled['failed']} failed) | "
+        f"direct {direct['clients']} clients {direct['tps']:.0f} tps ({direct['failed']} failed)",
+    )
 
 
 def test_admin_console_shows_the_sized_pool_and_the_read_only_database(postgres_server, bench_db, bouncer):
-    sizes = pool_sizes(instance_class="db.t4g.micro", pgbouncer_replicas=1,
-                       server_max_connections=postgres_server.max_connections)
-    header_env = _bouncer_env(postgres_server, bouncer, dbname="pgbouncer", user="pgbouncer",
-                              password=bouncer["admin_password"])
-    header = subprocess.run([str(postgres_server.bindir / "psql"), "-X", "-A", "-F", "|", "-c", "SHOW DATABASES"],
-                            capture_output=True, text=True, env=header_env, timeout=10).stdout.splitlines()[0].split("|")
-    rows = {row[0]: dict(zip(header, row)) for row in _admin_show(postgres_server, bouncer, "DATABASES")}
+    sizes = pool_sizes(
+        instance_class="db.t4g.micro", pgbouncer_replicas=1, server_max_connections=postgres_server.max_connections
+    )
+    header_env = _bouncer_env(
+        postgres_server, bouncer, dbname="pgbouncer", user="pgbouncer", password=bouncer["admin_password"]
+    )
+    header = (
+        subprocess.run(
+            [str(postgres_server.bindir / "psql"), "-X", "-A", "-F", "|", "-c", "SHOW DATABASES"],
+            capture_output=True,
+            text=True,
+            env=header_env,
+            timeout=10,
+        )
+        .stdout.splitlines()[0]
+        .split("|")
+    )
+    rows = {row[0]: dict(zip(header, row, strict=False)) for row in _admin_show(postgres_server, bouncer, "DATABASES")}
     assert int(rows[bench_db]["max_connections"]) == sizes.per_pod_server_connections
     assert rows[f"{bench_db}_ro"]["database"] == bench_db
 
-    ro = subprocess.run([str(postgres_server.bindir / "psql"), "-X", "-A", "-t", "-c", "SELECT count(*) FROM pgbench_branches"],
-                        capture_output=True, text=True, timeout=10,
-                        env=_bouncer_env(postgres_server, bouncer, dbname=f"{bench_db}_ro"))
+    ro = subprocess.run(
+        [str(postgres_server.bindir / "psql"), "-X", "-A", "-t", "-c", "SELECT count(*) FROM pgbench_branches"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=_bouncer_env(postgres_server, bouncer, dbname=f"{bench_db}_ro"),
+    )
     assert ro.returncode == 0 and ro.stdout.strip() == "1", ro.stderr
 
 
 def test_wrong_password_is_refused_by_pgbouncer(postgres_server, bench_db, bouncer):
     env = _bouncer_env(postgres_server, bouncer, dbname=bench_db, password="wrong-password")
-    out = subprocess.run([str(postgres_server.bindir / "psql"), "-X", "-c", "SELECT 1"],
-                         capture_output=True, text=True, env=env, timeout=10)
+    out = subprocess.run(
+        [str(postgres_server.bindir / "psql"), "-X", "-c", "SELECT 1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=10,
+    )
     assert out.returncode != 0 and "SASL authentication failed" in out.stderr

@@ -75,9 +75,11 @@ class Rendered:
 
 def eso_render(template: str, remote: dict[str, str]) -> str:
     """The two template forms the chart uses: `{{ .var }}` and `{{ .var | urlquery }}`."""
+
     def sub(m: re.Match[str]) -> str:
         value = remote[m.group(1)]
         return urllib.parse.quote_plus(value) if m.group(2) else value
+
     rendered = _TEMPLATE_VAR.sub(sub, template)
     assert "{{" not in rendered, f"unrendered template construct in {template!r}"
     return rendered
@@ -121,7 +123,10 @@ def test_studio_and_meta_point_at_the_same_database(rendered, remote):
     studio = rendered.resolve_env("studio", remote)
     meta = rendered.resolve_env("meta", remote)
     assert (studio["POSTGRES_HOST"], studio["POSTGRES_PORT"], studio["POSTGRES_DB"]) == (
-        meta["PG_META_DB_HOST"], meta["PG_META_DB_PORT"], meta["PG_META_DB_NAME"])
+        meta["PG_META_DB_HOST"],
+        meta["PG_META_DB_PORT"],
+        meta["PG_META_DB_NAME"],
+    )
     assert studio["POSTGRES_USER_READ_WRITE"] == meta["PG_META_DB_USER"]
     assert studio["POSTGRES_PASSWORD"] == meta["PG_META_DB_PASSWORD"]
     assert studio["PG_META_CRYPTO_KEY"] == meta["CRYPTO_KEY"]
@@ -133,11 +138,13 @@ class MetaServer:
     url: str
     log: Path
 
-    def call(self, method: str, path: str, *, body: object = None,
-             headers: dict[str, str] | None = None) -> tuple[int, object]:
+    def call(
+        self, method: str, path: str, *, body: object = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, object]:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
@@ -152,8 +159,13 @@ def _server_ca(postgres_server) -> str:
 def _start_meta(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, MetaServer]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "NODE_"))}
     with log.open("w") as out:
-        proc = subprocess.Popen(["node", str(META_PACKAGE / "dist" / "server" / "server.js")],
-                                env={**base, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=META_PACKAGE)
+        proc = subprocess.Popen(
+            ["node", str(META_PACKAGE / "dist" / "server" / "server.js")],
+            env={**base, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=META_PACKAGE,
+        )
     server = MetaServer(url=f"http://127.0.0.1:{env['PG_META_PORT']}", log=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -176,8 +188,12 @@ def start_meta(rendered, remote, postgres_server, tmp_path_factory) -> Iterator[
 
     def start(*, ca: str | None) -> MetaServer:
         env = rendered.resolve_env("meta", remote)
-        env.update(PG_META_DB_HOST=VERIFIABLE_HOST, PG_META_DB_PORT=str(postgres_server.port),
-                   PG_META_DB_NAME=postgres_server.dbname, PG_META_PORT=str(free_port()))
+        env.update(
+            PG_META_DB_HOST=VERIFIABLE_HOST,
+            PG_META_DB_PORT=str(postgres_server.port),
+            PG_META_DB_NAME=postgres_server.dbname,
+            PG_META_PORT=str(free_port()),
+        )
         if ca is not None:
             env["PG_META_DB_SSL_ROOT_CERT"] = ca
         proc, server = _start_meta(env, tmp_path_factory.mktemp("meta") / "meta.log")
@@ -212,8 +228,9 @@ def studio_connection(rendered: Rendered, remote: dict[str, str], postgres_serve
 def studio_encrypt(plaintext: str, key: str) -> str:
     """crypto-js AES with a passphrase, as Studio's encryptString does."""
     script = "process.stdout.write(require('crypto-js').AES.encrypt(process.argv[1], process.argv[2]).toString())"
-    out = subprocess.run(["node", "-e", script, plaintext, key], capture_output=True, text=True, check=True,
-                         cwd=ROOT, timeout=30)
+    out = subprocess.run(
+        ["node", "-e", script, plaintext, key], capture_output=True, text=True, check=True, cwd=ROOT, timeout=30
+    )
     return out.stdout
 
 
@@ -228,8 +245,7 @@ def studio_headers(rendered, remote, postgres_server) -> Callable[[bool], dict[s
     return headers
 
 
-WHO = ("select current_user as who, s.ssl, s.version as tls "
-       "from pg_stat_ssl s where s.pid = pg_backend_pid()")
+WHO = "select current_user as who, s.ssl, s.version as tls from pg_stat_ssl s where s.pid = pg_backend_pid()"
 
 
 def test_meta_own_connection_serves_the_catalog(meta, rendered, remote, report):
@@ -243,11 +259,13 @@ def test_meta_own_connection_serves_the_catalog(meta, rendered, remote, report):
     status, who = meta.call("POST", "/query", body={"query": WHO})
     assert status == 200, who
     assert who == [{"who": rendered.resolve_env("meta", remote)["PG_META_DB_USER"], "ssl": True, "tls": who[0]["tls"]}]
-    report("supabase runtime: postgres-meta",
-           f"v{images.META.tag.lstrip('v')} from npm with the rendered env, verify-full TLS as {who[0]['who']} "
-           f"({who[0]['tls']}): GET /schemas ({len(schemas)}), GET /roles ({len(roles)}), POST /query; "
-           "Studio-encrypted x-connection-encrypted: whoami, DDL + RLS, GET /tables, "
-           "with and without POSTGRES_SSL; wrong CA refused")
+    report(
+        "supabase runtime: postgres-meta",
+        f"v{images.META.tag.lstrip('v')} from npm with the rendered env, verify-full TLS as {who[0]['who']} "
+        f"({who[0]['tls']}): GET /schemas ({len(schemas)}), GET /roles ({len(roles)}), POST /query; "
+        "Studio-encrypted x-connection-encrypted: whoami, DDL + RLS, GET /tables, "
+        "with and without POSTGRES_SSL; wrong CA refused",
+    )
 
 
 @pytest.mark.parametrize("with_ssl_param", [True, False], ids=["POSTGRES_SSL", "no-sslmode"])
@@ -262,8 +280,10 @@ def test_studio_query_through_encrypted_connection(meta, studio_headers, rendere
 def test_studio_table_editor_creates_a_table_with_rls(meta, studio_headers):
     headers = studio_headers(True)
     table = f"studio_probe_{secrets.token_hex(4)}"
-    ddl = (f"create table public.{table} (id bigint generated always as identity primary key, name text); "
-           f"alter table public.{table} enable row level security;")
+    ddl = (
+        f"create table public.{table} (id bigint generated always as identity primary key, name text); "
+        f"alter table public.{table} enable row level security;"
+    )
     status, out = meta.call("POST", "/query", body={"query": ddl}, headers=headers)
     assert status == 200, out
     try:
@@ -272,8 +292,12 @@ def test_studio_table_editor_creates_a_table_with_rls(meta, studio_headers):
         found = [t for t in tables if t["name"] == table]
         assert len(found) == 1 and found[0]["rls_enabled"] is True
         assert [c["name"] for c in found[0]["columns"]] == ["id", "name"]
-        status, rows = meta.call("POST", "/query", headers=headers, body={
-            "query": f"insert into public.{table} (name) values ($1) returning id, name", "parameters": ["x"]})
+        status, rows = meta.call(
+            "POST",
+            "/query",
+            headers=headers,
+            body={"query": f"insert into public.{table} (name) values ($1) returning id, name", "parameters": ["x"]},
+        )
         assert status == 200 and rows == [{"id": 1, "name": "x"}], rows
     finally:
         status, out = meta.call("POST", "/query", body={"query": f"drop table public.{table}"}, headers=headers)
@@ -288,4 +312,3 @@ def test_meta_refuses_a_server_the_rds_ca_did_not_sign(start_meta, studio_header
     assert status >= 400 and "certificate" in json.dumps(out).lower(), out
     status, out = server.call("POST", "/query", body={"query": "select 1"}, headers=studio_headers(True))
     assert status >= 400 and "certificate" in json.dumps(out).lower(), out
-

@@ -34,9 +34,11 @@ def rest_db(postgres_server, service_db, manifest_env):
         # A project's table as the dashboard creates it: RLS on, one owner-only policy.
         conn.execute("CREATE TABLE public.todos (id int PRIMARY KEY, owner text NOT NULL, task text)")
         conn.execute("ALTER TABLE public.todos ENABLE ROW LEVEL SECURITY")
-        conn.execute("CREATE POLICY own_todos ON public.todos TO authenticated "
-                     "USING (owner = current_setting('request.jwt.claims', true)::json->>'sub') "
-                     "WITH CHECK (owner = current_setting('request.jwt.claims', true)::json->>'sub')")
+        conn.execute(
+            "CREATE POLICY own_todos ON public.todos TO authenticated "
+            "USING (owner = current_setting('request.jwt.claims', true)::json->>'sub') "
+            "WITH CHECK (owner = current_setting('request.jwt.claims', true)::json->>'sub')"
+        )
         conn.execute("INSERT INTO public.todos VALUES (1, 'alice', 'a'), (2, 'bob', 'b')")
     return url, env, url.conninfo(postgres_server, passwords, DBNAME)
 
@@ -48,7 +50,8 @@ def impersonated_role_settings(conn: psycopg.Connection) -> dict[str, list[tuple
     (https://docs.postgrest.org/en/v14/references/transactions.html#impersonated-role-settings)."""
     rows = conn.execute(
         "SELECT r.rolname, unnest(r.rolconfig) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
-        "WHERE m.member = current_user::regrole").fetchall()
+        "WHERE m.member = current_user::regrole"
+    ).fetchall()
     settings: dict[str, list[tuple[str, str]]] = {}
     for role, setting in rows:
         name, _, value = setting.partition("=")
@@ -57,8 +60,9 @@ def impersonated_role_settings(conn: psycopg.Connection) -> dict[str, list[tuple
     return settings
 
 
-def pgrst_request(conn: psycopg.Connection, env: dict[str, str], claims: dict | None, sql: str,
-                  method: str = "GET") -> list[tuple]:
+def pgrst_request(
+    conn: psycopg.Connection, env: dict[str, str], claims: dict | None, sql: str, method: str = "GET"
+) -> list[tuple]:
     role = (claims or {}).get("role", env["PGRST_DB_ANON_ROLE"])
     role_settings = impersonated_role_settings(conn).get(role, [])
     with conn.transaction():
@@ -68,7 +72,8 @@ def pgrst_request(conn: psycopg.Connection, env: dict[str, str], claims: dict | 
             "SELECT set_config('search_path', %s, true), set_config('role', %s, true), "
             "set_config('request.jwt.claims', %s, true), set_config('request.method', %s, true), "
             "set_config('request.path', '/todos', true), set_config('request.headers', '{}', true)",
-            (env["PGRST_DB_SCHEMAS"].replace(",", ", "), role, json.dumps(claims or {"role": role}), method))
+            (env["PGRST_DB_SCHEMAS"].replace(",", ", "), role, json.dumps(claims or {"role": role}), method),
+        )
         cur = conn.execute(sql)
         return cur.fetchall() if cur.description else []
 
@@ -89,13 +94,17 @@ def test_requests_as_each_role(rest_db, report):
         assert [r[0] for r in pgrst_request(conn, env, service, "SELECT id FROM todos ORDER BY id")] == [1, 2, 3]
         # Transaction-scoped: the pooled connection is back to the NOINHERIT login.
         assert conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone() == (
-            "authenticator", "")
+            "authenticator",
+            "",
+        )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM public.todos")
-    report("supabase runtime: rest",
-           f"as {url.user}: set_config role/request.jwt.claims per transaction (PostgREST v14) for anon "
-           "(0 rows, insert refused), authenticated (own rows, forged owner refused), service_role (all rows); "
-           "schema reload by restart (PGRST_DB_CHANNEL_ENABLED=false)")
+    report(
+        "supabase runtime: rest",
+        f"as {url.user}: set_config role/request.jwt.claims per transaction (PostgREST v14) for anon "
+        "(0 rows, insert refused), authenticated (own rows, forged owner refused), service_role (all rows); "
+        "schema reload by restart (PGRST_DB_CHANNEL_ENABLED=false)",
+    )
 
 
 def test_statement_timeouts_follow_the_switched_role(rest_db):

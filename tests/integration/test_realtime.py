@@ -68,14 +68,18 @@ def _connect(server, env: dict[str, str], dbname: str) -> psycopg.Connection:
 def _no_settings_to_rename(_args: list) -> list[str]:
     # Realtime.Api.rename_settings_field/2 rewrites postgres_cdc_rls settings in Elixir;
     # on a fresh database it finds no extension row, which this statement asserts.
-    return ["DO $$ BEGIN IF EXISTS (SELECT 1 FROM extensions) THEN "
-            "RAISE EXCEPTION 'rename_settings_field would rewrite rows'; END IF; END $$"]
+    return [
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM extensions) THEN "
+        "RAISE EXCEPTION 'rename_settings_field would rewrite rows'; END IF; END $$"
+    ]
 
 
 @pytest.fixture(scope="module")
 def metadata(postgres_server, env, database):
-    migrations = [ecto_migrations.parse(p, prefix=None, calls={"rename_settings_field": _no_settings_to_rename})
-                  for p in sorted(METADATA_MIGRATIONS.glob("[0-9]*_*.exs"))]
+    migrations = [
+        ecto_migrations.parse(p, prefix=None, calls={"rename_settings_field": _no_settings_to_rename})
+        for p in sorted(METADATA_MIGRATIONS.glob("[0-9]*_*.exs"))
+    ]
     with _connect(postgres_server, env, database) as conn:
         return migrations, ecto_migrations.migrate(conn, migrations, prefix=None)
 
@@ -90,6 +94,7 @@ def tenant(postgres_server, env, database):
 
 
 # --- start-up -------------------------------------------------------------------------
+
 
 def _fake_app(root: Path, log: Path) -> None:
     for name in ("migrate", "realtime", "server"):
@@ -113,8 +118,13 @@ def _run(script: str, root: Path, *, sudo_works: bool, seed: bool) -> tuple[int,
     if seed:
         env["SEED_SELF_HOST"] = "true"
     body = script.replace("/app/", f"{root}/app/")
-    proc = subprocess.run(["/bin/bash", "-c", body, "run.sh", f"{root}/app/bin/server"], env=env,
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["/bin/bash", "-c", body, "run.sh", f"{root}/app/bin/server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return proc.returncode, [line.replace(str(root), "") for line in log.read_text().splitlines()]
 
 
@@ -142,9 +152,11 @@ def test_start_script_does_what_run_sh_does_without_sudo(container, tmp_path, se
     assert [c for c in ours if c not in tls_eval] == upstream_calls
     assert all("nofile=1000 dump=/tmp/erl_crash.dump" in c for c in ours)
     assert ours[-1].startswith("server ")
-    report(f"supabase runtime: realtime start ({'seed' if seed else 'no seed'})",
-           f"run.sh exits {failing} where sudo fails; manifest script ran {len(ours)} steps = run.sh's "
-           f"{len(upstream_calls)} + {len(tls_eval)} tenant-TLS step")
+    report(
+        f"supabase runtime: realtime start ({'seed' if seed else 'no seed'})",
+        f"run.sh exits {failing} where sudo fails; manifest script ran {len(ours)} steps = run.sh's "
+        f"{len(upstream_calls)} + {len(tls_eval)} tenant-TLS step",
+    )
 
 
 def test_no_optional_run_sh_branch_is_enabled(env):
@@ -158,54 +170,64 @@ def test_no_optional_run_sh_branch_is_enabled(env):
 
 # --- migrations ------------------------------------------------------------------------
 
+
 def test_metadata_migrations_all_apply_into_the_after_connect_schema(postgres_server, env, database, metadata):
     migrations, applied = metadata
     assert [a.version for a in applied] == sorted(m.version for m in migrations)
     schema = re.fullmatch(r"SET search_path TO (\w+)", env["DB_AFTER_CONNECT_QUERY"]).group(1)
     with _connect(postgres_server, env, database) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
     assert {"tenants", "extensions", "feature_flags", "schema_migrations"} <= tables
 
 
 def test_tenant_migrations_apply_in_realtimes_order(postgres_server, env, database, metadata, tenant, report):
     migrations, applied = tenant
-    listed = [int(v.replace("_", "")) for v in re.findall(
-        r"\{(\d[\d_]+), \w+\}", (UPSTREAM / "lib/realtime/tenants/migrations.ex").read_text())]
+    listed = [
+        int(v.replace("_", ""))
+        for v in re.findall(r"\{(\d[\d_]+), \w+\}", (UPSTREAM / "lib/realtime/tenants/migrations.ex").read_text())
+    ]
     assert listed == sorted(m.version for m in migrations)
-    set_log = {m.version for m in migrations if any(
-        re.search(r"set log_min_messages", s, re.IGNORECASE) for s in m.statements)}
+    set_log = {
+        m.version for m in migrations if any(re.search(r"set log_min_messages", s, re.IGNORECASE) for s in m.statements)
+    }
     with psycopg.connect(postgres_server.conninfo(dbname=database), autocommit=True) as conn:
         recorded = {r[0] for r in conn.execute("SELECT version FROM realtime.schema_migrations")}
-        functions = {r[0] for r in conn.execute(
-            "SELECT proname FROM pg_proc WHERE pronamespace = 'realtime'::regnamespace")}
-        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'realtime' "
-                             "AND tablename = 'messages'").fetchone()[0]
+        functions = {
+            r[0] for r in conn.execute("SELECT proname FROM pg_proc WHERE pronamespace = 'realtime'::regnamespace")
+        }
+        owner = conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = 'realtime' AND tablename = 'messages'"
+        ).fetchone()[0]
     assert recorded == set(listed)
     assert {a.version for a in applied} == set(listed) - set_log
     assert {"send", "topic", "apply_rls", "subscription_check_filters", "broadcast_changes"} <= functions
     assert "list_changes" not in functions
     assert owner == "supabase_realtime_admin"
-    report("supabase runtime: realtime",
-           f"v2.102.3 migrations applied as {env['DB_USER']} on PG17: {len(metadata[1])} _realtime, "
-           f"{len(applied)} tenant; "
-           f"{sorted(set_log)} recorded by the bootstrap (SET log_min_messages, realtime#1326): "
-           "Postgres Changes unavailable on RDS; tenant TLS flag, private-channel RLS role switch replayed")
+    report(
+        "supabase runtime: realtime",
+        f"v2.102.3 migrations applied as {env['DB_USER']} on PG17: {len(metadata[1])} _realtime, "
+        f"{len(applied)} tenant; "
+        f"{sorted(set_log)} recorded by the bootstrap (SET log_min_messages, realtime#1326): "
+        "Postgres Changes unavailable on RDS; tenant TLS flag, private-channel RLS role switch replayed",
+    )
 
 
 def test_skipped_migrations_are_exactly_those_a_non_superuser_cannot_run(postgres_server, database, tenant):
     migrations, _ = tenant
     by_version = {m.version: m for m in migrations}
     with psycopg.connect(postgres_server.conninfo(dbname=database), autocommit=True) as conn:
-        recorded_by_bootstrap = {r[0] for r in conn.execute(
-            "SELECT version FROM realtime.schema_migrations WHERE version = ANY(%s)",
-            ([v for v in by_version if any("log_min_messages" in s.lower() for s in by_version[v].statements)],))}
+        recorded_by_bootstrap = {
+            r[0]
+            for r in conn.execute(
+                "SELECT version FROM realtime.schema_migrations WHERE version = ANY(%s)",
+                ([v for v in by_version if any("log_min_messages" in s.lower() for s in by_version[v].statements)],),
+            )
+        }
         for version in recorded_by_bootstrap:
             stmt = next(s for s in by_version[version].statements if "log_min_messages" in s.lower())
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="log_min_messages"):
-                with conn.transaction():
-                    conn.execute("DROP FUNCTION IF EXISTS realtime.list_changes(name, name, int, int)")
-                    conn.execute(stmt, prepare=False)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="log_min_messages"), conn.transaction():
+                conn.execute("DROP FUNCTION IF EXISTS realtime.list_changes(name, name, int, int)")
+                conn.execute(stmt, prepare=False)
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="log_min_messages"):
             conn.execute("GRANT SET ON PARAMETER log_min_messages TO CURRENT_USER")
     assert len(recorded_by_bootstrap) == 3
@@ -217,15 +239,15 @@ def test_owner_change_needs_the_bootstrap_membership(postgres_server, database, 
         conn.execute("DROP ROLE IF EXISTS realtime_owner_probe")
         conn.execute("CREATE ROLE realtime_owner_probe NOLOGIN")
         try:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="SET ROLE"):
-                with conn.transaction():
-                    conn.execute("CREATE TABLE realtime.owner_probe ()")
-                    conn.execute("ALTER TABLE realtime.owner_probe OWNER TO realtime_owner_probe")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="SET ROLE"), conn.transaction():
+                conn.execute("CREATE TABLE realtime.owner_probe ()")
+                conn.execute("ALTER TABLE realtime.owner_probe OWNER TO realtime_owner_probe")
         finally:
             conn.execute("DROP ROLE realtime_owner_probe")
 
 
 # --- the seeded tenant's TLS ----------------------------------------------------------------
+
 
 def test_seeded_tenant_gets_tls_turned_on(postgres_server, env, container, database, metadata):
     script = container["command"][container["command"].index("-c") + 1]
@@ -234,16 +256,22 @@ def test_seeded_tenant_gets_tls_turned_on(postgres_server, env, container, datab
     assert names[:2] == ["ssl_enforced", "postgres_cdc_rls"] and 'System.fetch_env!("SELF_HOST_TENANT_NAME")' in params
     with _connect(postgres_server, env, database) as conn:
         # The rows priv/repo/seeds.exs inserts (settings other than the flag abbreviated).
-        conn.execute("INSERT INTO tenants (id, name, external_id, jwt_secret, inserted_at, updated_at) "
-                     "VALUES (gen_random_uuid(), %(t)s, %(t)s, 'x', now(), now())", {"t": env["SELF_HOST_TENANT_NAME"]})
-        conn.execute("INSERT INTO extensions (id, type, settings, tenant_external_id, inserted_at, updated_at) "
-                     "VALUES (gen_random_uuid(), 'postgres_cdc_rls', %s, %s, now(), now())",
-                     ('{"db_user": "enc", "region": "us-east-1", "ssl_enforced": false}', env["SELF_HOST_TENANT_NAME"]))
+        conn.execute(
+            "INSERT INTO tenants (id, name, external_id, jwt_secret, inserted_at, updated_at) "
+            "VALUES (gen_random_uuid(), %(t)s, %(t)s, 'x', now(), now())",
+            {"t": env["SELF_HOST_TENANT_NAME"]},
+        )
+        conn.execute(
+            "INSERT INTO extensions (id, type, settings, tenant_external_id, inserted_at, updated_at) "
+            "VALUES (gen_random_uuid(), 'postgres_cdc_rls', %s, %s, now(), now())",
+            ('{"db_user": "enc", "region": "us-east-1", "ssl_enforced": false}', env["SELF_HOST_TENANT_NAME"]),
+        )
         # Postgrex sends $1..$3 as bound parameters whose types the server infers.
         assert re.findall(r"\$\d", sql) == ["$1", "$2", "$3"]
         conn.execute(re.sub(r"\$\d", "%s", sql), (names[0], names[1], env["SELF_HOST_TENANT_NAME"]))
-        settings = conn.execute("SELECT settings FROM extensions WHERE tenant_external_id = %s",
-                                (env["SELF_HOST_TENANT_NAME"],)).fetchone()[0]
+        settings = conn.execute(
+            "SELECT settings FROM extensions WHERE tenant_external_id = %s", (env["SELF_HOST_TENANT_NAME"],)
+        ).fetchone()[0]
     # Realtime.Database.default_ssl_param/1 takes the flag when it is a boolean.
     assert settings == {"db_user": "enc", "region": "us-east-1", "ssl_enforced": True}
     seeds = (UPSTREAM / "priv/repo/seeds.exs").read_text()
@@ -252,18 +280,32 @@ def test_seeded_tenant_gets_tls_turned_on(postgres_server, env, container, datab
 
 # --- what Realtime does at runtime -----------------------------------------------------------
 
+
 def test_broadcast_replication_slot_and_publication(postgres_server, env, database, tenant):
     source = (UPSTREAM / "lib/realtime/tenants/replication_connection.ex").read_text()
     assert 'output_plugin: "pgoutput"' in source
     slot, publication = "supabase_realtime_messages_replication_slot_it", "supabase_realtime_messages_publication"
     conninfo = postgres_server.conninfo(user=env["DB_USER"], dbname=database) + " replication=database"
     out = subprocess.run(
-        [str(postgres_server.bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-d", conninfo,
-         "-c", f"CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput NOEXPORT_SNAPSHOT",
-         "-c", f"CREATE PUBLICATION {publication} FOR TABLE realtime.messages",
-         "-c", f"SELECT pubname FROM pg_publication WHERE pubname IN ('{publication}', 'supabase_realtime')"],
-        capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
-        timeout=30)
+        [
+            str(postgres_server.bindir / "psql"),
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo,
+            "-c",
+            f"CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+            "-c",
+            f"CREATE PUBLICATION {publication} FOR TABLE realtime.messages",
+            "-c",
+            f"SELECT pubname FROM pg_publication WHERE pubname IN ('{publication}', 'supabase_realtime')",
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert "supabase_realtime\n" in out.stdout and publication in out.stdout
 
@@ -273,12 +315,20 @@ def test_private_channel_authorization_switches_role(postgres_server, env, datab
     set_config = re.search(r'"""\n(\s*SELECT\s+set_config\(.*?)\s*"""', source, re.DOTALL).group(1)
     statement = re.sub(r"\$(\d)", lambda m: f"%(p{m.group(1)})s", set_config)
     today = datetime.date.today()
-    params = {"p1": "authenticated", "p2": "room:1", "p3": '{"role": "authenticated", "sub": "u1"}',
-              "p4": "u1", "p5": "authenticated", "p6": "{}"}
+    params = {
+        "p1": "authenticated",
+        "p2": "room:1",
+        "p3": '{"role": "authenticated", "sub": "u1"}',
+        "p4": "u1",
+        "p5": "authenticated",
+        "p6": "{}",
+    }
     with psycopg.connect(postgres_server.conninfo(user=env["DB_USER"], dbname=database), autocommit=True) as conn:
         # Realtime.Tenants.Migrations.create_partitions: today's partition of realtime.messages.
-        conn.execute(f"CREATE TABLE IF NOT EXISTS realtime.messages_{today:%Y_%m_%d} PARTITION OF realtime.messages "
-                     f"FOR VALUES FROM ('{today}') TO ('{today + datetime.timedelta(days=1)}')")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS realtime.messages_{today:%Y_%m_%d} PARTITION OF realtime.messages "
+            f"FOR VALUES FROM ('{today}') TO ('{today + datetime.timedelta(days=1)}')"
+        )
 
         def can_read() -> bool:
             with conn.transaction(force_rollback=True):
@@ -288,9 +338,11 @@ def test_private_channel_authorization_switches_role(postgres_server, env, datab
                 return conn.execute("SELECT count(*) FROM realtime.messages WHERE topic = 'room:1'").fetchone()[0] == 1
 
         assert not can_read()
-        conn.execute("CREATE POLICY realtime_it_read ON realtime.messages FOR SELECT TO authenticated "
-                     "USING (realtime.topic() = 'room:1' "
-                     "AND current_setting('request.jwt.claim.sub', true) = 'u1')")
+        conn.execute(
+            "CREATE POLICY realtime_it_read ON realtime.messages FOR SELECT TO authenticated "
+            "USING (realtime.topic() = 'room:1' "
+            "AND current_setting('request.jwt.claim.sub', true) = 'u1')"
+        )
         try:
             assert can_read()
         finally:

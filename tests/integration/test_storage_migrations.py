@@ -63,13 +63,18 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    paths = [FIXTURES / "postgres-migrations" / "0_create-migrations-table.sql",
-             *sorted((FIXTURES / "migrations" / "tenant").glob("*.sql"))]
+    paths = [
+        FIXTURES / "postgres-migrations" / "0_create-migrations-table.sql",
+        *sorted((FIXTURES / "migrations" / "tenant").glob("*.sql")),
+    ]
     found = []
     for path in paths:
         match = _FILE.match(path.name)
-        found.append(Migration(id=int(match.group(1)), name=match.group(2), file_name=path.name,
-                               sql=path.read_text(encoding="utf-8")))
+        found.append(
+            Migration(
+                id=int(match.group(1)), name=match.group(2), file_name=path.name, sql=path.read_text(encoding="utf-8")
+            )
+        )
     found.sort(key=lambda m: m.id)
     assert [m.id for m in found] == list(range(len(found))), "postgres-migrations: ids must be consecutive"
     return found
@@ -101,26 +106,35 @@ def run_tenant_migrations(conninfo: str, settings: dict[str, str]) -> list[str]:
             exists = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE c.relname = 'migrations' AND c.relkind = 'r' "
-                "AND n.nspname = 'storage')").fetchone()[0]
+                "AND n.nspname = 'storage')"
+            ).fetchone()[0]
             applied: dict[int, str] = {}
             if exists:
-                applied = dict(conn.execute(
-                    "SELECT id, hash FROM migrations WHERE id <= %s ORDER BY id", (intended[-1].id,)).fetchall())
-            elif not conn.execute("SELECT EXISTS (SELECT 1 FROM information_schema.schemata "
-                                  "WHERE schema_name = 'storage')").fetchone()[0]:
+                applied = dict(
+                    conn.execute(
+                        "SELECT id, hash FROM migrations WHERE id <= %s ORDER BY id", (intended[-1].id,)
+                    ).fetchall()
+                )
+            elif not conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = 'storage')"
+            ).fetchone()[0]:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS storage")
             changed = [m.file_name for m in intended if m.id in applied and applied[m.id] != m.hash]
             assert not changed, f"postgres-migrations: hashes don't match for {changed}"
             pending = [m for m in intended if m.id not in applied]
             if pending:
-                conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in settings),
-                             [v for kv in settings.items() for v in kv])
+                conn.execute(
+                    "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in settings),
+                    [v for kv in settings.items() for v in kv],
+                )
             for migration in pending:
                 sql = "SELECT 1;" if _IGNORE in migration.sql else migration.sql
                 with conn.transaction() if _DISABLE_TRANSACTION not in sql else nullcontext():
                     conn.execute(sql.encode())
-                    conn.execute('INSERT INTO migrations ("id", "name", "hash") VALUES (%s, %s, %s)',
-                                 (migration.id, migration.name, migration.hash))
+                    conn.execute(
+                        'INSERT INTO migrations ("id", "name", "hash") VALUES (%s, %s, %s)',
+                        (migration.id, migration.name, migration.hash),
+                    )
                 done.append(migration.file_name)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK,))
@@ -148,7 +162,8 @@ def request(conn: psycopg.Connection, role: str, sub: str | None) -> None:
         "set_config('request.jwt.claims', %s, true), set_config('request.headers', %s, true), "
         "set_config('request.method', %s, true), set_config('request.path', %s, true), "
         "set_config('storage.operation', %s, true), set_config('storage.allow_delete_query', 'true', true)",
-        (role, role, "", sub or "", json.dumps(payload), "{}", "POST", "/object/avatars/x", "storage.object.upload"))
+        (role, role, "", sub or "", json.dumps(payload), "{}", "POST", "/object/avatars/x", "storage.object.upload"),
+    )
 
 
 def test_migrations_run_as_the_manifests_role(storage_db, report):
@@ -157,18 +172,23 @@ def test_migrations_run_as_the_manifests_role(storage_db, report):
     assert migration_url.sslmode in {"require", "verify-full"}
     assert first == [m.file_name for m in load_migrations()]
     assert second == []
-    report("supabase runtime: storage",
-           f"{len(first)} migrations (postgres-migrations table + storage v1.60.4 tenant) applied as "
-           f"{migration_url.user} (sslmode={migration_url.sslmode}), rerun applied {len(second)} with hash check; "
-           "requests: upload+list as authenticated (own rows), anon (refused/empty), service_role (all rows)")
+    report(
+        "supabase runtime: storage",
+        f"{len(first)} migrations (postgres-migrations table + storage v1.60.4 tenant) applied as "
+        f"{migration_url.user} (sslmode={migration_url.sslmode}), rerun applied {len(second)} with hash check; "
+        "requests: upload+list as authenticated (own rows), anon (refused/empty), service_role (all rows)",
+    )
 
 
 def test_storage_objects_owned_and_protected(postgres_server, storage_db):
     with psycopg.connect(postgres_server.conninfo(dbname=DBNAME)) as conn:
-        rows = {name: (owner, rls) for name, owner, rls in conn.execute(
-            "SELECT relname, pg_get_userbyid(relowner), relrowsecurity FROM pg_class "
-            "WHERE relnamespace = 'storage'::regnamespace AND relname IN ('objects', 'buckets', 'migrations')"
-        ).fetchall()}
+        rows = {
+            name: (owner, rls)
+            for name, owner, rls in conn.execute(
+                "SELECT relname, pg_get_userbyid(relowner), relrowsecurity FROM pg_class "
+                "WHERE relnamespace = 'storage'::regnamespace AND relname IN ('objects', 'buckets', 'migrations')"
+            ).fetchall()
+        }
     assert rows["objects"] == ("supabase_storage_admin", True)
     assert rows["buckets"][0] == "supabase_storage_admin"
     assert rows["migrations"][0] == "supabase_storage_admin"
@@ -183,7 +203,8 @@ def test_request_path_switches_roles_and_rls_decides(postgres_server, storage_db
         conn.execute(
             "CREATE POLICY own_objects ON storage.objects FOR ALL TO authenticated "
             "USING (bucket_id = 'avatars' AND owner_id = current_setting('request.jwt.claims', true)::json->>'sub') "
-            "WITH CHECK (bucket_id = 'avatars' AND owner_id = current_setting('request.jwt.claims', true)::json->>'sub')")
+            "WITH CHECK (bucket_id = 'avatars' AND owner_id = current_setting('request.jwt.claims', true)::json->>'sub')"
+        )
 
     with psycopg.connect(pool_url.conninfo(postgres_server, passwords, DBNAME)) as conn:
         with conn.transaction():
@@ -194,18 +215,19 @@ def test_request_path_switches_roles_and_rls_decides(postgres_server, storage_db
             with conn.transaction():
                 request(conn, "authenticated", owner)
                 assert conn.execute("SELECT current_user").fetchone()[0] == "authenticated"
-                conn.execute("INSERT INTO objects (bucket_id, name, owner_id, metadata) VALUES "
-                             "('avatars', %s, %s, '{}')", (f"{owner}/face.png", owner))
+                conn.execute(
+                    "INSERT INTO objects (bucket_id, name, owner_id, metadata) VALUES ('avatars', %s, %s, '{}')",
+                    (f"{owner}/face.png", owner),
+                )
         with conn.transaction():
             request(conn, "authenticated", alice)
             assert conn.execute("SELECT name FROM objects").fetchall() == [(f"{alice}/face.png",)]
         with conn.transaction():
             request(conn, "anon", None)
             assert conn.execute("SELECT count(*) FROM objects").fetchone()[0] == 0
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-            with conn.transaction():
-                request(conn, "anon", None)
-                conn.execute("INSERT INTO objects (bucket_id, name, metadata) VALUES ('avatars', 'anon.png', '{}')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), conn.transaction():
+            request(conn, "anon", None)
+            conn.execute("INSERT INTO objects (bucket_id, name, metadata) VALUES ('avatars', 'anon.png', '{}')")
         with conn.transaction():
             request(conn, "service_role", None)
             assert conn.execute("SELECT count(*) FROM objects").fetchone()[0] == 2
@@ -217,6 +239,5 @@ def test_storage_admin_switches_only_to_api_roles(postgres_server, storage_db):
     _, pool_url, passwords, _, _ = storage_db
     with psycopg.connect(pool_url.conninfo(postgres_server, passwords, DBNAME)) as conn:
         for forbidden in ("supabase_admin", "supabase_auth_admin", "authenticator", "postgres"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                with conn.transaction():
-                    conn.execute("SELECT set_config('role', %s, true)", (forbidden,))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("SELECT set_config('role', %s, true)", (forbidden,))

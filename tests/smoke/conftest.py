@@ -20,8 +20,10 @@ from ops.smoke.client import DEFAULT_TIMEOUT_SECONDS, SmokeClient, anon_key_from
 def smoke_client() -> SmokeClient:
     url = os.environ.get("SUPABASE_URL")
     if not url:
-        pytest.skip("SUPABASE_URL is not set: the live smoke suite runs against a deployed environment "
-                    "(pipeline: SUPABASE_URL=https://api.<domain> SUPABASE_ENV=<env> pytest -m smoke tests/smoke)")
+        pytest.skip(
+            "SUPABASE_URL is not set: the live smoke suite runs against a deployed environment "
+            "(pipeline: SUPABASE_URL=https://api.<domain> SUPABASE_ENV=<env> pytest -m smoke tests/smoke)"
+        )
     anon_key = os.environ.get("SUPABASE_ANON_KEY")
     if not anon_key:
         env_name = os.environ.get("SUPABASE_ENV")

@@ -8,14 +8,15 @@ import json
 import re
 from pathlib import Path
 
-import cdk8s
 import aws_cdk as cdk
+import cdk8s
 import pytest
 import yaml
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
+from config import naming
 from constructs_lib.addons import (
     AddonContext,
     argo_rollouts,
@@ -30,7 +31,6 @@ from constructs_lib.addons import (
 )
 from constructs_lib.addons.base import HelmAddon, merge_values
 from constructs_lib.addons.registry import dependency_order
-from config import naming
 from k8s_charts.aws_values import from_config
 from k8s_charts.base import STORAGE_CLASS
 from k8s_charts.mesh import PROMETHEUS_PRINCIPAL, istiod_helm_values
@@ -57,8 +57,12 @@ def _context(cfg, env_name):
     stack = cdk.Stack(cdk.App(), "t", env=cdk.Environment(account=values.account, region=values.region))
     bucket_name = naming.velero_bucket(cfg, env_name)
     return AddonContext(
-        cluster_name="c", vpc_id="vpc-1", values=values, partition="aws",
-        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name), velero_bucket_name=bucket_name,
+        cluster_name="c",
+        vpc_id="vpc-1",
+        values=values,
+        partition="aws",
+        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name),
+        velero_bucket_name=bucket_name,
         data_key=kms.Key.from_key_arn(stack, "DataKey", f"arn:aws:kms:{values.region}:{values.account}:key/data"),
     )
 
@@ -82,7 +86,7 @@ def _json_with_tokens(value):
         if isinstance(node, list):
             return [restore(v) for v in node]
         if isinstance(node, str) and node.startswith("@@token") and node.endswith("@@"):
-            return tokens[int(node[len("@@token"):-2])]
+            return tokens[int(node[len("@@token") : -2])]
         return node
 
     return restore(json.loads(text))
@@ -115,19 +119,28 @@ def _alerts_topic_import(template, env):
     """The platform's reference to the alerts stack's topic: an import of its exported Ref."""
     alerts = template(env, "alerts")
     [topic_id] = alerts.find_resources("AWS::SNS::Topic")
-    [export] = [o["Export"]["Name"] for o in alerts.find_outputs("*").values()
-                if o["Value"] == {"Ref": topic_id} and "Export" in o]
+    [export] = [
+        o["Export"]["Name"]
+        for o in alerts.find_outputs("*").values()
+        if o["Value"] == {"Ref": topic_id} and "Export" in o
+    ]
     return {"Fn::ImportValue": export}
 
 
 def _policies_for(template, env, service_account):
     """The managed policies attached to the role associated with `service_account`."""
     t = template(env, "platform")
-    [assoc] = [a for a in t.find_resources("AWS::EKS::PodIdentityAssociation").values()
-               if a["Properties"]["ServiceAccount"] == service_account]
+    [assoc] = [
+        a
+        for a in t.find_resources("AWS::EKS::PodIdentityAssociation").values()
+        if a["Properties"]["ServiceAccount"] == service_account
+    ]
     role_id = assoc["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-    return [p["Properties"]["PolicyDocument"]["Statement"] for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
-            if {"Ref": role_id} in p["Properties"]["Roles"]]
+    return [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
 
 
 def _policy_for(template, env, service_account):
@@ -191,7 +204,7 @@ def test_gatekeeper_takes_the_policies_charts_values(template):
 def test_merge_values_refuses_conflicting_leaves():
     assert merge_values({"a": {"b": 1}}, {"a": {"c": 2}}) == {"a": {"b": 1, "c": 2}}
     assert merge_values({"a": 1}, {"a": 1}) == {"a": 1}
-    with pytest.raises(ValueError, match="a.b"):
+    with pytest.raises(ValueError, match=r"a\.b"):
         merge_values({"a": {"b": 1}}, {"a": {"b": 2}})
 
 
@@ -241,17 +254,24 @@ def test_external_secrets_reads_each_configured_secret_by_exact_name(template, c
     assert sorted(configured["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
     resources = configured["Resource"] if isinstance(configured["Resource"], list) else [configured["Resource"]]
     assert sorted(resources) == sorted(
-        f"arn:aws:secretsmanager:{e.region}:{e.account.id}:secret:{n}-??????" for n in names)
+        f"arn:aws:secretsmanager:{e.region}:{e.account.id}:secret:{n}-??????" for n in names
+    )
 
 
 def test_external_secrets_reads_alert_receiver_secrets_and_nothing_broader(cfg):
     env = cfg.environments["staging"]
-    obs = env.observability.model_copy(update={"slack_webhook_secret_name": "ops/alerting/slack",
-                                               "pagerduty_secret_name": "supabase/staging/pagerduty"})
+    obs = env.observability.model_copy(
+        update={
+            "slack_webhook_secret_name": "ops/alerting/slack",
+            "pagerduty_secret_name": "supabase/staging/pagerduty",
+        }
+    )
     env = env.model_copy(update={"observability": obs})
     ctx = _context(cfg, "staging")
-    docs = [s.to_json() for s in external_secrets.statements(
-        ctx, extra_secret_names=external_secrets.configured_secret_names(env))]
+    docs = [
+        s.to_json()
+        for s in external_secrets.statements(ctx, extra_secret_names=external_secrets.configured_secret_names(env))
+    ]
     by_sid = {d["Sid"]: d for d in docs}
     prefix = f"arn:aws:secretsmanager:{env.region}:{env.account.id}:secret:"
     # The PagerDuty secret sits under the environment prefix, which the first statement already grants.
@@ -285,8 +305,7 @@ def _upstream_grants_missing(upstream, ours):
     condition, plus each action of ours upstream never grants. Resources are left out on purpose:
     ours are narrowed to this account, region and VPC."""
     granted = {(a, json.dumps(s.get("Condition"), sort_keys=True)) for s in ours for a in _as_list(s["Action"])}
-    wanted = {(a, json.dumps(s.get("Condition"), sort_keys=True))
-              for s in upstream for a in _as_list(s["Action"])}
+    wanted = {(a, json.dumps(s.get("Condition"), sort_keys=True)) for s in upstream for a in _as_list(s["Action"])}
     extra = {a for a, _ in granted} - {a for a, _ in wanted}
     return sorted(wanted - granted) + sorted(("extra", a) for a in extra)
 
@@ -297,7 +316,7 @@ def test_load_balancer_controller_grants_what_upstream_grants_under_the_same_con
     assert _upstream_grants_missing(upstream, ours) == []
     # The comparison notices any one statement missing, and a condition dropped from one.
     for index in range(len(ours)):
-        assert _upstream_grants_missing(upstream, ours[:index] + ours[index + 1:]), ours[index]["Sid"]
+        assert _upstream_grants_missing(upstream, ours[:index] + ours[index + 1 :]), ours[index]["Sid"]
     unconditioned = [dict(s, Condition=None) if s["Sid"] == "ManageOwnedSecurityGroup" else s for s in ours]
     assert _upstream_grants_missing(upstream, unconditioned)
 
@@ -307,20 +326,25 @@ def test_load_balancer_controller_policy_is_split_by_concern(template):
     assert len(policies) == 2
     load_balancers, surroundings = ({a for s in p for a in _as_list(s["Action"])} for p in policies)
     assert all(a.startswith("elasticloadbalancing:") for a in load_balancers)
-    assert not any(a.startswith("elasticloadbalancing:") and not a.split(":")[1].startswith("Describe")
-                   for a in surroundings)
+    assert not any(
+        a.startswith("elasticloadbalancing:") and not a.split(":")[1].startswith("Describe") for a in surroundings
+    )
 
 
 def test_cluster_autoscaler_scales_only_owned_groups(template, cfg):
     statements = {s["Sid"]: s for s in _policy_for(template, "prod", cluster_autoscaler.SERVICE_ACCOUNT)}
     scale = statements["ScaleOwnedGroups"]
-    assert scale["Condition"]["StringEquals"] == {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cfg.project}-prod": "owned"}
+    assert scale["Condition"]["StringEquals"] == {
+        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cfg.project}-prod": "owned"
+    }
 
 
 def test_alertmanager_publishes_only_to_alerts_topic(template):
     t = template("prod", "platform")
-    t.has_resource_properties("AWS::EKS::PodIdentityAssociation", {
-        "Namespace": OBSERVABILITY_NAMESPACE, "ServiceAccount": kube_prometheus_stack.SERVICE_ACCOUNT})
+    t.has_resource_properties(
+        "AWS::EKS::PodIdentityAssociation",
+        {"Namespace": OBSERVABILITY_NAMESPACE, "ServiceAccount": kube_prometheus_stack.SERVICE_ACCOUNT},
+    )
     [statement] = _policy_for(template, "prod", kube_prometheus_stack.SERVICE_ACCOUNT)
     assert statement["Action"] == "sns:Publish"
     assert statement["Resource"] == _alerts_topic_import(template, "prod")
@@ -336,16 +360,20 @@ def test_alerts_key_lets_account_publishers_encrypt_through_sns(template, cfg):
     """Why Alertmanager and falcosidekick need no KMS grant of their own on the encrypted topic."""
     e = cfg.environments["prod"]
     [key] = template("prod", "alerts").find_resources("AWS::KMS::Key").values()
-    [statement] = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "AccountPublishersThroughSns"]
+    [statement] = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "AccountPublishersThroughSns"
+    ]
     assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert statement["Condition"]["StringEquals"] == {"kms:CallerAccount": e.account.id,
-                                                      "kms:ViaService": f"sns.{e.region}.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"] == {
+        "kms:CallerAccount": e.account.id,
+        "kms:ViaService": f"sns.{e.region}.amazonaws.com",
+    }
 
 
 def test_kube_prometheus_stack_release_and_alertmanager_configuration(template):
     _, chart, values = _release(template, "prod", "kube-prometheus-stack")
     assert chart["Properties"]["Namespace"] == "observability"
-    assert RELEASE_LABELS == {"release": chart["Properties"]["Release"]}
+    assert {"release": chart["Properties"]["Release"]} == RELEASE_LABELS
     assert ALERTMANAGER_CONFIG_NAME == "supabase-alerting"
     assert values["alertmanager"]["alertmanagerSpec"]["alertmanagerConfiguration"] == {"name": "supabase-alerting"}
     # The referenced object is applied by the platform, in the Alertmanager's own namespace.
@@ -356,7 +384,8 @@ def test_kube_prometheus_stack_release_and_alertmanager_configuration(template):
 def test_kube_state_metrics_exposes_node_capacity_labels(template):
     _, _, values = _release(template, "prod", kube_prometheus_stack.NAME)
     assert values["kube-state-metrics"]["metricLabelsAllowlist"] == [
-        "nodes=[karpenter.sh/capacity-type,eks.amazonaws.com/capacityType,kubernetes.io/arch]"]
+        "nodes=[karpenter.sh/capacity-type,eks.amazonaws.com/capacityType,kubernetes.io/arch]"
+    ]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -377,8 +406,11 @@ def test_prometheus_selects_the_release_label_in_every_namespace(template):
         assert spec[f"{kind}Selector"] == {"matchLabels": {"release": "kube-prometheus-stack"}}
         # Unset: the chart renders `{}`, every namespace (the ServiceMonitors live in supabase).
         assert f"{kind}NamespaceSelector" not in spec
-    monitored = [o for o in _manifest_objects(template, "prod")
-                 if o["kind"] in ("ServiceMonitor", "PodMonitor", "Probe", "PrometheusRule")]
+    monitored = [
+        o
+        for o in _manifest_objects(template, "prod")
+        if o["kind"] in ("ServiceMonitor", "PodMonitor", "Probe", "PrometheusRule")
+    ]
     assert {o["metadata"]["namespace"] for o in monitored} >= {"supabase", "observability"}
     for obj in monitored:
         assert obj["metadata"]["labels"]["release"] == "kube-prometheus-stack", obj["metadata"]["name"]
@@ -394,7 +426,7 @@ def test_grafana_admin_password_is_generated_never_a_literal(template):
 
 def test_prometheus_scrapes_meshed_pods_with_its_istio_certificate(template, cfg):
     assert cfg.environments["prod"].features.istio
-    lid, chart, values = _release(template, "prod", kube_prometheus_stack.NAME)
+    _lid, chart, values = _release(template, "prod", kube_prometheus_stack.NAME)
     spec = values["prometheus"]["prometheusSpec"]
     annotations = spec["podMetadata"]["annotations"]
     assert spec["podMetadata"]["labels"] == {"sidecar.istio.io/inject": "true"}
@@ -411,16 +443,19 @@ def test_prometheus_scrapes_meshed_pods_with_its_istio_certificate(template, cfg
     assert scrape_class["name"] == kube_prometheus_stack.ISTIO_SCRAPE_CLASS and not scrape_class.get("default")
     # The class the monitoring chart's meshed ServiceMonitors name is the one Prometheus defines
     # (the operator rejects a ServiceMonitor naming an undefined class).
-    monitoring = MonitoringChart(cdk8s.App(), "monitoring", cfg=cfg, env_name="prod",
-                                 values=from_config(cfg, "prod")).to_json()
+    monitoring = MonitoringChart(
+        cdk8s.App(), "monitoring", cfg=cfg, env_name="prod", values=from_config(cfg, "prod")
+    ).to_json()
     used = {o["spec"]["scrapeClass"] for o in monitoring if "scrapeClass" in o.get("spec", {})}
     assert used == {scrape_class["name"]}
     tls = scrape_class["tlsConfig"]
     assert {tls[k] for k in ("caFile", "certFile", "keyFile")} == {
-        f"{mount['mountPath']}/{f}" for f in ("root-cert.pem", "cert-chain.pem", "key.pem")}
+        f"{mount['mountPath']}/{f}" for f in ("root-cert.pem", "cert-chain.pem", "key.pem")
+    }
     # The mesh admits Prometheus by this service account's SPIFFE principal.
-    assert PROMETHEUS_PRINCIPAL.endswith(f"/ns/{chart['Properties']['Namespace']}/sa/"
-                                         f"{values['prometheus']['serviceAccount']['name']}")
+    assert PROMETHEUS_PRINCIPAL.endswith(
+        f"/ns/{chart['Properties']['Namespace']}/sa/{values['prometheus']['serviceAccount']['name']}"
+    )
     istiod_id = _release(template, "prod", istio.ISTIOD)[0]
     assert istiod_id in chart.get("DependsOn", [])
 
@@ -454,20 +489,36 @@ def test_platform_uses_the_stacks_arns_not_config_stand_ins(template, cfg, env):
 
 def test_otel_collector_identity_is_the_cluster_stacks_only(template):
     cluster, platform = template("prod", "cluster"), template("prod", "platform")
-    associations = [a["Properties"] for a in cluster.find_resources("AWS::EKS::PodIdentityAssociation").values()
-                    if a["Properties"]["ServiceAccount"] == OTEL_COLLECTOR]
+    associations = [
+        a["Properties"]
+        for a in cluster.find_resources("AWS::EKS::PodIdentityAssociation").values()
+        if a["Properties"]["ServiceAccount"] == OTEL_COLLECTOR
+    ]
     assert [(a["Namespace"], a["ServiceAccount"]) for a in associations] == [("observability", "otel-collector")]
-    assert not [a for a in platform.find_resources("AWS::EKS::PodIdentityAssociation").values()
-                if a["Properties"]["ServiceAccount"] == OTEL_COLLECTOR]
+    assert not [
+        a
+        for a in platform.find_resources("AWS::EKS::PodIdentityAssociation").values()
+        if a["Properties"]["ServiceAccount"] == OTEL_COLLECTOR
+    ]
     role_id = associations[0]["RoleArn"]["Fn::GetAtt"][0]
-    [policy] = [p for p in cluster.find_resources("AWS::IAM::ManagedPolicy").values()
-                if {"Ref": role_id} in p["Properties"]["Roles"]]
+    [policy] = [
+        p
+        for p in cluster.find_resources("AWS::IAM::ManagedPolicy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-            "xray:GetSamplingTargets"} <= set(statement["Action"])
+    assert {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    } <= set(statement["Action"])
     # The collector the monitoring chart deploys runs as that service account.
-    [deployment] = [o for o in _manifest_objects(template, "prod")
-                    if o["kind"] == "Deployment" and o["metadata"]["name"] == OTEL_COLLECTOR]
+    [deployment] = [
+        o
+        for o in _manifest_objects(template, "prod")
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == OTEL_COLLECTOR
+    ]
     assert deployment["metadata"]["namespace"] == "observability"
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == OTEL_COLLECTOR
 
@@ -508,8 +559,13 @@ def test_addon_contract_rejects_unpinned_or_unscoped():
     with pytest.raises(ValueError, match="statements"):
         HelmAddon(name="x", chart="x", version="1", namespace="n", service_account="sa")
     with pytest.raises(ValueError, match="statements"):
-        HelmAddon(name="x", chart="x", version="1", namespace="n",
-                  statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"])])
+        HelmAddon(
+            name="x",
+            chart="x",
+            version="1",
+            namespace="n",
+            statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"])],
+        )
 
 
 def test_runbooks_say_where_the_grafana_admin_password_is(template):
@@ -519,5 +575,7 @@ def test_runbooks_say_where_the_grafana_admin_password_is(template):
     secret = f"{values['fullnameOverride']}-grafana"
     runbooks = (Path(__file__).resolve().parents[2] / "docs" / "runbooks.md").read_text()
     access = runbooks.split("\n## Access\n", 1)[1].split("\n## ", 1)[0]
-    assert (f"kubectl -n {chart['Properties']['Namespace']} get secret {secret} "
-            "-o jsonpath='{.data.admin-password}' | base64 -d") in access
+    assert (
+        f"kubectl -n {chart['Properties']['Namespace']} get secret {secret} "
+        "-o jsonpath='{.data.admin-password}' | base64 -d"
+    ) in access

@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+import tests.deploy.rules  # noqa: F401  (registers the rules)
 from config import ConfigError, network_layout, parse_config
 from config import model as m
 from config.loader import DEFAULT_CONFIG
 from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
-import tests.deploy.rules  # noqa: F401  (registers the rules)
 from tests.conftest import ORG_CONFIGS
 from tests.deploy.cloud_assembly import CloudAssembly
 from tests.deploy.registry import RULES

@@ -85,7 +85,8 @@ def test_topic_lets_budgets_and_cost_anomaly_detection_publish(template):
     policy = only(template("prod", "alerts"), "AWS::SNS::TopicPolicy")
     services = {
         p
-        for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
         for p in s["Principal"].get("Service", [])
     }
     assert {"budgets.amazonaws.com", "costalerts.amazonaws.com"} <= services

@@ -99,7 +99,7 @@ def test_parameter_group(template, cfg, env):
     t = template(env, "data")
     groups = of_type(t, "AWS::RDS::DBParameterGroup")
     assert len(groups) == 1
-    (group_id, group), = groups.items()
+    ((group_id, group),) = groups.items()
     assert group["Properties"]["Family"] == "postgres17"
     params = group["Properties"]["Parameters"]
     assert params["rds.logical_replication"] == "1"
@@ -120,8 +120,8 @@ def test_parameter_group(template, cfg, env):
 def test_subnet_groups_use_only_isolated_subnets(template, cfg, env):
     t = template(env, "data")
     azs = cfg.environments[env].network.max_azs
-    (rds_group_id, rds_group), = of_type(t, "AWS::RDS::DBSubnetGroup").items()
-    (_, cache_group), = of_type(t, "AWS::ElastiCache::SubnetGroup").items()
+    ((rds_group_id, rds_group),) = of_type(t, "AWS::RDS::DBSubnetGroup").items()
+    ((_, cache_group),) = of_type(t, "AWS::ElastiCache::SubnetGroup").items()
     for subnets in (rds_group["Properties"]["SubnetIds"], cache_group["Properties"]["SubnetIds"]):
         assert len(subnets) == azs
         for subnet in subnets:
@@ -217,7 +217,8 @@ def test_dr_key_admits_every_service_that_writes_with_it(assembly, template, cfg
         exempt = exempt if isinstance(exempt, list) else [exempt]
         for service in ("rds", "backup", "secretsmanager"):
             assert f"{service}.{region}.amazonaws.com" in exempt, (
-                f"the DR key ({key_id}) denies {service}; add it to stacks/dr_stack.py KEY_SERVICES")
+                f"the DR key ({key_id}) denies {service}; add it to stacks/dr_stack.py KEY_SERVICES"
+            )
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -252,15 +253,20 @@ def test_read_replicas(template, cfg, env):
 
 def test_prod_has_a_replica_per_config(cfg, template):
     assert cfg.environments["prod"].database.read_replicas >= 1
-    assert len(of_type(template("prod", "data"), "AWS::RDS::DBInstance")) == 1 + cfg.environments["prod"].database.read_replicas
+    assert (
+        len(of_type(template("prod", "data"), "AWS::RDS::DBInstance"))
+        == 1 + cfg.environments["prod"].database.read_replicas
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_database_logs_are_encrypted_with_retention_before_the_instances_exist(template, cfg, env):
     t = template(env, "data").to_json()["Resources"]
-    names = [f"{cfg.project}-{env}-db"] + [f"{cfg.project}-{env}-db-ro{n}" for n in range(1, cfg.environments[env].database.read_replicas + 1)]
+    names = [f"{cfg.project}-{env}-db"] + [
+        f"{cfg.project}-{env}-db-ro{n}" for n in range(1, cfg.environments[env].database.read_replicas + 1)
+    ]
     groups = {r["Properties"].get("LogGroupName"): (k, r) for k, r in t.items() if r["Type"] == "AWS::Logs::LogGroup"}
-    for instance_name, logical_id in zip(names, [PRIMARY, *REPLICAS]):
+    for instance_name, logical_id in zip(names, [PRIMARY, *REPLICAS], strict=False):
         for log in ("postgresql", "upgrade"):
             group_id, group = groups[f"/aws/rds/instance/{instance_name}/{log}"]
             assert group["Properties"]["KmsKeyId"] == KEY_ARN
@@ -309,12 +315,17 @@ def test_backup_plan_copies_daily_to_the_dr_vault(template, assembly, cfg, env):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_backup_selections(template, env):
-    selections = [s["Properties"]["BackupSelection"] for s in of_type(template(env, "data"), "AWS::Backup::BackupSelection").values()]
+    selections = [
+        s["Properties"]["BackupSelection"]
+        for s in of_type(template(env, "data"), "AWS::Backup::BackupSelection").values()
+    ]
     assert len(selections) == 2
     database = next(s for s in selections if s["SelectionName"].endswith("-database"))
     assert json.dumps({"Ref": PRIMARY}) in json.dumps(database["Resources"])
     volumes = next(s for s in selections if s["SelectionName"].endswith("-tagged-volumes"))
-    assert volumes["Conditions"] == {"StringEquals": [{"ConditionKey": "aws:ResourceTag/backup", "ConditionValue": "supabase"}]}
+    assert volumes["Conditions"] == {
+        "StringEquals": [{"ConditionKey": "aws:ResourceTag/backup", "ConditionValue": "supabase"}]
+    }
     assert json.dumps(volumes["Resources"]).endswith(':volume/*"]]}]')
 
 
@@ -343,8 +354,16 @@ def test_restore_testing_plan_and_selection(template, cfg, env):
 
 
 def expected_names(cfg, env):
-    keys = [SecretKeys.JWT, SecretKeys.API_KEYS, SecretKeys.DB_MASTER, SecretKeys.REALTIME, SecretKeys.META,
-            SecretKeys.DASHBOARD, SecretKeys.SMTP, SecretKeys.REDIS] + [r.secret_key for r in LOGIN_ROLES]
+    keys = [
+        SecretKeys.JWT,
+        SecretKeys.API_KEYS,
+        SecretKeys.DB_MASTER,
+        SecretKeys.REALTIME,
+        SecretKeys.META,
+        SecretKeys.DASHBOARD,
+        SecretKeys.SMTP,
+        SecretKeys.REDIS,
+    ] + [r.secret_key for r in LOGIN_ROLES]
     return {naming.secret_name(cfg, env, k) for k in keys}
 
 
@@ -363,7 +382,8 @@ def test_every_documented_secret_exists_encrypted_with_the_data_key(template, cf
     assert expected_names(cfg, env) <= names
     # Besides the documented ones only the three Realtime parts exist.
     assert names - expected_names(cfg, env) == {
-        naming.secret_name(cfg, env, f"realtime/parts/{f}") for f in ("secret_key_base", "db_enc_key", "metrics_jwt_secret")
+        naming.secret_name(cfg, env, f"realtime/parts/{f}")
+        for f in ("secret_key_base", "db_enc_key", "metrics_jwt_secret")
     }
     for s in secrets:
         assert s["Properties"]["KmsKeyId"] == KEY_ARN, s["Properties"]["Name"]
@@ -408,10 +428,16 @@ def test_realtime_secret_assembles_generated_parts(template, cfg, env):
     part_ids = {}
     for field, length in lengths.items():
         part_name = naming.secret_name(cfg, env, f"realtime/parts/{field}")
-        (part_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret" and r["Properties"]["Name"] == part_name]
+        (part_id,) = [
+            k
+            for k, r in resources.items()
+            if r["Type"] == "AWS::SecretsManager::Secret" and r["Properties"]["Name"] == part_name
+        ]
         assert gen(resources[part_id])["PasswordLength"] == length
         part_ids[field] = part_id
-    joined = secret_by_name(t, naming.secret_name(cfg, env, SecretKeys.REALTIME))["Properties"]["SecretString"]["Fn::Join"][1]
+    joined = secret_by_name(t, naming.secret_name(cfg, env, SecretKeys.REALTIME))["Properties"]["SecretString"][
+        "Fn::Join"
+    ][1]
     # Reassemble with placeholders: the result must be JSON with exactly the three fields.
     text = "".join(piece if isinstance(piece, str) else f"<{piece['Ref']}>" for piece in joined)
     value = json.loads(text)
@@ -423,7 +449,10 @@ def test_realtime_secret_assembles_generated_parts(template, cfg, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_placeholder_secrets(template, cfg, env):
     t = template(env, "data")
-    assert json.loads(secret_by_name(t, naming.secret_name(cfg, env, SecretKeys.API_KEYS))["Properties"]["SecretString"]) == {}
+    assert (
+        json.loads(secret_by_name(t, naming.secret_name(cfg, env, SecretKeys.API_KEYS))["Properties"]["SecretString"])
+        == {}
+    )
     smtp = secret_by_name(t, naming.secret_name(cfg, env, SecretKeys.SMTP))["Properties"]
     value = json.loads(smtp["SecretString"])
     assert set(value) == {"username", "password", "host", "port"}
@@ -471,14 +500,26 @@ def test_api_key_custom_resource(template, cfg, env):
     resources = t.to_json()["Resources"]
     (resource,) = of_type(t, "Custom::SupabaseApiKeys").values()
     p = resource["Properties"]
-    jwt_id = next(k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"
-                  and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.JWT))
-    keys_id = next(k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"
-                   and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.API_KEYS))
+    jwt_id = next(
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+        and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.JWT)
+    )
+    keys_id = next(
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+        and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.API_KEYS)
+    )
     assert p["JwtSecretArn"] == {"Ref": jwt_id}
     assert p["ApiKeysSecretArn"] == {"Ref": keys_id}
-    realtime_id = next(k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"
-                       and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.REALTIME))
+    realtime_id = next(
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+        and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.REALTIME)
+    )
     assert p["RealtimeSecretArn"] == {"Ref": realtime_id}
     assert p["Issuer"] == "supabase"
     assert int(p["ExpiryDays"]) >= 365
@@ -490,7 +531,9 @@ def test_api_key_custom_resource(template, cfg, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg, env):
     t = template(env, "data")
-    functions = [f for f in of_type(t, "AWS::Lambda::Function").values() if f["Properties"].get("Handler") == "handler.on_event"]
+    functions = [
+        f for f in of_type(t, "AWS::Lambda::Function").values() if f["Properties"].get("Handler") == "handler.on_event"
+    ]
     (fn,) = functions
     assert fn["Properties"]["Runtime"].startswith("python3.1")
     assert fn["Properties"]["Architectures"] == ["arm64"]
@@ -501,11 +544,20 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
     assert sorted(p.name for p in (assembly.outdir / f"asset.{asset_hash}").iterdir()) == ["handler.py"]
     assert (assembly.outdir / f"asset.{asset_hash}" / "handler.py").read_text() == HANDLER.read_text()
     env_vars = fn["Properties"]["Environment"]["Variables"]
-    assert set(env_vars) == {"JWT_SECRET_ARN", "API_KEYS_SECRET_ARN", "REALTIME_SECRET_ARN", "JWT_ISSUER", "API_KEY_EXPIRY_DAYS"}
+    assert set(env_vars) == {
+        "JWT_SECRET_ARN",
+        "API_KEYS_SECRET_ARN",
+        "REALTIME_SECRET_ARN",
+        "JWT_ISSUER",
+        "API_KEY_EXPIRY_DAYS",
+    }
 
     role = t.to_json()["Resources"][fn["Properties"]["Role"]["Fn::GetAtt"][0]]
-    (policy,) = [p for pid, p in of_type(t, "AWS::IAM::ManagedPolicy").items()
-                 if {"Ref": pid} in role["Properties"].get("ManagedPolicyArns", [])]
+    (policy,) = [
+        p
+        for pid, p in of_type(t, "AWS::IAM::ManagedPolicy").items()
+        if {"Ref": pid} in role["Properties"].get("ManagedPolicyArns", [])
+    ]
     grants: dict[str, set[str]] = {}
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -514,7 +566,10 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
             grants.setdefault(json.dumps(resource), set()).update(actions)
     assert grants[json.dumps(env_vars["JWT_SECRET_ARN"])] == {"secretsmanager:GetSecretValue"}
     assert grants[json.dumps(env_vars["REALTIME_SECRET_ARN"])] == {"secretsmanager:GetSecretValue"}
-    assert grants[json.dumps(env_vars["API_KEYS_SECRET_ARN"])] == {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
+    assert grants[json.dumps(env_vars["API_KEYS_SECRET_ARN"])] == {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+    }
     assert grants[json.dumps(KEY_ARN)] == {"kms:Decrypt", "kms:GenerateDataKey"}
 
 
@@ -533,15 +588,19 @@ def test_jwt_generation_fingerprint_follows_the_generator():
     stack = cdk.Stack(cdk.App(), "fingerprint")
 
     def secret(id_: str, length: int) -> secretsmanager.Secret:
-        return secretsmanager.Secret(stack, id_, generate_secret_string=generator(template={}, key="secret", length=length))
+        return secretsmanager.Secret(
+            stack, id_, generate_secret_string=generator(template={}, key="secret", length=length)
+        )
 
     a, b = secret("A", 64), secret("B", 64)
     assert secret_generation(a) != secret_generation(b)  # different secret, different generation
-    c = secretsmanager.Secret(cdk.Stack(cdk.App(), "fingerprint"), "A",
-                              generate_secret_string=generator(template={}, key="secret", length=48))
+    c = secretsmanager.Secret(
+        cdk.Stack(cdk.App(), "fingerprint"), "A", generate_secret_string=generator(template={}, key="secret", length=48)
+    )
     assert secret_generation(a) != secret_generation(c)  # same secret, new generator
-    same = secretsmanager.Secret(cdk.Stack(cdk.App(), "fingerprint"), "A",
-                                 generate_secret_string=generator(template={}, key="secret", length=64))
+    same = secretsmanager.Secret(
+        cdk.Stack(cdk.App(), "fingerprint"), "A", generate_secret_string=generator(template={}, key="secret", length=64)
+    )
     assert secret_generation(a) == secret_generation(same)  # stable across synths
 
 
@@ -560,9 +619,15 @@ def test_valkey_replication_group(template, cfg, env):
     assert p["AutomaticFailoverEnabled"] is failover and p["MultiAZEnabled"] is failover
     assert p["TransitEncryptionEnabled"] is True and p["TransitEncryptionMode"] == "required"
     assert p["AtRestEncryptionEnabled"] is True and p["KmsKeyId"] == KEY_ARN
-    redis_secret = next(k for k, r in t.to_json()["Resources"].items() if r["Type"] == "AWS::SecretsManager::Secret"
-                        and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.REDIS))
-    assert p["AuthToken"] == {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": redis_secret}, ":SecretString:auth_token::}}"]]}
+    redis_secret = next(
+        k
+        for k, r in t.to_json()["Resources"].items()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+        and r["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.REDIS)
+    )
+    assert p["AuthToken"] == {
+        "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": redis_secret}, ":SecretString:auth_token::}}"]]
+    }
     assert p["SnapshotRetentionLimit"] >= 1
     logs = {c["LogType"]: c for c in p["LogDeliveryConfigurations"]}
     assert logs["slow-log"]["DestinationType"] == "cloudwatch-logs"
@@ -585,7 +650,7 @@ def records(t) -> list[dict]:
 @pytest.mark.parametrize("env", ENVS)
 def test_private_zone_names_the_endpoints(template, cfg, env):
     t = template(env, "data")
-    (zone_id, zone), = of_type(t, "AWS::Route53::HostedZone").items()
+    ((zone_id, zone),) = of_type(t, "AWS::Route53::HostedZone").items()
     assert zone["Properties"]["Name"] == naming.private_zone(cfg, env) + "."
     assert "Vpc" in zone["Properties"]["VPCs"][0]["VPCId"]["Fn::ImportValue"]
     by_name: dict[str, list[dict]] = {}

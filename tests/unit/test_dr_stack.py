@@ -88,18 +88,26 @@ def test_non_production_vault_is_not_locked(template, env):
     assert "LockConfiguration" not in resources(template, env)["BackupVault"]["Properties"]
 
 
-@pytest.mark.parametrize(("logical_id", "name"), [
-    ("ReplicaBucket", lambda cfg, env: naming.replica_bucket(cfg, env)),
-    ("VeleroReplicaBucket", velero_replica_bucket_name),
-])
+@pytest.mark.parametrize(
+    ("logical_id", "name"),
+    [
+        ("ReplicaBucket", lambda cfg, env: naming.replica_bucket(cfg, env)),
+        ("VeleroReplicaBucket", velero_replica_bucket_name),
+    ],
+)
 @pytest.mark.parametrize("env", ENVS)
 def test_replica_buckets_are_named_encrypted_and_versioned(template, cfg, env, logical_id, name):
     props = resources(template, env)[logical_id]["Properties"]
     assert props["BucketName"] == name(cfg, env)
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [{
-        "BucketKeyEnabled": True,
-        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["ReplicaKey", "Arn"]}},
-    }]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {
+            "BucketKeyEnabled": True,
+            "ServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms",
+                "KMSMasterKeyID": {"Fn::GetAtt": ["ReplicaKey", "Arn"]},
+            },
+        }
+    ]
     # Replication requires versioning on the destination.
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "ReplicaAccessLogBucket"}

@@ -46,11 +46,14 @@ def test_edge_stack_is_in_us_east_1(assembly, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_cdn_certificate_is_dns_validated_in_the_configured_zone(template, cfg, env):
     e = cfg.environments[env]
-    template(env, "edge").has_resource_properties("AWS::CertificateManager::Certificate", {
-        "DomainName": f"cdn.{e.domain_name}",
-        "ValidationMethod": "DNS",
-        "DomainValidationOptions": [{"DomainName": f"cdn.{e.domain_name}", "HostedZoneId": e.hosted_zone_id}],
-    })
+    template(env, "edge").has_resource_properties(
+        "AWS::CertificateManager::Certificate",
+        {
+            "DomainName": f"cdn.{e.domain_name}",
+            "ValidationMethod": "DNS",
+            "DomainValidationOptions": [{"DomainName": f"cdn.{e.domain_name}", "HostedZoneId": e.hosted_zone_id}],
+        },
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -63,7 +66,10 @@ def test_distribution_tls_http3_aliases_waf_and_logging(template, cfg, env):
     assert "CdnCertificate" in str(certificate["AcmCertificateArn"])
     assert config["HttpVersion"] == "http2and3"
     assert "CloudFrontWebAcl" in str(config["WebACLId"])
-    assert config["Logging"] == {"Bucket": {"Fn::GetAtt": ["AccessLogBucket", "RegionalDomainName"]}, "Prefix": "cloudfront/"}
+    assert config["Logging"] == {
+        "Bucket": {"Fn::GetAtt": ["AccessLogBucket", "RegionalDomainName"]},
+        "Prefix": "cloudfront/",
+    }
 
 
 def test_cloudfront_log_bucket_accepts_acl_delivery(template):
@@ -98,16 +104,24 @@ def test_public_objects_are_cached_from_the_api(template, env):
     assert public["CachePolicyId"]["Ref"].startswith("PublicObjectsCachePolicy")
     assert "POST" not in public["AllowedMethods"]
     assert origin_of(config, public)["DomainName"].startswith("api.")
-    template(env, "storage").has_resource_properties("AWS::CloudFront::CachePolicy", {
-        "CachePolicyConfig": Match.object_like({
-            "DefaultTTL": 3600, "MinTTL": 0,
-            "ParametersInCacheKeyAndForwardedToOrigin": Match.object_like({
-                "CookiesConfig": {"CookieBehavior": "none"},
-                "HeadersConfig": {"HeaderBehavior": "none"},
-                "QueryStringsConfig": {"QueryStringBehavior": "all"},
-            }),
-        }),
-    })
+    template(env, "storage").has_resource_properties(
+        "AWS::CloudFront::CachePolicy",
+        {
+            "CachePolicyConfig": Match.object_like(
+                {
+                    "DefaultTTL": 3600,
+                    "MinTTL": 0,
+                    "ParametersInCacheKeyAndForwardedToOrigin": Match.object_like(
+                        {
+                            "CookiesConfig": {"CookieBehavior": "none"},
+                            "HeadersConfig": {"HeaderBehavior": "none"},
+                            "QueryStringsConfig": {"QueryStringBehavior": "all"},
+                        }
+                    ),
+                }
+            ),
+        },
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -121,11 +135,18 @@ def test_static_assets_come_from_s3_through_oac(template, cfg, env):
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     [oac_id] = t.find_resources("AWS::CloudFront::OriginAccessControl")
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": [oac_id, "Id"]}
-    t.has_resource_properties("AWS::CloudFront::OriginAccessControl", {
-        "OriginAccessControlConfig": Match.object_like({
-            "OriginAccessControlOriginType": "s3", "SigningBehavior": "always", "SigningProtocol": "sigv4",
-        }),
-    })
+    t.has_resource_properties(
+        "AWS::CloudFront::OriginAccessControl",
+        {
+            "OriginAccessControlConfig": Match.object_like(
+                {
+                    "OriginAccessControlOriginType": "s3",
+                    "SigningBehavior": "always",
+                    "SigningProtocol": "sigv4",
+                }
+            ),
+        },
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -133,8 +154,11 @@ def test_cloudfront_reads_only_static_prefix_of_this_distribution(template, env)
     t = template(env, "storage")
     [dist_id] = t.find_resources("AWS::CloudFront::Distribution")
     [policy] = t.find_resources("AWS::S3::BucketPolicy", {"Properties": {"Bucket": {"Ref": "StorageBucket"}}}).values()
-    statements = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                  if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+    statements = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+    ]
     assert len(statements) == 1
     [statement] = statements
     assert statement["Action"] == "s3:GetObject"
@@ -153,12 +177,15 @@ def test_alias_records_point_cdn_host_at_the_distribution(template, cfg, env):
     t = template(env, "storage")
     [dist_id] = t.find_resources("AWS::CloudFront::Distribution")
     for record_type in ("A", "AAAA"):
-        t.has_resource_properties("AWS::Route53::RecordSet", {
-            "Name": f"cdn.{e.domain_name}.",
-            "Type": record_type,
-            "HostedZoneId": e.hosted_zone_id,
-            "AliasTarget": {"DNSName": {"Fn::GetAtt": [dist_id, "DomainName"]}, "HostedZoneId": Match.any_value()},
-        })
+        t.has_resource_properties(
+            "AWS::Route53::RecordSet",
+            {
+                "Name": f"cdn.{e.domain_name}.",
+                "Type": record_type,
+                "HostedZoneId": e.hosted_zone_id,
+                "AliasTarget": {"DNSName": {"Fn::GetAtt": [dist_id, "DomainName"]}, "HostedZoneId": Match.any_value()},
+            },
+        )
 
 
 @pytest.mark.parametrize(("unit", "scope"), [("edge", "CLOUDFRONT"), ("storage", "REGIONAL")])
@@ -172,8 +199,11 @@ def test_web_acl_rules_and_rate_limit(template, cfg, env, unit, scope):
     assert all(r["VisibilityConfig"]["CloudWatchMetricsEnabled"] for r in rules.values())
     assert len({r["Priority"] for r in rules.values()}) == len(rules)
     rate = rules["RateLimitPerIp"]["Statement"]["RateBasedStatement"]
-    assert rate == {"AggregateKeyType": "IP", "Limit": cfg.environments[env].storage.waf_rate_limit_per_5min,
-                    "EvaluationWindowSec": 300}
+    assert rate == {
+        "AggregateKeyType": "IP",
+        "Limit": cfg.environments[env].storage.waf_rate_limit_per_5min,
+        "EvaluationWindowSec": 300,
+    }
     assert rules["RateLimitPerIp"]["Action"] == {"Block": {}}
     for group in MANAGED_RULE_GROUPS:
         statement = rules[group]["Statement"]["ManagedRuleGroupStatement"]
@@ -237,10 +267,24 @@ def without_cloudfront(cfg) -> Template:
     off = env.model_copy(update={"features": env.features.model_copy(update={"cloudfront": False})})
     custom = cfg.model_copy(update={"environments": {**cfg.environments, "dev": off}})
     app = cdk.App()
-    dr = DrStack(app, "dr", cfg=custom, env_name="dev",
-                 env=cdk.Environment(account=env.account.id, region=env.dr_region), cross_region_references=True)
-    storage = StorageStack(app, "storage", cfg=custom, env_name="dev", dr=dr, edge=None,
-                           env=cdk.Environment(account=env.account.id, region=env.region), cross_region_references=True)
+    dr = DrStack(
+        app,
+        "dr",
+        cfg=custom,
+        env_name="dev",
+        env=cdk.Environment(account=env.account.id, region=env.dr_region),
+        cross_region_references=True,
+    )
+    storage = StorageStack(
+        app,
+        "storage",
+        cfg=custom,
+        env_name="dev",
+        dr=dr,
+        edge=None,
+        env=cdk.Environment(account=env.account.id, region=env.region),
+        cross_region_references=True,
+    )
     assert storage.distribution is None and storage.distribution_domain_name is None
     return Template.from_stack(storage)
 
@@ -250,7 +294,10 @@ def test_cloudfront_feature_off_skips_distribution(without_cloudfront):
     without_cloudfront.resource_count_is("AWS::Route53::RecordSet", 0)
     # The ALB side is unaffected.
     without_cloudfront.resource_count_is("AWS::WAFv2::WebACL", 1)
-    without_cloudfront.has_resource_properties("AWS::S3::Bucket", {
-        "BucketName": Match.string_like_regexp("-access-logs-"),
-        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-    })
+    without_cloudfront.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketName": Match.string_like_regexp("-access-logs-"),
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        },
+    )

@@ -25,24 +25,39 @@ def _context(cfg, env_name, stack):
     values = from_config(cfg, env_name)
     bucket_name = naming.velero_bucket(cfg, env_name)
     return AddonContext(
-        cluster_name=values.cluster_name, vpc_id="vpc-1", values=values, partition="aws",
-        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name), velero_bucket_name=bucket_name,
+        cluster_name=values.cluster_name,
+        vpc_id="vpc-1",
+        values=values,
+        partition="aws",
+        velero_bucket=s3.Bucket.from_bucket_name(stack, "Velero", bucket_name),
+        velero_bucket_name=bucket_name,
         data_key=kms.Key.from_key_arn(stack, "DataKey", f"arn:aws:kms:{values.region}:{values.account}:key/data"),
     )
 
 
 def _addon(cfg, env_name):
-    stack = cdk.Stack(cdk.App(), "t", env=cdk.Environment(account=cfg.environments[env_name].account.id,
-                                                        region=cfg.environments[env_name].region))
+    stack = cdk.Stack(
+        cdk.App(),
+        "t",
+        env=cdk.Environment(account=cfg.environments[env_name].account.id, region=cfg.environments[env_name].region),
+    )
     ctx = _context(cfg, env_name, stack)
     (addon,) = [a for a in platform_addons(ctx, cfg.environments[env_name]) if a.name == external_dns.NAME]
     return stack, addon
 
 
 def _statements(stack, addon):
-    PodIdentity(stack, "Identity", cluster_name="c", cluster_arn="arn:aws:eks:us-east-1:111111111111:cluster/c",
-                namespace=addon.namespace, service_account=addon.service_account, statements=addon.statements,
-                description="external-dns", wildcard_reason=addon.wildcard_reason)
+    PodIdentity(
+        stack,
+        "Identity",
+        cluster_name="c",
+        cluster_arn="arn:aws:eks:us-east-1:111111111111:cluster/c",
+        namespace=addon.namespace,
+        service_account=addon.service_account,
+        statements=addon.statements,
+        description="external-dns",
+        wildcard_reason=addon.wildcard_reason,
+    )
     (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::ManagedPolicy").values()
     return policy["Properties"]["PolicyDocument"]["Statement"]
 

@@ -39,7 +39,11 @@ class FakeKube:
     """Behaves like the API server for the calls the handler makes, and records them."""
 
     def __init__(self, pods: dict[tuple[str, str], dict] | None = None) -> None:
-        self.pods = pods if pods is not None else {("supabase", "rest-7d9f-abcde"): {"labels": {"app": "rest"}, "annotations": {}}}
+        self.pods = (
+            pods
+            if pods is not None
+            else {("supabase", "rest-7d9f-abcde"): {"labels": {"app": "rest"}, "annotations": {}}}
+        )
         self.policies: dict[tuple[str, str], dict] = {}
         self.calls: list[tuple] = []
 
@@ -65,16 +69,27 @@ class FakeKube:
     def replace_network_policy(self, namespace, name, body):
         self.calls.append(("replace_network_policy", namespace, name))
         current = self.policies[(namespace, name)]
-        assert body["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"], "Conflict: stale resourceVersion"
+        assert body["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"], (
+            "Conflict: stale resourceVersion"
+        )
         version = str(int(current["metadata"]["resourceVersion"]) + 1)
-        self.policies[(namespace, name)] = {**copy.deepcopy(dict(body)), "metadata": {**body["metadata"], "resourceVersion": version}}
+        self.policies[(namespace, name)] = {
+            **copy.deepcopy(dict(body)),
+            "metadata": {**body["metadata"], "resourceVersion": version},
+        }
 
     def writes(self) -> list[tuple]:
         return [c for c in self.calls if c[0] != "get_network_policy"]
 
 
-def guardduty_event(*, severity: float = 8.0, workload_type: str = "pods", cluster: str = CLUSTER,
-                    namespace: str = "supabase", name: str = "rest-7d9f-abcde") -> dict:
+def guardduty_event(
+    *,
+    severity: float = 8.0,
+    workload_type: str = "pods",
+    cluster: str = CLUSTER,
+    namespace: str = "supabase",
+    name: str = "rest-7d9f-abcde",
+) -> dict:
     """Shaped like GuardDuty's EventBridge event for an EKS Runtime Monitoring finding."""
     return {
         "version": "0",
@@ -178,7 +193,9 @@ def aws(monkeypatch):
         monkeypatch.delenv("PROTECTED_NAMESPACES", raising=False)
 
         def published() -> list[dict]:
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
             for m in messages:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
             return [json.loads(m["Body"]) for m in messages]
@@ -272,7 +289,11 @@ class TestFalco:
         assert kube.pods[("supabase", "rest-7d9f-abcde")]["labels"][ir.QUARANTINE_LABEL] == "true"
         assert ("supabase", "quarantine") in kube.policies
         [message] = published()
-        assert (message["detector"], message["title"], message["severity"]) == ("Falco", "Terminal shell in container", "Critical")
+        assert (message["detector"], message["title"], message["severity"]) == (
+            "Falco",
+            "Terminal shell in container",
+            "Critical",
+        )
 
         ir.handler(event, None, kube=kube, sns=sns)
         assert sum(c[0] == "create_network_policy" for c in kube.calls) == 1
@@ -311,18 +332,29 @@ def _sigv4_signature(url: str, secret_key: str, cluster: str) -> str:
     params = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     query = "&".join(
         f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
-        for k, v in sorted(params) if k != "X-Amz-Signature"
+        for k, v in sorted(params)
+        if k != "X-Amz-Signature"
     )
     values = dict(params)
-    canonical = "\n".join([
-        "GET", "/", query, f"host:{parts.netloc}\n{ir.CLUSTER_ID_HEADER}:{cluster}\n",
-        values["X-Amz-SignedHeaders"], hashlib.sha256(b"").hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            "GET",
+            "/",
+            query,
+            f"host:{parts.netloc}\n{ir.CLUSTER_ID_HEADER}:{cluster}\n",
+            values["X-Amz-SignedHeaders"],
+            hashlib.sha256(b"").hexdigest(),
+        ]
+    )
     _, date, region, service, terminal = values["X-Amz-Credential"].split("/")
-    to_sign = "\n".join([
-        "AWS4-HMAC-SHA256", values["X-Amz-Date"], f"{date}/{region}/{service}/{terminal}",
-        hashlib.sha256(canonical.encode()).hexdigest(),
-    ])
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            values["X-Amz-Date"],
+            f"{date}/{region}/{service}/{terminal}",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
     key = f"AWS4{secret_key}".encode()
     for part in (date, region, service, terminal):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -334,8 +366,9 @@ class TestEksToken:
 
     def token_url(self, cluster: str) -> tuple[str, str]:
         with mock_aws():
-            sts = boto3.client("sts", region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE",
-                               aws_secret_access_key=self.SECRET_KEY)
+            sts = boto3.client(
+                "sts", region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key=self.SECRET_KEY
+            )
             token = ir.eks_token(cluster, sts_client=sts)
         encoded = token.removeprefix(ir.TOKEN_PREFIX)
         return token, base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
@@ -364,16 +397,22 @@ class TestEksToken:
 def _self_signed_ca() -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -388,8 +427,12 @@ def fake_api_server(tls_material, tmp_path):
     cert_pem, key_pem = tls_material
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
-    state = {"pods": {("supabase", "rest-1"): {"metadata": {"name": "rest-1", "labels": {"app": "rest"}}}}, "policies": {}, "requests": [],
-             "accept": lambda authorization: authorization == "Bearer k8s-aws-v1.test"}
+    state = {
+        "pods": {("supabase", "rest-1"): {"metadata": {"name": "rest-1", "labels": {"app": "rest"}}}},
+        "policies": {},
+        "requests": [],
+        "accept": lambda authorization: authorization == "Bearer k8s-aws-v1.test",
+    }
 
     class Api(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -406,7 +449,9 @@ def fake_api_server(tls_material, tmp_path):
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            state["requests"].append((self.command, self.path, self.headers.get("Content-Type"), self.headers.get("Authorization"), body))
+            state["requests"].append(
+                (self.command, self.path, self.headers.get("Content-Type"), self.headers.get("Authorization"), body)
+            )
             if not state["accept"](self.headers.get("Authorization") or ""):
                 return self._reply(401, {"kind": "Status", "code": 401})
             segments = self.path.strip("/").split("/")
@@ -496,7 +541,9 @@ class TestEksKubernetesClient:
 
         with mock_aws():
             session = Session()
-            client = ir.EksKubernetesClient.for_cluster(cluster_name=CLUSTER, endpoint=None, ca_data=None, session=session)
+            client = ir.EksKubernetesClient.for_cluster(
+                cluster_name=CLUSTER, endpoint=None, ca_data=None, session=session
+            )
             session.stubber.assert_no_pending_responses()
         assert client.get_network_policy("supabase", "quarantine") is None
         encoded = state["requests"][-1][3].removeprefix("Bearer k8s-aws-v1.")

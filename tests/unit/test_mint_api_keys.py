@@ -53,7 +53,10 @@ class TestTokens:
         for field, role in (("anon_key", "anon"), ("service_role_key", "service_role")):
             assert jwt.get_unverified_header(keys[field]) == {"alg": "HS256", "typ": "JWT"}
             claims = jwt.decode(
-                keys[field], SECRET, algorithms=["HS256"], issuer="supabase",
+                keys[field],
+                SECRET,
+                algorithms=["HS256"],
+                issuer="supabase",
                 options={"require": ["exp", "iat", "iss", "role"], "verify_iat": False},
             )
             assert claims == {"role": role, "iss": "supabase", "iat": NOW, "exp": NOW + 3650 * 86400}
@@ -88,7 +91,12 @@ class TestTokens:
 
     def test_own_verifier_accepts_pyjwt_signed_tokens(self):
         token = jwt.encode({"role": "anon", "iss": "supabase", "iat": NOW, "exp": NOW + 60}, SECRET, algorithm="HS256")
-        assert handler.verified_claims(token, SECRET) == {"role": "anon", "iss": "supabase", "iat": NOW, "exp": NOW + 60}
+        assert handler.verified_claims(token, SECRET) == {
+            "role": "anon",
+            "iss": "supabase",
+            "iat": NOW,
+            "exp": NOW + 60,
+        }
 
 
 class TestJwtSecret:
@@ -177,8 +185,12 @@ METRICS_SECRET = "m" * 40 + "0123456789abcdefghijklmnopqrstuv"
 @pytest.fixture
 def realtime(aws):
     client, jwt_arn, keys_arn = aws
-    arn = client.create_secret(Name="supabase/dev/realtime", SecretString=json.dumps(
-        {"secret_key_base": "b" * 64, "db_enc_key": "e" * 16, "metrics_jwt_secret": METRICS_SECRET}))["ARN"]
+    arn = client.create_secret(
+        Name="supabase/dev/realtime",
+        SecretString=json.dumps(
+            {"secret_key_base": "b" * 64, "db_enc_key": "e" * 16, "metrics_jwt_secret": METRICS_SECRET}
+        ),
+    )["ARN"]
     return client, jwt_arn, keys_arn, arn
 
 
@@ -216,7 +228,9 @@ class TestMetricsToken:
         result = handler.remint(config, client=client, now=NOW + 60)
         after = stored(client, keys_arn)
         assert result.reminted and result.reason == "metrics_token does not verify with the current metrics JWT secret"
-        assert {k: after[k] for k in ("anon_key", "service_role_key")} == {k: before[k] for k in ("anon_key", "service_role_key")}
+        assert {k: after[k] for k in ("anon_key", "service_role_key")} == {
+            k: before[k] for k in ("anon_key", "service_role_key")
+        }
         assert realtime_accepts(after["metrics_token"], new_secret)["iat"] == NOW + 60
         assert not handler.remint(config, client=client, now=NOW + 120).reminted
 

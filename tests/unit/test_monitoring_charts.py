@@ -10,8 +10,8 @@ import yaml
 
 from config import load_config
 from k8s_charts.aws_values import from_config
-from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.mesh import SERVICES as MESH_SERVICES
+from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS, SUPABASE_TARGETS
 
 ENVS = ("dev", "staging", "prod")
@@ -53,7 +53,9 @@ def test_workloads_are_hardened(rendered: dict[str, list[dict]], env: str) -> No
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
             assert sc["runAsNonRoot"] is True and sc["capabilities"] == {"drop": ["ALL"]}
-            assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(c["resources"]["limits"])
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(
+                c["resources"]["limits"]
+            )
             assert c["livenessProbe"] and c["readinessProbe"]
         if d["spec"]["replicas"] > 1:
             assert name in pdbs, f"{name} has replicas but no PDB"
@@ -72,7 +74,10 @@ def test_postgres_exporter_reads_the_read_only_role_over_tls(rendered: dict[str,
     values = from_config(load_config(), "prod")
     es = _one(objs, "ExternalSecret", "postgres-exporter")
     assert {d["remoteRef"]["key"] for d in es["spec"]["data"]} == {f"{values.secret_prefix}db/supabase_read_only_user"}
-    env = {e["name"]: e["value"] for e in _one(objs, "Deployment", "postgres-exporter")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e["value"]
+        for e in _one(objs, "Deployment", "postgres-exporter")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["DATA_SOURCE_URI"] == f"{values.db_host}:5432/postgres?sslmode=require"
     replica = _one(objs, "Deployment", "postgres-exporter-replica")["spec"]["template"]["spec"]["containers"][0]
     assert replica["env"][0]["value"].startswith(values.db_read_host + ":")
@@ -84,17 +89,24 @@ def test_redis_exporter_uses_tls_and_the_auth_token(rendered: dict[str, list[dic
     c = _one(rendered["staging"], "Deployment", "redis-exporter")["spec"]["template"]["spec"]["containers"][0]
     assert c["env"] == [{"name": "REDIS_ADDR", "value": f"rediss://{values.redis_host}:6379"}]
     es = _one(rendered["staging"], "ExternalSecret", "redis-exporter")
-    assert es["spec"]["data"] == [{"secretKey": "REDIS_PASSWORD",
-                                   "remoteRef": {"key": f"{values.secret_prefix}redis", "property": "auth_token"}}]
+    assert es["spec"]["data"] == [
+        {"secretKey": "REDIS_PASSWORD", "remoteRef": {"key": f"{values.secret_prefix}redis", "property": "auth_token"}}
+    ]
 
 
 def test_supabase_service_monitors(rendered: dict[str, list[dict]]) -> None:
-    monitors = {m["metadata"]["name"]: m for m in _kind(rendered["prod"], "ServiceMonitor")
-                if m["metadata"]["namespace"] == "supabase"}
+    monitors = {
+        m["metadata"]["name"]: m
+        for m in _kind(rendered["prod"], "ServiceMonitor")
+        if m["metadata"]["namespace"] == "supabase"
+    }
     assert set(monitors) == {t.component for t in SUPABASE_TARGETS}
     for name, m in monitors.items():
         assert m["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-        assert m["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "supabase"}
+        assert m["spec"]["selector"]["matchLabels"] == {
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/part-of": "supabase",
+        }
         assert [e["port"] for e in m["spec"]["endpoints"]] == ["metrics"]
     auth = monitors["realtime"]["spec"]["endpoints"][0]["authorization"]
     assert auth == {"type": "Bearer", "credentials": {"name": "realtime-metrics-token", "key": "token"}}
@@ -124,8 +136,10 @@ def test_meshed_targets_are_scraped_over_mtls(rendered: dict[str, list[dict]]) -
             assert MESH_SERVICES[m["metadata"]["name"]].metrics_port is not None
         realtime = _one(rendered[env], "ServiceMonitor", "realtime")["spec"]["endpoints"][0]
         assert realtime["scheme"] == "https"
-        assert realtime["authorization"] == {"type": "Bearer",
-                                             "credentials": {"name": "realtime-metrics-token", "key": "token"}}
+        assert realtime["authorization"] == {
+            "type": "Bearer",
+            "credentials": {"name": "realtime-metrics-token", "key": "token"},
+        }
         # Exporters and controllers run outside the mesh and serve plain http: the class's
         # client TLS would fail against them.
         for m in _monitors(rendered[env]):
@@ -137,8 +151,14 @@ def test_meshed_targets_are_scraped_over_mtls(rendered: dict[str, list[dict]]) -
 def test_without_the_mesh_supabase_is_scraped_over_plain_http() -> None:
     cfg = load_config()
     env = cfg.environments["prod"]
-    cfg = cfg.model_copy(update={"environments": {**cfg.environments, "prod": env.model_copy(
-        update={"features": env.features.model_copy(update={"istio": False})})}})
+    cfg = cfg.model_copy(
+        update={
+            "environments": {
+                **cfg.environments,
+                "prod": env.model_copy(update={"features": env.features.model_copy(update={"istio": False})}),
+            }
+        }
+    )
     monitors = [m for m in _monitors(_render("prod", cfg)) if m["metadata"]["namespace"] == "supabase"]
     assert {m["metadata"]["name"] for m in monitors} == {t.component for t in SUPABASE_TARGETS}
     for m in monitors:
@@ -170,16 +190,20 @@ def test_severity_routing_to_sns(rendered: dict[str, list[dict]]) -> None:
     assert sns["sigv4"] == {"region": values.region}
     assert {r["name"] for r in amc["spec"]["receivers"]} == {"null", "sns"}
     assert not _kind(objs, "ExternalSecret") or all(
-        e["metadata"]["name"] not in {"alertmanager-slack", "alertmanager-pagerduty"} for e in _kind(objs, "ExternalSecret"))
+        e["metadata"]["name"] not in {"alertmanager-slack", "alertmanager-pagerduty"}
+        for e in _kind(objs, "ExternalSecret")
+    )
 
 
 def test_slack_and_pagerduty_when_configured() -> None:
     cfg = load_config()
     env = cfg.environments["prod"]
-    obs = env.observability.model_copy(update={"slack_webhook_secret_name": "prod/alerting/slack",
-                                               "pagerduty_secret_name": "prod/alerting/pagerduty"})
-    cfg = cfg.model_copy(update={"environments": {**cfg.environments,
-                                                  "prod": env.model_copy(update={"observability": obs})}})
+    obs = env.observability.model_copy(
+        update={"slack_webhook_secret_name": "prod/alerting/slack", "pagerduty_secret_name": "prod/alerting/pagerduty"}
+    )
+    cfg = cfg.model_copy(
+        update={"environments": {**cfg.environments, "prod": env.model_copy(update={"observability": obs})}}
+    )
     objs = _render("prod", cfg)
     routes = _routes(objs)
     assert set(routes) == {"critical:pagerduty", "critical|warning:slack", "critical|warning:sns", "info:null"}
@@ -201,7 +225,8 @@ def test_otel_collector_pipeline(rendered: dict[str, list[dict]], env: str) -> N
     for section in ("receivers", "processors", "exporters"):
         assert set(pipeline[section]) <= set(conf[section]), f"{section} used but not defined"
     assert conf["processors"]["probabilistic_sampler"]["sampling_percentage"] == pytest.approx(
-        cfg.environments[env].observability.tracing_sample_ratio * 100)
+        cfg.environments[env].observability.tracing_sample_ratio * 100
+    )
     assert conf["exporters"]["awsxray"]["region"] == cfg.environments[env].region
     assert conf["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
     assert conf["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
@@ -222,6 +247,11 @@ def test_otel_collector_accepts_only_supabase_on_otlp_ports(rendered: dict[str, 
 def test_dashboards_and_probe_target_public_hosts(rendered: dict[str, list[dict]]) -> None:
     values = from_config(load_config(), "prod")
     probe = _one(rendered["prod"], "Probe", "public-endpoints")
-    assert probe["spec"]["targets"]["staticConfig"]["static"] == [f"https://{values.api_host}/", f"https://{values.studio_host}/"]
-    assert probe["spec"]["module"] in yaml.safe_load(
-        _one(rendered["prod"], "ConfigMap", "blackbox-exporter")["data"]["blackbox.yml"])["modules"]
+    assert probe["spec"]["targets"]["staticConfig"]["static"] == [
+        f"https://{values.api_host}/",
+        f"https://{values.studio_host}/",
+    ]
+    assert (
+        probe["spec"]["module"]
+        in yaml.safe_load(_one(rendered["prod"], "ConfigMap", "blackbox-exporter")["data"]["blackbox.yml"])["modules"]
+    )

@@ -26,7 +26,9 @@ CRD_GROUPS = ("monitoring.coreos.com/", "argoproj.io/")
 @pytest.fixture(scope="module")
 def objects() -> list[dict]:
     cfg = load_config()
-    return MonitoringChart(cdk8s.App(), "monitoring", cfg=cfg, env_name="prod", values=from_config(cfg, "prod")).to_json()
+    return MonitoringChart(
+        cdk8s.App(), "monitoring", cfg=cfg, env_name="prod", values=from_config(cfg, "prod")
+    ).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -35,28 +37,48 @@ def manifests() -> dict[str, list[dict]]:
 
 
 def test_builtin_objects_validate_strictly(objects: list[dict]) -> None:
-    builtin = [o for o in objects if "/" not in o["apiVersion"] or o["apiVersion"].split("/")[0].endswith("k8s.io")
-               or o["apiVersion"] in {"apps/v1", "policy/v1"}]
-    assert {o["kind"] for o in builtin} >= {"Deployment", "Service", "ServiceAccount", "ConfigMap",
-                                            "NetworkPolicy", "PodDisruptionBudget"}
+    builtin = [
+        o
+        for o in objects
+        if "/" not in o["apiVersion"]
+        or o["apiVersion"].split("/")[0].endswith("k8s.io")
+        or o["apiVersion"] in {"apps/v1", "policy/v1"}
+    ]
+    assert {o["kind"] for o in builtin} >= {
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "ConfigMap",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+    }
     for o in builtin:
         kubernetes_validate.validate(o, "1.35.0", strict=True)
 
 
 def test_strict_validation_catches_a_typo(objects: list[dict]) -> None:
     bad = json.loads(json.dumps(next(o for o in objects if o["kind"] == "Deployment")))
-    bad["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = bad["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
+    bad["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = bad["spec"]["template"]["spec"]["containers"][
+        0
+    ].pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, "1.35.0", strict=True)
 
 
 def test_custom_resources_match_prometheus_operator_schemas(objects: list[dict]) -> None:
     crs = [o for o in objects if o["apiVersion"].startswith(CRD_GROUPS)]
-    out = subprocess.run([NODE, str(VALIDATOR)], input=json.dumps(crs), capture_output=True, text=True, cwd=REPO,
-                         timeout=60)
+    out = subprocess.run(
+        [NODE, str(VALIDATOR)], input=json.dumps(crs), capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     results = json.loads(out.stdout)
-    assert {r["kind"] for r in results} == {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe", "AlertmanagerConfig"}
+    assert {r["kind"] for r in results} == {
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "Probe",
+        "AlertmanagerConfig",
+    }
     assert [r for r in results if r["error"]] == []
 
 
@@ -89,8 +111,12 @@ def test_every_service_monitor_finds_a_service_with_its_port(manifests: dict[str
     for m in monitors:
         namespaces = m["spec"]["namespaceSelector"]["matchNames"]
         ports = {e["port"] for e in m["spec"]["endpoints"]}
-        matches = [s for s in services if s["metadata"].get("namespace") in namespaces
-                   and _selects(m["spec"]["selector"], s["metadata"].get("labels", {}))]
+        matches = [
+            s
+            for s in services
+            if s["metadata"].get("namespace") in namespaces
+            and _selects(m["spec"]["selector"], s["metadata"].get("labels", {}))
+        ]
         assert matches, f"ServiceMonitor {m['metadata']['name']} selects no Service in {namespaces}"
         # Services without the port yield no targets (e.g. Realtime's headless peer Service);
         # two with it would scrape every pod twice.
@@ -100,14 +126,20 @@ def test_every_service_monitor_finds_a_service_with_its_port(manifests: dict[str
 
 def test_every_pod_monitor_port_exists_where_the_chart_owns_the_pods(manifests: dict[str, list[dict]]) -> None:
     """PodMonitors for Helm-installed controllers cannot be checked here; the rest must match a pod template."""
-    pods = [(o["metadata"].get("namespace"), o["spec"]["template"]) for objs in manifests.values() for o in objs
-            if o["kind"] == "Deployment"]
+    pods = [
+        (o["metadata"].get("namespace"), o["spec"]["template"])
+        for objs in manifests.values()
+        for o in objs
+        if o["kind"] == "Deployment"
+    ]
     for m in (o for o in manifests["monitoring"] if o["kind"] == "PodMonitor"):
         namespaces = m["spec"]["namespaceSelector"]["matchNames"]
-        assert namespaces and set(namespaces).isdisjoint({"supabase", "observability"}), \
+        assert namespaces and set(namespaces).isdisjoint({"supabase", "observability"}), (
             f"{m['metadata']['name']}: pods of this project's charts are scraped through ServiceMonitors"
-        assert not [t for ns, t in pods if ns in namespaces
-                    and _selects(m["spec"]["selector"], t["metadata"].get("labels", {}))]
+        )
+        assert not [
+            t for ns, t in pods if ns in namespaces and _selects(m["spec"]["selector"], t["metadata"].get("labels", {}))
+        ]
 
 
 PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
@@ -117,7 +149,9 @@ OBSERVABILITY_NS = {"kubernetes.io/metadata.name": "observability"}
 def _peer_admits_prometheus(peer: dict) -> bool:
     if "ipBlock" in peer or "namespaceSelector" not in peer:
         return False
-    return _selects(peer["namespaceSelector"], OBSERVABILITY_NS) and _selects(peer.get("podSelector", {}), PROMETHEUS_POD)
+    return _selects(peer["namespaceSelector"], OBSERVABILITY_NS) and _selects(
+        peer.get("podSelector", {}), PROMETHEUS_POD
+    )
 
 
 def _port_allowed(rule: dict, number: int, name: str | None) -> bool:
@@ -133,21 +167,34 @@ def test_network_policies_let_prometheus_scrape_supabase(manifests: dict[str, li
         pytest.skip("the Supabase chart renders no NetworkPolicies yet")
     services = [o for o in objs if o["kind"] == "Service"]
     templates = [o["spec"]["template"] for o in objs if o["kind"] in {"Deployment", "StatefulSet"}]
-    policies = [o["spec"] for o in objs if o["kind"] == "NetworkPolicy" and "Ingress" in o["spec"].get("policyTypes", [])]
-    for m in (o for o in manifests["monitoring"] if o["kind"] == "ServiceMonitor" and o["metadata"]["namespace"] == "supabase"):
+    policies = [
+        o["spec"] for o in objs if o["kind"] == "NetworkPolicy" and "Ingress" in o["spec"].get("policyTypes", [])
+    ]
+    for m in (
+        o for o in manifests["monitoring"] if o["kind"] == "ServiceMonitor" and o["metadata"]["namespace"] == "supabase"
+    ):
         for svc in (s for s in services if _selects(m["spec"]["selector"], s["metadata"].get("labels", {}))):
             port = next((p for p in svc["spec"]["ports"] if p.get("name") == "metrics"), None)
             if port is None:
                 continue
-            for t in (t for t in templates if _selects({"matchLabels": svc["spec"]["selector"]}, t["metadata"]["labels"])):
+            for t in (
+                t for t in templates if _selects({"matchLabels": svc["spec"]["selector"]}, t["metadata"]["labels"])
+            ):
                 target = port.get("targetPort", port["port"])
                 container_ports = [cp for c in t["spec"]["containers"] for cp in c.get("ports", [])]
-                number = target if isinstance(target, int) else next(
-                    cp["containerPort"] for cp in container_ports if cp.get("name") == target)
+                number = (
+                    target
+                    if isinstance(target, int)
+                    else next(cp["containerPort"] for cp in container_ports if cp.get("name") == target)
+                )
                 name = next((cp.get("name") for cp in container_ports if cp["containerPort"] == number), None)
                 admitted = any(
-                    _selects(p["podSelector"], t["metadata"]["labels"]) and any(
-                        _port_allowed(rule, number, name) and any(_peer_admits_prometheus(peer) for peer in rule.get("from", []))
-                        for rule in p.get("ingress", []))
-                    for p in policies)
+                    _selects(p["podSelector"], t["metadata"]["labels"])
+                    and any(
+                        _port_allowed(rule, number, name)
+                        and any(_peer_admits_prometheus(peer) for peer in rule.get("from", []))
+                        for rule in p.get("ingress", [])
+                    )
+                    for p in policies
+                )
                 assert admitted, f"no NetworkPolicy lets Prometheus reach {svc['metadata']['name']}:{number}"

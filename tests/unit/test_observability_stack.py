@@ -56,12 +56,17 @@ def test_topic_name_is_what_the_charts_expect(template, cfg, env):
 
 def test_topic_policy_admits_service_publishers_and_requires_tls(template):
     statements = next(iter(template("staging", "alerts").find_resources("AWS::SNS::TopicPolicy").values()))[
-        "Properties"]["PolicyDocument"]["Statement"]
+        "Properties"
+    ]["PolicyDocument"]["Statement"]
     publish = next(s for s in statements if s.get("Sid") == "ServicePublishers")
     assert publish["Effect"] == "Allow" and publish["Action"] == "sns:Publish"
     assert set(publish["Principal"]["Service"]) == {
-        "cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com", "backup.amazonaws.com",
-        "costalerts.amazonaws.com"}
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+        "budgets.amazonaws.com",
+        "backup.amazonaws.com",
+        "costalerts.amazonaws.com",
+    }
     tls = [s for s in statements if s["Effect"] == "Deny"]
     assert tls and tls[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
@@ -73,7 +78,9 @@ def test_topic_key_lets_publishers_encrypt(template, cfg):
     assert "costalerts.amazonaws.com" in statements["ServicePublishers"]["Principal"]["Service"]
     via_sns = statements["AccountPublishersThroughSns"]
     assert via_sns["Condition"]["StringEquals"] == {
-        "kms:CallerAccount": cfg.environments["prod"].account.id, "kms:ViaService": "sns.us-east-1.amazonaws.com"}
+        "kms:CallerAccount": cfg.environments["prod"].account.id,
+        "kms:ViaService": "sns.us-east-1.amazonaws.com",
+    }
 
 
 def test_alerts_stack_deploys_before_its_publishers(assembly):
@@ -103,7 +110,11 @@ def test_nat_gateway_alarms_per_gateway(template, cfg, env):
     count = cfg.environments[env].network.nat_gateways
     for n in range(1, count + 1):
         ports = found[f"supabase-{env}-nat{n}-port-allocation-errors"]
-        assert (ports["Namespace"], ports["MetricName"], ports["Statistic"]) == ("AWS/NATGateway", "ErrorPortAllocation", "Sum")
+        assert (ports["Namespace"], ports["MetricName"], ports["Statistic"]) == (
+            "AWS/NATGateway",
+            "ErrorPortAllocation",
+            "Sum",
+        )
         assert ports["Threshold"] == 0 and ports["ComparisonOperator"] == "GreaterThanThreshold"
         nat_dim = ports["Dimensions"][0]
         assert nat_dim["Name"] == "NatGatewayId"
@@ -122,8 +133,10 @@ def test_nat_gateway_alarms_per_gateway(template, cfg, env):
 
 def test_load_balancer_alarms_use_metrics_insights(template):
     found = alarms_of(template("prod", "observability"))
-    for name, query, threshold in (("alb-5xx", al.ALB_5XX_QUERY, al.ALB_5XX_PER_5MIN),
-                                   ("alb-target-5xx", al.TARGET_5XX_QUERY, al.TARGET_5XX_PER_5MIN)):
+    for name, query, threshold in (
+        ("alb-5xx", al.ALB_5XX_QUERY, al.ALB_5XX_PER_5MIN),
+        ("alb-target-5xx", al.TARGET_5XX_QUERY, al.TARGET_5XX_PER_5MIN),
+    ):
         props = found[f"supabase-prod-{name}"]
         assert props["Metrics"] == [{"Id": "q1", "Expression": query, "Period": 300, "ReturnData": True, "Label": name}]
         assert props["Threshold"] == threshold and props["TreatMissingData"] == "notBreaching"
@@ -143,11 +156,15 @@ def test_data_tier_alarms_watch_the_data_stacks_instances_and_cache(template, cf
     for name in ("rds-cpu", "rds-free-storage", "rds-connections", "rds-freeable-memory"):
         assert f'"{env}-data:' in watched(name) and "DatabasePrimary" in watched(name), name
     for n in range(1, e.database.read_replicas + 1):
-        assert f'"{env}-data:' in watched(f"rds-replica{n}-lag") and f"DatabaseReplica{n}" in watched(f"rds-replica{n}-lag")
+        assert f'"{env}-data:' in watched(f"rds-replica{n}-lag") and f"DatabaseReplica{n}" in watched(
+            f"rds-replica{n}-lag"
+        )
     assert f"supabase-{env}-rds-replica{e.database.read_replicas + 1}-lag" not in found
     nodes = 1 + e.cache.replicas_per_shard
     for n in range(1, nodes + 1):
-        assert f'"{env}-data:' in watched(f"cache-node{n}-cpu") and "CacheReplicationGroup" in watched(f"cache-node{n}-cpu")
+        assert f'"{env}-data:' in watched(f"cache-node{n}-cpu") and "CacheReplicationGroup" in watched(
+            f"cache-node{n}-cpu"
+        )
     assert f"supabase-{env}-cache-node{nodes + 1}-cpu" not in found
 
 
@@ -170,10 +187,18 @@ def test_network_policy_denies_counted_from_the_cluster_log_group(template, env)
     assert props["LogGroupName"]["Fn::ImportValue"].startswith(f"{env}-cluster:")
     assert "ClusterLogGroup" in props["LogGroupName"]["Fn::ImportValue"]
     transform = props["MetricTransformations"][0]
-    assert transform == {"MetricName": al.NETWORK_POLICY_DENY_METRIC, "MetricNamespace": f"supabase/{env}",
-                         "MetricValue": "1", "DefaultValue": 0}
+    assert transform == {
+        "MetricName": al.NETWORK_POLICY_DENY_METRIC,
+        "MetricNamespace": f"supabase/{env}",
+        "MetricValue": "1",
+        "DefaultValue": 0,
+    }
     alarm = alarms_of(t)[f"supabase-{env}-network-policy-denies"]
-    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (f"supabase/{env}", al.NETWORK_POLICY_DENY_METRIC, "Sum")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        f"supabase/{env}",
+        al.NETWORK_POLICY_DENY_METRIC,
+        "Sum",
+    )
     assert alarm["Threshold"] == al.NETWORK_POLICY_DENIES_PER_5MIN
 
 
@@ -181,19 +206,29 @@ def test_cluster_ships_network_policy_logs_where_the_filter_reads(template):
     """The VPC CNI node agent writes to /aws/eks/<cluster>/cluster when enableCloudWatchLogs is on."""
     cluster = template("staging", "cluster")
     cluster.has_resource_properties("AWS::Logs::LogGroup", {"LogGroupName": "/aws/eks/supabase-staging/cluster"})
-    cluster.has_resource_properties("AWS::EKS::Addon", {
-        "AddonName": "vpc-cni",
-        "ConfigurationValues": Match.serialized_json(Match.object_like({
-            "enableNetworkPolicy": "true",
-            "nodeAgent": Match.object_like({"enablePolicyEventLogs": "true", "enableCloudWatchLogs": "true"}),
-        })),
-    })
+    cluster.has_resource_properties(
+        "AWS::EKS::Addon",
+        {
+            "AddonName": "vpc-cni",
+            "ConfigurationValues": Match.serialized_json(
+                Match.object_like(
+                    {
+                        "enableNetworkPolicy": "true",
+                        "nodeAgent": Match.object_like(
+                            {"enablePolicyEventLogs": "true", "enableCloudWatchLogs": "true"}
+                        ),
+                    }
+                )
+            ),
+        },
+    )
 
 
 def test_deny_pattern_matches_only_deny_verdicts(template):
     """CloudWatch Logs filter semantics (moto) over lines in the node agent's format."""
     pattern = next(iter(template("dev", "observability").find_resources("AWS::Logs::MetricFilter").values()))[
-        "Properties"]["FilterPattern"]
+        "Properties"
+    ]["FilterPattern"]
     line = "Node: ip-10-10-3-7.ec2.internal;SIP: 10.10.3.21;SPORT: 41234;DIP: 10.10.40.9;DPORT: 5432;PROTOCOL: TCP;PolicyVerdict: {}"
     lines = {
         "deny": line.format("DENY"),
@@ -207,8 +242,11 @@ def test_deny_pattern_matches_only_deny_verdicts(template):
         logs.create_log_group(logGroupName="g")
         logs.create_log_stream(logGroupName="g", logStreamName="aws-network-policy-agent-audit-1")
         now = int(time.time() * 1000)
-        logs.put_log_events(logGroupName="g", logStreamName="aws-network-policy-agent-audit-1",
-                            logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines.values())])
+        logs.put_log_events(
+            logGroupName="g",
+            logStreamName="aws-network-policy-agent-audit-1",
+            logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines.values())],
+        )
         matched = {e["message"] for e in logs.filter_log_events(logGroupName="g", filterPattern=pattern)["events"]}
     assert matched == {lines["deny"], lines["deny-tier"]}
 
@@ -218,8 +256,11 @@ def test_backup_failures_reach_the_topic(template):
     rules = [r["Properties"] for r in t.find_resources("AWS::Events::Rule").values()]
     patterns = {tuple(r["EventPattern"]["detail-type"]): r for r in rules}
     jobs = patterns[("Backup Job State Change",)]
-    assert jobs["EventPattern"] == {"source": ["aws.backup"], "detail-type": ["Backup Job State Change"],
-                                    "detail": {"state": ["FAILED", "ABORTED", "EXPIRED"]}}
+    assert jobs["EventPattern"] == {
+        "source": ["aws.backup"],
+        "detail-type": ["Backup Job State Change"],
+        "detail": {"state": ["FAILED", "ABORTED", "EXPIRED"]},
+    }
     copies = patterns[("Copy Job State Change", "Restore Job State Change")]
     assert copies["EventPattern"]["detail"] == {"state": ["FAILED"]}
     for rule in (jobs, copies):
@@ -247,12 +288,24 @@ def construct_alarms():
 
     def imported(name: str) -> rds.IDatabaseInstance:
         return rds.DatabaseInstance.from_database_instance_attributes(
-            stack, name, instance_identifier=name, instance_endpoint_address=f"{name}.example", port=5432,
-            security_groups=[])
+            stack,
+            name,
+            instance_identifier=name,
+            instance_endpoint_address=f"{name}.example",
+            port=5432,
+            security_groups=[],
+        )
 
-    db = al.DatabaseAlarms(stack, "Db", topic=topic, name_prefix="p-e", instance=imported("p-e-db"),
-                           replicas=[imported("p-e-db-ro1"), imported("p-e-db-ro2")],
-                           instance_class="db.r7g.xlarge", allocated_storage_gib=200)
+    db = al.DatabaseAlarms(
+        stack,
+        "Db",
+        topic=topic,
+        name_prefix="p-e",
+        instance=imported("p-e-db"),
+        replicas=[imported("p-e-db-ro1"), imported("p-e-db-ro2")],
+        instance_class="db.r7g.xlarge",
+        allocated_storage_gib=200,
+    )
     al.CacheAlarms(stack, "Cache", topic=topic, name_prefix="p-e", replication_group_id="p-e-valkey", node_count=3)
     al.CloudFrontAlarms(stack, "Cdn", topic=topic, name_prefix="p-e", distribution_id="E123EXAMPLE")
     t = Template.from_stack(stack)
@@ -273,10 +326,20 @@ def test_database_alarms(construct_alarms):
 
     check("rds-cpu", "CPUUtilization", "Average", 80, "GreaterThanThreshold")
     check("rds-free-storage", "FreeStorageSpace", "Minimum", int(200 * GIB * 0.1), "LessThanThreshold")
-    check("rds-connections", "DatabaseConnections", "Maximum", int(max_connections("db.r7g.xlarge") * 0.8),
-          "GreaterThanThreshold")
-    check("rds-freeable-memory", "FreeableMemory", "Minimum", int(INSTANCE_MEMORY_GIB["db.r7g.xlarge"] * GIB * 0.1),
-          "LessThanThreshold")
+    check(
+        "rds-connections",
+        "DatabaseConnections",
+        "Maximum",
+        int(max_connections("db.r7g.xlarge") * 0.8),
+        "GreaterThanThreshold",
+    )
+    check(
+        "rds-freeable-memory",
+        "FreeableMemory",
+        "Minimum",
+        int(INSTANCE_MEMORY_GIB["db.r7g.xlarge"] * GIB * 0.1),
+        "LessThanThreshold",
+    )
     check("rds-replica1-lag", "ReplicaLag", "Maximum", al.RDS_REPLICA_LAG_SECONDS, "GreaterThanThreshold", "p-e-db-ro1")
     check("rds-replica2-lag", "ReplicaLag", "Maximum", al.RDS_REPLICA_LAG_SECONDS, "GreaterThanThreshold", "p-e-db-ro2")
     assert db.connections_threshold == int(max_connections("db.r7g.xlarge") * 0.8) > 1000
@@ -301,7 +364,11 @@ def test_cache_alarms_per_node(construct_alarms):
             ("replication-lag", "ReplicationLag", "Maximum", al.CACHE_REPLICATION_LAG_SECONDS),
         ):
             props = found[f"p-e-cache-node{n}-{key}"]
-            assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/ElastiCache", metric, statistic)
+            assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (
+                "AWS/ElastiCache",
+                metric,
+                statistic,
+            )
             assert props["Dimensions"] == [{"Name": "CacheClusterId", "Value": node}]
             assert props["Threshold"] == threshold
         assert found[f"p-e-cache-node{n}-replication-lag"]["TreatMissingData"] == "notBreaching"
@@ -312,7 +379,10 @@ def test_cloudfront_alarm_in_us_east_1_only(construct_alarms):
     _, t, _ = construct_alarms
     props = alarms_of(t)["p-e-cloudfront-5xx-rate"]
     assert (props["Namespace"], props["MetricName"]) == ("AWS/CloudFront", "5xxErrorRate")
-    assert props["Dimensions"] == [{"Name": "DistributionId", "Value": "E123EXAMPLE"}, {"Name": "Region", "Value": "Global"}]
+    assert props["Dimensions"] == [
+        {"Name": "DistributionId", "Value": "E123EXAMPLE"},
+        {"Name": "Region", "Value": "Global"},
+    ]
     app = cdk.App()
     elsewhere = cdk.Stack(app, "eu", env=cdk.Environment(account="123456789012", region="eu-west-1"))
     with pytest.raises(ValueError, match="us-east-1"):

@@ -15,10 +15,14 @@ def test_ous(template, cfg):
     t = template("org")
     t.resource_count_is("AWS::Organizations::OrganizationalUnit", 5)
     for name in ("Security", "Infrastructure", "Workloads"):
-        t.has_resource_properties("AWS::Organizations::OrganizationalUnit", {"Name": name, "ParentId": cfg.organization.root_id})
+        t.has_resource_properties(
+            "AWS::Organizations::OrganizationalUnit", {"Name": name, "ParentId": cfg.organization.root_id}
+        )
     for name in ("NonProd", "Prod"):
-        t.has_resource_properties("AWS::Organizations::OrganizationalUnit", {
-            "Name": name, "ParentId": {"Fn::GetAtt": [Match.string_like_regexp("^WorkloadsOu"), "Id"]}})
+        t.has_resource_properties(
+            "AWS::Organizations::OrganizationalUnit",
+            {"Name": name, "ParentId": {"Fn::GetAtt": [Match.string_like_regexp("^WorkloadsOu"), "Id"]}},
+        )
 
 
 def test_member_accounts_created_and_retained(template, cfg):
@@ -27,11 +31,18 @@ def test_member_accounts_created_and_retained(template, cfg):
     assert len(accounts) == 1 + len(cfg.environments)
     for resource in accounts.values():
         assert resource["DeletionPolicy"] == "Retain"
-    t.has_resource_properties("AWS::Organizations::Account", {
-        "AccountName": "supabase-prod", "Email": "aws+prod@example.com",
-        "ParentIds": [{"Fn::GetAtt": [Match.string_like_regexp("^ProdOu"), "Id"]}]})
-    t.has_resource_properties("AWS::Organizations::Account", {
-        "AccountName": "supabase-dev", "ParentIds": [{"Fn::GetAtt": [Match.string_like_regexp("^NonProdOu"), "Id"]}]})
+    t.has_resource_properties(
+        "AWS::Organizations::Account",
+        {
+            "AccountName": "supabase-prod",
+            "Email": "aws+prod@example.com",
+            "ParentIds": [{"Fn::GetAtt": [Match.string_like_regexp("^ProdOu"), "Id"]}],
+        },
+    )
+    t.has_resource_properties(
+        "AWS::Organizations::Account",
+        {"AccountName": "supabase-dev", "ParentIds": [{"Fn::GetAtt": [Match.string_like_regexp("^NonProdOu"), "Id"]}]},
+    )
 
 
 def test_adopting_existing_accounts_creates_none(cfg):
@@ -40,8 +51,12 @@ def test_adopting_existing_accounts_creates_none(cfg):
 
     from stacks.org_stack import OrganizationStack
 
-    adopted = cfg.model_copy(update={"organization": cfg.organization.model_copy(update={"adopt_existing_accounts": True})})
-    stack = OrganizationStack(cdk.App(), "org", cfg=adopted, env=cdk.Environment(account="111111111111", region="us-east-1"))
+    adopted = cfg.model_copy(
+        update={"organization": cfg.organization.model_copy(update={"adopt_existing_accounts": True})}
+    )
+    stack = OrganizationStack(
+        cdk.App(), "org", cfg=adopted, env=cdk.Environment(account="111111111111", region="us-east-1")
+    )
     Template.from_stack(stack).resource_count_is("AWS::Organizations::Account", 0)
 
 
@@ -70,23 +85,42 @@ def test_scp_contents(template, cfg):
 
 def test_organization_trail(template, cfg):
     t = template("org")
-    t.has_resource_properties("AWS::CloudTrail::Trail", {
-        "IsOrganizationTrail": True, "IsMultiRegionTrail": True, "EnableLogFileValidation": True,
-        "IncludeGlobalServiceEvents": True, "KMSKeyId": Match.any_value(), "CloudWatchLogsLogGroupArn": Match.any_value(),
-    })
+    t.has_resource_properties(
+        "AWS::CloudTrail::Trail",
+        {
+            "IsOrganizationTrail": True,
+            "IsMultiRegionTrail": True,
+            "EnableLogFileValidation": True,
+            "IncludeGlobalServiceEvents": True,
+            "KMSKeyId": Match.any_value(),
+            "CloudWatchLogsLogGroupArn": Match.any_value(),
+        },
+    )
 
 
 def test_trail_bucket_locked_down(template, cfg):
     t = template("org")
     buckets = t.find_resources("AWS::S3::Bucket", {"Properties": {"ObjectLockEnabled": True}})
     assert len(buckets) == 1
-    (logical_id, bucket), = buckets.items()
+    ((logical_id, bucket),) = buckets.items()
     assert logical_id.startswith("TrailBucket") and bucket["DeletionPolicy"] == "Retain"
     props = bucket["Properties"]
-    assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": cfg.organization.cloudtrail_retention_days}
+    assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {
+        "Mode": "GOVERNANCE",
+        "Days": cfg.organization.cloudtrail_retention_days,
+    }
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert (
+        props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "aws:kms"
+    )
     policy = json.dumps(t.find_resources("AWS::S3::BucketPolicy"))
     assert '"aws:SecureTransport": "false"' in policy
     assert f"AWSLogs/{cfg.organization.id}/" in policy

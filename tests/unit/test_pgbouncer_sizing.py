@@ -12,7 +12,7 @@ from database.pgbouncer import max_connections, pool_sizes, render_ini
 
 
 def test_every_configurable_class_has_a_memory_size():
-    assert RDS_INSTANCE_CLASSES <= pgbouncer.INSTANCE_MEMORY_GIB.keys()
+    assert pgbouncer.INSTANCE_MEMORY_GIB.keys() >= RDS_INSTANCE_CLASSES
 
 
 @pytest.mark.parametrize(
@@ -77,8 +77,14 @@ def test_explicit_max_connections_overrides_the_class_default():
 
 
 def test_ini_carries_the_sizes_and_both_databases():
-    ini = render_ini(primary_host="db.prod.supabase.internal", replica_host="db-ro.prod.supabase.internal",
-                     port=5432, dbname="postgres", instance_class="db.r7g.large", replicas=3)
+    ini = render_ini(
+        primary_host="db.prod.supabase.internal",
+        replica_host="db-ro.prod.supabase.internal",
+        port=5432,
+        dbname="postgres",
+        instance_class="db.r7g.large",
+        replicas=3,
+    )
     parser = configparser.ConfigParser(comment_prefixes=(";",), interpolation=None)
     parser.read_string(ini)
     sizes = pool_sizes(instance_class="db.r7g.large", pgbouncer_replicas=3)

@@ -70,7 +70,9 @@ def test_later_environments_need_approval(pipeline, cfg):
     for env_name in cfg.pipeline.promotion_order[1:]:
         steps = actions(props, env_name)
         assert steps[0]["ActionTypeId"]["Category"] == "Approval"
-        assert steps[0]["RunOrder"] < min(a["RunOrder"] for a in steps if a["ActionTypeId"]["Provider"] == "CloudFormation")
+        assert steps[0]["RunOrder"] < min(
+            a["RunOrder"] for a in steps if a["ActionTypeId"]["Provider"] == "CloudFormation"
+        )
         assert steps[-1]["Name"] == f"SmokeTests-{env_name}"
 
 
@@ -83,7 +85,10 @@ def test_each_stage_deploys_into_its_own_account_and_region(pipeline, cfg, env_n
     assert env.region in regions and regions <= {env.region, env.dr_region, "us-east-1"}
     for action in deploys:
         role = json.dumps(action["RoleArn"])
-        assert f"cdk-hnb659fds-deploy-role-{env.account.id}-{action.get('Region', cfg.organization.tooling_region)}" in role
+        assert (
+            f"cdk-hnb659fds-deploy-role-{env.account.id}-{action.get('Region', cfg.organization.tooling_region)}"
+            in role
+        )
         if "RoleArn" in action["Configuration"]:
             assert f"cdk-hnb659fds-cfn-exec-role-{env.account.id}" in json.dumps(action["Configuration"]["RoleArn"])
         assert action["Configuration"]["StackName"].startswith(f"{env_name}-")
@@ -109,12 +114,19 @@ def test_smoke_steps_assume_only_their_environment_role(pipeline, cfg):
 
 def test_failures_are_notified(pipeline, cfg):
     t, _ = pipeline
-    t.has_resource_properties("AWS::CodeStarNotifications::NotificationRule", {
-        "EventTypeIds": ["codepipeline-pipeline-pipeline-execution-failed",
-                         "codepipeline-pipeline-manual-approval-needed",
-                         "codepipeline-pipeline-stage-execution-failed"],
-    })
-    t.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": cfg.organization.tooling.email})
+    t.has_resource_properties(
+        "AWS::CodeStarNotifications::NotificationRule",
+        {
+            "EventTypeIds": [
+                "codepipeline-pipeline-pipeline-execution-failed",
+                "codepipeline-pipeline-manual-approval-needed",
+                "codepipeline-pipeline-stage-execution-failed",
+            ],
+        },
+    )
+    t.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": cfg.organization.tooling.email}
+    )
 
 
 def test_pipeline_lives_in_the_tooling_account(assembly, cfg):

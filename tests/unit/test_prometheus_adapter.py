@@ -26,8 +26,10 @@ ENVS = ["dev", "staging", "prod"]
 # per-node connection gauge on /metrics. A test fails when the code's name drifts from it.
 REALTIME_NODE_CONNECTIONS = "realtime_connections_global_connected"
 # kube-prometheus-stack's Prometheus pods (the operator's labels on its StatefulSet pods).
-PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus",
-                         "prometheus": f"{kube_prometheus_stack.NAME}-prometheus"}
+PROMETHEUS_POD_LABELS = {
+    "app.kubernetes.io/name": "prometheus",
+    "prometheus": f"{kube_prometheus_stack.NAME}-prometheus",
+}
 # The adapter's template variables, as it fills them for GET .../namespaces/supabase/pods/*/<metric>.
 LABEL_MATCHERS = 'namespace="supabase",pod=~"realtime-a|realtime-b"'
 
@@ -37,8 +39,11 @@ def _helm_charts(template, env):
 
 
 def _adapter_release(template, env):
-    [(lid, chart)] = [(lid, c) for lid, c in _helm_charts(template, env).items()
-                      if c["Properties"]["Release"] == prometheus_adapter.NAME]
+    [(lid, chart)] = [
+        (lid, c)
+        for lid, c in _helm_charts(template, env).items()
+        if c["Properties"]["Release"] == prometheus_adapter.NAME
+    ]
     # Nothing in the adapter's values comes from CloudFormation: they are one JSON literal.
     return lid, chart["Properties"], json.loads(chart["Properties"]["Values"])
 
@@ -72,8 +77,11 @@ def _exposed_name(rule: dict, series: str) -> str | None:
 
 
 def _substituted(metrics_query: str, series: str) -> str:
-    return (metrics_query.replace("<<.Series>>", series)
-            .replace("<<.LabelMatchers>>", LABEL_MATCHERS).replace("<<.GroupBy>>", "pod"))
+    return (
+        metrics_query.replace("<<.Series>>", series)
+        .replace("<<.LabelMatchers>>", LABEL_MATCHERS)
+        .replace("<<.GroupBy>>", "pod")
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -81,15 +89,18 @@ def test_adapter_installed_pinned_after_prometheus(template, env):
     lid, props, values = _adapter_release(template, env)
     # The chart and its pin: tests/unit/test_addons.py opens the staged asset of every release.
     assert props["Namespace"] == "observability"
-    [prom_lid] = [i for i, c in _helm_charts(template, env).items()
-                  if c["Properties"]["Release"] == kube_prometheus_stack.NAME]
+    [prom_lid] = [
+        i for i, c in _helm_charts(template, env).items() if c["Properties"]["Release"] == kube_prometheus_stack.NAME
+    ]
     assert prom_lid in _helm_charts(template, env)[lid].get("DependsOn", [])
     assert values["prometheus"] == {"url": "http://kube-prometheus-stack-prometheus.observability.svc", "port": 9090}
 
 
 def test_adapter_has_no_aws_identity_and_bounded_resources(template):
     t = template("prod", "platform")
-    accounts = {a["Properties"]["ServiceAccount"] for a in t.find_resources("AWS::EKS::PodIdentityAssociation").values()}
+    accounts = {
+        a["Properties"]["ServiceAccount"] for a in t.find_resources("AWS::EKS::PodIdentityAssociation").values()
+    }
     assert not any("adapter" in sa for sa in accounts), accounts
     _, _, values = _adapter_release(template, "prod")
     resources = values["resources"]
@@ -125,8 +136,10 @@ def rule_files(tmp_path_factory) -> Path:
     """The adapter's queries as recording rules, substituted the way the adapter fills them."""
     [rule] = prometheus_adapter.custom_rules()
     series = REALTIME_NODE_CONNECTIONS
-    rules = [{"record": "adapter:series_query:check", "expr": rule["seriesQuery"]},
-             {"record": "adapter:realtime_connections:per_pod", "expr": _substituted(rule["metricsQuery"], series)}]
+    rules = [
+        {"record": "adapter:series_query:check", "expr": rule["seriesQuery"]},
+        {"record": "adapter:realtime_connections:per_pod", "expr": _substituted(rule["metricsQuery"], series)},
+    ]
     path = tmp_path_factory.mktemp("adapter") / "adapter_rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "prometheus-adapter", "rules": rules}]}, sort_keys=False))
     return path
@@ -142,33 +155,48 @@ def _run_test(rule_files: Path, expected_a: str) -> subprocess.CompletedProcess:
     target = 'namespace="supabase",service="realtime",endpoint="metrics",job="realtime",container="realtime"'
     series = [
         # What the ServiceMonitor scrape yields for two Realtime pods.
-        {"series": f'{REALTIME_NODE_CONNECTIONS}{{{target},pod="realtime-a",instance="10.0.1.10:4000"}}',
-         "values": "1200x10"},
-        {"series": f'{REALTIME_NODE_CONNECTIONS}{{{target},pod="realtime-b",instance="10.0.1.11:4000"}}',
-         "values": "800x10"},
+        {
+            "series": f'{REALTIME_NODE_CONNECTIONS}{{{target},pod="realtime-a",instance="10.0.1.10:4000"}}',
+            "values": "1200x10",
+        },
+        {
+            "series": f'{REALTIME_NODE_CONNECTIONS}{{{target},pod="realtime-b",instance="10.0.1.11:4000"}}',
+            "values": "800x10",
+        },
         # Not the HPA's pods: another namespace, and a pod the HPA did not ask about.
         {"series": f'{REALTIME_NODE_CONNECTIONS}{{namespace="staging",pod="realtime-a"}}', "values": "9999x10"},
         {"series": f'{REALTIME_NODE_CONNECTIONS}{{namespace="supabase",pod="realtime-old"}}', "values": "5x10"},
         # The per-tenant gauge (on /tenant-metrics) must not be what the rule reads.
-        {"series": f'realtime_connections_connected{{{target},pod="realtime-a",tenant="realtime"}}',
-         "values": "7x10"},
+        {"series": f'realtime_connections_connected{{{target},pod="realtime-a",tenant="realtime"}}', "values": "7x10"},
     ]
-    tests = {"rule_files": [rule_files.name], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": series,
-        "promql_expr_test": [{
-            "expr": "adapter:realtime_connections:per_pod",
-            "eval_time": "5m",
-            "exp_samples": [
-                {"labels": 'adapter:realtime_connections:per_pod{pod="realtime-a"}', "value": float(expected_a)},
-                {"labels": 'adapter:realtime_connections:per_pod{pod="realtime-b"}', "value": 800.0},
-            ],
-        }],
-    }]}
+    tests = {
+        "rule_files": [rule_files.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": "adapter:realtime_connections:per_pod",
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {
+                                "labels": 'adapter:realtime_connections:per_pod{pod="realtime-a"}',
+                                "value": float(expected_a),
+                            },
+                            {"labels": 'adapter:realtime_connections:per_pod{pod="realtime-b"}', "value": 800.0},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     test_file = rule_files.parent / "adapter_test.yaml"
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    return subprocess.run([PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True,
-                          cwd=rule_files.parent)
+    return subprocess.run(
+        [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=rule_files.parent
+    )
 
 
 def test_adapter_rule_yields_one_value_per_pod(rule_files):
@@ -187,18 +215,25 @@ def _selects(selector: dict, labels: dict[str, str]) -> bool:
         return False
     for expr in selector.get("matchExpressions", []):
         key, op, vals = expr["key"], expr["operator"], expr.get("values", [])
-        ok = {"In": labels.get(key) in vals, "NotIn": labels.get(key) not in vals,
-              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        ok = {
+            "In": labels.get(key) in vals,
+            "NotIn": labels.get(key) not in vals,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
         if not ok:
             return False
     return True
 
 
 def _isolating(manifests, namespace: str, labels: dict[str, str], direction: str) -> list[str]:
-    return [p["metadata"]["name"] for p in _objects(manifests, "NetworkPolicy")
-            if p["metadata"].get("namespace") == namespace
-            and direction in p["spec"].get("policyTypes", ["Ingress"])
-            and _selects(p["spec"]["podSelector"], labels)]
+    return [
+        p["metadata"]["name"]
+        for p in _objects(manifests, "NetworkPolicy")
+        if p["metadata"].get("namespace") == namespace
+        and direction in p["spec"].get("policyTypes", ["Ingress"])
+        and _selects(p["spec"]["podSelector"], labels)
+    ]
 
 
 def test_network_policies_leave_the_adapter_paths_open(manifests):

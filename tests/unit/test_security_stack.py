@@ -40,11 +40,17 @@ def test_guardduty_features(template, env):
     assert detector["Enable"] is True
     assert "DataSources" not in detector
     features = {f["Name"]: f for f in detector["Features"]}
-    assert set(features) == {"EKS_AUDIT_LOGS", "EKS_RUNTIME_MONITORING", "RDS_LOGIN_EVENTS", "S3_DATA_EVENTS",
-                             "EBS_MALWARE_PROTECTION"}
+    assert set(features) == {
+        "EKS_AUDIT_LOGS",
+        "EKS_RUNTIME_MONITORING",
+        "RDS_LOGIN_EVENTS",
+        "S3_DATA_EVENTS",
+        "EBS_MALWARE_PROTECTION",
+    }
     assert all(f["Status"] == "ENABLED" for f in features.values())
     assert features["EKS_RUNTIME_MONITORING"]["AdditionalConfiguration"] == [
-        {"Name": "EKS_ADDON_MANAGEMENT", "Status": "ENABLED"}]
+        {"Name": "EKS_ADDON_MANAGEMENT", "Status": "ENABLED"}
+    ]
 
 
 def test_security_hub_with_foundational_best_practices(template):
@@ -54,9 +60,16 @@ def test_security_hub_with_foundational_best_practices(template):
     standards = t.find_resources("AWS::SecurityHub::Standard")
     assert len(standards) == 1
     standard = next(iter(standards.values()))
-    assert standard["Properties"]["StandardsArn"] == {"Fn::Join": ["", [
-        "arn:", {"Ref": "AWS::Partition"},
-        ":securityhub:us-east-1::standards/aws-foundational-security-best-practices/v/1.0.0"]]}
+    assert standard["Properties"]["StandardsArn"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":securityhub:us-east-1::standards/aws-foundational-security-best-practices/v/1.0.0",
+            ],
+        ]
+    }
     assert hub_id in standard["DependsOn"]
 
 
@@ -69,24 +82,40 @@ def test_config_records_everything_into_the_hardened_bucket(template, cfg, env):
     _, channel = only(t, "AWS::Config::DeliveryChannel")
     bucket_ref = channel["S3BucketName"]["Ref"]
     assert channel["S3KmsKeyArn"]["Fn::GetAtt"][1] == "Arn"
-    assert recorder_id in t.to_json()["Resources"][next(iter(t.find_resources("AWS::Config::DeliveryChannel")))]["DependsOn"]
+    assert (
+        recorder_id
+        in t.to_json()["Resources"][next(iter(t.find_resources("AWS::Config::DeliveryChannel")))]["DependsOn"]
+    )
     bucket = t.to_json()["Resources"][bucket_ref]["Properties"]
     sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert sse["SSEAlgorithm"] == "aws:kms"
     assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert "DestinationBucketName" in bucket["LoggingConfiguration"]
-    policies = [p["Properties"] for p in t.find_resources("AWS::S3::BucketPolicy").values()
-                if p["Properties"]["Bucket"] == {"Ref": bucket_ref}]
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-               for p in policies for s in p["PolicyDocument"]["Statement"])
+    policies = [
+        p["Properties"]
+        for p in t.find_resources("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_ref}
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for p in policies
+        for s in p["PolicyDocument"]["Statement"]
+    )
 
 
 def test_config_role_writes_only_under_its_prefix(template, cfg):
     t = template("staging", "security")
-    policy = next(p["Properties"] for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
-                  if p["Properties"]["Description"].startswith("Deliver configuration"))
+    policy = next(
+        p["Properties"]
+        for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
+        if p["Properties"]["Description"].startswith("Deliver configuration")
+    )
     deliver = next(s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "Deliver")
     assert deliver["Action"] == "s3:PutObject"
     assert deliver["Resource"]["Fn::Join"][1][1] == f"/AWSLogs/{cfg.environments['staging'].account.id}/Config/*"
@@ -101,16 +130,23 @@ def test_inspector_enabled_for_ecr_and_ec2(template):
     assert resource["Update"] == resource["Create"]
     assert (delete["action"], delete["parameters"]) == ("Disable", {"resourceTypes": ["ECR", "EC2"]})
     _, scanning = only(t, "AWS::ECR::RegistryScanningConfiguration")
-    assert scanning == {"ScanType": "ENHANCED", "Rules": [{"ScanFrequency": "CONTINUOUS_SCAN",
-                                                          "RepositoryFilters": [{"Filter": "*", "FilterType": "WILDCARD"}]}]}
+    assert scanning == {
+        "ScanType": "ENHANCED",
+        "Rules": [
+            {"ScanFrequency": "CONTINUOUS_SCAN", "RepositoryFilters": [{"Filter": "*", "FilterType": "WILDCARD"}]}
+        ],
+    }
 
 
 # --- incident response ------------------------------------------------------------------
 
 
 def function_of(t) -> tuple[str, dict]:
-    found = {k: v for k, v in t.find_resources("AWS::Lambda::Function").items()
-             if v["Properties"].get("Handler") == "handler.handler"}
+    found = {
+        k: v
+        for k, v in t.find_resources("AWS::Lambda::Function").items()
+        if v["Properties"].get("Handler") == "handler.handler"
+    }
     assert len(found) == 1
     return next(iter(found.items()))
 
@@ -140,7 +176,9 @@ def test_function_role_names_specific_resources(template):
     role = t.to_json()["Resources"][role_id]["Properties"]
     managed = [r for r in role["ManagedPolicyArns"] if "Ref" in r]
     assert len(managed) == 1
-    statements = {s["Sid"]: s for s in t.to_json()["Resources"][managed[0]["Ref"]]["Properties"]["PolicyDocument"]["Statement"]}
+    statements = {
+        s["Sid"]: s for s in t.to_json()["Resources"][managed[0]["Ref"]]["Properties"]["PolicyDocument"]["Statement"]
+    }
     assert statements["FindCluster"]["Action"] == "eks:DescribeCluster"
     assert imports(statements["FindCluster"]["Resource"], "prod-cluster:", "EksCluster")
     assert "Arn" in statements["FindCluster"]["Resource"]["Fn::ImportValue"]
@@ -167,8 +205,12 @@ def test_rbac_allows_exactly_what_the_handler_calls(template):
     for manifest in manifests.values():
         kubernetes_validate.validate(manifest, "1.35.0", strict=True)
     role, binding = manifests["ClusterRole"], manifests["ClusterRoleBinding"]
-    grants = {(group, res): set(rule["verbs"]) for rule in role["rules"]
-              for group in rule["apiGroups"] for res in rule["resources"]}
+    grants = {
+        (group, res): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for res in rule["resources"]
+    }
     # EksKubernetesClient: PATCH pods; GET, POST, PUT networkpolicies.
     assert grants == {("", "pods"): {"patch"}, ("networking.k8s.io", "networkpolicies"): {"get", "create", "update"}}
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE}
@@ -181,14 +223,18 @@ def test_function_reaches_the_private_api_endpoint(template):
     assert (ingress["FromPort"], ingress["ToPort"], ingress["IpProtocol"]) == (443, 443, "tcp")
     assert imports(ingress["GroupId"], "prod-cluster:", "ClusterSecurityGroupId")
     _, function = function_of(t)
-    assert {"Fn::GetAtt": [ingress["SourceSecurityGroupId"]["Fn::GetAtt"][0], "GroupId"]} in \
-        function["Properties"]["VpcConfig"]["SecurityGroupIds"]
+    assert {"Fn::GetAtt": [ingress["SourceSecurityGroupId"]["Fn::GetAtt"][0], "GroupId"]} in function["Properties"][
+        "VpcConfig"
+    ]["SecurityGroupIds"]
 
 
 def test_rule_targets(template):
     t = template("prod", "security")
     function_id, _ = function_of(t)
-    rules = {r["Properties"]["EventPattern"]["source"][0]: r["Properties"] for r in t.find_resources("AWS::Events::Rule").values()}
+    rules = {
+        r["Properties"]["EventPattern"]["source"][0]: r["Properties"]
+        for r in t.find_resources("AWS::Events::Rule").values()
+    }
     guardduty = rules["aws.guardduty"]
     arns = [target["Arn"] for target in guardduty["Targets"]]
     assert {"Fn::GetAtt": [function_id, "Arn"]} in arns
@@ -221,29 +267,60 @@ def _delivered(patterns: dict[str, dict], events: list[dict]) -> dict[str, list[
             bus.put_rule(Name=name, EventPattern=json.dumps(pattern))
             bus.put_targets(Rule=name, Targets=[{"Id": "1", "Arn": arn}])
         for event in events:
-            bus.put_events(Entries=[{"Source": event["source"], "DetailType": event["detail-type"],
-                                     "Detail": json.dumps(event["detail"])}])
-        return {name: [json.loads(m["Body"])["detail"] for m in
-                       sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
-                for name, url in urls.items()}
+            bus.put_events(
+                Entries=[
+                    {
+                        "Source": event["source"],
+                        "DetailType": event["detail-type"],
+                        "Detail": json.dumps(event["detail"]),
+                    }
+                ]
+            )
+        return {
+            name: [
+                json.loads(m["Body"])["detail"]
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            ]
+            for name, url in urls.items()
+        }
 
 
 def test_patterns_select_high_severity_findings_and_critical_falco_alerts(template):
     t = template("prod", "security")
-    patterns = {r["Properties"]["EventPattern"]["source"][0].replace(".", "-"): r["Properties"]["EventPattern"]
-                for r in t.find_resources("AWS::Events::Rule").values()}
+    patterns = {
+        r["Properties"]["EventPattern"]["source"][0].replace(".", "-"): r["Properties"]["EventPattern"]
+        for r in t.find_resources("AWS::Events::Rule").values()
+    }
     _, pipe = only(t, "AWS::Pipes::Pipe")
     piped = pipe["TargetParameters"]["EventBridgeEventBusParameters"]
 
     def finding(severity):
-        return {"source": "aws.guardduty", "detail-type": "GuardDuty Finding", "detail": {"severity": severity, "id": str(severity)}}
+        return {
+            "source": "aws.guardduty",
+            "detail-type": "GuardDuty Finding",
+            "detail": {"severity": severity, "id": str(severity)},
+        }
 
     def falco(priority):
-        return {"source": piped["Source"], "detail-type": piped["DetailType"],
-                "detail": {"rule": "Terminal shell in container", "priority": priority, "output_fields": {}}}
+        return {
+            "source": piped["Source"],
+            "detail-type": piped["DetailType"],
+            "detail": {"rule": "Terminal shell in container", "priority": priority, "output_fields": {}},
+        }
 
-    delivered = _delivered(patterns, [finding(2), finding(6.9), finding(7), finding(8.8), falco("Warning"),
-                                      falco("Critical"), falco("EMERGENCY"), falco("Notice")])
+    delivered = _delivered(
+        patterns,
+        [
+            finding(2),
+            finding(6.9),
+            finding(7),
+            finding(8.8),
+            falco("Warning"),
+            falco("Critical"),
+            falco("EMERGENCY"),
+            falco("Notice"),
+        ],
+    )
     assert sorted(d["severity"] for d in delivered["aws-guardduty"]) == [7, 8.8]
     assert sorted(d["priority"] for d in delivered["supabase-falco"]) == ["Critical", "EMERGENCY"]
 

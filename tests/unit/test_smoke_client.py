@@ -20,7 +20,14 @@ ANON_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJl"
 TIMEOUT = 1.0
 
 HEALTHY = {
-    "/auth/v1/health": (200, {"version": "v2.189.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"}),
+    "/auth/v1/health": (
+        200,
+        {
+            "version": "v2.189.0",
+            "name": "GoTrue",
+            "description": "GoTrue is a user registration and authentication API",
+        },
+    ),
     "/rest/v1/": (200, {"swagger": "2.0", "info": {"title": "PostgREST API"}, "paths": {"/": {}, "/todos": {}}}),
     "/storage/v1/status": (200, None),
     "/storage/v1/bucket": (200, [{"id": "avatars", "name": "avatars", "public": True}]),
@@ -43,7 +50,13 @@ def _http_server(routes: dict, *, hang: bool = False):
             pass
 
         def do_GET(self):
-            seen.append({"path": self.path, "apikey": self.headers.get("apikey"), "authorization": self.headers.get("Authorization")})
+            seen.append(
+                {
+                    "path": self.path,
+                    "apikey": self.headers.get("apikey"),
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
             if hang:
                 time.sleep(TIMEOUT * 3)
                 return
@@ -91,15 +104,30 @@ def _phoenix_server(mode: str):
                 continue
             joins.append({"topic": message["topic"], "vsn": query.get("vsn"), "payload": message["payload"]})
             # Realtime pushes other frames too; the client must skip them.
-            ws.send(json.dumps({"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": "99"}))
+            ws.send(
+                json.dumps(
+                    {"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": "99"}
+                )
+            )
             if mode == "silent":
                 # Hang up well after the client's deadline: a client that waits unbounded
                 # then shows a latency far past its timeout instead of hanging the suite.
                 released.wait(TIMEOUT * 3)
                 ws.close()
                 return
-            status, response = ("ok", {"postgres_changes": []}) if mode == "ok" else ("error", {"reason": "Tenant not found"})
-            ws.send(json.dumps({"topic": message["topic"], "event": "phx_reply", "payload": {"status": status, "response": response}, "ref": message["ref"]}))
+            status, response = (
+                ("ok", {"postgres_changes": []}) if mode == "ok" else ("error", {"reason": "Tenant not found"})
+            )
+            ws.send(
+                json.dumps(
+                    {
+                        "topic": message["topic"],
+                        "event": "phx_reply",
+                        "payload": {"status": status, "response": response},
+                        "ref": message["ref"],
+                    }
+                )
+            )
 
     server = serve(handle, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()

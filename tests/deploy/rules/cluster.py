@@ -49,15 +49,19 @@ def namespace_exists(assembly: CloudAssembly) -> Outcome:
             existing = set(plan.state_before(step).namespaces)
             if step.type == HELM_CHART and not step.props.get("CreateNamespace"):
                 namespace = step.props.get("Namespace", "default")
-                outcome.check(namespace in existing,
-                              f"{step.name}: Helm release {step.props['Release']} installs into namespace {namespace}, "
-                              "which no earlier step creates")
+                outcome.check(
+                    namespace in existing,
+                    f"{step.name}: Helm release {step.props['Release']} installs into namespace {namespace}, "
+                    "which no earlier step creates",
+                )
             for obj in step.objects:
                 namespace = obj["metadata"].get("namespace")
                 if namespace is not None:
-                    outcome.check(namespace in existing,
-                                  f"{step.name}: {obj['kind']} {namespace}/{obj['metadata']['name']} is applied while "
-                                  f"namespace {namespace} is not guaranteed to exist (no dependency on the step creating it)")
+                    outcome.check(
+                        namespace in existing,
+                        f"{step.name}: {obj['kind']} {namespace}/{obj['metadata']['name']} is applied while "
+                        f"namespace {namespace} is not guaranteed to exist (no dependency on the step creating it)",
+                    )
                 if obj["kind"] == "Namespace":
                     # kubectl applies a file's objects in order: later objects of the same manifest may use it.
                     existing.add(obj["metadata"]["name"])
@@ -83,13 +87,17 @@ def kind_served(assembly: CloudAssembly) -> Outcome:
             served = plan.state_before(step).kinds
             for obj in step.objects:
                 api_version, kind = kind_of(obj)
-                why = ("Gatekeeper creates its CRD only after ingesting the ConstraintTemplate: split templates and "
-                       "constraints and wait for the CRD to be Established"
-                       if api_version.startswith(f"{CONSTRAINT_GROUP}/") else
-                       "no earlier step installs a CRD serving it")
-                outcome.check((api_version, kind) in served,
-                              f"{step.name}: {api_version} {kind} {obj['metadata'].get('name')} is not served when "
-                              f"applied ({why})")
+                why = (
+                    "Gatekeeper creates its CRD only after ingesting the ConstraintTemplate: split templates and "
+                    "constraints and wait for the CRD to be Established"
+                    if api_version.startswith(f"{CONSTRAINT_GROUP}/")
+                    else "no earlier step installs a CRD serving it"
+                )
+                outcome.check(
+                    (api_version, kind) in served,
+                    f"{step.name}: {api_version} {kind} {obj['metadata'].get('name')} is not served when "
+                    f"applied ({why})",
+                )
     return outcome
 
 
@@ -110,10 +118,12 @@ def helm_rollback_within_lambda(assembly: CloudAssembly) -> Outcome:
         if str(props.get("Atomic", "false")).lower() != "true":
             continue
         worst = 2 * duration_seconds(props.get("Timeout", "5m0s")) + HANDLER_START_UP_SECONDS
-        outcome.check(worst <= LAMBDA_TIMEOUT_MAX_SECONDS,
-                      f"{stack.stack_name}/{logical_id}: Helm release {props['Release']} may run {worst} s (install "
-                      f"plus rollback, each up to --timeout {props.get('Timeout')}, + {HANDLER_START_UP_SECONDS} s) but "
-                      f"the kubectl provider Lambda stops at {LAMBDA_TIMEOUT_MAX_SECONDS} s")
+        outcome.check(
+            worst <= LAMBDA_TIMEOUT_MAX_SECONDS,
+            f"{stack.stack_name}/{logical_id}: Helm release {props['Release']} may run {worst} s (install "
+            f"plus rollback, each up to --timeout {props.get('Timeout')}, + {HANDLER_START_UP_SECONDS} s) but "
+            f"the kubectl provider Lambda stops at {LAMBDA_TIMEOUT_MAX_SECONDS} s",
+        )
     return outcome
 
 
@@ -128,16 +138,22 @@ def pod_security_admits(assembly: CloudAssembly) -> Outcome:
     outcome = Outcome()
     for plan in ApplyPlan.per_cluster(assembly):
         objects = [(step, obj) for step in plan.steps for obj in step.objects]
-        levels = {obj["metadata"]["name"]: (obj["metadata"].get("labels") or {}).get(ENFORCE_LABEL, "privileged")
-                  for _, obj in objects if obj["kind"] == "Namespace"}
+        levels = {
+            obj["metadata"]["name"]: (obj["metadata"].get("labels") or {}).get(ENFORCE_LABEL, "privileged")
+            for _, obj in objects
+            if obj["kind"] == "Namespace"
+        }
         for step, obj in objects:
             if pod_spec(obj) is None:
                 continue
             namespace = obj["metadata"].get("namespace", "default")
             level = levels.get(namespace, "privileged")
             refused = pod_security_violations(obj, level)
-            outcome.check(not refused, f"{step.name}: {obj['kind']} {namespace}/{obj['metadata']['name']} is refused by "
-                                       f"Pod Security {level}: {'; '.join(refused)}")
+            outcome.check(
+                not refused,
+                f"{step.name}: {obj['kind']} {namespace}/{obj['metadata']['name']} is refused by "
+                f"Pod Security {level}: {'; '.join(refused)}",
+            )
     return outcome
 
 
@@ -161,6 +177,9 @@ def gatekeeper_admits(assembly: CloudAssembly) -> Outcome:
             if pod_spec(obj) is None:
                 continue
             refused = gatekeeper.violations(obj)
-            outcome.check(not refused, f"{step.name}: {obj['kind']} {obj['metadata'].get('namespace', 'default')}/"
-                                       f"{obj['metadata']['name']} breaks {'; '.join(refused)}")
+            outcome.check(
+                not refused,
+                f"{step.name}: {obj['kind']} {obj['metadata'].get('namespace', 'default')}/"
+                f"{obj['metadata']['name']} breaks {'; '.join(refused)}",
+            )
     return outcome

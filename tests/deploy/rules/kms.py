@@ -50,7 +50,7 @@ def _cross_region_export(assembly: CloudAssembly, parameter: str) -> tuple[Stack
 def target(assembly: CloudAssembly, stack: Stack, value: Any) -> tuple[Stack, str] | None:
     """(stack, logical id) of the resource `value` refers to: Ref, GetAtt, exports, alias ARNs."""
     if isinstance(value, dict) and len(value) == 1:
-        (fn, arg), = value.items()
+        ((fn, arg),) = value.items()
         if fn == "Ref" and arg in stack.resources_by_id:
             return stack, arg
         if fn == "Fn::GetAtt":
@@ -80,14 +80,23 @@ def by_arn(assembly: CloudAssembly, arn: str) -> tuple[Stack, str] | None:
             continue
         for logical_id, res in stack.resources():
             props = res.get("Properties", {})
-            if service == "kms" and res["Type"] == "AWS::KMS::Alias" and resource == render(
-                    assembly, stack, props.get("AliasName")):
+            if (
+                service == "kms"
+                and res["Type"] == "AWS::KMS::Alias"
+                and resource == render(assembly, stack, props.get("AliasName"))
+            ):
                 return target(assembly, stack, props["TargetKeyId"])
-            if service == "iam" and res["Type"] == "AWS::IAM::Role" and resource == (
-                    f"role{props.get('Path', '/')}{render(assembly, stack, props.get('RoleName'))}"):
+            if (
+                service == "iam"
+                and res["Type"] == "AWS::IAM::Role"
+                and resource == (f"role{props.get('Path', '/')}{render(assembly, stack, props.get('RoleName'))}")
+            ):
                 return stack, logical_id
-            if service == "sns" and res["Type"] == "AWS::SNS::Topic" and resource == render(
-                    assembly, stack, props.get("TopicName")):
+            if (
+                service == "sns"
+                and res["Type"] == "AWS::SNS::Topic"
+                and resource == render(assembly, stack, props.get("TopicName"))
+            ):
                 return stack, logical_id
     return None
 
@@ -103,10 +112,14 @@ def render(assembly: CloudAssembly, stack: Stack, value: Any) -> Any:
         return value
     if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
         return {key: render(assembly, stack, item) for key, item in value.items()}
-    (fn, arg), = value.items()
+    ((fn, arg),) = value.items()
     if fn == "Ref":
-        pseudo = {**_PSEUDO, "AWS::Region": stack.region, "AWS::AccountId": stack.account,
-                  "AWS::StackName": stack.stack_name}
+        pseudo = {
+            **_PSEUDO,
+            "AWS::Region": stack.region,
+            "AWS::AccountId": stack.account,
+            "AWS::StackName": stack.stack_name,
+        }
         if arg in pseudo:
             return pseudo[arg]
         parameter = stack.template.get("Parameters", {}).get(arg)
@@ -167,9 +180,7 @@ def _condition_holds(operator: str, key: str, expected: list, context: Mapping[s
         hit = any(a == e for a in actual_values for e in expected)
     elif op in ("StringLike", "ArnLike", "StringNotLike", "ArnNotLike"):
         hit = any(fnmatch.fnmatchcase(a, e) for a in actual_values for e in expected)
-    elif op in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
-        hit = any(a.lower() == e.lower() for a in actual_values for e in expected)
-    elif op == "Bool":
+    elif op in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase") or op == "Bool":
         hit = any(a.lower() == e.lower() for a in actual_values for e in expected)
     else:
         return False
@@ -196,24 +207,34 @@ class Caller:
         return False
 
 
-def _statement_applies(statement: Mapping[str, Any], caller: Caller, action: str,
-                       context: Mapping[str, Any]) -> bool:
+def _statement_applies(statement: Mapping[str, Any], caller: Caller, action: str, context: Mapping[str, Any]) -> bool:
     if "Principal" in statement and not caller.named_by(statement["Principal"]):
         return False
     if "NotPrincipal" in statement and caller.named_by(statement["NotPrincipal"]):
         return False
-    if "Action" in statement and not any(fnmatch.fnmatchcase(action.lower(), a.lower())
-                                         for a in listed(statement["Action"])):
+    if "Action" in statement and not any(
+        fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed(statement["Action"])
+    ):
         return False
-    if "NotAction" in statement and any(fnmatch.fnmatchcase(action.lower(), a.lower())
-                                        for a in listed(statement["NotAction"])):
+    if "NotAction" in statement and any(
+        fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed(statement["NotAction"])
+    ):
         return False
-    return all(_condition_holds(op, key, listed(expected), context)
-               for op, block in statement.get("Condition", {}).items() for key, expected in block.items())
+    return all(
+        _condition_holds(op, key, listed(expected), context)
+        for op, block in statement.get("Condition", {}).items()
+        for key, expected in block.items()
+    )
 
 
-def denied_actions(policy: Mapping[str, Any], caller: Caller, actions: tuple[str, ...],
-                   context: Mapping[str, Any], *, required_condition: str | None = None) -> list[str]:
+def denied_actions(
+    policy: Mapping[str, Any],
+    caller: Caller,
+    actions: tuple[str, ...],
+    context: Mapping[str, Any],
+    *,
+    required_condition: str | None = None,
+) -> list[str]:
     """The actions the policy does not allow `caller` (an explicit deny wins over any allow).
 
     With `required_condition`, only allow statements that test that condition key count: the
@@ -223,10 +244,17 @@ def denied_actions(policy: Mapping[str, Any], caller: Caller, actions: tuple[str
     missing = []
     for action in actions:
         allowed = any(
-            s.get("Effect") == "Allow" and _statement_applies(s, caller, action, context) and (
-                required_condition is None or any(required_condition.lower() in (k.lower() for k in block)
-                                                  for block in s.get("Condition", {}).values()))
-            for s in statements)
+            s.get("Effect") == "Allow"
+            and _statement_applies(s, caller, action, context)
+            and (
+                required_condition is None
+                or any(
+                    required_condition.lower() in (k.lower() for k in block)
+                    for block in s.get("Condition", {}).values()
+                )
+            )
+            for s in statements
+        )
         denied = any(s.get("Effect") == "Deny" and _statement_applies(s, caller, action, context) for s in statements)
         if denied or not allowed:
             missing.append(action)
@@ -255,8 +283,11 @@ def _check(assembly: CloudAssembly, uses: Iterator[KeyUse]) -> Outcome:
     for use in uses:
         found = target(assembly, use.stack, use.key_ref)
         if found is None:
-            outcome.check(False, f"{use.describe()}: key {json.dumps(use.key_ref)} is created by no stack, so its "
-                                 "policy cannot be checked (name the key through a reference or its alias ARN)")
+            outcome.check(
+                False,
+                f"{use.describe()}: key {json.dumps(use.key_ref)} is created by no stack, so its "
+                "policy cannot be checked (name the key through a reference or its alias ARN)",
+            )
             continue
         key_stack, key_id = found
         key = key_stack.resources_by_id[key_id]
@@ -264,11 +295,15 @@ def _check(assembly: CloudAssembly, uses: Iterator[KeyUse]) -> Outcome:
             outcome.check(False, f"{use.describe()}: {key_stack.stack_name}/{key_id} is not a KMS key")
             continue
         policy = render(assembly, key_stack, key["Properties"].get("KeyPolicy", {}))
-        missing = denied_actions(policy, use.caller, use.actions, use.context,
-                                 required_condition=use.required_condition)
+        missing = denied_actions(
+            policy, use.caller, use.actions, use.context, required_condition=use.required_condition
+        )
         condition = f" under a {use.required_condition} condition" if use.required_condition else ""
-        outcome.check(not missing, f"{use.describe()}: the policy of key {key_stack.stack_name}/{key_id} does not "
-                                   f"allow {', '.join(missing)}{condition}")
+        outcome.check(
+            not missing,
+            f"{use.describe()}: the policy of key {key_stack.stack_name}/{key_id} does not "
+            f"allow {', '.join(missing)}{condition}",
+        )
     return outcome
 
 
@@ -285,9 +320,15 @@ def log_group_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
             continue
         name = render(assembly, stack, props.get("LogGroupName", f"{stack.stack_name}-{logical_id}-generated"))
         arn = f"arn:aws:logs:{stack.region}:{stack.account}:log-group:{name}"
-        yield KeyUse(stack, logical_id, props["KmsKeyId"], Caller(service=f"logs.{stack.region}.amazonaws.com"),
-                     LOGS_ACTIONS, {LOGS_CONTEXT_KEY: arn, "aws:SourceAccount": stack.account},
-                     required_condition=LOGS_CONTEXT_KEY)
+        yield KeyUse(
+            stack,
+            logical_id,
+            props["KmsKeyId"],
+            Caller(service=f"logs.{stack.region}.amazonaws.com"),
+            LOGS_ACTIONS,
+            {LOGS_CONTEXT_KEY: arn, "aws:SourceAccount": stack.account},
+            required_condition=LOGS_CONTEXT_KEY,
+        )
 
 
 @rule("kms-log-group-key-admits-logs", category="key policies")
@@ -331,9 +372,11 @@ def _values(value: Any) -> Iterator[Any]:
 
 
 def topic_publisher_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
-    encrypted = {(s.artifact_id, lid): topic["Properties"]["KmsMasterKeyId"]
-                 for s, lid, topic in assembly.resources("AWS::SNS::Topic")
-                 if "KmsMasterKeyId" in topic.get("Properties", {})}
+    encrypted = {
+        (s.artifact_id, lid): topic["Properties"]["KmsMasterKeyId"]
+        for s, lid, topic in assembly.resources("AWS::SNS::Topic")
+        if "KmsMasterKeyId" in topic.get("Properties", {})
+    }
     for stack, logical_id, resource in assembly.resources(*TOPIC_PUBLISHERS):
         published = set()
         for value in _values(resource.get("Properties", {})):
@@ -342,10 +385,14 @@ def topic_publisher_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
             if found_id in encrypted and found_id not in published:
                 published.add(found_id)
                 topic_stack, topic_id = found
-                yield KeyUse(topic_stack, f"{topic_id} <- {stack.stack_name}/{logical_id}",
-                             encrypted[(topic_stack.artifact_id, topic_id)],
-                             Caller(service=TOPIC_PUBLISHERS[resource["Type"]]), SNS_ACTIONS,
-                             {"aws:SourceAccount": stack.account})
+                yield KeyUse(
+                    topic_stack,
+                    f"{topic_id} <- {stack.stack_name}/{logical_id}",
+                    encrypted[(topic_stack.artifact_id, topic_id)],
+                    Caller(service=TOPIC_PUBLISHERS[resource["Type"]]),
+                    SNS_ACTIONS,
+                    {"aws:SourceAccount": stack.account},
+                )
 
 
 def trail_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
@@ -355,12 +402,21 @@ def trail_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
             continue
         name = render(assembly, stack, props.get("TrailName", logical_id))
         arn = f"arn:aws:cloudtrail:{stack.region}:{stack.account}:trail/{name}"
-        context = {"kms:EncryptionContext:aws:cloudtrail:arn": arn, "aws:SourceArn": arn,
-                   "aws:SourceAccount": stack.account}
+        context = {
+            "kms:EncryptionContext:aws:cloudtrail:arn": arn,
+            "aws:SourceArn": arn,
+            "aws:SourceAccount": stack.account,
+        }
         caller = Caller(service="cloudtrail.amazonaws.com")
         yield KeyUse(stack, logical_id, props["KMSKeyId"], caller, ("kms:GenerateDataKey",), context)
-        yield KeyUse(stack, logical_id, props["KMSKeyId"], caller, ("kms:DescribeKey",),
-                     {"aws:SourceArn": arn, "aws:SourceAccount": stack.account})
+        yield KeyUse(
+            stack,
+            logical_id,
+            props["KMSKeyId"],
+            caller,
+            ("kms:DescribeKey",),
+            {"aws:SourceArn": arn, "aws:SourceAccount": stack.account},
+        )
 
 
 def access_log_target_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
@@ -374,9 +430,14 @@ def access_log_target_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
             continue
         target_stack, target_id = found
         for key_ref in _bucket_keys(target_stack.resources_by_id[target_id]):
-            yield KeyUse(target_stack, f"{target_id} <- access logs of {stack.stack_name}/{logical_id}", key_ref,
-                         Caller(service="logging.s3.amazonaws.com"), ("kms:GenerateDataKey",),
-                         {"aws:SourceAccount": stack.account})
+            yield KeyUse(
+                target_stack,
+                f"{target_id} <- access logs of {stack.stack_name}/{logical_id}",
+                key_ref,
+                Caller(service="logging.s3.amazonaws.com"),
+                ("kms:GenerateDataKey",),
+                {"aws:SourceAccount": stack.account},
+            )
 
 
 def _bucket_by_name(assembly: CloudAssembly, name: Any) -> tuple[Stack, str] | None:
@@ -404,6 +465,7 @@ def service_writers_admitted(assembly: CloudAssembly) -> Outcome:
     https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html ;
     S3 server access logging writes as logging.s3.amazonaws.com into an SSE-KMS target bucket
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html"""
+
     def uses() -> Iterator[KeyUse]:
         yield from topic_publisher_uses(assembly)
         yield from trail_uses(assembly)
@@ -418,12 +480,23 @@ GRANT_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant")
 DATA_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
-def _delegated(stack: Stack, logical_id: str, key_ref: Any, service: str, actions: tuple[str, ...],
-               region: str | None = None) -> KeyUse:
+def _delegated(
+    stack: Stack, logical_id: str, key_ref: Any, service: str, actions: tuple[str, ...], region: str | None = None
+) -> KeyUse:
     region = region or stack.region
-    return KeyUse(stack, logical_id, key_ref, Caller(account=stack.account), actions,
-                  {"kms:ViaService": f"{service}.{region}.amazonaws.com", "kms:CallerAccount": stack.account,
-                   "kms:GrantIsForAWSResource": "true", "aws:SourceAccount": stack.account})
+    return KeyUse(
+        stack,
+        logical_id,
+        key_ref,
+        Caller(account=stack.account),
+        actions,
+        {
+            "kms:ViaService": f"{service}.{region}.amazonaws.com",
+            "kms:CallerAccount": stack.account,
+            "kms:GrantIsForAWSResource": "true",
+            "aws:SourceAccount": stack.account,
+        },
+    )
 
 
 def delegated_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
@@ -435,8 +508,14 @@ def delegated_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
                 if prop in props:
                     yield _delegated(stack, logical_id, props[prop], "rds", GRANT_ACTIONS)
             if "AutomaticBackupReplicationKmsKeyId" in props:
-                yield _delegated(stack, logical_id, props["AutomaticBackupReplicationKmsKeyId"], "rds", GRANT_ACTIONS,
-                                 region=render(assembly, stack, props.get("AutomaticBackupReplicationRegion")))
+                yield _delegated(
+                    stack,
+                    logical_id,
+                    props["AutomaticBackupReplicationKmsKeyId"],
+                    "rds",
+                    GRANT_ACTIONS,
+                    region=render(assembly, stack, props.get("AutomaticBackupReplicationRegion")),
+                )
         elif kind == "AWS::ElastiCache::ReplicationGroup" and "KmsKeyId" in props:
             yield _delegated(stack, logical_id, props["KmsKeyId"], "elasticache", GRANT_ACTIONS)
         elif kind == "AWS::EKS::Cluster":
@@ -449,21 +528,29 @@ def delegated_uses(assembly: CloudAssembly) -> Iterator[KeyUse]:
                 yield _delegated(stack, logical_id, props["KmsKeyId"], "secretsmanager", DATA_ACTIONS)
             for replica in props.get("ReplicaRegions", []):
                 if "KmsKeyId" in replica:
-                    yield _delegated(stack, logical_id, replica["KmsKeyId"], "secretsmanager", DATA_ACTIONS,
-                                     region=render(assembly, stack, replica["Region"]))
+                    yield _delegated(
+                        stack,
+                        logical_id,
+                        replica["KmsKeyId"],
+                        "secretsmanager",
+                        DATA_ACTIONS,
+                        region=render(assembly, stack, replica["Region"]),
+                    )
         elif kind == "AWS::Lambda::Function" and "KmsKeyArn" in props:
             yield _delegated(stack, logical_id, props["KmsKeyArn"], "lambda", GRANT_ACTIONS)
         elif kind == "AWS::S3::Bucket":
             for key_ref in _bucket_keys(resource):
                 yield _delegated(stack, logical_id, key_ref, "s3", DATA_ACTIONS)
             for replication in props.get("ReplicationConfiguration", {}).get("Rules", []):
-                replica_key = replication.get("Destination", {}).get("EncryptionConfiguration", {}).get(
-                    "ReplicaKmsKeyID")
+                replica_key = (
+                    replication.get("Destination", {}).get("EncryptionConfiguration", {}).get("ReplicaKmsKeyID")
+                )
                 if replica_key is not None:
                     found = target(assembly, stack, replica_key)
                     region = found[0].region if found else None
-                    yield _delegated(stack, f"{logical_id} (replication)", replica_key, "s3", ("kms:Encrypt",),
-                                     region=region)
+                    yield _delegated(
+                        stack, f"{logical_id} (replication)", replica_key, "s3", ("kms:Encrypt",), region=region
+                    )
 
 
 @rule("kms-iam-delegated-services-admitted", category="key policies")

@@ -63,8 +63,10 @@ def role_arns_created(assembly: CloudAssembly) -> Outcome:
         for account, name in sorted(set(ROLE_ARN.findall(text))):
             if EXTERNAL_ROLE.fullmatch(name) or "*" in name or "{" in name:
                 continue
-            outcome.check((account, name) in roles,
-                          f"{stack.stack_name}/{logical_id}: names role {name} in account {account}, which no stack creates")
+            outcome.check(
+                (account, name) in roles,
+                f"{stack.stack_name}/{logical_id}: names role {name} in account {account}, which no stack creates",
+            )
     return outcome
 
 
@@ -94,8 +96,11 @@ def external_dns_hosts(assembly: CloudAssembly, stage: str) -> set[str]:
     https://kubernetes-sigs.github.io/external-dns/latest/docs/sources/ingress/"""
     hosts = set()
     stacks = [s for s in assembly if s.stage == stage]
-    releases = [(listed(v.get("domainFilters", [])), listed(v.get("sources", [])), _ingress_classes(v))
-                for s in stacks for v in _helm_values(assembly, s, EXTERNAL_DNS_CHART)]
+    releases = [
+        (listed(v.get("domainFilters", [])), listed(v.get("sources", [])), _ingress_classes(v))
+        for s in stacks
+        for v in _helm_values(assembly, s, EXTERNAL_DNS_CHART)
+    ]
     for stack in stacks:
         for obj in kubernetes_objects(assembly, stack):
             if obj.get("kind") != "Ingress":
@@ -103,9 +108,12 @@ def external_dns_hosts(assembly: CloudAssembly, stage: str) -> set[str]:
             spec = obj.get("spec", {})
             for ingress_rule in spec.get("rules", []):
                 host = ingress_rule.get("host", "")
-                if any("ingress" in sources and any(host == d or host.endswith(f".{d}") for d in domains)
-                       and (not classes or spec.get("ingressClassName") in classes)
-                       for domains, sources, classes in releases):
+                if any(
+                    "ingress" in sources
+                    and any(host == d or host.endswith(f".{d}") for d in domains)
+                    and (not classes or spec.get("ingressClassName") in classes)
+                    for domains, sources, classes in releases
+                ):
                     hosts.add(host)
     return hosts
 
@@ -137,7 +145,9 @@ def certificate_names(assembly: CloudAssembly) -> set[str]:
     names = set()
     for stack, _, certificate in assembly.resources("AWS::CertificateManager::Certificate"):
         props = render(assembly, stack, certificate["Properties"])
-        names.update(n for n in [props.get("DomainName"), *props.get("SubjectAlternativeNames", [])] if isinstance(n, str))
+        names.update(
+            n for n in [props.get("DomainName"), *props.get("SubjectAlternativeNames", [])] if isinstance(n, str)
+        )
     return names
 
 
@@ -188,6 +198,8 @@ def hostnames_resolve(assembly: CloudAssembly) -> Outcome:
                 continue
             host = host.lower()
             produced = host in records or host in (published[stack.stage] if stack.stage else every_published)
-            outcome.check(produced, f"{stack.stack_name}/{where}: {host} has no Route 53 record and no "
-                                    "ExternalDNS-published Ingress")
+            outcome.check(
+                produced,
+                f"{stack.stack_name}/{where}: {host} has no Route 53 record and no ExternalDNS-published Ingress",
+            )
     return outcome

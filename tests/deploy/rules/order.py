@@ -28,8 +28,10 @@ class JourneyStep:
     bootstraps: bool
 
     def deploys_stack(self, stack: Stack) -> bool:
-        return any(re.fullmatch(re.escape(target).replace(re.escape("<env>"), r"[\w-]+"), stack.artifact_id)
-                   for target in self.deploys)
+        return any(
+            re.fullmatch(re.escape(target).replace(re.escape("<env>"), r"[\w-]+"), stack.artifact_id)
+            for target in self.deploys
+        )
 
 
 def journey(readme: str) -> list[JourneyStep]:
@@ -38,22 +40,34 @@ def journey(readme: str) -> list[JourneyStep]:
     starts = list(_STEP.finditer(section))
     steps = []
     for index, match in enumerate(starts):
-        body = section[match.start(): starts[index + 1].start() if index + 1 < len(starts) else len(section)]
-        steps.append(JourneyStep(number=int(match.group(1)), title=match.group(2).rstrip(".:"),
-                                 deploys=tuple(_DEPLOY.findall(body)), bootstraps=_BOOTSTRAP in body))
+        body = section[match.start() : starts[index + 1].start() if index + 1 < len(starts) else len(section)]
+        steps.append(
+            JourneyStep(
+                number=int(match.group(1)),
+                title=match.group(2).rstrip(".:"),
+                deploys=tuple(_DEPLOY.findall(body)),
+                bootstraps=_BOOTSTRAP in body,
+            )
+        )
     return steps
 
 
 def _assets(stack: Stack) -> list[str]:
     """File and Docker image assets the stack needs published to the bootstrap resources."""
-    found = [f"{logical_id} ({resource['Metadata']['aws:asset:path']})" for logical_id, resource in stack.resources()
-             if "aws:asset:path" in resource.get("Metadata", {})]
+    found = [
+        f"{logical_id} ({resource['Metadata']['aws:asset:path']})"
+        for logical_id, resource in stack.resources()
+        if "aws:asset:path" in resource.get("Metadata", {})
+    ]
     if stack.template_path is not None:
         manifest_path = stack.template_path.with_name(f"{stack.artifact_id}.assets.json")
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
-            found += [source["source"].get("path", asset_id) for asset_id, source in manifest.get("files", {}).items()
-                      if source["source"].get("path") != stack.template_path.name]
+            found += [
+                source["source"].get("path", asset_id)
+                for asset_id, source in manifest.get("files", {}).items()
+                if source["source"].get("path") != stack.template_path.name
+            ]
             found += list(manifest.get("dockerImages", {}))
     return found
 
@@ -71,19 +85,27 @@ def check_journey(assembly: CloudAssembly, steps: list[JourneyStep]) -> Outcome:
         step = deployed_by_cli.get(stack.artifact_id)
         if stack.stage:
             # Environments deploy through the pipeline, which assumes the bootstrap roles.
-            outcome.check(bool(stack.properties.get("assumeRoleArn")) and stack.needs_bootstrap,
-                          f"{stack.stack_name}: deployed by the pipeline but names no bootstrap deploy role")
+            outcome.check(
+                bool(stack.properties.get("assumeRoleArn")) and stack.needs_bootstrap,
+                f"{stack.stack_name}: deployed by the pipeline but names no bootstrap deploy role",
+            )
             continue
         dependents = [s for s in assembly if stack.artifact_id in s.depends_on and s.artifact_id in deployed_by_cli]
-        outcome.check(step is not None or bool(dependents),
-                      f"{stack.stack_name}: no README step deploys it (`make deploy ENV={stack.artifact_id}`)")
+        outcome.check(
+            step is not None or bool(dependents),
+            f"{stack.stack_name}: no README step deploys it (`make deploy ENV={stack.artifact_id}`)",
+        )
         if step is None or bootstrap_step is None or step.number >= bootstrap_step:
             continue
         early = f"{stack.stack_name}: deployed in README step {step.number} ({step.title}), before `make bootstrap`"
-        outcome.check(not stack.properties.get("stackTemplateAssetObjectUrl"),
-                      f"{early}, but its template is uploaded to the bootstrap bucket (stackTemplateAssetObjectUrl)")
-        outcome.check(not stack.properties.get("requiresBootstrapStackVersion") and not stack.properties.get("assumeRoleArn"),
-                      f"{early}, but it needs the bootstrap stack's version or roles")
+        outcome.check(
+            not stack.properties.get("stackTemplateAssetObjectUrl"),
+            f"{early}, but its template is uploaded to the bootstrap bucket (stackTemplateAssetObjectUrl)",
+        )
+        outcome.check(
+            not stack.properties.get("requiresBootstrapStackVersion") and not stack.properties.get("assumeRoleArn"),
+            f"{early}, but it needs the bootstrap stack's version or roles",
+        )
         assets = _assets(stack)
         outcome.check(not assets, f"{early}, but it has assets to publish: {', '.join(assets)}")
     return outcome
@@ -127,13 +149,18 @@ def cross_region_exports(assembly: CloudAssembly) -> Outcome:
             writers.setdefault(name, []).append((stack, props["region"]))
     for stack, logical_id, resource in assembly.resources("Custom::CrossRegionExportReader"):
         for name in resource["Properties"]["ReaderProps"].get("imports", {}):
-            sources = [(w, region) for w, region in writers.get(name, [])
-                       if w.account == stack.account and region == stack.region]
+            sources = [
+                (w, region)
+                for w, region in writers.get(name, [])
+                if w.account == stack.account and region == stack.region
+            ]
             outcome.check(bool(sources), f"{stack.stack_name}/{logical_id}: no stack writes {name} into {stack.region}")
             for writer, _ in sources:
-                outcome.check(_depends_transitively(assembly, stack, writer.artifact_id),
-                              f"{stack.stack_name}: imports {name} from {writer.stack_name} ({writer.region}) "
-                              "but does not deploy after it")
+                outcome.check(
+                    _depends_transitively(assembly, stack, writer.artifact_id),
+                    f"{stack.stack_name}: imports {name} from {writer.stack_name} ({writer.region}) "
+                    "but does not deploy after it",
+                )
     return outcome
 
 
@@ -151,29 +178,46 @@ def cross_stack_exports(assembly: CloudAssembly) -> Outcome:
     for stack in assembly:
         for name in sorted(set(re.findall(r'"Fn::ImportValue": "([^"]+)"', json.dumps(stack.template)))):
             exporter = exporters.get((stack.env, name))
-            outcome.check(exporter is not None and _depends_transitively(assembly, stack, exporter.artifact_id),
-                          f"{stack.stack_name}: imports {name}, which "
-                          + ("no stack in its account and region exports" if exporter is None
-                             else f"{exporter.stack_name} exports but does not deploy first"))
+            outcome.check(
+                exporter is not None and _depends_transitively(assembly, stack, exporter.artifact_id),
+                f"{stack.stack_name}: imports {name}, which "
+                + (
+                    "no stack in its account and region exports"
+                    if exporter is None
+                    else f"{exporter.stack_name} exports but does not deploy first"
+                ),
+            )
     return outcome
 
 
 @rule("organizations-accounts-sequential", category="order")
 def accounts_sequential(assembly: CloudAssembly) -> Outcome:
-    """"If you include multiple accounts in a single template, you must use the DependsOn
+    """ "If you include multiple accounts in a single template, you must use the DependsOn
     attribute on each account resource type so that the accounts are created sequentially"
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-organizations-account.html):
     the accounts of one template form a single DependsOn chain."""
     outcome = Outcome()
     for stack in assembly:
         accounts = dict(stack.resources("AWS::Organizations::Account"))
-        before = {logical_id: {d for d in _listed(resource.get("DependsOn")) if d in accounts}
-                  for logical_id, resource in accounts.items()}
+        before = {
+            logical_id: {d for d in _listed(resource.get("DependsOn")) if d in accounts}
+            for logical_id, resource in accounts.items()
+        }
         ancestors = {logical_id: _ancestors(before, logical_id) for logical_id in accounts}
-        parallel = sorted({tuple(sorted((a, b))) for a in accounts for b in accounts
-                           if a != b and a not in ancestors[b] and b not in ancestors[a]})
-        outcome.check(not parallel, f"{stack.stack_name}: accounts may be created at the same time: "
-                                    + ", ".join(f"{a} and {b}" for a, b in parallel) + "; chain them with DependsOn")
+        parallel = sorted(
+            {
+                tuple(sorted((a, b)))
+                for a in accounts
+                for b in accounts
+                if a != b and a not in ancestors[b] and b not in ancestors[a]
+            }
+        )
+        outcome.check(
+            not parallel,
+            f"{stack.stack_name}: accounts may be created at the same time: "
+            + ", ".join(f"{a} and {b}" for a, b in parallel)
+            + "; chain them with DependsOn",
+        )
     return outcome
 
 

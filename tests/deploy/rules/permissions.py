@@ -47,11 +47,22 @@ MEMBER_ADMIN_ROLE = "OrganizationAccountAccessRole"
 # What the bootstrap deploy role calls to run a deployment (the CDK CLI and CDK Pipelines):
 # https://docs.aws.amazon.com/cdk/v2/guide/bootstrapping-env.html
 DEPLOY_ROLE_CALLS = (
-    "cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet", "cloudformation:DescribeStacks",
-    "cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet", "cloudformation:DescribeStackEvents",
-    "cloudformation:GetTemplate", "cloudformation:DeleteStack", "cloudformation:RollbackStack",
-    "cloudformation:ContinueUpdateRollback", "s3:GetObject", "s3:PutObject", "ssm:GetParameter",
-    "ssm:GetParameters", "iam:PassRole", "kms:Decrypt",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:DeleteChangeSet",
+    "cloudformation:DescribeStackEvents",
+    "cloudformation:GetTemplate",
+    "cloudformation:DeleteStack",
+    "cloudformation:RollbackStack",
+    "cloudformation:ContinueUpdateRollback",
+    "s3:GetObject",
+    "s3:PutObject",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "iam:PassRole",
+    "kms:Decrypt",
 )
 
 
@@ -83,6 +94,7 @@ def deploy_calls(resource_type: str) -> tuple[str, ...]:
 
 # --- a small IAM policy evaluator ------------------------------------------------------------
 
+
 def _listed(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
@@ -112,8 +124,13 @@ _POSITIVE = {
     "ArnEquals": lambda p, v: _wildcard(p, v, ignore_case=False),
     "ArnLike": lambda p, v: _wildcard(p, v, ignore_case=False),
 }
-_NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
-            "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
+_NEGATED = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
 
 
 def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool | None:
@@ -149,9 +166,12 @@ class Request:
 def denied_by(statements: Iterable[Mapping[str, Any]], request: Request) -> str | None:
     """The Sid (or index) of the first Deny statement matching, an unknown condition counting as met."""
     for index, statement in enumerate(statements):
-        if (statement.get("Effect") == "Deny" and _action_matches(statement, request.action)
-                and _resource_matches(statement, request.resource)
-                and _conditions_hold(statement, request.context, unknown=True)):
+        if (
+            statement.get("Effect") == "Deny"
+            and _action_matches(statement, request.action)
+            and _resource_matches(statement, request.resource)
+            and _conditions_hold(statement, request.context, unknown=True)
+        ):
             return statement.get("Sid", str(index))
     return None
 
@@ -160,12 +180,17 @@ def allowed_by(statements: Sequence[Mapping[str, Any]], request: Request) -> boo
     """Identity-policy evaluation: some Allow matches (unknown conditions not met) and no Deny does."""
     if denied_by(statements, request) is not None:
         return False
-    return any(statement.get("Effect") == "Allow" and _action_matches(statement, request.action)
-               and _resource_matches(statement, request.resource)
-               and _conditions_hold(statement, request.context, unknown=False) for statement in statements)
+    return any(
+        statement.get("Effect") == "Allow"
+        and _action_matches(statement, request.action)
+        and _resource_matches(statement, request.resource)
+        and _conditions_hold(statement, request.context, unknown=False)
+        for statement in statements
+    )
 
 
 # --- the deploying principals ------------------------------------------------------------------
+
 
 def _manifest_arn(stack: Stack, key: str) -> str | None:
     arn = stack.properties.get(key)
@@ -218,10 +243,16 @@ def execution_policy_coverage(assembly: CloudAssembly) -> Outcome:
         if statements is None or not stack.properties.get("cloudFormationExecutionRoleArn"):
             continue
         for resource_type in sorted({r["Type"] for _, r in stack.resources()}):
-            missing = [call for call in own_service_calls(resource_type)
-                       if not allowed_by(statements, Request(call, _iam_resource(stack, call)))]
-            outcome.check(not missing, f"{stack.stack_name}: {resource_type} needs {', '.join(missing)}, "
-                                       f"which the execution policy {EXECUTION_POLICY_NAME} does not allow")
+            missing = [
+                call
+                for call in own_service_calls(resource_type)
+                if not allowed_by(statements, Request(call, _iam_resource(stack, call)))
+            ]
+            outcome.check(
+                not missing,
+                f"{stack.stack_name}: {resource_type} needs {', '.join(missing)}, "
+                f"which the execution policy {EXECUTION_POLICY_NAME} does not allow",
+            )
     return outcome
 
 
@@ -232,9 +263,11 @@ def execution_policy_iam_names(assembly: CloudAssembly) -> Outcome:
     before the name (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html)."""
     outcome = Outcome()
     policies = _execution_policies(assembly)
-    kinds = {"AWS::IAM::Role": ("role", "RoleName", "iam:CreateRole"),
-             "AWS::IAM::ManagedPolicy": ("policy", "ManagedPolicyName", "iam:CreatePolicy"),
-             "AWS::IAM::InstanceProfile": ("instance-profile", "InstanceProfileName", "iam:CreateInstanceProfile")}
+    kinds = {
+        "AWS::IAM::Role": ("role", "RoleName", "iam:CreateRole"),
+        "AWS::IAM::ManagedPolicy": ("policy", "ManagedPolicyName", "iam:CreatePolicy"),
+        "AWS::IAM::InstanceProfile": ("instance-profile", "InstanceProfileName", "iam:CreateInstanceProfile"),
+    }
     for stack in assembly:
         statements = policies.get(stack.account)
         if statements is None or not stack.properties.get("cloudFormationExecutionRoleArn"):
@@ -246,12 +279,17 @@ def execution_policy_iam_names(assembly: CloudAssembly) -> Outcome:
             name = resolve(props.get(name_property, f"{stack.stack_name}-{logical_id}"), pseudo=pseudo)
             path = resolve(props.get("Path", "/"), pseudo=pseudo)
             if name is None or path is None:
-                outcome.check(False, f"{stack.stack_name}/{logical_id}: {name_property} or Path is only known at "
-                                     "deploy time; the execution policy's IAM scope cannot be proven")
+                outcome.check(
+                    False,
+                    f"{stack.stack_name}/{logical_id}: {name_property} or Path is only known at "
+                    "deploy time; the execution policy's IAM scope cannot be proven",
+                )
                 continue
             arn = f"arn:aws:iam::{stack.account}:{kind}{path}{name}"
-            outcome.check(allowed_by(statements, Request(action, arn)),
-                          f"{stack.stack_name}/{logical_id}: {arn} is outside the execution policy's IAM scope")
+            outcome.check(
+                allowed_by(statements, Request(action, arn)),
+                f"{stack.stack_name}/{logical_id}: {arn} is outside the execution policy's IAM scope",
+            )
     return outcome
 
 
@@ -304,6 +342,9 @@ def scps_allow_deployers(assembly: CloudAssembly) -> Outcome:
                     if sid is not None:
                         denied[call] = f"{policy_id}/{sid}"
                         break
-            outcome.check(not denied, f"{stack.stack_name}: {principal.rsplit('/', 1)[-1]} in {stack.region} is denied "
-                                      + ", ".join(f"{call} by {by}" for call, by in sorted(denied.items())))
+            outcome.check(
+                not denied,
+                f"{stack.stack_name}: {principal.rsplit('/', 1)[-1]} in {stack.region} is denied "
+                + ", ".join(f"{call} by {by}" for call, by in sorted(denied.items())),
+            )
     return outcome

@@ -27,7 +27,10 @@ LAMBDA_TIMEOUT_MAX_SECONDS = 900
 # A kubectl/Helm handler spends this long on kubeconfig, chart download and `helm` start-up
 # before its own wait begins; the wait must end that much before the Lambda is stopped.
 HANDLER_START_UP_SECONDS = 60
-KUBECTL_WAITS = {"Custom::AWSCDK-EKS-HelmChart": "Timeout", "Custom::AWSCDK-EKS-KubernetesObjectValue": "TimeoutSeconds"}
+KUBECTL_WAITS = {
+    "Custom::AWSCDK-EKS-HelmChart": "Timeout",
+    "Custom::AWSCDK-EKS-KubernetesObjectValue": "TimeoutSeconds",
+}
 NEW_ACCOUNT_CONCURRENCY = 10
 UNRESERVED_CONCURRENCY_MIN = 100
 
@@ -40,9 +43,11 @@ def managed_policy_size(assembly: CloudAssembly) -> Outcome:
     outcome = Outcome()
     for stack, logical_id, resource in assembly.resources("AWS::IAM::ManagedPolicy"):
         length = policy_length(resource["Properties"]["PolicyDocument"], stack.template)
-        outcome.check(length <= IAM_MANAGED_POLICY_MAX,
-                      f"{stack.stack_name}/{logical_id}: managed policy is up to {length} characters "
-                      f"(IAM allows {IAM_MANAGED_POLICY_MAX}); split it")
+        outcome.check(
+            length <= IAM_MANAGED_POLICY_MAX,
+            f"{stack.stack_name}/{logical_id}: managed policy is up to {length} characters "
+            f"(IAM allows {IAM_MANAGED_POLICY_MAX}); split it",
+        )
     return outcome
 
 
@@ -61,8 +66,10 @@ def role_inline_policy_size(assembly: CloudAssembly) -> Outcome:
     for stack in assembly:
         totals: dict[str, int] = defaultdict(int)
         for logical_id, resource in stack.resources("AWS::IAM::Role"):
-            totals[logical_id] += sum(policy_length(p["PolicyDocument"], stack.template)
-                                      for p in resource.get("Properties", {}).get("Policies", []))
+            totals[logical_id] += sum(
+                policy_length(p["PolicyDocument"], stack.template)
+                for p in resource.get("Properties", {}).get("Policies", [])
+            )
         for _, resource in stack.resources("AWS::IAM::Policy"):
             props = resource["Properties"]
             for role in props.get("Roles", []):
@@ -71,9 +78,11 @@ def role_inline_policy_size(assembly: CloudAssembly) -> Outcome:
             props = resource["Properties"]
             totals[_role_key(props["RoleName"])] += policy_length(props["PolicyDocument"], stack.template)
         for role, total in totals.items():
-            outcome.check(total <= IAM_ROLE_INLINE_AGGREGATE_MAX,
-                          f"{stack.stack_name}/{role}: inline policies total up to {total} characters "
-                          f"(IAM allows {IAM_ROLE_INLINE_AGGREGATE_MAX} per role); move statements to a managed policy")
+            outcome.check(
+                total <= IAM_ROLE_INLINE_AGGREGATE_MAX,
+                f"{stack.stack_name}/{role}: inline policies total up to {total} characters "
+                f"(IAM allows {IAM_ROLE_INLINE_AGGREGATE_MAX} per role); move statements to a managed policy",
+            )
     return outcome
 
 
@@ -85,9 +94,11 @@ def trust_policy_size(assembly: CloudAssembly) -> Outcome:
     outcome = Outcome()
     for stack, logical_id, resource in assembly.resources("AWS::IAM::Role"):
         length = policy_length(resource["Properties"]["AssumeRolePolicyDocument"], stack.template)
-        outcome.check(length <= IAM_TRUST_POLICY_MAX,
-                      f"{stack.stack_name}/{logical_id}: trust policy is up to {length} characters "
-                      f"(IAM allows {IAM_TRUST_POLICY_MAX})")
+        outcome.check(
+            length <= IAM_TRUST_POLICY_MAX,
+            f"{stack.stack_name}/{logical_id}: trust policy is up to {length} characters "
+            f"(IAM allows {IAM_TRUST_POLICY_MAX})",
+        )
     return outcome
 
 
@@ -105,8 +116,10 @@ def scp_size(assembly: CloudAssembly) -> Outcome:
     outcome = Outcome()
     for stack, logical_id, props in _service_control_policies(assembly):
         length = policy_length(props["Content"], stack.template, count_whitespace=True)
-        outcome.check(length <= SCP_MAX, f"{stack.stack_name}/{logical_id}: SCP is up to {length} characters "
-                                         f"(Organizations allows {SCP_MAX})")
+        outcome.check(
+            length <= SCP_MAX,
+            f"{stack.stack_name}/{logical_id}: SCP is up to {length} characters (Organizations allows {SCP_MAX})",
+        )
     return outcome
 
 
@@ -121,9 +134,11 @@ def scps_per_target(assembly: CloudAssembly) -> Outcome:
             attached[(stack.stack_name, json.dumps(target, sort_keys=True))].append(logical_id)
     for (stack_name, target), policies in attached.items():
         count = len(policies) + SCPS_ATTACHED_BY_AWS
-        outcome.check(count <= SCPS_PER_TARGET_MAX,
-                      f"{stack_name}: target {target} would carry {count} SCPs with FullAWSAccess "
-                      f"(Organizations allows {SCPS_PER_TARGET_MAX}): {', '.join(policies)}")
+        outcome.check(
+            count <= SCPS_PER_TARGET_MAX,
+            f"{stack_name}: target {target} would carry {count} SCPs with FullAWSAccess "
+            f"(Organizations allows {SCPS_PER_TARGET_MAX}): {', '.join(policies)}",
+        )
     return outcome
 
 
@@ -137,9 +152,11 @@ def template_size(assembly: CloudAssembly) -> Outcome:
     for stack in assembly:
         via_s3 = bool(stack.properties.get("stackTemplateAssetObjectUrl"))
         limit = TEMPLATE_VIA_S3_MAX_BYTES if via_s3 else TEMPLATE_INLINE_MAX_BYTES
-        outcome.check(stack.template_size <= limit,
-                      f"{stack.stack_name}: template is {stack.template_size} bytes, over the "
-                      f"{'S3' if via_s3 else 'inline'} limit of {limit}")
+        outcome.check(
+            stack.template_size <= limit,
+            f"{stack.stack_name}: template is {stack.template_size} bytes, over the "
+            f"{'S3' if via_s3 else 'inline'} limit of {limit}",
+        )
     return outcome
 
 
@@ -206,8 +223,10 @@ def lambda_timeouts(assembly: CloudAssembly) -> Outcome:
     exports = _exports(assembly)
     for stack, logical_id, _ in assembly.resources("AWS::Lambda::Function"):
         timeout = _timeout(stack, logical_id)
-        outcome.check(timeout <= LAMBDA_TIMEOUT_MAX_SECONDS,
-                      f"{stack.stack_name}/{logical_id}: Timeout {timeout}s exceeds Lambda's {LAMBDA_TIMEOUT_MAX_SECONDS}s")
+        outcome.check(
+            timeout <= LAMBDA_TIMEOUT_MAX_SECONDS,
+            f"{stack.stack_name}/{logical_id}: Timeout {timeout}s exceeds Lambda's {LAMBDA_TIMEOUT_MAX_SECONDS}s",
+        )
     for stack, logical_id, resource in assembly.resources(*KUBECTL_WAITS):
         props = resource["Properties"]
         wait_property = KUBECTL_WAITS[resource["Type"]]
@@ -215,19 +234,27 @@ def lambda_timeouts(assembly: CloudAssembly) -> Outcome:
             continue
         framework = _function_behind(props["ServiceToken"], stack, exports)
         if framework is None:
-            outcome.check(False, f"{stack.stack_name}/{logical_id}: ServiceToken is not a Lambda function of this assembly")
+            outcome.check(
+                False, f"{stack.stack_name}/{logical_id}: ServiceToken is not a Lambda function of this assembly"
+            )
             continue
         framework_stack, framework_id = framework
         limits = [_timeout(framework_stack, framework_id)]
-        handler_arn = framework_stack.resources_by_id[framework_id]["Properties"].get(
-            "Environment", {}).get("Variables", {}).get("USER_ON_EVENT_FUNCTION_ARN")
+        handler_arn = (
+            framework_stack.resources_by_id[framework_id]["Properties"]
+            .get("Environment", {})
+            .get("Variables", {})
+            .get("USER_ON_EVENT_FUNCTION_ARN")
+        )
         handler = _function_behind(handler_arn, framework_stack, exports)
         if handler is not None:
             limits.append(_timeout(*handler))
         wait = _seconds(props[wait_property])
-        outcome.check(wait + HANDLER_START_UP_SECONDS <= min(limits),
-                      f"{stack.stack_name}/{logical_id}: {wait_property} {wait}s + {HANDLER_START_UP_SECONDS}s start-up "
-                      f"exceeds the provider Lambda timeout of {min(limits)}s")
+        outcome.check(
+            wait + HANDLER_START_UP_SECONDS <= min(limits),
+            f"{stack.stack_name}/{logical_id}: {wait_property} {wait}s + {HANDLER_START_UP_SECONDS}s start-up "
+            f"exceeds the provider Lambda timeout of {min(limits)}s",
+        )
     return outcome
 
 
@@ -243,10 +270,14 @@ def reserved_concurrency(assembly: CloudAssembly) -> Outcome:
     reserved: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for stack, logical_id, resource in assembly.resources("AWS::Lambda::Function"):
         value = resource["Properties"].get("ReservedConcurrentExecutions", 0)
-        reserved[stack.env].append((f"{stack.stack_name}/{logical_id}", int(value) if isinstance(value, int) else budget + 1))
+        reserved[stack.env].append(
+            (f"{stack.stack_name}/{logical_id}", int(value) if isinstance(value, int) else budget + 1)
+        )
     for env, functions in reserved.items():
         total = sum(value for _, value in functions)
-        outcome.check(total <= budget,
-                      f"{env}: functions reserve {total} concurrent executions, a new account can reserve {budget}: "
-                      + ", ".join(f"{name}={value}" for name, value in functions if value))
+        outcome.check(
+            total <= budget,
+            f"{env}: functions reserve {total} concurrent executions, a new account can reserve {budget}: "
+            + ", ".join(f"{name}={value}" for name, value in functions if value),
+        )
     return outcome

@@ -25,11 +25,18 @@ ANYWHERE = ipaddress.ip_network("0.0.0.0/0")
 # outside the function's network: its log stream and its ENIs.
 # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html
 # https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions
-SERVICE_SIDE_ACTIONS = frozenset({
-    "logs:createloggroup", "logs:createlogstream", "logs:putlogevents",
-    "ec2:createnetworkinterface", "ec2:describenetworkinterfaces", "ec2:deletenetworkinterface",
-    "ec2:assignprivateipaddresses", "ec2:unassignprivateipaddresses",
-})
+SERVICE_SIDE_ACTIONS = frozenset(
+    {
+        "logs:createloggroup",
+        "logs:createlogstream",
+        "logs:putlogevents",
+        "ec2:createnetworkinterface",
+        "ec2:describenetworkinterfaces",
+        "ec2:deletenetworkinterface",
+        "ec2:assignprivateipaddresses",
+        "ec2:unassignprivateipaddresses",
+    }
+)
 # IAM action prefixes whose endpoint service name differs.
 ENDPOINT_NAMES = {"cloudwatch": "monitoring", "ecr": "ecr.api"}
 # AWS-created security groups that CloudFormation references by attribute.
@@ -62,14 +69,20 @@ def _rule(assembly: CloudAssembly, stack: Stack, entry: Mapping[str, Any], *, pe
     group = entry.get(f"{peer}SecurityGroupId")
     found = target(assembly, stack, group) if group is not None else None
     return Egress(
-        protocol=protocol, from_port=int(entry.get("FromPort", 0) or 0), to_port=int(entry.get("ToPort", 65535)),
+        protocol=protocol,
+        from_port=int(entry.get("FromPort", 0) or 0),
+        to_port=int(entry.get("ToPort", 65535)),
         cidr=_network(render(assembly, stack, entry.get("CidrIp"))),
-        prefix_list=render(assembly, stack, entry.get(f"{peer}PrefixListId")) if f"{peer}PrefixListId" in entry else None,
+        prefix_list=render(assembly, stack, entry.get(f"{peer}PrefixListId"))
+        if f"{peer}PrefixListId" in entry
+        else None,
         group=(found[0].artifact_id, found[1]) if found else None,
     )
 
 
-def security_group_rules(assembly: CloudAssembly, stack: Stack, group_ref: Any, *, direction: str) -> list[Egress] | None:
+def security_group_rules(
+    assembly: CloudAssembly, stack: Stack, group_ref: Any, *, direction: str
+) -> list[Egress] | None:
     """The egress ("Egress") or ingress ("Ingress") rules of a group; None means allow-all egress."""
     peer = "Destination" if direction == "Egress" else "Source"
     if isinstance(group_ref, dict) and "Fn::GetAtt" in group_ref:
@@ -134,8 +147,14 @@ def _group_ids(assembly: CloudAssembly, placement: Placement) -> set[tuple[str, 
 def _egress_to(rules: list[Egress] | None, networks: list[ipaddress.IPv4Network], groups: set) -> bool:
     if rules is None:
         return True
-    return any(r.allows_https() and ((r.cidr is not None and all(n.subnet_of(r.cidr) for n in networks))
-                                     or (r.group is not None and r.group in groups)) for r in rules)
+    return any(
+        r.allows_https()
+        and (
+            (r.cidr is not None and all(n.subnet_of(r.cidr) for n in networks))
+            or (r.group is not None and r.group in groups)
+        )
+        for r in rules
+    )
 
 
 def _via_nat(assembly: CloudAssembly, placement: Placement, rules: list[Egress] | None) -> bool:
@@ -143,32 +162,52 @@ def _via_nat(assembly: CloudAssembly, placement: Placement, rules: list[Egress] 
         return False
     for subnet in placement.subnets:
         table = placement.route_table(subnet)
-        routes = [r["Properties"] for _, r in placement.network.resources("AWS::EC2::Route")
-                  if r["Properties"].get("RouteTableId") == {"Ref": table}]
+        routes = [
+            r["Properties"]
+            for _, r in placement.network.resources("AWS::EC2::Route")
+            if r["Properties"].get("RouteTableId") == {"Ref": table}
+        ]
         if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and "NatGatewayId" in r for r in routes):
             return False
     return True
 
 
-def _via_interface_endpoint(assembly: CloudAssembly, placement: Placement, rules: list[Egress] | None,
-                            service_name: str) -> bool:
+def _via_interface_endpoint(
+    assembly: CloudAssembly, placement: Placement, rules: list[Egress] | None, service_name: str
+) -> bool:
     network = placement.network
-    for endpoint_id, endpoint in network.resources("AWS::EC2::VPCEndpoint"):
+    for _endpoint_id, endpoint in network.resources("AWS::EC2::VPCEndpoint"):
         props = endpoint["Properties"]
-        if (props.get("VpcEndpointType") != "Interface" or not props.get("PrivateDnsEnabled")
-                or render(assembly, network, props.get("ServiceName")) != service_name):
+        if (
+            props.get("VpcEndpointType") != "Interface"
+            or not props.get("PrivateDnsEnabled")
+            or render(assembly, network, props.get("ServiceName")) != service_name
+        ):
             continue
-        endpoint_subnets = [ipaddress.ip_network(render(assembly, network, {"Fn::GetAtt": [s["Ref"], "CidrBlock"]}))
-                            for s in props.get("SubnetIds", [])]
-        endpoint_groups = {(network.artifact_id, target(assembly, network, g)[1]) for g in props.get("SecurityGroupIds", [])}
+        endpoint_subnets = [
+            ipaddress.ip_network(render(assembly, network, {"Fn::GetAtt": [s["Ref"], "CidrBlock"]}))
+            for s in props.get("SubnetIds", [])
+        ]
+        endpoint_groups = {
+            (network.artifact_id, target(assembly, network, g)[1]) for g in props.get("SecurityGroupIds", [])
+        }
         if not _egress_to(rules, endpoint_subnets, endpoint_groups):
             continue
         sources = [placement.cidr(s) for s in placement.subnets]
         function_groups = _group_ids(assembly, placement)
-        ingress = [r for g in props.get("SecurityGroupIds", [])
-                   for r in security_group_rules(assembly, network, g, direction="Ingress")]
-        if any(r.allows_https() and ((r.cidr is not None and all(n.subnet_of(r.cidr) for n in sources))
-                                     or (r.group is not None and r.group in function_groups)) for r in ingress):
+        ingress = [
+            r
+            for g in props.get("SecurityGroupIds", [])
+            for r in security_group_rules(assembly, network, g, direction="Ingress")
+        ]
+        if any(
+            r.allows_https()
+            and (
+                (r.cidr is not None and all(n.subnet_of(r.cidr) for n in sources))
+                or (r.group is not None and r.group in function_groups)
+            )
+            for r in ingress
+        ):
             return True
     return False
 
@@ -180,24 +219,30 @@ def _gateway_policy_allows_response(props: Mapping[str, Any], region: str) -> bo
     if policy is None:
         return True
     response_object = f"arn:aws:s3:::cloudformation-custom-resource-response-{region}/response"
-    return any(s.get("Effect") == "Allow"
-               and any(fnmatch.fnmatchcase("s3:putobject", a.lower()) for a in listed(s.get("Action", [])))
-               and any(fnmatch.fnmatchcase(response_object, r) for r in listed(s.get("Resource", [])) if isinstance(r, str))
-               for s in listed(policy.get("Statement", [])))
+    return any(
+        s.get("Effect") == "Allow"
+        and any(fnmatch.fnmatchcase("s3:putobject", a.lower()) for a in listed(s.get("Action", [])))
+        and any(fnmatch.fnmatchcase(response_object, r) for r in listed(s.get("Resource", [])) if isinstance(r, str))
+        for s in listed(policy.get("Statement", []))
+    )
 
 
-def _via_gateway_endpoint(assembly: CloudAssembly, placement: Placement, rules: list[Egress] | None,
-                          service_name: str) -> bool:
+def _via_gateway_endpoint(
+    assembly: CloudAssembly, placement: Placement, rules: list[Egress] | None, service_name: str
+) -> bool:
     network = placement.network
-    egress_ok = rules is None or any(r.allows_https() and (r.prefix_list or (r.cidr is not None and r.cidr == ANYWHERE))
-                                     for r in rules)
+    egress_ok = rules is None or any(
+        r.allows_https() and (r.prefix_list or (r.cidr is not None and r.cidr == ANYWHERE)) for r in rules
+    )
     if not egress_ok:
         return False
     for _, endpoint in network.resources("AWS::EC2::VPCEndpoint"):
         props = endpoint["Properties"]
-        if (props.get("VpcEndpointType", "Gateway") != "Gateway"
-                or render(assembly, network, props.get("ServiceName")) != service_name
-                or not _gateway_policy_allows_response(props, network.region)):
+        if (
+            props.get("VpcEndpointType", "Gateway") != "Gateway"
+            or render(assembly, network, props.get("ServiceName")) != service_name
+            or not _gateway_policy_allows_response(props, network.region)
+        ):
             continue
         tables = {t["Ref"] for t in props.get("RouteTableIds", []) if isinstance(t, dict) and "Ref" in t}
         if all(placement.route_table(s) in tables for s in placement.subnets):
@@ -233,10 +278,12 @@ def called_services(stack: Stack, function_id: str) -> set[str]:
     for document in _policy_documents(stack, role_id):
         for statement in listed(document.get("Statement", [])):
             if statement.get("Effect") != "Allow" or (
-                    dead_letter is not None and listed(statement.get("Resource")) == [dead_letter]):
+                dead_letter is not None and listed(statement.get("Resource")) == [dead_letter]
+            ):
                 continue
-            via_service = any("kms:viaservice" in (k.lower() for k in block)
-                              for block in statement.get("Condition", {}).values())
+            via_service = any(
+                "kms:viaservice" in (k.lower() for k in block) for block in statement.get("Condition", {}).values()
+            )
             for action in listed(statement.get("Action", [])):
                 prefix = action.split(":", 1)[0].lower()
                 if action.lower() in SERVICE_SIDE_ACTIONS or (prefix == "kms" and via_service):
@@ -275,22 +322,36 @@ def vpc_lambdas_reach_endpoints(assembly: CloudAssembly) -> Outcome:
                 continue
             subnets = [target(assembly, stack, s) for s in vpc["SubnetIds"]]
             if any(s is None for s in subnets) or len({s[0].artifact_id for s in subnets}) != 1:
-                outcome.check(False, f"{stack.stack_name}/{function_id}: its subnets are not modelled in one network stack")
+                outcome.check(
+                    False, f"{stack.stack_name}/{function_id}: its subnets are not modelled in one network stack"
+                )
                 continue
-            placement = Placement(network=subnets[0][0], subnets=tuple(s[1] for s in subnets),
-                                  groups=tuple(vpc.get("SecurityGroupIds", [])), function_stack=stack)
+            placement = Placement(
+                network=subnets[0][0],
+                subnets=tuple(s[1] for s in subnets),
+                groups=tuple(vpc.get("SecurityGroupIds", [])),
+                function_stack=stack,
+            )
             rules = _egress(assembly, placement)
             services = called_services(stack, function_id)
             if function_id in handlers:
                 services.add(CUSTOM_RESOURCE_RESPONSE)
             for service in sorted(services):
                 name = f"com.amazonaws.{placement.network.region}.{ENDPOINT_NAMES.get(service, service)}"
-                reached = (_via_interface_endpoint(assembly, placement, rules, name)
-                           or _via_gateway_endpoint(assembly, placement, rules, name)
-                           or _via_nat(assembly, placement, rules))
-                why = "the custom-resource response URL on S3" if (
-                    service == CUSTOM_RESOURCE_RESPONSE and function_id in handlers) else f"the {service} API"
-                outcome.check(reached, f"{stack.stack_name}/{function_id}: cannot reach {why}: no interface endpoint "
-                                       f"{name} its security groups allow on 443, no gateway endpoint with prefix-list "
-                                       "egress, and no NAT route with egress to 0.0.0.0/0:443")
+                reached = (
+                    _via_interface_endpoint(assembly, placement, rules, name)
+                    or _via_gateway_endpoint(assembly, placement, rules, name)
+                    or _via_nat(assembly, placement, rules)
+                )
+                why = (
+                    "the custom-resource response URL on S3"
+                    if (service == CUSTOM_RESOURCE_RESPONSE and function_id in handlers)
+                    else f"the {service} API"
+                )
+                outcome.check(
+                    reached,
+                    f"{stack.stack_name}/{function_id}: cannot reach {why}: no interface endpoint "
+                    f"{name} its security groups allow on 443, no gateway endpoint with prefix-list "
+                    "egress, and no NAT route with egress to 0.0.0.0/0:443",
+                )
     return outcome
