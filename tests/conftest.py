@@ -71,6 +71,8 @@ ORG_CONFIGS = {
     "default": ROOT / "config" / "default.yaml",
     "acme": ROOT / "tests" / "fixtures" / "orgs" / "acme.yaml",
 }
+# The default organization's environment names, for tests parametrized per environment.
+ENVIRONMENTS: tuple[str, ...] = tuple(load_config(ORG_CONFIGS["default"]).environments)
 _DEPLOYED = os.environ.get("SUPABASE_CONFIG")
 if _DEPLOYED and (ROOT / _DEPLOYED).resolve() not in {path.resolve() for path in ORG_CONFIGS.values()}:
     ORG_CONFIGS["deployed"] = (ROOT / _DEPLOYED).resolve()

@@ -20,8 +20,9 @@ import yaml
 
 from k8s_charts.environment import render_manifests
 from scripts.images import images
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
 # Custom resources and the suite that validates their schema.
 CUSTOM_RESOURCE_SUITES = {

@@ -12,8 +12,9 @@ import pytest
 
 from k8s_charts.base import BACKUP_EXCLUDED_NAMESPACES, CLUSTER_CHART_ID, CONTROLLERS_CHART_ID, NAMESPACES
 from k8s_charts.environment import render_manifests
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 K8S_VERSION = "1.35.0"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "k8s_charts" / "base" / "schemas"
 CRD_SCHEMAS = {

@@ -23,11 +23,11 @@ from yamllint.config import YamlLintConfig
 from config.loader import load_config
 from k8s_charts import falco
 from k8s_charts.aws_values import from_config
+from tests.conftest import ENVIRONMENTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "falco"
 SCHEMA = yaml.safe_load((FIXTURES / "rules-schema.yaml").read_text())
 BAD_RULES = yaml.safe_load((FIXTURES / "bad-rules.yaml").read_text())
-ENVIRONMENTS = ("dev", "staging", "prod")
 YAMLLINT = YamlLintConfig(
     "extends: default\n"
     "rules:\n"

@@ -23,9 +23,9 @@ from config.loader import load_config
 from k8s_charts import environment
 from k8s_charts.mesh import istiod_helm_values
 from k8s_charts.policies import POLICIES, SYSTEM_EXEMPTIONS, Policy, constraint, constraint_template, rego_module
+from tests.conftest import ENVIRONMENTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gatekeeper"
-ENVIRONMENTS = ("dev", "staging", "prod")
 POD_BEARING = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Rollout"}
 SCHEMAS = yaml.safe_load((FIXTURES / "schemas.yaml").read_text())
 BAD_CASES = yaml.safe_load((FIXTURES / "bad-cases.yaml").read_text())

@@ -21,10 +21,10 @@ import pytest
 
 from config.loader import load_config
 from k8s_charts import environment, mesh
+from tests.conftest import ENVIRONMENTS
 
 VALIDATOR = Path(__file__).with_name("istio_validate.mjs")
 REPO = Path(__file__).parents[2]
-ENVIRONMENTS = ("dev", "staging", "prod")
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 

@@ -17,8 +17,9 @@ import yaml
 from config.loader import load_config
 from k8s_charts.environment import render_manifests
 from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
 
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}

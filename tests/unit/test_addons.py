@@ -39,8 +39,9 @@ from k8s_charts.monitoring.alerting import ALERTMANAGER_CONFIG_NAME
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABELS
 from k8s_charts.monitoring.tracing import OTEL_COLLECTOR
 from k8s_charts.policies import gatekeeper_helm_values
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 PINNED = {
     aws_load_balancer_controller.NAME: aws_load_balancer_controller.VERSION,
     cluster_autoscaler.NAME: cluster_autoscaler.VERSION,

@@ -7,8 +7,9 @@ from aws_cdk.assertions import Match
 
 from constructs_lib.addons import eks_managed
 from constructs_lib.eks_cluster import cluster_log_group_name
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 
 
 def _cluster(template, env):

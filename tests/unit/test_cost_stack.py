@@ -7,8 +7,9 @@ import json
 import pytest
 
 from constructs_lib.alarms import ANOMALY_MIN_IMPACT_USD, anomaly_threshold_expression
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 
 
 def only(t, resource_type: str) -> dict:

@@ -16,8 +16,9 @@ from config.naming import SecretKeys
 from constructs_lib.api_keys import secret_generation
 from constructs_lib.secrets import generator
 from database.roles import LOGIN_ROLES, MASTER_USER
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 HANDLER = Path(__file__).resolve().parents[2] / "ops" / "mint_api_keys" / "handler.py"
 # Logical ids of the stateful resources: a change here means CloudFormation replaces (and
 # loses) a database, a vault or a cache. Never update these to make a test pass.

@@ -4,9 +4,10 @@ import pytest
 
 from config.naming import EXECUTION_POLICY_NAME
 from scripts.bootstrap import commands
+from tests.conftest import ENVIRONMENTS
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_execution_policy_scopes_iam_to_stack_names(template, cfg, env):
     t = template(f"{env}-deploy-access")
     policies = t.find_resources("AWS::IAM::ManagedPolicy", {"Properties": {"ManagedPolicyName": EXECUTION_POLICY_NAME}})

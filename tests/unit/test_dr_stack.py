@@ -4,8 +4,9 @@ import pytest
 
 from config import naming
 from config.naming import velero_replica_bucket as velero_replica_bucket_name
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 PINNED = {
     "ReplicaKey": "AWS::KMS::Key",
     "ReplicaBucket": "AWS::S3::Bucket",

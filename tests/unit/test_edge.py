@@ -8,8 +8,9 @@ from config import naming
 from constructs_lib.waf import MANAGED_RULE_GROUPS, REDACTED_HEADERS, SIZE_RESTRICTIONS_BODY_LABEL, UPLOAD_PATH_PREFIX
 from stacks.dr_stack import DrStack
 from stacks.storage_stack import StorageStack
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"

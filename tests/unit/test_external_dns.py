@@ -16,8 +16,9 @@ from aws_cdk.assertions import Template
 from config import naming
 from constructs_lib.addons import AddonContext, PodIdentity, external_dns, platform_addons
 from k8s_charts.aws_values import from_config
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 UPSTREAM_POLICY = Path(__file__).parents[1] / "fixtures/upstream/external-dns/iam_policy.json"
 
 

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from stacks.feature_flags_stack import flags_document
+from tests.conftest import ENVIRONMENTS
 
 
-@pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
 def test_flags_from_config_are_deployed(template, cfg, env_name):
     t = template(env_name, "flags")
     t.has_resource_properties(

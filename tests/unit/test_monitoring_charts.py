@@ -13,8 +13,9 @@ from k8s_charts.aws_values import from_config
 from k8s_charts.mesh import SERVICES as MESH_SERVICES
 from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS, SUPABASE_TARGETS
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ("dev", "staging", "prod")
+ENVS = ENVIRONMENTS
 
 
 def _render(env: str, cfg=None) -> list[dict]:

@@ -4,8 +4,9 @@ import pytest
 from aws_cdk.assertions import Match
 
 from stacks.network_stack import INTERFACE_ENDPOINTS
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -23,8 +23,9 @@ from constructs_lib import alarms as al
 from database.pgbouncer import INSTANCE_MEMORY_GIB, max_connections
 from k8s_charts.aws_values import from_config
 from stacks.observability_stack import alerts_topic_name
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 GIB = 1024**3
 
 

@@ -19,9 +19,10 @@ import yaml
 from config import load_config
 from constructs_lib.addons import kube_prometheus_stack, prometheus_adapter
 from k8s_charts.environment import render_manifests
+from tests.conftest import ENVIRONMENTS
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 # Copied from upstream on purpose (supabase/realtime's metrics documentation): Realtime's
 # per-node connection gauge on /metrics. A test fails when the code's name drifts from it.
 REALTIME_NODE_CONNECTIONS = "realtime_connections_global_connected"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ENVS = ["dev", "staging", "prod"]
+from tests.conftest import ENVIRONMENTS
+
+ENVS = ENVIRONMENTS
 PRIMARY = "DatabasePrimaryEDE0B3D0"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "disaster-recovery.md"
 # RDS uploads each instance's transaction logs to S3 every five minutes: the bound of

@@ -15,8 +15,9 @@ from moto import mock_aws
 
 from constructs_lib.incident_response import CLUSTER_ROLE, K8S_GROUP, falco_queue_name
 from ops.incident_response import handler as ir
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 
 
 def only(t, resource_type: str) -> tuple[str, dict]:

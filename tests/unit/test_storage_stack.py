@@ -7,8 +7,9 @@ from config import naming
 from config.naming import velero_bucket as velero_bucket_name
 from config.naming import velero_replica_bucket as velero_replica_bucket_name
 from stacks.dr_stack import STORAGE_ARCHIVE_PREFIX
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 PINNED = {
     "StorageBucket": "AWS::S3::Bucket",
     "VeleroBucket": "AWS::S3::Bucket",

@@ -15,6 +15,7 @@ from config.loader import load_config
 from config.model import PUBLIC_DEMO_VALUES
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase.chart import render_supabase
+from tests.conftest import ENVIRONMENTS
 
 CONTRACT = {
     "auth": [
@@ -139,7 +140,7 @@ CONTRACT = {
     ],
 }
 CONTRACT["rest-ro"] = CONTRACT["rest"]
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 SECRET_NAME = re.compile(
     r"(PASSWORD|SECRET|_KEY|TOKEN|_PASS|DB_URI|DATABASE_URL|DB_URL|POOL_URL|CONNECTION_STRING|KEY_BASE|COOKIE)$"
 )

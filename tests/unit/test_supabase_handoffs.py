@@ -27,8 +27,9 @@ from k8s_charts.supabase.contract import QUARANTINE_LABEL
 from k8s_charts.supabase.props import Scaling, SupabaseProps
 from ops.incident_response import handler as incident
 from ops.mint_api_keys import handler as mint
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 NAMESPACE = "supabase"
 ISTIOD = ("istio-system", {"app": "istiod"}, 15012)
 

@@ -15,8 +15,9 @@ from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import rds_ca
 from k8s_charts.supabase.chart import render_supabase
+from tests.conftest import ENVIRONMENTS
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = ENVIRONMENTS
 
 
 def _cn(cert: x509.Certificate) -> str:
