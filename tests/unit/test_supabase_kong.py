@@ -157,7 +157,6 @@ def test_every_route_has_a_protection_decision(env):
     _, _, _, config = env
     tested = set(OPEN_PATHS) | {
         "/auth/v1/",
-        "/graphql/v1",
         "/realtime/v1/",
         "/realtime/v1/api",
         "/rest/v1/",
