@@ -12,6 +12,9 @@ ENV ?=
 EXECUTE ?=
 ## PYTEST_ARGS  extra pytest arguments, e.g. PYTEST_ARGS="-k rehearsal -x"
 PYTEST_ARGS ?=
+# One worker per core; whole files go to one worker, so each file's session fixtures (one synth
+# per organization) and its summary lines stay together.
+PYTEST_WORKERS ?= -n auto --dist loadfile
 PYTHON ?= python3.11
 VENV := .venv
 CHECKOV_VENV := .venv-checkov
@@ -80,7 +83,7 @@ lint: install ## code health: ruff lint and format check, mypy (what the pre-com
 
 test: install lint ## the code-health gate, then the whole test suite; CONFIG (when not the default) is synthesized and rehearsed too
 	@start=$$(date +%s); \
-	 SUPABASE_CONFIG=$(CONFIG) $(VENV)/bin/python -m pytest $(PYTEST_ARGS); \
+	 SUPABASE_CONFIG=$(CONFIG) $(VENV)/bin/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS); \
 	 echo "tests took $$(( $$(date +%s) - start ))s"
 
 test-unit: install ## only the fast unit tier

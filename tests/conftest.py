@@ -129,6 +129,19 @@ def report():
     return add
 
 
+def pytest_sessionfinish(session):
+    # Under pytest-xdist each worker hands its lines to the controller, which prints the summary.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["report"] = dict(_REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    # `make test` distributes whole files (--dist loadfile), so each topic comes from one worker.
+    _REPORT.update(getattr(node, "workeroutput", {}).get("report", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     if _REPORT:
         terminalreporter.section("verification summary")

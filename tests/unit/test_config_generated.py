@@ -316,7 +316,7 @@ _SHAPES: set[str] = set()
 
 # No shrinking: each example costs a full synth, and the failing config is printed whole.
 @settings(
-    max_examples=4,
+    max_examples=3,
     deadline=None,
     derandomize=True,
     database=None,
