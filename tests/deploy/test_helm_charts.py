@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,25 @@ def test_sources_record_every_vendored_chart() -> None:
             # Dependencies without a repository ship inside the parent's own source.
             if dep.get("repository"):
                 assert f"{parent}/charts/{dep['name']}" in recorded, f"{parent}: {dep['name']} not recorded"
+
+
+def test_every_vendored_file_is_committed() -> None:
+    # Upstream charts carry their own .gitignore (several ignore `charts/`, where subcharts
+    # live): a file missing from git is missing from every clone, CI's and the pipeline's.
+    if not (CHARTS_DIR.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = set(
+        subprocess.run(
+            ["git", "ls-files", "-z", CHARTS_DIR.name],
+            cwd=CHARTS_DIR.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\0")
+    )
+    on_disk = {p.relative_to(CHARTS_DIR.parent).as_posix() for p in CHARTS_DIR.rglob("*") if p.is_file()}
+    untracked = sorted(f for f in on_disk - tracked if "__pycache__" not in f)
+    assert not untracked, untracked[:10]
 
 
 @pytest.mark.parametrize("case", ENVIRONMENTS, ids=_env_id)
