@@ -25,7 +25,6 @@ from k8s_charts.objects import api_object
 CLUSTER_CHART_ID = "base-cluster"
 CONTROLLERS_CHART_ID = "base-controllers"
 CLUSTER_SECRET_STORE = "aws-secrets-manager"
-EXTERNAL_SECRETS_SERVICE_ACCOUNT = "external-secrets"
 EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
 VELERO_NAMESPACE = "velero"
 STORAGE_CLASS = "gp3"

@@ -1,6 +1,6 @@
 """Falco runtime detection: the project's rules and the values of the falco Helm release.
 
-The CDK installs the falco chart (FALCO_CHART_VERSION, https://falcosecurity.github.io/charts)
+The CDK installs the vendored falco chart (charts/falco-<FALCO_CHART_VERSION>, charts/SOURCES.yaml)
 with `helm_values(values)`: the modern eBPF probe without a privileged container, the rules of
 `supabase_rules.yaml` as `customRules`, and falcosidekick publishing WARNING and above to the
 environment's alerts SNS topic. falcosidekick signs its SNS calls with the EKS Pod Identity of

@@ -28,7 +28,7 @@ TEMPLATE_API_VERSION = "templates.gatekeeper.sh/v1"
 CONSTRAINT_API_VERSION = "constraints.gatekeeper.sh/v1beta1"
 ADMISSION_TARGET = "admission.k8s.gatekeeper.sh"
 
-# Helm release the CDK installs (https://open-policy-agent.github.io/gatekeeper/charts).
+# Helm release the CDK installs from the vendored chart (charts/gatekeeper-<version>, charts/SOURCES.yaml).
 # 3.19 is the first release that reads `source.version: "v1"`; 3.23.0 is the newest stable.
 GATEKEEPER_CHART_VERSION = "3.23.0"
 GATEKEEPER_NAMESPACE = "gatekeeper-system"

@@ -100,7 +100,6 @@ class SupabaseProps:
     scaling: dict[str, Scaling] = field(default_factory=dict)
     # Sidecar injection for the namespace (features.istio); the mesh chart holds the policies.
     istio: bool = False
-    db_read_replicas: int = 0
     organization_name: str = "Default Organization"
     project_name: str = "Default Project"
     rate_limit_per_minute: int = 600
@@ -117,10 +116,6 @@ class SupabaseProps:
     @property
     def api_url(self) -> str:
         return f"https://{self.values.api_host}"
-
-    @property
-    def studio_url(self) -> str:
-        return f"https://{self.values.studio_host}"
 
     def remote_key(self, key: str) -> str:
         return f"{self.values.secret_prefix}{key}"
@@ -146,7 +141,6 @@ class SupabaseProps:
                 ),
             ),
             istio=env.features.istio,
-            db_read_replicas=env.database.read_replicas,
             organization_name=cfg.project,
             project_name=f"{cfg.project}-{env_name}",
         )
