@@ -112,8 +112,6 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
     "ghcr.io/external-secrets/": "External Secrets operator",
     "docker.io/velero/": "Velero and its AWS plugin",
     "public.ecr.aws/eks/": "AWS Load Balancer Controller",
-    "public.ecr.aws/karpenter/": "Karpenter controller",
-    "registry.k8s.io/metrics-server/": "metrics-server",
     "registry.k8s.io/external-dns/external-dns": "ExternalDNS (Route 53 records of the public Ingress hosts)",
 }
 
