@@ -26,6 +26,18 @@ SLO_WINDOWS = ("5m", "30m", "1h", "6h", "3d", "30d")
 # Google SRE workbook, multiwindow multi-burn-rate: (long, short, burn rate).
 FAST_BURN = ("1h", "5m", 14.4)  # 2% of a 30-day budget in one hour
 SLOW_BURN = ("6h", "30m", 6.0)  # 5% of the budget in six hours
+ERROR_BUDGET_LOW_FRACTION = 0.75  # share of the 30-day budget spent before risky changes pause
+
+HIGH_CPU_RATIO = 0.9
+PGBOUNCER_CLIENT_WAIT_SECONDS = 1
+PGBOUNCER_POOL_RATIO = 0.9
+RDS_CONNECTIONS_RATIO = 0.8
+REPLICA_LAG_SECONDS = 30
+CERT_EXPIRY_WARNING_DAYS = 21
+CERT_EXPIRY_CRITICAL_DAYS = 7
+VOLUME_FREE_RATIO = 0.15
+VOLUME_FULL_WITHIN_DAYS = 4
+REALTIME_CONNECTIONS_RATIO = 0.8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,9 +87,13 @@ def _recording_rules() -> list[dict[str, str]]:
     return rules
 
 
+def error_budget(objective: float) -> float:
+    return round(1 - objective, 6)
+
+
 def _burn(kind: str, objective: float, window: tuple[str, str, float]) -> str:
     long_w, short_w, rate = window
-    budget = round(1 - objective, 6)
+    budget = error_budget(objective)
     return (
         f"slo:kong_request_{kind}:ratio_rate{long_w} > ({rate} * {budget})"
         f" and slo:kong_request_{kind}:ratio_rate{short_w} > ({rate} * {budget})"
@@ -101,7 +117,8 @@ ALERTS: tuple[Alert, ...] = (
         for_="15m",
         expr=(
             f'sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{_NS},container!=""}}[5m]))'
-            f' / sum by (namespace, pod, container) (kube_pod_container_resource_limits{{{_NS},resource="cpu"}}) > 0.9'
+            f' / sum by (namespace, pod, container) (kube_pod_container_resource_limits{{{_NS},resource="cpu"}})'
+            f" > {HIGH_CPU_RATIO}"
         ),
         summary="{{ $labels.pod }} uses over 90% of its CPU limit",
         description="Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} has run above 90% of its CPU limit for 15 minutes and is being throttled.",
@@ -137,7 +154,7 @@ ALERTS: tuple[Alert, ...] = (
         name="PgBouncerClientWaitHigh",
         severity="warning",
         for_="5m",
-        expr="max by (database, user) (pgbouncer_pools_client_maxwait_seconds) > 1",
+        expr=f"max by (database, user) (pgbouncer_pools_client_maxwait_seconds) > {PGBOUNCER_CLIENT_WAIT_SECONDS}",
         summary="Clients wait over 1s for a server connection ({{ $labels.database }})",
         description="The oldest waiting client of pool {{ $labels.database }}/{{ $labels.user }} has waited more than a second for 5 minutes: the pool is too small or queries are slow.",
     ),
@@ -148,7 +165,7 @@ ALERTS: tuple[Alert, ...] = (
         expr=(
             "sum by (database, user) (pgbouncer_pools_server_active_connections)"
             ' / on (database) group_left () label_replace(max by (name) (pgbouncer_databases_pool_size), "database", "$1", "name", "(.*)")'
-            " > 0.9"
+            f" > {PGBOUNCER_POOL_RATIO}"
         ),
         summary="PgBouncer pool {{ $labels.database }} is over 90% used",
         description="Pool {{ $labels.database }}/{{ $labels.user }} has used more than 90% of its server connections for 10 minutes.",
@@ -165,7 +182,10 @@ ALERTS: tuple[Alert, ...] = (
         name="RdsConnectionsNearLimit",
         severity="warning",
         for_="10m",
-        expr=("sum by (job) (pg_stat_activity_count) / on (job) max by (job) (pg_settings_max_connections) > 0.8"),
+        expr=(
+            "sum by (job) (pg_stat_activity_count) / on (job) max by (job) (pg_settings_max_connections)"
+            f" > {RDS_CONNECTIONS_RATIO}"
+        ),
         summary="RDS connections above 80% of max_connections ({{ $labels.job }})",
         description="PostgreSQL behind {{ $labels.job }} has used more than 80% of max_connections for 10 minutes; new connections will soon be refused.",
     ),
@@ -173,7 +193,7 @@ ALERTS: tuple[Alert, ...] = (
         name="PostgresReplicaLagHigh",
         severity="warning",
         for_="5m",
-        expr="pg_replication_lag_seconds > 30",
+        expr=f"pg_replication_lag_seconds > {REPLICA_LAG_SECONDS}",
         summary="Read replica lags {{ $labels.job }} by over 30s",
         description="The read replica behind {{ $labels.job }} has been more than 30 seconds behind the primary for 5 minutes; rest-ro serves stale data.",
     ),
@@ -229,7 +249,7 @@ ALERTS: tuple[Alert, ...] = (
         name="ApiErrorBudgetLow",
         severity="info",
         for_="1h",
-        expr=f"slo:kong_request_errors:ratio_rate30d > (0.75 * {round(1 - AVAILABILITY_OBJECTIVE, 6)})",
+        expr=f"slo:kong_request_errors:ratio_rate30d > ({ERROR_BUDGET_LOW_FRACTION} * {error_budget(AVAILABILITY_OBJECTIVE)})",
         summary="Less than 25% of the 30-day API error budget is left",
         description="Over the last 30 days errors used more than 75% of the 99.9% availability budget; hold risky changes.",
     ),
@@ -245,7 +265,7 @@ ALERTS: tuple[Alert, ...] = (
         name="CertificateExpiringSoon",
         severity="warning",
         for_="1h",
-        expr="(probe_ssl_earliest_cert_expiry - time()) / 86400 < 21",
+        expr=f"(probe_ssl_earliest_cert_expiry - time()) / 86400 < {CERT_EXPIRY_WARNING_DAYS}",
         summary="TLS certificate of {{ $labels.instance }} expires within 21 days",
         description="ACM normally renews 60 days ahead; a certificate this close to expiry means renewal (DNS validation) is failing.",
     ),
@@ -253,7 +273,7 @@ ALERTS: tuple[Alert, ...] = (
         name="CertificateExpiryCritical",
         severity="critical",
         for_="10m",
-        expr="(probe_ssl_earliest_cert_expiry - time()) / 86400 < 7",
+        expr=f"(probe_ssl_earliest_cert_expiry - time()) / 86400 < {CERT_EXPIRY_CRITICAL_DAYS}",
         summary="TLS certificate of {{ $labels.instance }} expires within 7 days",
         description="Clients will reject {{ $labels.instance }} within a week unless the certificate is renewed or replaced.",
     ),
@@ -270,8 +290,8 @@ ALERTS: tuple[Alert, ...] = (
         severity="warning",
         for_="1h",
         expr=(
-            "kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.15"
-            " and predict_linear(kubelet_volume_stats_available_bytes[6h], 4 * 24 * 3600) < 0"
+            f"kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < {VOLUME_FREE_RATIO}"
+            f" and predict_linear(kubelet_volume_stats_available_bytes[6h], {VOLUME_FULL_WITHIN_DAYS} * 24 * 3600) < 0"
         ),
         summary="Volume {{ $labels.persistentvolumeclaim }} fills up within 4 days",
         description="PVC {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} has less than 15% free and at the 6-hour trend will be full within 4 days.",
@@ -282,7 +302,8 @@ ALERTS: tuple[Alert, ...] = (
         for_="10m",
         expr=(
             'sum by (pod) (phoenix_connections_total{job="realtime"})'
-            ' / sum by (pod) (phoenix_connections_max{job="realtime"}) > 0.8'
+            ' / sum by (pod) (phoenix_connections_max{job="realtime"})'
+            f" > {REALTIME_CONNECTIONS_RATIO}"
         ),
         summary="Realtime {{ $labels.pod }} is above 80% of its connection limit",
         description="Realtime pod {{ $labels.pod }} holds more than 80% of its Ranch connection limit; new websocket connections will queue and fail.",
