@@ -15,8 +15,6 @@ SET client_min_messages = warning;
 
 -- Facts about the server that decide which branches below can run.
 SELECT
-    current_setting('server_version_num')::int < 160000
-        AND NOT r.rolsuper AS legacy_non_superuser,
     EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_replication') AS has_rds_replication,
     r.rolsuper AS is_superuser
 FROM pg_roles AS r
@@ -104,15 +102,10 @@ GRANT pg_monitor TO supabase_read_only_user;
 GRANT supabase_auth_admin, supabase_storage_admin, supabase_functions_admin, postgres TO supabase_admin;
 
 -- service_role is the key that bypasses row level security; the read-only user serves
--- analytics over every row. PostgreSQL 15 lets only superusers give BYPASSRLS (16+ lets
--- a role that has it give it, as the RDS master does), so on a 15 test server without a
--- superuser this one attribute is left out and reported.
-\if :legacy_non_superuser
-\warn 'bootstrap: PostgreSQL < 16 without superuser: service_role and supabase_read_only_user were left without BYPASSRLS'
-\else
+-- analytics over every row. From PostgreSQL 16 a role that has BYPASSRLS may give it, as
+-- the RDS master does.
 ALTER ROLE service_role BYPASSRLS;
 ALTER ROLE supabase_read_only_user BYPASSRLS;
-\endif
 
 -- RDS has no REPLICATION attribute for non-superusers: rds_replication stands in for it.
 \if :has_rds_replication

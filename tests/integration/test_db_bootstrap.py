@@ -259,13 +259,7 @@ def test_missing_password_aborts_and_changes_nothing(postgres_server, applied):
 
 
 def test_service_role_bypasses_rls(postgres_server, applied):
-    """service_role sees every row. PostgreSQL 15 lets only a superuser give BYPASSRLS, so
-    there the master's run must say it skipped it, and the same file run by a superuser
-    must set it; from 16 on the master's own run sets it."""
-    if postgres_server.server_version_num < 160000:
-        assert "left without BYPASSRLS" in applied.runs[0].stderr
-        run = apply_bootstrap(postgres_server, applied.passwords, superuser=True)
-        assert run.returncode == 0, run.stderr
+    """service_role sees every row: the master's own run gives BYPASSRLS (PostgreSQL 16+)."""
     with psycopg.connect(postgres_server.conninfo(), autocommit=True) as conn:
         flags = dict(
             conn.execute(
