@@ -29,8 +29,14 @@ BOOTSTRAPPED = {
 def test_readme_journey_is_parsed():
     steps = journey(README.read_text())
     assert [s.number for s in steps] == list(range(1, len(steps) + 1))
-    assert any(s.bootstraps for s in steps)
+    assert sum(s.bootstraps for s in steps) == 1
     assert any("org" in s.deploys for s in steps) and any("<env>-deploy-access" in s.deploys for s in steps)
+
+
+def test_text_after_the_last_step_is_not_part_of_it():
+    trailing = STEPS.replace("\n\n## Next", "\n\nDay to day: `make deploy ENV=dev`, after `make bootstrap`.\n\n## Next")
+    last = journey(trailing)[-1]
+    assert last.deploys == ("pipeline",) and not last.bootstraps
 
 
 def test_stacks_before_bootstrap_must_not_need_it():

@@ -41,6 +41,8 @@ def journey(readme: str) -> list[JourneyStep]:
     steps = []
     for index, match in enumerate(starts):
         body = section[match.start() : starts[index + 1].start() if index + 1 < len(starts) else len(section)]
+        # A list item ends at the first unindented paragraph after it (the text after the last step).
+        body = re.split(r"\n\s*\n(?=\S)", body, maxsplit=1)[0]
         steps.append(
             JourneyStep(
                 number=int(match.group(1)),
