@@ -39,6 +39,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.checkov import skip
+from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge, acknowledge_unreserved_concurrency
 from constructs_lib.retention import retention
 from ops.incident_response.handler import (
@@ -103,7 +104,6 @@ class IncidentResponse(Construct):
         protected_namespaces: Sequence[str] = DEFAULT_PROTECTED_NAMESPACES,
     ) -> None:
         super().__init__(scope, id_)
-        stack = cdk.Stack.of(self)
 
         self.key = kms.Key(
             self,
@@ -113,23 +113,7 @@ class IncidentResponse(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
             pending_window=cdk.Duration.days(7),
         )
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
+        admit_cloudwatch_logs(self.key)
         # SQS-managed encryption: EventBridge, Lambda and falcosidekick write without a KMS grant.
         self.dead_letter_queue = sqs.Queue(
             self,

@@ -25,6 +25,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from constructs_lib.checkov import FRAMEWORK_FUNCTION_SKIPS, skip
+from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 
@@ -123,24 +124,7 @@ class SecurityBaseline(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.config_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchLogs",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
+        admit_cloudwatch_logs(self.config_key)
         self.access_log_bucket = s3.Bucket(
             self,
             "AccessLogs",

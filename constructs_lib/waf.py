@@ -10,11 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
+
+from constructs_lib.log_keys import admit_cloudwatch_logs
 
 _Acl = wafv2.CfnWebACL
 
@@ -169,15 +170,7 @@ class SupabaseWebAcl(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.log_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchLogsForThisLogGroup",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
-            )
-        )
+        admit_cloudwatch_logs(self.log_key, log_group_arn=log_group_arn)
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",

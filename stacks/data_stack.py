@@ -22,6 +22,7 @@ from constructs_lib.api_keys import ApiKeyMinter
 from constructs_lib.backup import DataBackup
 from constructs_lib.cache import ValkeyCache
 from constructs_lib.database import BackupReplication, PostgresDatabase
+from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.secrets import SupabaseSecrets
 from stacks.pipeline_stack import smoke_runner_role_arn
 
@@ -83,23 +84,7 @@ class DataStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         # CloudWatch Logs encrypts the RDS, Valkey and function log groups with this key.
-        self.data_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": self.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
+        admit_cloudwatch_logs(self.data_key)
 
         self.secret_store = SupabaseSecrets(
             self,
