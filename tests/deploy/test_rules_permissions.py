@@ -6,8 +6,9 @@ from __future__ import annotations
 import tests.deploy.rules  # noqa: F401  (registers the rules)
 from config.naming import EXECUTION_POLICY_NAME
 from tests.deploy.cloud_assembly import CloudAssembly
+from tests.deploy.iam_policy import Request, allowed_by, denied_by
 from tests.deploy.registry import RULES
-from tests.deploy.rules.permissions import Request, allowed_by, denied_by, deploy_calls, service_prefix
+from tests.deploy.rules.permissions import deploy_calls, service_prefix
 
 MEMBER = "333333333333"
 EXEC_ROLE = f"arn:${{AWS::Partition}}:iam::{MEMBER}:role/cdk-hnb659fds-cfn-exec-role-{MEMBER}-us-east-1"

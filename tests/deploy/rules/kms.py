@@ -5,15 +5,10 @@ not name cannot use the key at all, and an IAM principal can use it only if the 
 delegates to its account's IAM. Each rule derives the uses from the resources that reference a
 key (in the same stack, through exports, cross-region references or literal alias ARNs) and
 evaluates the key policy for the request that service makes.
-
-The module also holds the small intrinsic helpers the reachability and names rules share:
-`render` (a template value as the string CloudFormation would produce, unknown resource
-attributes as `{LogicalId.Attr}`) and `target` (the resource a value points at, across stacks).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -21,170 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
+from tests.deploy.iam_policy import Request, listed, matches
+from tests.deploy.intrinsics import render, target
 from tests.deploy.registry import Outcome, rule
 
-CROSS_REGION_READER = "Custom::CrossRegionExportReader"
-CROSS_REGION_WRITER = "Custom::CrossRegionExportWriter"
-
-
-def listed(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _export(assembly: CloudAssembly, name: str) -> tuple[Stack, Any] | None:
-    for stack in assembly:
-        for output in stack.template.get("Outputs", {}).values():
-            if output.get("Export", {}).get("Name") == name:
-                return stack, output["Value"]
-    return None
-
-
-def _cross_region_export(assembly: CloudAssembly, parameter: str) -> tuple[Stack, Any] | None:
-    for stack, _, writer in assembly.resources(CROSS_REGION_WRITER):
-        exports = writer["Properties"]["WriterProps"]["exports"]
-        if parameter in exports:
-            return stack, exports[parameter]
-    return None
-
-
-def target(assembly: CloudAssembly, stack: Stack, value: Any) -> tuple[Stack, str] | None:
-    """(stack, logical id) of the resource `value` refers to: Ref, GetAtt, exports, alias ARNs."""
-    if isinstance(value, dict) and len(value) == 1:
-        ((fn, arg),) = value.items()
-        if fn == "Ref" and arg in stack.resources_by_id:
-            return stack, arg
-        if fn == "Fn::GetAtt":
-            logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-            resource = stack.resources_by_id.get(logical_id, {})
-            if resource.get("Type") == CROSS_REGION_READER:
-                found = _cross_region_export(assembly, attribute)
-                return target(assembly, *found) if found else None
-            return (stack, logical_id) if resource else None
-        if fn == "Fn::ImportValue":
-            found = _export(assembly, render(assembly, stack, arg))
-            return target(assembly, *found) if found else None
-    rendered = render(assembly, stack, value)
-    if isinstance(rendered, str):
-        return by_arn(assembly, rendered)
-    return None
-
-
-def by_arn(assembly: CloudAssembly, arn: str) -> tuple[Stack, str] | None:
-    """A literal ARN to the resource that creates it, for the names CloudFormation derives ARNs from."""
-    match = re.fullmatch(r"arn:[^:]+:(?P<service>[^:]+):(?P<region>[^:]*):(?P<account>\d*):(?P<resource>.+)", arn)
-    if not match:
-        return None
-    service, region, account, resource = match.group("service", "region", "account", "resource")
-    for stack in assembly:
-        if stack.account != account or (region and stack.region != region):
-            continue
-        for logical_id, res in stack.resources():
-            props = res.get("Properties", {})
-            if (
-                service == "kms"
-                and res["Type"] == "AWS::KMS::Alias"
-                and resource == render(assembly, stack, props.get("AliasName"))
-            ):
-                return target(assembly, stack, props["TargetKeyId"])
-            if (
-                service == "iam"
-                and res["Type"] == "AWS::IAM::Role"
-                and resource == (f"role{props.get('Path', '/')}{render(assembly, stack, props.get('RoleName'))}")
-            ):
-                return stack, logical_id
-            if (
-                service == "sns"
-                and res["Type"] == "AWS::SNS::Topic"
-                and resource == render(assembly, stack, props.get("TopicName"))
-            ):
-                return stack, logical_id
-    return None
-
-
-_PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
-
-
-def render(assembly: CloudAssembly, stack: Stack, value: Any) -> Any:
-    """The value as CloudFormation would render it; resource attributes stay `{LogicalId.Attr}`."""
-    if isinstance(value, list):
-        return [render(assembly, stack, item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
-        return {key: render(assembly, stack, item) for key, item in value.items()}
-    ((fn, arg),) = value.items()
-    if fn == "Ref":
-        pseudo = {
-            **_PSEUDO,
-            "AWS::Region": stack.region,
-            "AWS::AccountId": stack.account,
-            "AWS::StackName": stack.stack_name,
-        }
-        if arg in pseudo:
-            return pseudo[arg]
-        parameter = stack.template.get("Parameters", {}).get(arg)
-        return parameter.get("Default", f"{{{arg}}}") if parameter else f"{{{arg}}}"
-    if fn == "Fn::GetAtt":
-        logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-        resource = stack.resources_by_id.get(logical_id, {})
-        if resource.get("Type") == CROSS_REGION_READER:
-            found = _cross_region_export(assembly, attribute)
-            return render(assembly, *found) if found else f"{{{logical_id}.{attribute}}}"
-        if attribute == "CidrBlock" and resource.get("Type") in ("AWS::EC2::VPC", "AWS::EC2::Subnet"):
-            return render(assembly, stack, resource["Properties"]["CidrBlock"])
-        return f"{{{logical_id}.{attribute}}}"
-    if fn == "Fn::ImportValue":
-        name = render(assembly, stack, arg)
-        found = _export(assembly, name)
-        return render(assembly, *found) if found else f"{{import:{name}}}"
-    if fn == "Fn::Join":
-        separator, parts = arg
-        rendered = render(assembly, stack, parts)
-        return separator.join(str(p) for p in rendered) if isinstance(rendered, list) else f"{{{fn}}}"
-    if fn == "Fn::Sub":
-        text, variables = (arg, {}) if isinstance(arg, str) else arg
-        rendered_vars = {k: render(assembly, stack, v) for k, v in variables.items()}
-
-        def substitute(match: re.Match) -> str:
-            name = match.group(1)
-            if name in rendered_vars:
-                return str(rendered_vars[name])
-            ref = {"Ref": name} if "." not in name else {"Fn::GetAtt": name.split(".", 1)}
-            return str(render(assembly, stack, ref))
-
-        return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
-    if fn == "Fn::Select":
-        index, items = arg
-        items = render(assembly, stack, items)
-        return items[int(index)] if isinstance(items, list) else f"{{{fn}}}"
-    return f"{{{fn}}}"
-
-
 # --- key policy evaluation -------------------------------------------------------------------
-
-_NEGATED = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "StringNotEqualsIgnoreCase")
-
-
-def _condition_holds(operator: str, key: str, expected: list, context: Mapping[str, Any]) -> bool:
-    op = operator.split(":")[-1]
-    if_exists = op.endswith("IfExists")
-    op = op.removesuffix("IfExists")
-    actual = {k.lower(): v for k, v in context.items()}.get(key.lower())
-    if op == "Null":
-        return (actual is None) == (str(expected[0]).lower() == "true")
-    if actual is None:
-        return op in _NEGATED or if_exists
-    actual_values = [str(v) for v in listed(actual)]
-    expected = [str(v) for v in expected]
-    if op in ("StringEquals", "ArnEquals", "StringNotEquals", "ArnNotEquals"):
-        hit = any(a == e for a in actual_values for e in expected)
-    elif op in ("StringLike", "ArnLike", "StringNotLike", "ArnNotLike"):
-        hit = any(fnmatch.fnmatchcase(a, e) for a in actual_values for e in expected)
-    elif op in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase") or op == "Bool":
-        hit = any(a.lower() == e.lower() for a in actual_values for e in expected)
-    else:
-        return False
-    return not hit if op in _NEGATED else hit
 
 
 @dataclass(frozen=True)
@@ -212,19 +48,8 @@ def _statement_applies(statement: Mapping[str, Any], caller: Caller, action: str
         return False
     if "NotPrincipal" in statement and caller.named_by(statement["NotPrincipal"]):
         return False
-    if "Action" in statement and not any(
-        fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed(statement["Action"])
-    ):
-        return False
-    if "NotAction" in statement and any(
-        fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed(statement["NotAction"])
-    ):
-        return False
-    return all(
-        _condition_holds(op, key, listed(expected), context)
-        for op, block in statement.get("Condition", {}).items()
-        for key, expected in block.items()
-    )
+    # A key policy's Resource is the key itself ("*"); the request names no other resource.
+    return matches(statement, Request(action, "*", context), unknown=False)
 
 
 def denied_actions(

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
+from tests.deploy.iam_policy import listed
+from tests.deploy.intrinsics import render
 from tests.deploy.registry import Outcome, rule
-from tests.deploy.rules.kms import listed, render
 
 ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/([\w+=,.@/*-]+)")
 # Roles that exist without a stack of this app: `cdk bootstrap` (default qualifier) and

@@ -10,10 +10,8 @@ service prefix of their type name (SERVICE_PREFIX).
 
 from __future__ import annotations
 
-import fnmatch
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import cfnlint
 
 from config.naming import EXECUTION_POLICY_NAME
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
+from tests.deploy.iam_policy import Request, allowed_by, denied_by, listed
 from tests.deploy.intrinsics import pseudo_parameters, resolve
 from tests.deploy.registry import Outcome, rule
 
@@ -93,100 +92,6 @@ def deploy_calls(resource_type: str) -> tuple[str, ...]:
 
 
 # --- a small IAM policy evaluator ------------------------------------------------------------
-
-
-def _listed(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
-
-
-def _wildcard(pattern: str, value: str, *, ignore_case: bool) -> bool:
-    if ignore_case:
-        pattern, value = pattern.lower(), value.lower()
-    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
-
-
-def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
-    if "NotAction" in statement:
-        return not any(_wildcard(p, action, ignore_case=True) for p in _listed(statement["NotAction"]))
-    return any(_wildcard(p, action, ignore_case=True) for p in _listed(statement.get("Action")))
-
-
-def _resource_matches(statement: Mapping[str, Any], resource: str) -> bool:
-    if "NotResource" in statement:
-        return not any(_wildcard(p, resource, ignore_case=False) for p in _listed(statement["NotResource"]))
-    return any(_wildcard(p, resource, ignore_case=False) for p in _listed(statement.get("Resource", "*")))
-
-
-_POSITIVE = {
-    "StringEquals": lambda p, v: p == v,
-    "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
-    "StringLike": lambda p, v: _wildcard(p, v, ignore_case=False),
-    "ArnEquals": lambda p, v: _wildcard(p, v, ignore_case=False),
-    "ArnLike": lambda p, v: _wildcard(p, v, ignore_case=False),
-}
-_NEGATED = {
-    "StringNotEquals": "StringEquals",
-    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
-    "StringNotLike": "StringLike",
-    "ArnNotEquals": "ArnEquals",
-    "ArnNotLike": "ArnLike",
-}
-
-
-def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool | None:
-    """True/False, or None for an operator this evaluator does not know."""
-    if_exists = operator.endswith("IfExists")
-    operator = operator.removesuffix("IfExists")
-    actual = context.get(key)
-    if actual is None:
-        return if_exists or operator in _NEGATED
-    if operator in _POSITIVE:
-        return any(_POSITIVE[operator](p, actual) for p in _listed(expected))
-    if operator in _NEGATED:
-        return not any(_POSITIVE[_NEGATED[operator]](p, actual) for p in _listed(expected))
-    return None
-
-
-def _conditions_hold(statement: Mapping[str, Any], context: Mapping[str, str], *, unknown: bool) -> bool:
-    for operator, pairs in statement.get("Condition", {}).items():
-        for key, expected in pairs.items():
-            holds = _condition_holds(operator, key, expected, context)
-            if not (unknown if holds is None else holds):
-                return False
-    return True
-
-
-@dataclass(frozen=True)
-class Request:
-    action: str
-    resource: str = "*"
-    context: Mapping[str, str] = field(default_factory=dict)
-
-
-def denied_by(statements: Iterable[Mapping[str, Any]], request: Request) -> str | None:
-    """The Sid (or index) of the first Deny statement matching, an unknown condition counting as met."""
-    for index, statement in enumerate(statements):
-        if (
-            statement.get("Effect") == "Deny"
-            and _action_matches(statement, request.action)
-            and _resource_matches(statement, request.resource)
-            and _conditions_hold(statement, request.context, unknown=True)
-        ):
-            return statement.get("Sid", str(index))
-    return None
-
-
-def allowed_by(statements: Sequence[Mapping[str, Any]], request: Request) -> bool:
-    """Identity-policy evaluation: some Allow matches (unknown conditions not met) and no Deny does."""
-    if denied_by(statements, request) is not None:
-        return False
-    return any(
-        statement.get("Effect") == "Allow"
-        and _action_matches(statement, request.action)
-        and _resource_matches(statement, request.resource)
-        and _conditions_hold(statement, request.context, unknown=False)
-        for statement in statements
-    )
 
 
 # --- the deploying principals ------------------------------------------------------------------
@@ -300,7 +205,7 @@ def _service_control_policies(assembly: CloudAssembly) -> tuple[set[str], list[t
         props = resource["Properties"]
         if props.get("Type") == "SERVICE_CONTROL_POLICY" and props.get("TargetIds"):
             management.add(stack.account)
-            statements += [(logical_id, s) for s in _listed(props["Content"].get("Statement"))]
+            statements += [(logical_id, s) for s in listed(props["Content"].get("Statement"))]
     return management, statements
 
 

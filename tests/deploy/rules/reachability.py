@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
+from tests.deploy.iam_policy import listed
+from tests.deploy.intrinsics import render, target
 from tests.deploy.registry import Outcome, rule
-from tests.deploy.rules.kms import listed, render, target
 
 HTTPS = 443
 ANYWHERE = ipaddress.ip_network("0.0.0.0/0")
