@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -26,6 +27,7 @@ from aws_cdk.assertions import Template
 
 from config import OrgConfig, load_config
 from stacks.composition import build_app
+from tests import promises
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,8 +92,11 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
         flags = json.loads((ROOT / "cdk.json").read_text())["context"]
         # As `cdk synth -c config=...`: the pipeline builds from the config the app came from.
         app = cdk.App(outdir=str(outdir), context={**flags, "config": str(ORG_CONFIGS[name].relative_to(ROOT))})
+        started = time.monotonic()
         stages = build_app(app, cfg, nag=False)
         cloud_assembly = app.synth()
+        if name == "default":
+            _REPORT[SYNTH_SECONDS] = f"{time.monotonic() - started:.0f}"
         return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly, cfg=cfg)
 
     return synth
@@ -117,6 +122,10 @@ def template(assembly: Assembly):
 
 
 _REPORT: dict[str, str] = {}
+# The suite's yardstick: what synthesizing the default organization costs on this machine now.
+SYNTH_SECONDS = "synth seconds"
+SUITE_BUDGET = 4
+_STARTED = time.monotonic()
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +136,27 @@ def report():
         _REPORT[topic] = line
 
     return add
+
+
+def _collects_everything(config: pytest.Config) -> bool:
+    invoked = config.invocation_params.dir
+    return [(invoked / arg).resolve() for arg in config.args] == [ROOT / "tests"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Runs before -k/-m deselect anything, so a full run sees every guard; a run of a few
+    # files cannot tell a missing guard from an uncollected one and skips the check.
+    if not _collects_everything(config):
+        return
+    found = promises.problems(promises.PROMISES, (ROOT / "README.md").read_text(), (item.nodeid for item in items))
+    if found:
+        raise pytest.UsageError("tests/promises.py no longer matches the README or the suite:\n  " + "\n  ".join(found))
+    guards = sum(len(promise.guards) for promise in promises.PROMISES)
+    _REPORT["README promises"] = (
+        f"{len(promises.PROMISES)} promises quoted from the README, each guarded by named tests "
+        f"({guards} guards; `make promises` prints the table)"
+    )
 
 
 def pytest_sessionfinish(session):
@@ -143,7 +173,14 @@ def pytest_testnodedown(node, error):
 
 
 def pytest_terminal_summary(terminalreporter):
+    synth = _REPORT.pop(SYNTH_SECONDS, None)
     if _REPORT:
         terminalreporter.section("verification summary")
         for topic, line in sorted(_REPORT.items()):
             terminalreporter.write_line(f"{topic}: {line}")
+    if synth:
+        suite = time.monotonic() - _STARTED
+        terminalreporter.write_line(
+            f"timing: the suite took {suite:.0f}s, {suite / max(float(synth), 1):.1f}x the {synth}s one synth of the "
+            f"default organization took in this run (budget {SUITE_BUDGET}x)"
+        )

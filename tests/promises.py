@@ -1,0 +1,689 @@
+"""What the README promises, and the tests that guard each promise.
+
+A promise quotes the README's own words, so rewording the README means revisiting its guard,
+and names its guards as test node ids (``file::test``, parametrizations included), the
+highest proof level first. `tests/conftest.py` checks both on every full collection: a claim
+the README no longer makes, or a guard that no longer exists, stops the session before any
+test runs. `make promises` prints the table.
+
+Levels, as the README's Verification section orders them: ``component`` (the real service,
+server or tool runs), ``rehearsal`` (a replay of AWS's or Kubernetes' documented rule), and
+``static`` (the synthesized output is checked).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+COMPONENT = "component"
+REHEARSAL = "rehearsal"
+STATIC = "static"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Promise:
+    name: str
+    claim: str
+    level: str
+    guards: tuple[str, ...]
+
+
+U = "tests/unit/"
+C = "tests/compliance/"
+D = "tests/deploy/"
+I = "tests/integration/"  # noqa: E741 - one letter per tier keeps the table readable
+
+PROMISES: tuple[Promise, ...] = (
+    # Accounts, environments and stacks
+    Promise(
+        name="config errors name the field, value, rule and fix",
+        claim="Every line names the field, the value given, the rule and the fix.",
+        level=COMPONENT,
+        guards=(
+            U + "test_config.py::test_refused_with_path_value_rule_and_fix",
+            U + "test_config.py::test_every_error_is_reported_at_once",
+            U + "test_config_generated.py::test_any_edit_is_accepted_or_refused_with_a_message",
+        ),
+    ),
+    Promise(
+        name="every accepted config synthesizes",
+        claim="with your organization synthesized and put through the deploy rehearsal",
+        level=REHEARSAL,
+        guards=(U + "test_config_generated.py::test_every_accepted_config_synthesizes", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="zone letters come from a table, no lookups at synth",
+        claim="each supported region's zone letters in `config/regions.py`, so synth never looks them up",
+        level=STATIC,
+        guards=(
+            U + "test_config.py::test_default_zones_follow_the_region_table",
+            U + "test_network.py::test_synth_needs_no_context_lookups",
+        ),
+    ),
+    Promise(
+        name="no public demo secret anywhere",
+        claim="no public Supabase demo secret appears anywhere",
+        level=STATIC,
+        guards=(U + "test_supabase_contract.py::test_no_public_demo_value_anywhere",),
+    ),
+    Promise(
+        name="cdk.out replaced only on success",
+        claim="replaces `cdk.out` only when synthesis succeeded",
+        level=COMPONENT,
+        guards=(
+            U + "test_config.py::test_output_directory_changes_only_on_success",
+            U + "test_config.py::test_app_exits_with_message_before_writing_anything",
+        ),
+    ),
+    Promise(
+        name="least-privilege execution policy",
+        claim="IAM writes only to stack-prefixed names, no users or access keys",
+        level=REHEARSAL,
+        guards=(
+            D + "test_rules_permissions.py::test_execution_policy_must_cover_every_resource_type",
+            D + "test_rules_permissions.py::test_explicit_iam_names_must_stay_in_the_stack_prefix",
+            U + "test_deploy_access.py::test_execution_policy_scopes_iam_to_stack_names",
+        ),
+    ),
+    Promise(
+        name="NAT per AZ in prod, flow logs, endpoints",
+        claim="three-tier VPC, NAT per AZ in prod, flow logs, S3 gateway + interface endpoints",
+        level=STATIC,
+        guards=(
+            U + "test_network.py::test_prod_has_one_nat_per_az",
+            U + "test_network.py::test_flow_logs_capture_all_traffic_with_retention",
+            U + "test_network.py::test_endpoints",
+            D + "test_rules_reachability.py",
+        ),
+    ),
+    Promise(
+        name="RDS with read replicas, backups with DR copies and restore testing",
+        claim="RDS PostgreSQL + read replicas, parameters for Supabase, secrets, minted API keys, Valkey, AWS Backup",
+        level=STATIC,
+        guards=(
+            U + "test_data_stack.py::test_read_replicas",
+            U + "test_data_stack.py::test_parameter_group",
+            U + "test_data_stack.py::test_backup_plan_copies_daily_to_the_dr_vault",
+            U + "test_data_stack.py::test_restore_testing_plan_and_selection",
+            U + "test_data_stack.py::test_valkey_replication_group",
+        ),
+    ),
+    Promise(
+        name="storage replication and Intelligent-Tiering, CloudFront with OAC",
+        claim="Supabase Storage bucket with CRR (RTC) and Intelligent-Tiering, CloudFront with OAC",
+        level=STATIC,
+        guards=(
+            U + "test_storage_stack.py::test_replication_rtc_metrics_delete_markers_and_replica_key",
+            U + "test_storage_stack.py::test_intelligent_tiering_archive_tiers_from_config",
+            U + "test_edge.py::test_static_assets_come_from_s3_through_oac",
+        ),
+    ),
+    Promise(
+        name="Graviton node groups, spot, Fargate",
+        claim="EKS (Graviton node groups, spot, Fargate)",
+        level=STATIC,
+        guards=(
+            U + "test_cluster_stack.py::test_node_groups_are_graviton_from_config",
+            U + "test_cluster_stack.py::test_fargate_profile_for_configured_namespaces",
+        ),
+    ),
+    Promise(
+        name="one Pod Identity role per controller",
+        claim="controllers as pinned Helm charts with one Pod Identity role each",
+        level=COMPONENT,
+        guards=(
+            D + "test_helm_charts.py::test_charts_render",
+            D + "test_helm_charts.py::test_every_addon_installs_its_pinned_chart",
+            U + "test_addons.py::test_addon_contract_rejects_unpinned_or_unscoped",
+        ),
+    ),
+    # From nothing to a running platform
+    Promise(
+        name="the journey is rehearsed against bootstrap needs",
+        claim="a stack deployed before the `make bootstrap` step must not need the bootstrap bucket or roles",
+        level=REHEARSAL,
+        guards=(
+            D + "test_rules_order.py::test_stacks_before_bootstrap_must_not_need_it",
+            D + "test_rules_order.py::test_every_top_level_stack_has_a_step_and_stage_stacks_use_the_pipeline",
+            D + "test_rules_order.py::test_readme_journey_is_parsed",
+        ),
+    ),
+    Promise(
+        name="new accounts deploy without reserved Lambda concurrency",
+        claim="the platform reserves no Lambda concurrency, so new accounts deploy as they are",
+        level=REHEARSAL,
+        guards=(D + "test_rules_quotas.py::test_reserved_concurrency_fails_in_new_accounts",),
+    ),
+    Promise(
+        name="bootstrap commands for every account and region",
+        claim="prints one `cdk bootstrap` per account and region",
+        level=STATIC,
+        guards=(
+            U + "test_deploy_access.py::test_bootstrap_trusts_tooling_for_every_account_and_region",
+            U + "test_deploy_access.py::test_bootstrap_covers_every_stack_that_needs_it",
+        ),
+    ),
+    Promise(
+        name="pipeline stage order",
+        claim="tests -> security scan -> staging -> smoke tests -> manual approval -> prod",
+        level=STATIC,
+        guards=(
+            U + "test_pipeline_stack.py::test_stage_order",
+            U + "test_pipeline_stack.py::test_first_environment_scanned_then_smoke_tested",
+            U + "test_pipeline_stack.py::test_later_environments_need_approval",
+            U + "test_pipeline_stack.py::test_synth_builds_and_tests_the_deploying_config",
+        ),
+    ),
+    Promise(
+        name="production data is retained and protected",
+        claim="stateful stacks of production environments have termination protection and retained data",
+        level=STATIC,
+        guards=(
+            U + "test_data_stack.py::test_prod_retains_and_protects_everything_stateful",
+            U + "test_storage_stack.py::test_production_buckets_and_keys_are_retained",
+            U + "test_dr_stack.py::test_production_vault_is_locked_and_retained",
+            U + "test_security_stack.py::test_security_stack_is_termination_protected_in_production",
+            U + "test_data_stack.py::test_retention_and_deletion_protection",
+        ),
+    ),
+    Promise(
+        name="stateful logical ids are pinned",
+        claim="Retained buckets, keys, vaults and snapshots stay and bill until removed by hand.",
+        level=STATIC,
+        guards=(
+            U + "test_storage_stack.py::test_stateful_logical_ids_are_pinned",
+            U + "test_dr_stack.py::test_stateful_logical_ids_are_pinned",
+        ),
+    ),
+    # Supabase on EKS
+    Promise(
+        name="reads go to the read-only PostgREST on the replicas",
+        claim="Kong sends GET/HEAD on `/rest/v1` there",
+        level=STATIC,
+        guards=(U + "test_supabase_kong.py::test_rest_reads_go_to_replica_writes_to_primary",),
+    ),
+    Promise(
+        name="Realtime tenant is its Service name",
+        claim="tenant name equal to its Service name",
+        level=COMPONENT,
+        guards=(
+            I + "test_realtime.py::test_seeded_tenant_gets_tls_turned_on",
+            U + "test_supabase_kong.py::test_realtime_websocket_and_tenant",
+        ),
+    ),
+    Promise(
+        name="PgBouncer pools sized from the instance class",
+        claim="pool sizes derived from the RDS instance class",
+        level=COMPONENT,
+        guards=(
+            I + "test_pgbouncer.py::test_admin_console_shows_the_sized_pool_and_the_read_only_database",
+            U + "test_pgbouncer_sizing.py::test_bigger_class_gets_bigger_pools",
+            U
+            + "test_pgbouncer_sizing.py::test_all_pods_including_the_surge_pod_fit_under_max_connections_minus_headroom",
+        ),
+    ),
+    Promise(
+        name="secrets only through External Secrets",
+        claim="Secrets reach pods only through External Secrets from Secrets Manager",
+        level=STATIC,
+        guards=(
+            U + "test_supabase_contract.py::test_secret_env_refs_exist_in_their_external_secret",
+            U + "test_supabase_contract.py::test_no_literal_secret_in_configmaps_or_env",
+            U + "test_supabase_contract.py::test_external_secrets_read_only_this_environment",
+        ),
+    ),
+    Promise(
+        name="the service_role key stays server-side",
+        claim="the service_role key never appears in a ConfigMap or a browser-visible variable",
+        level=STATIC,
+        guards=(U + "test_supabase_contract.py::test_service_role_key_only_server_side",),
+    ),
+    Promise(
+        name="every workload is hardened",
+        claim="Every workload is hardened (restricted Pod Security, read-only root, probes, limits, PDBs",
+        level=REHEARSAL,
+        guards=(
+            D + "test_rules_cluster.py::test_pod_security_level_of_the_namespace_judges_workloads",
+            C + "test_gatekeeper.py::test_rendered_workloads_pass_their_constraints",
+            U + "test_supabase_workloads.py::test_component_naming_and_hardening",
+            U + "test_supabase_network.py::test_default_deny_both_directions",
+        ),
+    ),
+    Promise(
+        name="the bootstrap Job runs before the services",
+        claim="the platform stack waits for the Job to succeed",
+        level=REHEARSAL,
+        guards=(
+            D + "test_rules_cluster.py::test_object_in_a_namespace_created_concurrently_is_a_finding",
+            U + "test_addons.py::test_supabase_services_wait_for_bootstrap_job",
+            U + "test_supabase_workloads.py::test_bootstrap_job",
+        ),
+    ),
+    Promise(
+        name="ExternalDNS publishes the hosts, scoped to one zone",
+        claim="upsert-only, owned by the cluster, its role limited to that one zone",
+        level=REHEARSAL,
+        guards=(
+            D + "test_rules_names.py::test_hosts_published_by_external_dns_pass",
+            D + "test_rules_names.py::test_hosts_without_any_producer_fail",
+            U + "test_external_dns.py::test_record_changes_are_granted_on_the_environments_zone_only",
+            U + "test_external_dns.py::test_values_confine_external_dns_to_the_environment",
+        ),
+    ),
+    Promise(
+        name="the test database's master is refused what RDS refuses",
+        claim="negative tests prove the master is refused what RDS refuses",
+        level=COMPONENT,
+        guards=(
+            I + "test_db_bootstrap.py::test_master_is_refused_what_rds_refuses",
+            I + "test_db_bootstrap.py::test_master_cannot_touch_roles_it_does_not_administer",
+            I + "test_db_bootstrap.py::test_master_grants_only_what_rds_superuser_administers",
+        ),
+    ),
+    Promise(
+        name="the bootstrap applies twice with the Job's arguments",
+        claim="`database/bootstrap.sql` through psql with the Job's exact arguments, twice",
+        level=COMPONENT,
+        guards=(
+            I + "test_db_bootstrap.py::test_applies_twice_without_errors",
+            I + "test_db_bootstrap.py::test_psql_args_pass_every_database_role_password_from_env",
+        ),
+    ),
+    Promise(
+        name="GoTrue's own migrations run as its role",
+        claim="as `supabase_auth_admin`, twice; a sign-up insert",
+        level=COMPONENT,
+        guards=(
+            I + "test_auth_migrations.py::test_migrations_run_as_the_manifests_role_over_tls",
+            I + "test_auth_migrations.py::test_sign_up_like_insert_and_jwt_helpers",
+        ),
+    ),
+    Promise(
+        name="Storage's own migrations and RLS",
+        claim="uploads and listings as anon, authenticated and service_role under RLS",
+        level=COMPONENT,
+        guards=(
+            I + "test_storage_migrations.py::test_migrations_run_as_the_manifests_role",
+            I + "test_storage_migrations.py::test_request_path_switches_roles_and_rls_decides",
+            I + "test_storage_tls.py::test_storage_connects_with_its_url",
+        ),
+    ),
+    Promise(
+        name="Realtime's own migrations, slot and publication",
+        claim="the replication slot and publication it creates",
+        level=COMPONENT,
+        guards=(
+            I + "test_realtime.py::test_metadata_migrations_all_apply_into_the_after_connect_schema",
+            I + "test_realtime.py::test_tenant_migrations_apply_in_realtimes_order",
+            I + "test_realtime.py::test_broadcast_replication_slot_and_publication",
+            I + "test_realtime.py::test_private_channel_authorization_switches_role",
+            I + "test_realtime.py::test_start_script_does_what_run_sh_does_without_sudo",
+        ),
+    ),
+    Promise(
+        name="PostgREST's role switch",
+        claim="`authenticator` switching to anon, authenticated and service_role with transaction-scoped claims",
+        level=COMPONENT,
+        guards=(
+            I + "test_postgrest_roles.py::test_requests_as_each_role",
+            I + "test_postgrest_roles.py::test_jwt_role_outside_the_api_roles_is_refused",
+        ),
+    ),
+    Promise(
+        name="postgres-meta serves Studio over verify-full TLS",
+        claim="the real server (npm, same version as the image) with the rendered env",
+        level=COMPONENT,
+        guards=(
+            I + "test_postgres_meta.py::test_npm_package_is_the_pinned_image_version",
+            I + "test_postgres_meta.py::test_studio_query_through_encrypted_connection",
+            I + "test_postgres_meta.py::test_meta_own_connection_serves_the_catalog",
+        ),
+    ),
+    Promise(
+        name="PgBouncer serves 10x max_connections",
+        claim="10x `max_connections` clients, 0 failed transactions",
+        level=COMPONENT,
+        guards=(I + "test_pgbouncer.py::test_pooling_serves_ten_times_max_connections",),
+    ),
+    Promise(
+        name="Realtime migrations RDS cannot run are recorded, not run",
+        claim="The bootstrap records them as applied",
+        level=COMPONENT,
+        guards=(I + "test_realtime.py::test_skipped_migrations_are_exactly_those_a_non_superuser_cannot_run",),
+    ),
+    Promise(
+        name="PostgREST schema reload without an event trigger",
+        claim="(`PGRST_DB_CHANNEL_ENABLED=false`)",
+        level=COMPONENT,
+        guards=(I + "test_postgrest_roles.py::test_schema_reload_needs_no_event_trigger",),
+    ),
+    Promise(
+        name="GraphQL is not routed",
+        claim="`/graphql/v1` is not routed",
+        level=STATIC,
+        guards=(U + "test_supabase_kong.py::test_graphql_is_not_routed_because_rds_lacks_pg_graphql",),
+    ),
+    Promise(
+        name="Storage, postgres-meta and Studio verify the RDS certificate",
+        claim="Storage, postgres-meta and Studio verify the RDS certificate",
+        level=COMPONENT,
+        guards=(
+            I + "test_storage_tls.py::test_another_ca_is_refused",
+            I + "test_storage_tls.py::test_without_the_ca_storage_cannot_connect",
+            I + "test_postgres_meta.py::test_meta_refuses_a_server_the_rds_ca_did_not_sign",
+            U + "test_supabase_rds_ca.py::test_no_client_turns_tls_verification_off",
+        ),
+    ),
+    Promise(
+        name="SAML and OAuth per environment",
+        claim="SAML SSO is switched per environment",
+        level=STATIC,
+        guards=(
+            U + "test_supabase_contract.py::test_auth_smtp_saml_oauth",
+            U + "test_supabase_handoffs.py::test_saml_key_is_read_from_the_shared_secret_name",
+        ),
+    ),
+    # Disaster recovery
+    Promise(
+        name="each recovery objective is tied to the template",
+        claim="tests tie each objective to the template properties that achieve it",
+        level=STATIC,
+        guards=(
+            U + "test_recovery_objectives.py::test_rpo_is_met_when_the_database_is_lost",
+            U + "test_recovery_objectives.py::test_rpo_is_met_when_the_region_is_lost",
+            U + "test_recovery_objectives.py::test_rto_within_the_hour_has_automatic_failover_and_a_promotable_replica",
+            U + "test_recovery_objectives.py::test_restores_are_rehearsed_weekly_within_the_rto",
+        ),
+    ),
+    # Observability and alerts
+    Promise(
+        name="alert rules unit-tested with promtool",
+        claim="alert rules unit-tested with promtool",
+        level=COMPONENT,
+        guards=(
+            C + "test_alert_rules.py::test_promtool_check_rules",
+            C + "test_alert_rules.py::test_alerts_fire_just_past_their_thresholds_only",
+            C + "test_alert_rules.py::test_every_alert_is_bracketed",
+        ),
+    ),
+    Promise(
+        name="every alert has a runbook section and a README row",
+        claim="Each alert links to its section of [docs/runbooks.md](docs/runbooks.md).",
+        level=STATIC,
+        guards=(C + "test_alert_rules.py::test_every_alert_has_a_runbook_section_and_readme_row",),
+    ),
+    Promise(
+        name="severity routing and inhibition",
+        claim="A firing critical alert inhibits the warning of the same name.",
+        level=STATIC,
+        guards=(
+            U + "test_monitoring_charts.py::test_severity_routing_to_sns",
+            U + "test_monitoring_charts.py::test_slack_and_pagerduty_when_configured",
+        ),
+    ),
+    Promise(
+        name="dashboards as code whose queries parse",
+        claim="dashboards as code",
+        level=COMPONENT,
+        guards=(
+            C + "test_dashboards.py::test_every_dashboard_query_parses",
+            C + "test_dashboards.py::test_dashboards_cover_the_required_signals",
+        ),
+    ),
+    Promise(
+        name="traces from the edge to the database",
+        claim="Kong's opentelemetry plugin and the services' OTel settings",
+        level=STATIC,
+        guards=(
+            U + "test_supabase_handoffs.py::test_traces_are_sampled_once_at_the_configured_ratio",
+            U + "test_monitoring_charts.py::test_otel_collector_pipeline",
+        ),
+    ),
+    Promise(
+        name="every AWS-side alarm notifies the topic",
+        claim="AWS-side alarms (CloudWatch and EventBridge, all to the same SNS topic",
+        level=STATIC,
+        guards=(
+            U + "test_observability_stack.py::test_every_alarm_notifies_the_topic_on_alarm_and_ok",
+            U + "test_observability_stack.py::test_backup_failures_reach_the_topic",
+            D + "test_rules_kms.py::test_alarm_publishing_to_encrypted_topic",
+        ),
+    ),
+    Promise(
+        name="NetworkPolicy denials alerted from the CNI logs",
+        claim="NetworkPolicy denials are alerted on the CDK side from VPC CNI network policy logs",
+        level=STATIC,
+        guards=(
+            U + "test_observability_stack.py::test_deny_pattern_matches_only_deny_verdicts",
+            U + "test_observability_stack.py::test_cluster_ships_network_policy_logs_where_the_filter_reads",
+        ),
+    ),
+    # Security (the table's own "proven by" column names these files)
+    Promise(
+        name="SCPs on every top-level OU",
+        claim="SCPs on every top-level OU (`stacks/org_stack.py`)",
+        level=REHEARSAL,
+        guards=(
+            D + "test_rules_permissions.py::test_scps_must_let_the_execution_role_update_and_roll_back",
+            U + "test_org_stack.py::test_scps_attached_to_every_top_level_ou",
+            U + "test_org_stack.py::test_scp_contents",
+        ),
+    ),
+    Promise(
+        name="tamper-evident audit log",
+        claim="organization CloudTrail, KMS, Object Lock (governance)",
+        level=STATIC,
+        guards=(
+            U + "test_org_stack.py::test_organization_trail",
+            U + "test_org_stack.py::test_trail_bucket_locked_down",
+        ),
+    ),
+    Promise(
+        name="threat detection and posture in every account",
+        claim="GuardDuty, Security Hub, AWS Config, Inspector, ECR enhanced scanning",
+        level=STATIC,
+        guards=(
+            U + "test_security_stack.py::test_guardduty_features",
+            U + "test_security_stack.py::test_security_hub_with_foundational_best_practices",
+            U + "test_security_stack.py::test_inspector_enabled_for_ecr_and_ec2",
+        ),
+    ),
+    Promise(
+        name="incident response quarantines the pod",
+        claim="label it, isolate it with a quarantine NetworkPolicy, notify",
+        level=COMPONENT,
+        guards=(
+            U + "test_incident_response.py",
+            U + "test_supabase_handoffs.py::test_a_quarantined_pod_is_selected_by_no_allow_policy",
+        ),
+    ),
+    Promise(
+        name="cdk-nag, cfn-lint and checkov with reasoned suppressions",
+        claim="AWS Solutions and NIST 800-53 rev5 rules; IaC misconfigurations",
+        level=STATIC,
+        guards=(
+            C + "test_cdk_nag.py::test_no_unacknowledged_findings",
+            C + "test_cdk_nag.py::test_acknowledgements_have_specific_reasons",
+            C + "test_cdk_nag.py::test_acknowledgements_sit_on_resources_not_stacks",
+            C + "test_cfn_scanners.py::test_cfn_lint_has_no_errors",
+            C + "test_cfn_scanners.py::test_checkov_has_no_failed_checks",
+            C + "test_cfn_scanners.py::test_checkov_skips_are_justified",
+        ),
+    ),
+    Promise(
+        name="admission policies reject bad workloads and admit ours",
+        claim="Pod Security *restricted*, allowed registries, pinned tags, resources, probes, labels",
+        level=COMPONENT,
+        guards=(
+            C + "test_gatekeeper.py::test_bad_fixture_is_rejected",
+            C + "test_gatekeeper.py::test_rendered_workloads_pass_their_constraints",
+            C + "test_gatekeeper.py::test_prod_denies",
+        ),
+    ),
+    Promise(
+        name="exemptions are narrow and explained",
+        claim="the tests refuse short reasons and any exemption of `supabase`",
+        level=STATIC,
+        guards=(
+            C + "test_gatekeeper.py::test_exemptions_are_explained_and_applied",
+            C + "test_gatekeeper.py::test_named_exemption_covers_one_workload_in_one_namespace",
+        ),
+    ),
+    Promise(
+        name="Falco runtime rules",
+        claim="shells, writes to binary/config dirs, credential reads, unexpected egress",
+        level=COMPONENT,
+        guards=(
+            C + "test_falco_rules.py::test_rules_cover_the_required_detections",
+            C + "test_falco_rules.py::test_checks_reject_bad_rules",
+        ),
+    ),
+    Promise(
+        name="default-deny network, one rule per flow, quarantine excluded",
+        claim="default deny, one rule per allowed flow, quarantined pods excluded from every allow",
+        level=STATIC,
+        guards=(
+            U + "test_supabase_network.py::test_default_deny_both_directions",
+            U + "test_supabase_network.py::test_edges_are_exactly_the_design",
+            U + "test_supabase_network.py::test_pod_edges_are_allowed_on_both_ends",
+        ),
+    ),
+    Promise(
+        name="mTLS STRICT and per-identity authorization",
+        claim="mTLS STRICT, authorization per caller identity, circuit breaking",
+        level=COMPONENT,
+        guards=(
+            C + "test_istio.py::test_mesh_objects_are_valid",
+            C + "test_istio.py::test_every_network_flow_inside_the_namespace_is_admitted_by_the_mesh",
+            C + "test_istio.py::test_principals_are_the_workloads_service_accounts",
+        ),
+    ),
+    Promise(
+        name="WAF at the edge and the ALB",
+        claim="managed rule groups, rate limiting",
+        level=STATIC,
+        guards=(
+            U + "test_edge.py::test_web_acl_rules_and_rate_limit",
+            U + "test_edge.py::test_distribution_attaches_the_cloudfront_scope_acl",
+        ),
+    ),
+    # Feature flags
+    Promise(
+        name="feature flags roll out linearly, slower in production",
+        claim="linear rollout (slower in production)",
+        level=STATIC,
+        guards=(
+            U + "test_feature_flags.py::test_flags_from_config_are_deployed",
+            U + "test_feature_flags.py::test_prod_rolls_out_slower_than_dev",
+        ),
+    ),
+    # Verification: each rehearsal class is its own promise
+    Promise(
+        name="rehearsal: order",
+        claim="cross-region and cross-stack exports deploy first",
+        level=REHEARSAL,
+        guards=(D + "test_rules_order.py", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="rehearsal: quotas",
+        claim="IAM managed, inline and trust policy sizes; SCP size and count per target",
+        level=REHEARSAL,
+        guards=(D + "test_rules_quotas.py", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="rehearsal: key policies",
+        claim="every KMS key admits the services that use it",
+        level=REHEARSAL,
+        guards=(D + "test_rules_kms.py", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="rehearsal: reachability",
+        claim="every VPC-attached Lambda reaches every endpoint it calls",
+        level=REHEARSAL,
+        guards=(D + "test_rules_reachability.py", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="rehearsal: names",
+        claim="every role ARN named is created; every hostname referenced resolves",
+        level=REHEARSAL,
+        guards=(D + "test_rules_names.py", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="rehearsal: cluster apply order and admission",
+        claim="the apply order of every manifest and Helm release against a model of the API server",
+        level=REHEARSAL,
+        guards=(D + "test_rules_cluster.py", D + "test_rehearsal.py"),
+    ),
+    Promise(
+        name="every vendored chart renders with helm and validates strictly",
+        claim="`helm template` of every vendored chart",
+        level=COMPONENT,
+        guards=(
+            D + "test_helm_charts.py::test_charts_render",
+            D + "test_helm_charts.py::test_rendered_objects_validate_strictly",
+            D + "test_helm_charts.py::test_every_value_is_read_by_its_chart",
+        ),
+    ),
+    Promise(
+        name="manifests validate strictly against Kubernetes 1.35 and CRD schemas",
+        claim="kubernetes-validate (strict, Kubernetes 1.35) plus CRD schemas",
+        level=STATIC,
+        guards=(
+            C + "test_all_manifests.py::test_builtin_objects_validate_strictly",
+            C + "test_all_manifests.py::test_custom_resources_have_a_schema_suite",
+            C + "test_supabase_manifests.py::test_strict_validation_catches_typos",
+        ),
+    ),
+    # Versions
+    Promise(
+        name="images and charts pinned",
+        claim="images in code, Helm charts in code and vendored under `charts/`",
+        level=STATIC,
+        guards=(
+            C + "test_all_manifests.py::test_every_image_is_pinned",
+            D + "test_helm_charts.py::test_images_are_pinned",
+            D + "test_helm_charts.py::test_sources_record_every_vendored_chart",
+            U + "test_cluster_stack.py::test_eks_addons_pinned",
+        ),
+    ),
+)
+
+
+def _words(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def problems(promises: Iterable[Promise], readme: str, node_ids: Iterable[str]) -> list[str]:
+    """Why the registry no longer matches the README or the suite; empty when it does."""
+    readme_words = _words(readme)
+    collected = [node_id.split("[", 1)[0] for node_id in node_ids]
+    found: list[str] = []
+    seen: set[str] = set()
+    for promise in promises:
+        if promise.name in seen:
+            found.append(f"{promise.name!r}: named twice")
+        seen.add(promise.name)
+        if promise.level not in (COMPONENT, REHEARSAL, STATIC):
+            found.append(f"{promise.name!r}: level {promise.level!r} is not component, rehearsal or static")
+        if _words(promise.claim) not in readme_words:
+            found.append(f"{promise.name!r}: the README no longer says {promise.claim!r}; reword the claim or drop it")
+        if not promise.guards:
+            found.append(f"{promise.name!r}: no test guards it")
+        for guard in promise.guards:
+            if not any(node_id == guard or node_id.startswith(guard + "::") for node_id in collected):
+                found.append(f"{promise.name!r}: guard {guard} was not collected; rename it here or restore the test")
+    return found
+
+
+def table(promises: Iterable[Promise]) -> str:
+    lines = ["| promise | proof level | guarded by |", "|---|---|---|"]
+    for promise in promises:
+        guards = "<br>".join(f"`{guard}`" for guard in promise.guards)
+        lines.append(f"| {promise.name} | {promise.level} | {guards} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(PROMISES))
