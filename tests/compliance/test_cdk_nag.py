@@ -29,13 +29,19 @@ def acknowledgements(construct: IConstruct) -> dict[str, str]:
     return found
 
 
-def all_acknowledgements(app: cdk.App) -> list[tuple[str, str, str]]:
+def all_acknowledgements(app: cdk.App) -> list[tuple[IConstruct, str, str]]:
     return [
-        (c.node.path, rule, reason)
+        (c, rule, reason)
         for c in app.node.find_all()
         for rule, reason in acknowledgements(c).items()
         if rule.split("::")[0] in PACK_PREFIX
     ]
+
+
+@pytest.fixture(scope="session")
+def acks(assembly) -> list[tuple[IConstruct, str, str]]:
+    # One walk of the whole construct tree through jsii costs seconds; the tests share it.
+    return all_acknowledgements(assembly.app)
 
 
 def is_acknowledged(app: cdk.App, path: str, rule: str) -> bool:
@@ -75,12 +81,11 @@ def test_no_unacknowledged_findings(nag_findings):
     assert not open_findings, "\n".join(open_findings)
 
 
-def test_acknowledgements_have_specific_reasons(assembly, report):
-    acks = all_acknowledgements(assembly.app)
+def test_acknowledgements_have_specific_reasons(acks, report):
     assert acks, "expected the documented acknowledgements to be found"
     weak = [
-        (path, rule, reason)
-        for path, rule, reason in acks
+        (construct.node.path, rule, reason)
+        for construct, rule, reason in acks
         if len(reason.strip()) < MIN_REASON_LENGTH or VAGUE.match(reason.strip())
     ]
     assert not weak, weak
@@ -94,25 +99,16 @@ def test_acknowledgements_have_specific_reasons(assembly, report):
     )
 
 
-def test_acknowledgements_sit_on_resources_not_stacks(assembly):
-    broad = [
-        (path, rule)
-        for path, rule, _ in all_acknowledgements(assembly.app)
-        if isinstance(_find(assembly.app, path), (cdk.Stack, cdk.Stage))
-    ]
+def test_acknowledgements_sit_on_resources_not_stacks(acks):
+    broad = [(construct.node.path, rule) for construct, rule, _ in acks if isinstance(construct, (cdk.Stack, cdk.Stage))]
     assert not broad, f"acknowledge on the narrowest construct, not a stack: {broad}"
 
 
-def test_the_ack_filter_really_filters(assembly):
+def test_the_ack_filter_really_filters(assembly, acks):
     """Guard against a filter that accepts everything: a known acknowledged finding is matched,
     a made-up rule on the same construct is not."""
-    path, rule, _ = all_acknowledgements(assembly.app)[0]
+    construct, rule, _ = acks[0]
+    path = construct.node.path
     assert is_acknowledged(assembly.app, path, rule)
     assert not is_acknowledged(assembly.app, path, "AwsSolutions::AwsSolutions-NOPE1")
 
-
-def _find(app: cdk.App, path: str) -> IConstruct:
-    construct: IConstruct = app
-    for part in path.split("/"):
-        construct = construct.node.find_child(part)
-    return construct
