@@ -100,7 +100,9 @@ def test_acknowledgements_have_specific_reasons(acks, report):
 
 
 def test_acknowledgements_sit_on_resources_not_stacks(acks):
-    broad = [(construct.node.path, rule) for construct, rule, _ in acks if isinstance(construct, (cdk.Stack, cdk.Stage))]
+    broad = [
+        (construct.node.path, rule) for construct, rule, _ in acks if isinstance(construct, (cdk.Stack, cdk.Stage))
+    ]
     assert not broad, f"acknowledge on the narrowest construct, not a stack: {broad}"
 
 
@@ -111,4 +113,3 @@ def test_the_ack_filter_really_filters(assembly, acks):
     path = construct.node.path
     assert is_acknowledged(assembly.app, path, rule)
     assert not is_acknowledged(assembly.app, path, "AwsSolutions::AwsSolutions-NOPE1")
-
