@@ -39,3 +39,14 @@ def test_an_unguarded_promise_and_a_bad_level_are_reported():
 
 def test_table_lists_every_guard():
     assert "`tests/unit/test_b.py`" in table([GUARDED])
+
+
+def test_a_promise_guarded_only_by_a_snapshot_is_reported():
+    snapshot_only = Promise(
+        name="s",
+        claim="prod data",
+        level=COMPONENT,
+        guards=("tests/snapshot/test_templates.py::test_template_snapshots",),
+    )
+    (found,) = problems([snapshot_only], README, ("tests/snapshot/test_templates.py::test_template_snapshots[x]",))
+    assert "not a guard" in found
