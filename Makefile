@@ -32,7 +32,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY_DISABLED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help install synth lint test test-unit bench promises diff deploy bootstrap clean
+.PHONY: help install synth lint test test-unit bench promises cost diff deploy bootstrap clean
 
 help: ## list the targets and the variables they read
 	@echo "targets:"
@@ -98,6 +98,9 @@ bench: install ## benchmarks (PgBouncer pooled against direct); reports numbers,
 
 promises: install ## the README's promises, each with the tests that guard it (checked by every full `make test`)
 	@$(VENV)/bin/python -m tests.promises
+
+cost: install ## monthly cost estimate of every environment of CONFIG (pinned prices), with savings and budget warnings
+	@$(VENV)/bin/python -m scripts.cost $(CONFIG)
 
 diff: install ## cdk diff for ENV (needs credentials for its account)
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }

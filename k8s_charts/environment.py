@@ -15,12 +15,14 @@ from config.model import OrgConfig
 from k8s_charts.aws_values import AwsValues, from_config
 from k8s_charts.base import base_charts
 from k8s_charts.monitoring import monitoring_charts
+from k8s_charts.monitoring.cost_views import cost_charts
 from k8s_charts.policies import security_charts
 from k8s_charts.supabase import supabase_charts
 
 ChartFactory = Callable[[cdk8s.App, OrgConfig, str, AwsValues], list[cdk8s.Chart]]
 
-CHART_FACTORIES: list[ChartFactory] = [base_charts, monitoring_charts, supabase_charts, security_charts]
+# cost_charts comes last: it reads the workloads every other chart renders.
+CHART_FACTORIES: list[ChartFactory] = [base_charts, monitoring_charts, supabase_charts, security_charts, cost_charts]
 
 
 def build_charts(app: cdk8s.App, *, cfg: OrgConfig, env_name: str, values: AwsValues) -> list[cdk8s.Chart]:

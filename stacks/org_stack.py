@@ -16,6 +16,7 @@ from constructs import Construct
 
 from config.model import OrgConfig
 from constructs_lib.checkov import skip
+from constructs_lib.compute_optimizer import ComputeOptimizerEnrollment
 from constructs_lib.log_keys import admit_cloudwatch_logs
 from constructs_lib.nag import acknowledge
 
@@ -307,4 +308,6 @@ class OrganizationStack(cdk.Stack):
                 "log-archive account design (see README, Organization)",
             ),
         )
+        # Right-sizing recommendations for every account's nodes, volumes and functions.
+        self.compute_optimizer = ComputeOptimizerEnrollment(self, "ComputeOptimizer", log_key=self.trail_key)
         cdk.CfnOutput(self, "ServiceControlPolicies", value=json.dumps(sorted(self.service_control_policies)))

@@ -35,6 +35,7 @@ from constructs_lib.addons.base import (
 )
 from k8s_charts.base import STORAGE_CLASS
 from k8s_charts.monitoring.alerting import ALERTMANAGER_CONFIG_NAME
+from k8s_charts.monitoring.cost_views import vpa_state_metrics_values
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE, RELEASE_LABELS
 from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS
 
@@ -44,6 +45,8 @@ NAMESPACE = OBSERVABILITY_NAMESPACE
 SERVICE_ACCOUNT = "kube-prometheus-stack-alertmanager"
 # The principal the mesh's AuthorizationPolicies admit to /metrics (k8s_charts.mesh.PROMETHEUS_PRINCIPAL).
 PROMETHEUS_SERVICE_ACCOUNT = "kube-prometheus-stack-prometheus"
+# Two Prometheus replicas, each with its own volume (the cost estimate, scripts/cost, counts them).
+PROMETHEUS_REPLICAS = 2
 # Node labels the Cost dashboard groups node hours by (kube_node_labels).
 NODE_LABELS_ALLOWLIST = "nodes=[karpenter.sh/capacity-type,eks.amazonaws.com/capacityType,kubernetes.io/arch]"
 
@@ -109,7 +112,7 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
     prometheus_spec: dict[str, Any] = {
         "retention": f"{retention_days}d",
         "storageSpec": volume,
-        "replicas": 2,
+        "replicas": PROMETHEUS_REPLICAS,
         **_selectors(),
     }
     if mesh:
@@ -140,7 +143,8 @@ def build(ctx: AddonContext, *, retention_days: int, storage_gib: int, mesh: boo
                     "alertmanagerConfiguration": {"name": ALERTMANAGER_CONFIG_NAME},
                 },
             },
-            "kube-state-metrics": {"metricLabelsAllowlist": [NODE_LABELS_ALLOWLIST]},
+            # VPA recommendations as metrics for the Right-sizing dashboard (k8s_charts.monitoring.cost_views).
+            "kube-state-metrics": {"metricLabelsAllowlist": [NODE_LABELS_ALLOWLIST], **vpa_state_metrics_values()},
             # node-exporter keeps the host namespaces and hostPath it needs (a named Gatekeeper
             # exemption, k8s_charts.policies.NODE_EXPORTER); its container gives up everything else.
             "prometheus-node-exporter": {"containerSecurityContext": restricted_container_security_context()},

@@ -328,8 +328,8 @@ DASHBOARDS: tuple[Dashboard, ...] = (
 )
 
 
-def add_dashboards(scope: Construct) -> None:
-    for d in DASHBOARDS:
+def add_dashboards(scope: Construct, dashboards: tuple[Dashboard, ...] = DASHBOARDS) -> None:
+    for d in dashboards:
         api_object(
             scope,
             f"dashboard-{d.uid}",

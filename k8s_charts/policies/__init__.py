@@ -102,6 +102,7 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
     # Helm releases the CDK installs outside the exempted namespaces.
     "ghcr.io/jkroepke/kube-webhook-certgen": "certificate jobs of the Prometheus operator's admission webhook",
     "registry.k8s.io/prometheus-adapter/prometheus-adapter": "prometheus-adapter (custom metrics API)",
+    "ghcr.io/opencost/opencost": "OpenCost exporter (per-namespace cost)",
     "quay.io/prometheus/": "Prometheus, Alertmanager, node exporter (kube-prometheus-stack)",
     "quay.io/prometheus-operator/": "Prometheus operator and its config reloader",
     "docker.io/grafana/": "Grafana",

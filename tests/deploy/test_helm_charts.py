@@ -112,7 +112,8 @@ def images(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
         spec = obj["spec"]
         spec = spec.get("jobTemplate", {}).get("spec", spec)
         pod = spec.get("template", {}).get("spec", spec)
-        for container in pod.get("containers", []) + pod.get("initContainers", []):
+        # `initContainers: null` is what a chart renders for an empty list (opencost); the API server reads it as none.
+        for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
             found.append((f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}", container["image"]))
     return found
 
