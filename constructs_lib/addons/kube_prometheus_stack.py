@@ -48,7 +48,7 @@ PROMETHEUS_SERVICE_ACCOUNT = "kube-prometheus-stack-prometheus"
 # Two Prometheus replicas, each with its own volume (the cost estimate, scripts/cost, counts them).
 PROMETHEUS_REPLICAS = 2
 # Node labels the Cost dashboard groups node hours by (kube_node_labels).
-NODE_LABELS_ALLOWLIST = "nodes=[karpenter.sh/capacity-type,eks.amazonaws.com/capacityType,kubernetes.io/arch]"
+NODE_LABELS_ALLOWLIST = "nodes=[eks.amazonaws.com/capacityType,kubernetes.io/arch]"
 
 ISTIO_CERTS_VOLUME = "istio-certs"
 # Where istio-proxy writes the certificates (OUTPUT_CERTS) and where Prometheus reads them.

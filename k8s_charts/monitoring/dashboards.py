@@ -82,12 +82,10 @@ class Dashboard:
 _ERR = 'code=~"5.."'
 _BUDGET = round(1 - AVAILABILITY_OBJECTIVE, 6)
 _LAT_BUDGET = round(1 - LATENCY_OBJECTIVE, 6)
-# Karpenter labels nodes karpenter.sh/capacity-type (spot|on-demand); managed node groups
-# use eks.amazonaws.com/capacityType (SPOT|ON_DEMAND). kube-state-metrics exports both once
-# they are on its metricLabelsAllowlist.
+# Managed node groups label their nodes eks.amazonaws.com/capacityType (SPOT|ON_DEMAND);
+# kube-state-metrics exports it once it is on its metricLabelsAllowlist.
 _NODES = (
-    'label_replace(label_replace(label_replace(kube_node_labels, "capacity_type", "$1", '
-    '"label_karpenter_sh_capacity_type", "(.+)"), "capacity_type", "$1", '
+    'label_replace(label_replace(kube_node_labels, "capacity_type", "$1", '
     '"label_eks_amazonaws_com_capacity_type", "(.+)"), "arch", "$1", "label_kubernetes_io_arch", "(.*)")'
 )
 

@@ -67,7 +67,6 @@ def test_dashboards_cover_the_required_signals(dashboards: dict[str, dict]) -> N
         assert metric in joined["supabase-realtime"]
     assert "slo:kong_request_errors:ratio_rate30d" in joined["supabase-sla"]
     for label in (
-        "label_karpenter_sh_capacity_type",
         "label_eks_amazonaws_com_capacity_type",
         "label_kubernetes_io_arch",
     ):
@@ -99,7 +98,7 @@ def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
 
 
 def test_cost_query_counts_node_hours(dashboards: dict[str, dict], tmp_path: Path) -> None:
-    """Two arm64 spot nodes (Karpenter) and one on-demand managed-group node for 24h: 48 and 24 node hours."""
+    """Two arm64 spot nodes and one on-demand node for 24h: 48 and 24 node hours."""
     expr = next(
         t["expr"] for p in dashboards["supabase-cost"]["panels"] if "Node hours" in p["title"] for t in p["targets"]
     )
@@ -115,11 +114,11 @@ def test_cost_query_counts_node_hours(dashboards: dict[str, dict], tmp_path: Pat
                 "interval": "5m",
                 "input_series": [
                     {
-                        "series": f'kube_node_labels{{node="a",label_karpenter_sh_capacity_type="spot",{labels}}}',
+                        "series": f'kube_node_labels{{node="a",label_eks_amazonaws_com_capacity_type="SPOT",{labels}}}',
                         "values": "1x300",
                     },
                     {
-                        "series": f'kube_node_labels{{node="b",label_karpenter_sh_capacity_type="spot",{labels}}}',
+                        "series": f'kube_node_labels{{node="b",label_eks_amazonaws_com_capacity_type="SPOT",{labels}}}',
                         "values": "1x300",
                     },
                     {
@@ -134,7 +133,7 @@ def test_cost_query_counts_node_hours(dashboards: dict[str, dict], tmp_path: Pat
                         "expr": "round(cost:node_hours)",
                         "eval_time": "1440m",
                         "exp_samples": [
-                            {"labels": '{arch="arm64",capacity_type="spot"}', "value": 48},
+                            {"labels": '{arch="arm64",capacity_type="SPOT"}', "value": 48},
                             {"labels": '{arch="arm64",capacity_type="ON_DEMAND"}', "value": 24},
                         ],
                     }

@@ -385,7 +385,7 @@ def test_kube_prometheus_stack_release_and_alertmanager_configuration(template):
 def test_kube_state_metrics_exposes_node_capacity_labels(template):
     _, _, values = _release(template, "prod", kube_prometheus_stack.NAME)
     assert values["kube-state-metrics"]["metricLabelsAllowlist"] == [
-        "nodes=[karpenter.sh/capacity-type,eks.amazonaws.com/capacityType,kubernetes.io/arch]"
+        "nodes=[eks.amazonaws.com/capacityType,kubernetes.io/arch]"
     ]
 
 
