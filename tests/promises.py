@@ -37,6 +37,16 @@ D = "tests/deploy/"
 I = "tests/integration/"  # noqa: E741 - one letter per tier keeps the table readable
 
 PROMISES: tuple[Promise, ...] = (
+    Promise(
+        name="one component catalog",
+        claim="`catalog.py` states each Supabase component's ports, calls and mesh behaviour once, and the Deployments, Services, Kong upstreams, NetworkPolicies, Istio policies and ServiceMonitors are derived from it",
+        level=STATIC,
+        guards=(
+            U + "test_catalog.py::test_one_edit_in_the_catalog_moves_every_reference",
+            U + "test_catalog.py::test_routes_and_calls_agree",
+            U + "test_supabase_network.py",
+        ),
+    ),
     # Accounts, environments and stacks
     Promise(
         name="config errors name the field, value, rule and fix",

@@ -2,7 +2,7 @@
 
 Identity comes from mTLS: every caller is named by its ServiceAccount principal
 (cluster.local/ns/<ns>/sa/<sa>), and each Supabase component admits only the callers of the
-call graph below. The graph is data so that the tests can hold it against the NetworkPolicies
+catalog's call graph (k8s_charts/catalog.py). The graph is data so that the tests can hold it against the NetworkPolicies
 of the Supabase chart: an edge the mesh allows but the network refuses (or the reverse) is a
 bug either way.
 """
@@ -15,6 +15,7 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
+from k8s_charts.catalog import CATALOG, Component
 from k8s_charts.objects import from_manifest
 
 NAMESPACE = "supabase"
@@ -30,52 +31,14 @@ ISTIO_NAMESPACE = "istio-system"
 PROMETHEUS_PRINCIPAL = f"{TRUST_DOMAIN}/ns/observability/sa/kube-prometheus-stack-prometheus"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Service:
-    port: int
-    # Upper bound for one request through the mesh; None disables it (long-lived websockets).
-    timeout: str | None
-    retries: int
-    metrics_port: int | None = None
-    protocol: str = "http"
-
-
-SERVICES: dict[str, Service] = {
-    "kong": Service(port=8000, timeout="180s", retries=2, metrics_port=8100),
-    "auth": Service(port=9999, timeout="30s", retries=2, metrics_port=9100),
-    "rest": Service(port=3000, timeout="60s", retries=2, metrics_port=3001),
-    "rest-ro": Service(port=3000, timeout="60s", retries=2, metrics_port=3001),
-    # Websockets: a retry would replay a subscription, and a request timeout would cut every
-    # socket; only the DestinationRule's idle timeout bounds the connection.
-    "realtime": Service(port=4000, timeout=None, retries=0, metrics_port=4000),
-    "storage": Service(port=5000, timeout="300s", retries=2),
-    "imgproxy": Service(port=5001, timeout="60s", retries=2, metrics_port=9464),
-    "meta": Service(port=8080, timeout="60s", retries=2),
-    "studio": Service(port=3000, timeout="60s", retries=2),
-    # The edge runtime lets a function run up to 150 s.
-    "functions": Service(port=9000, timeout="150s", retries=0),
-    "pgbouncer": Service(port=6432, timeout=None, retries=0, metrics_port=9127, protocol="tcp"),
-}
-
-# caller -> callees, all inside the namespace. Auth, Realtime, postgres-meta and PgBouncer also
-# reach RDS directly (auth needs session-level features a transaction pool cannot give; meta
-# connects as the user Studio names, which PgBouncer does not know), which is outside the mesh
-# (egress, no AuthorizationPolicy).
-CALLS: dict[str, tuple[str, ...]] = {
-    "kong": ("auth", "rest", "rest-ro", "realtime", "storage", "meta", "studio", "functions"),
-    "storage": ("rest", "imgproxy", "pgbouncer"),
-    "studio": ("kong", "meta"),
-    "functions": ("kong", "pgbouncer"),
-    "rest": ("pgbouncer",),
-    "rest-ro": ("pgbouncer",),
-}
+# Auth, Realtime, postgres-meta and PgBouncer also reach RDS directly (auth needs
+# session-level features a transaction pool cannot give; meta connects as the user Studio
+# names, which PgBouncer does not know), which is outside the mesh (egress, no
+# AuthorizationPolicy). Calls inside the namespace are the catalog's.
 
 # Kong's ports the ALB reaches from outside the mesh: the proxy, and the status port its
 # target-group health check calls.
-ALB_PORTS = (8000, 8100)
-
-# Realtime replicas form an Erlang cluster: epmd, the pinned distribution port and gen_rpc.
-REALTIME_CLUSTER_PORTS = (4369, 4370, 5369)
+ALB_PORTS = (CATALOG["kong"].port, CATALOG["kong"].scrape_port())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,15 +59,17 @@ def principal(component: str, namespace: str = NAMESPACE) -> str:
 def edges(vpc_cidr: str) -> list[Edge]:
     found = [Edge(target="kong", port=port, ip_block=vpc_cidr) for port in ALB_PORTS]
     found += [
-        Edge(target=callee, port=SERVICES[callee].port, principal=principal(caller))
-        for caller, callees in CALLS.items()
-        for callee in callees
+        Edge(target=callee, port=CATALOG[callee].port, principal=principal(caller.name))
+        for caller in CATALOG.values()
+        for callee in caller.calls
     ]
-    found += [Edge(target="realtime", port=port, principal=principal("realtime")) for port in REALTIME_CLUSTER_PORTS]
     found += [
-        Edge(target=name, port=svc.metrics_port, principal=PROMETHEUS_PRINCIPAL, metrics_only=True)
-        for name, svc in SERVICES.items()
-        if svc.metrics_port is not None
+        Edge(target=c.name, port=port, principal=principal(c.name)) for c in CATALOG.values() for port in c.peer_ports
+    ]
+    found += [
+        Edge(target=c.name, port=c.metrics_port, principal=PROMETHEUS_PRINCIPAL, metrics_only=True)
+        for c in CATALOG.values()
+        if c.metrics_port is not None
     ]
     return found
 
@@ -164,7 +129,7 @@ def authorization_policies(vpc_cidr: str) -> list[dict[str, Any]]:
         }
     ]
     all_edges = edges(vpc_cidr)
-    for component in SERVICES:
+    for component in CATALOG:
         rules = [_rule(e) for e in all_edges if e.target == component]
         policies.append(
             {
@@ -177,7 +142,7 @@ def authorization_policies(vpc_cidr: str) -> list[dict[str, Any]]:
     return policies
 
 
-def _connection_pool(svc: Service) -> dict[str, Any]:
+def _connection_pool(svc: Component) -> dict[str, Any]:
     tcp = {"maxConnections": 1024, "connectTimeout": "5s", "tcpKeepalive": {"time": "300s", "interval": "60s"}}
     if svc.protocol == "tcp":
         return {"tcp": tcp}
@@ -210,11 +175,11 @@ def destination_rules() -> list[dict[str, Any]]:
                 },
             },
         }
-        for component, svc in SERVICES.items()
+        for component, svc in CATALOG.items()
     ]
 
 
-def _route(component: str, svc: Service) -> dict[str, Any]:
+def _route(component: str, svc: Component) -> dict[str, Any]:
     route: dict[str, Any] = {
         "name": component,
         "route": [{"destination": {"host": _host(component), "port": {"number": svc.port}}}],
@@ -245,7 +210,7 @@ def virtual_services() -> list[dict[str, Any]]:
             "metadata": _metadata(component),
             "spec": {"hosts": [_host(component)], "http": [_route(component, svc)]},
         }
-        for component, svc in SERVICES.items()
+        for component, svc in CATALOG.items()
         if svc.protocol == "http"
     ]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from k8s_charts.aws_values import AwsValues
+from k8s_charts.catalog import CATALOG
 from k8s_charts.monitoring.objects import (
     DNS_EGRESS,
     OBSERVABILITY_NAMESPACE,
@@ -43,14 +44,10 @@ class ScrapeTarget:
     bearer_token: bool = False
 
 
-SUPABASE_TARGETS: tuple[ScrapeTarget, ...] = (
-    ScrapeTarget(component="kong"),
-    ScrapeTarget(component="auth"),
-    ScrapeTarget(component="rest"),
-    ScrapeTarget(component="rest-ro"),
-    ScrapeTarget(component="realtime", bearer_token=True),
-    ScrapeTarget(component="imgproxy"),
-    ScrapeTarget(component="pgbouncer"),
+SUPABASE_TARGETS: tuple[ScrapeTarget, ...] = tuple(
+    ScrapeTarget(component=c.name, path=c.metrics_path, bearer_token=c.metrics_bearer_token)
+    for c in CATALOG.values()
+    if c.metrics_port is not None
 )
 
 

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from database.pgbouncer import render_ini
 from database.roles import LOGIN_ROLES, MASTER_USER
+from k8s_charts.catalog import CATALOG
 from k8s_charts.supabase import contract, images, kong, rds_ca, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.props import (
@@ -36,14 +37,20 @@ from k8s_charts.supabase.workload import (
     add_workload,
 )
 
-PGBOUNCER_PORT = 6432
-PGBOUNCER_EXPORTER_PORT = 9127
+AUTH = CATALOG["auth"]
+REALTIME = CATALOG["realtime"]
+STORAGE = CATALOG["storage"]
+IMGPROXY = CATALOG["imgproxy"]
+META = CATALOG["meta"]
+STUDIO = CATALOG["studio"]
+FUNCTIONS = CATALOG["functions"]
+PGBOUNCER_PORT = CATALOG["pgbouncer"].port
+PGBOUNCER_EXPORTER_PORT = CATALOG["pgbouncer"].scrape_port()
 PGBOUNCER_HOST = service_host("pgbouncer")
 REALTIME_TENANT = "realtime"  # == Service name: Kong reaches realtime.supabase.svc...
 REALTIME_HEADLESS = "realtime-headless"
-# Erlang distribution: epmd, the (pinned) distribution port and gen_rpc, all pod to pod.
-REALTIME_CLUSTER_PORTS = (4369, 4370, 5369)
-IMGPROXY_METRICS_PORT = 9464
+EPMD_PORT, ERL_DIST_PORT, GEN_RPC_PORT = REALTIME.peer_ports
+IMGPROXY_METRICS_PORT = IMGPROXY.scrape_port()
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 # postgres-meta's own login and the one Studio hands it for every request.
 DASHBOARD_DB_USER = "dashboard_user"
@@ -52,6 +59,10 @@ FUNCTIONS_MOUNT = "/home/deno/functions"
 SMALL = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
 MEDIUM = Resources(cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi")
 LARGE = Resources(cpu_request="500m", memory_request="512Mi", cpu_limit="2", memory_limit="1Gi")
+
+
+def _url(component: str) -> str:
+    return f"http://{service_host(component)}:{CATALOG[component].port}"
 
 
 def _pooled_url(user: str, dbname: str = "postgres", scheme: str = "postgres") -> str:
@@ -182,7 +193,7 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
         template["GOTRUE_SAML_PRIVATE_KEY"] = secrets.ref(secrets.SAML_PRIVATE_KEY)
     env = {
         "GOTRUE_API_HOST": "0.0.0.0",
-        "GOTRUE_API_PORT": "9999",
+        "GOTRUE_API_PORT": str(AUTH.port),
         "API_EXTERNAL_URL": props.api_url,
         "GOTRUE_DB_DRIVER": "postgres",
         "GOTRUE_SITE_URL": a.site_url,
@@ -208,7 +219,7 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "GOTRUE_METRICS_ENABLED": "true",
         "GOTRUE_METRICS_EXPORTER": "prometheus",
         "OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0",
-        "OTEL_EXPORTER_PROMETHEUS_PORT": "9100",
+        "OTEL_EXPORTER_PROMETHEUS_PORT": str(AUTH.scrape_port()),
         "GOTRUE_TRACING_ENABLED": "true",
         "GOTRUE_TRACING_EXPORTER": "opentelemetry",
         **_otel_env("auth"),
@@ -228,17 +239,17 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
             Container(
                 name="auth",
                 image=images.AUTH,
-                ports=(("http", 9999), ("metrics", 9100)),
+                ports=(("http", AUTH.port), ("metrics", AUTH.scrape_port())),
                 env=tuple(plain_env(env)) + _env_from_secret("auth", names),
-                liveness=Probe(path="/health", port=9999),
-                readiness=Probe(path="/health", port=9999),
-                startup=Probe(path="/health", port=9999, period=5, failure_threshold=60),
+                liveness=Probe(path="/health", port=AUTH.port),
+                readiness=Probe(path="/health", port=AUTH.port),
+                startup=Probe(path="/health", port=AUTH.port, period=5, failure_threshold=60),
                 resources=SMALL,
             ),
         ),
         service_ports=(
-            ServicePort(name="http", port=9999, target_port=9999),
-            ServicePort(name="metrics", port=9100, target_port=9100),
+            ServicePort(name="http", port=AUTH.port, target_port=AUTH.port),
+            ServicePort(name="metrics", port=AUTH.scrape_port(), target_port=AUTH.scrape_port()),
         ),
         scaling=props.scaling["auth"],
         production=props.values.production,
@@ -247,6 +258,7 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
 
 def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) -> Workload:
     component = "rest-ro" if read_only else "rest"
+    rest = CATALOG[component]
     user = "authenticator"
     remote = [secrets.JWT_SECRET, secrets.role_password(user)]
     template = {
@@ -256,8 +268,8 @@ def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) ->
     }
     names = _component_secret(scope, props, component, images.REST, remote, template)
     env = {
-        "PGRST_SERVER_PORT": "3000",
-        "PGRST_ADMIN_SERVER_PORT": "3001",
+        "PGRST_SERVER_PORT": str(rest.port),
+        "PGRST_ADMIN_SERVER_PORT": str(rest.scrape_port()),
         "PGRST_DB_SCHEMAS": "public,storage,graphql_public",
         "PGRST_DB_ANON_ROLE": "anon",
         "PGRST_DB_USE_LEGACY_GUCS": "false",
@@ -276,18 +288,18 @@ def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) ->
             Container(
                 name=component,
                 image=images.REST,
-                ports=(("http", 3000), ("metrics", 3001)),
+                ports=(("http", rest.port), ("metrics", rest.scrape_port())),
                 env=tuple(plain_env(env)) + _env_from_secret(component, names),
-                liveness=Probe(path="/live", port=3001),
-                readiness=Probe(path="/ready", port=3001),
-                startup=Probe(path="/live", port=3001, period=5, failure_threshold=24),
+                liveness=Probe(path="/live", port=rest.scrape_port()),
+                readiness=Probe(path="/ready", port=rest.scrape_port()),
+                startup=Probe(path="/live", port=rest.scrape_port(), period=5, failure_threshold=24),
                 resources=SMALL,
                 writable_paths=(),
             ),
         ),
         service_ports=(
-            ServicePort(name="http", port=3000, target_port=3000),
-            ServicePort(name="metrics", port=3001, target_port=3001),
+            ServicePort(name="http", port=rest.port, target_port=rest.port),
+            ServicePort(name="metrics", port=rest.scrape_port(), target_port=rest.scrape_port()),
         ),
         scaling=props.scaling[component],
         production=props.values.production,
@@ -363,7 +375,7 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         *plain_env(
             {
-                "PORT": "4000",
+                "PORT": str(REALTIME.port),
                 "DB_HOST": values.db_host,
                 "DB_PORT": str(values.db_port),
                 "DB_NAME": values.db_name,
@@ -381,9 +393,9 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
                 "DNS_NODES": f"{REALTIME_HEADLESS}.{NAMESPACE}.svc.cluster.local",
                 "RELEASE_DISTRIBUTION": "name",
                 "RELEASE_NODE": "realtime@$(POD_IP)",
-                "ERL_AFLAGS": "-proto_dist inet_tcp -kernel inet_dist_listen_min 4370 inet_dist_listen_max 4370",
-                "GEN_RPC_TCP_SERVER_PORT": "5369",
-                "GEN_RPC_TCP_CLIENT_PORT": "5369",
+                "ERL_AFLAGS": f"-proto_dist inet_tcp -kernel inet_dist_listen_min {ERL_DIST_PORT} inet_dist_listen_max {ERL_DIST_PORT}",
+                "GEN_RPC_TCP_SERVER_PORT": str(GEN_RPC_PORT),
+                "GEN_RPC_TCP_CLIENT_PORT": str(GEN_RPC_PORT),
                 "RLIMIT_NOFILE": "65536",
                 "RELEASE_TMP": "/tmp",
                 "DISABLE_HEALTHCHECK_LOGGING": "true",
@@ -391,7 +403,7 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
         ),
     ]
     # /api/ping resolves the tenant from the Host header, like Kong's requests do.
-    ping = Probe(path="/api/ping", port=4000, headers=(("Host", service_host("realtime")),))
+    ping = Probe(path="/api/ping", port=REALTIME.port, headers=(("Host", service_host("realtime")),))
     return Workload(
         component="realtime",
         containers=(
@@ -400,15 +412,20 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
                 image=images.REALTIME,
                 command=REALTIME_COMMAND,
                 args=REALTIME_ARGS,
-                ports=(("http", 4000), ("epmd", 4369), ("erl-dist", 4370), ("gen-rpc", 5369)),
+                ports=(
+                    ("http", REALTIME.port),
+                    ("epmd", EPMD_PORT),
+                    ("erl-dist", ERL_DIST_PORT),
+                    ("gen-rpc", GEN_RPC_PORT),
+                ),
                 env=tuple(env) + _env_from_secret("realtime", names),
-                liveness=Probe(port=4000),
+                liveness=Probe(port=REALTIME.port),
                 readiness=ping,
-                startup=Probe(port=4000, period=5, failure_threshold=60),
+                startup=Probe(port=REALTIME.port, period=5, failure_threshold=60),
                 resources=LARGE,
             ),
         ),
-        service_ports=(ServicePort(name="metrics", port=4000, target_port=4000),),
+        service_ports=(ServicePort(name="metrics", port=REALTIME.port, target_port=REALTIME.port),),
         extra_metrics=(
             {
                 "type": "Pods",
@@ -438,9 +455,9 @@ def realtime_headless_service(scope: Construct) -> None:
                 "publishNotReadyAddresses": True,
                 "selector": {"app.kubernetes.io/name": "realtime", "app.kubernetes.io/part-of": "supabase"},
                 "ports": [
-                    {"name": "tcp-epmd", "port": 4369, "targetPort": 4369, "protocol": "TCP"},
-                    {"name": "tcp-erl-dist", "port": 4370, "targetPort": 4370, "protocol": "TCP"},
-                    {"name": "tcp-gen-rpc", "port": 5369, "targetPort": 5369, "protocol": "TCP"},
+                    {"name": "tcp-epmd", "port": EPMD_PORT, "targetPort": EPMD_PORT, "protocol": "TCP"},
+                    {"name": "tcp-erl-dist", "port": ERL_DIST_PORT, "targetPort": ERL_DIST_PORT, "protocol": "TCP"},
+                    {"name": "tcp-gen-rpc", "port": GEN_RPC_PORT, "targetPort": GEN_RPC_PORT, "protocol": "TCP"},
                 ],
             }
         },
@@ -467,8 +484,8 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
     # No AWS keys: the EKS Pod Identity association of ServiceAccount `storage` supplies
     # credentials through the container credential provider.
     env = {
-        "SERVER_PORT": "5000",
-        "POSTGREST_URL": f"http://{service_host('rest')}:3000",
+        "SERVER_PORT": str(STORAGE.port),
+        "POSTGREST_URL": _url("rest"),
         "STORAGE_PUBLIC_URL": props.api_url,
         "REQUEST_ALLOW_X_FORWARDED_PATH": "true",
         "FILE_SIZE_LIMIT": str(props.file_size_limit_bytes),
@@ -477,7 +494,7 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "REGION": values.region,
         "TENANT_ID": "stub",
         "ENABLE_IMAGE_TRANSFORMATION": "true",
-        "IMGPROXY_URL": f"http://{service_host('imgproxy')}:5001",
+        "IMGPROXY_URL": _url("imgproxy"),
         "FILE_STORAGE_BACKEND_PATH": "/tmp/storage",
         "DB_INSTALL_ROLES": "false",
     }
@@ -487,16 +504,16 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
             Container(
                 name="storage",
                 image=images.STORAGE,
-                ports=(("http", 5000),),
+                ports=(("http", STORAGE.port),),
                 env=tuple(plain_env(env)) + _env_from_secret("storage", names),
-                liveness=Probe(path="/status", port=5000),
-                readiness=Probe(path="/status", port=5000),
-                startup=Probe(path="/status", port=5000, period=5, failure_threshold=60),
+                liveness=Probe(path="/status", port=STORAGE.port),
+                readiness=Probe(path="/status", port=STORAGE.port),
+                startup=Probe(path="/status", port=STORAGE.port, period=5, failure_threshold=60),
                 resources=MEDIUM,
                 mounts=(rds_ca.mount(),),
             ),
         ),
-        service_ports=(ServicePort(name="http", port=5000, target_port=5000),),
+        service_ports=(ServicePort(name="http", port=STORAGE.port, target_port=STORAGE.port),),
         volumes=(rds_ca.volume(),),
         scaling=props.scaling["storage"],
         production=props.values.production,
@@ -505,30 +522,30 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
 
 def imgproxy_workload(props: SupabaseProps) -> Workload:
     env = {
-        "IMGPROXY_BIND": ":5001",
+        "IMGPROXY_BIND": f":{IMGPROXY.port}",
         "IMGPROXY_PROMETHEUS_BIND": f":{IMGPROXY_METRICS_PORT}",
         "IMGPROXY_USE_ETAG": "true",
         "IMGPROXY_ENABLE_WEBP_DETECTION": "true",
         "IMGPROXY_LOCAL_FILESYSTEM_ROOT": "/tmp",
         "IMGPROXY_MAX_SRC_RESOLUTION": "50",
     }
-    health = Probe(path="/health", port=5001)
+    health = Probe(path="/health", port=IMGPROXY.port)
     return Workload(
         component="imgproxy",
         containers=(
             Container(
                 name="imgproxy",
                 image=images.IMGPROXY,
-                ports=(("http", 5001), ("metrics", IMGPROXY_METRICS_PORT)),
+                ports=(("http", IMGPROXY.port), ("metrics", IMGPROXY_METRICS_PORT)),
                 env=tuple(plain_env(env)),
                 liveness=health,
                 readiness=health,
-                startup=Probe(path="/health", port=5001, period=5, failure_threshold=24),
+                startup=Probe(path="/health", port=IMGPROXY.port, period=5, failure_threshold=24),
                 resources=MEDIUM,
             ),
         ),
         service_ports=(
-            ServicePort(name="http", port=5001, target_port=5001),
+            ServicePort(name="http", port=IMGPROXY.port, target_port=IMGPROXY.port),
             ServicePort(name="metrics", port=IMGPROXY_METRICS_PORT, target_port=IMGPROXY_METRICS_PORT),
         ),
         checkov_skips=(SKIP_DIGEST,),
@@ -547,7 +564,7 @@ def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
     }
     names = _component_secret(scope, props, "meta", images.META, remote, template)
     env = {
-        "PG_META_PORT": "8080",
+        "PG_META_PORT": str(META.port),
         "PG_META_HOST": "0.0.0.0",
         "PG_META_DB_HOST": values.db_host,
         "PG_META_DB_PORT": str(values.db_port),
@@ -555,23 +572,23 @@ def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "PG_META_DB_USER": user,
         "PG_META_DB_SSL_MODE": "verify-full",
     }
-    health = Probe(path="/health", port=8080)
+    health = Probe(path="/health", port=META.port)
     return Workload(
         component="meta",
         containers=(
             Container(
                 name="meta",
                 image=images.META,
-                ports=(("http", 8080),),
+                ports=(("http", META.port),),
                 # postgres-meta takes the CA as PEM text and applies it to Studio's connections too.
                 env=(*plain_env(env), rds_ca.pem_env("PG_META_DB_SSL_ROOT_CERT"), *_env_from_secret("meta", names)),
                 liveness=health,
                 readiness=health,
-                startup=Probe(path="/health", port=8080, period=5, failure_threshold=24),
+                startup=Probe(path="/health", port=META.port, period=5, failure_threshold=24),
                 resources=SMALL,
             ),
         ),
-        service_ports=(ServicePort(name="http", port=8080, target_port=8080),),
+        service_ports=(ServicePort(name="http", port=META.port, target_port=META.port),),
         scaling=props.scaling["meta"],
         production=props.values.production,
     )
@@ -599,8 +616,8 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
     names = _component_secret(scope, props, "studio", images.STUDIO, remote, template)
     env = {
         "HOSTNAME": "0.0.0.0",
-        "PORT": "3000",
-        "STUDIO_PG_META_URL": f"http://{service_host('meta')}:8080",
+        "PORT": str(STUDIO.port),
+        "STUDIO_PG_META_URL": _url("meta"),
         # Studio builds the connection string pg-meta opens for each request from these
         # (lib/api/self-hosted/util.ts); unset, it sends supabase_admin@db:5432.
         "POSTGRES_HOST": values.db_host,
@@ -614,27 +631,29 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "POSTGRES_SSL": "verify-full",
         "DEFAULT_ORGANIZATION_NAME": props.organization_name,
         "DEFAULT_PROJECT_NAME": props.project_name,
-        "SUPABASE_URL": f"http://{service_host('kong')}:{kong.PROXY_PORT}",
+        "SUPABASE_URL": _url("kong"),
         "SUPABASE_PUBLIC_URL": props.api_url,
         "NEXT_TELEMETRY_DISABLED": "1",
     }
-    probe = Probe(path="/api/platform/profile", port=3000, timeout=5)
+    probe = Probe(path="/api/platform/profile", port=STUDIO.port, timeout=5)
     return Workload(
         component="studio",
         containers=(
             Container(
                 name="studio",
                 image=images.STUDIO,
-                ports=(("http", 3000),),
+                ports=(("http", STUDIO.port),),
                 env=tuple(plain_env(env)) + _env_from_secret("studio", names),
                 liveness=probe,
                 readiness=probe,
-                startup=Probe(path="/api/platform/profile", port=3000, period=5, timeout=5, failure_threshold=60),
+                startup=Probe(
+                    path="/api/platform/profile", port=STUDIO.port, period=5, timeout=5, failure_threshold=60
+                ),
                 resources=LARGE,
                 writable_paths=("/tmp", "/app/apps/studio/.next/cache"),
             ),
         ),
-        service_ports=(ServicePort(name="http", port=3000, target_port=3000),),
+        service_ports=(ServicePort(name="http", port=STUDIO.port, target_port=STUDIO.port),),
         scaling=props.scaling["studio"],
         production=props.values.production,
     )
@@ -677,11 +696,11 @@ def functions_workload(scope: Construct, props: SupabaseProps) -> Workload:
     }
     names = _component_secret(scope, props, "functions", images.FUNCTIONS, remote, template)
     env = {
-        "SUPABASE_URL": f"http://{service_host('kong')}:{kong.PROXY_PORT}",
+        "SUPABASE_URL": _url("kong"),
         "VERIFY_JWT": "true",
         "DENO_DIR": "/tmp/deno",
     }
-    health = Probe(path="/_internal/health", port=9000)
+    health = Probe(path="/_internal/health", port=FUNCTIONS.port)
     digest = hashlib.sha256("".join(f"{k}\0{v}\0" for k, v in files.items()).encode()).hexdigest()
     return Workload(
         component="functions",
@@ -689,17 +708,17 @@ def functions_workload(scope: Construct, props: SupabaseProps) -> Workload:
             Container(
                 name="functions",
                 image=images.FUNCTIONS,
-                ports=(("http", 9000),),
+                ports=(("http", FUNCTIONS.port),),
                 args=("start", "--main-service", f"{FUNCTIONS_MOUNT}/main"),
                 env=tuple(plain_env(env)) + _env_from_secret("functions", names),
                 liveness=health,
                 readiness=health,
-                startup=Probe(path="/_internal/health", port=9000, period=5, failure_threshold=24),
+                startup=Probe(path="/_internal/health", port=FUNCTIONS.port, period=5, failure_threshold=24),
                 resources=MEDIUM,
                 mounts=({"name": "functions-source", "mountPath": FUNCTIONS_MOUNT, "readOnly": True},),
             ),
         ),
-        service_ports=(ServicePort(name="http", port=9000, target_port=9000),),
+        service_ports=(ServicePort(name="http", port=FUNCTIONS.port, target_port=FUNCTIONS.port),),
         volumes=(
             {
                 "name": "functions-source",

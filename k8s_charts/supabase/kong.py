@@ -16,16 +16,17 @@ from typing import Any
 
 import yaml
 
+from k8s_charts.catalog import CATALOG
 from k8s_charts.supabase import secrets
 from k8s_charts.supabase.props import OTLP_TRACES_ENDPOINT, SupabaseProps, service_host
 
 GROUP_ANON = "anon"
 GROUP_ADMIN = "admin"
 
-PROXY_PORT = 8000
+PROXY_PORT = CATALOG["kong"].port
 # The status listener serves /status, /status/ready and /metrics read-only. The Admin API
 # (which in DB-less mode accepts POST /config, i.e. a full takeover) is not opened at all.
-STATUS_PORT = 8100
+STATUS_PORT = CATALOG["kong"].scrape_port()
 # The team's contract names Kong's metrics port 8001 on the Service; it targets STATUS_PORT.
 METRICS_SERVICE_PORT = 8001
 REDIS_PASSWORD_ENV = "KONG_RATE_LIMIT_REDIS_PASSWORD"
@@ -58,7 +59,6 @@ class Route:
     name: str
     path: str
     component: str
-    port: int
     upstream_path: str = "/"
     protection: Protection
     groups: tuple[str, ...] = ()
@@ -71,7 +71,15 @@ class Route:
     connect_timeout_ms: int = 5_000
     add_headers: tuple[str, ...] = ()
 
+    @property
+    def port(self) -> int:
+        return CATALOG[self.component].port
+
     def __post_init__(self) -> None:
+        # Kong's NetworkPolicy egress and the upstreams' AuthorizationPolicies admit the
+        # catalog's calls only; a route elsewhere would be refused at runtime.
+        if self.component not in CATALOG["kong"].calls:
+            raise ValueError(f"{self.name}: kong does not call {self.component!r} in k8s_charts/catalog.py")
         if self.protection is Protection.KEY_AUTH and not self.groups:
             raise ValueError(f"{self.name}: key-auth needs ACL groups")
         if self.protection is Protection.ADMIN_ONLY and self.groups not in ((), (GROUP_ADMIN,)):
@@ -93,15 +101,13 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
         ("auth-v1-open-sso-metadata", "/sso/saml/metadata", "/sso/saml/metadata"),
     ]
     table = [
-        Route(name=n, path=p, component="auth", port=9999, upstream_path=u, protection=Protection.OPEN)
-        for n, p, u in open_auth
+        Route(name=n, path=p, component="auth", upstream_path=u, protection=Protection.OPEN) for n, p, u in open_auth
     ]
     table += [
         Route(
             name="auth-v1",
             path="/auth/v1/",
             component="auth",
-            port=9999,
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
         ),
@@ -109,7 +115,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="rest-v1-read",
             path="/rest/v1/",
             component="rest-ro",
-            port=3000,
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
             methods=READ_METHODS,
@@ -118,7 +123,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="rest-v1-write",
             path="/rest/v1/",
             component="rest",
-            port=3000,
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
             methods=WRITE_METHODS,
@@ -131,7 +135,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="realtime-v1-ws",
             path="/realtime/v1/",
             component="realtime",
-            port=4000,
             upstream_path="/socket",
             upstream_protocol="ws",
             protection=Protection.KEY_AUTH,
@@ -143,7 +146,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="realtime-v1-api-tenants",
             path="/realtime/v1/api/tenants",
             component="realtime",
-            port=4000,
             upstream_path="/api/tenants",
             protection=Protection.FORBIDDEN,
         ),
@@ -151,7 +153,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="realtime-v1-api-openapi",
             path="/realtime/v1/api/openapi",
             component="realtime",
-            port=4000,
             upstream_path="/api/openapi",
             protection=Protection.FORBIDDEN,
         ),
@@ -159,7 +160,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="realtime-v1-api",
             path="/realtime/v1/api",
             component="realtime",
-            port=4000,
             upstream_path="/api",
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
@@ -168,7 +168,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="storage-v1",
             path="/storage/v1/",
             component="storage",
-            port=5000,
             protection=Protection.UPSTREAM,
             read_timeout_ms=300_000,
             write_timeout_ms=300_000,
@@ -178,7 +177,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="functions-v1",
             path="/functions/v1/",
             component="functions",
-            port=9000,
             protection=Protection.UPSTREAM,
             read_timeout_ms=150_000,
         ),
@@ -186,7 +184,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="meta",
             path="/pg/",
             component="meta",
-            port=8080,
             protection=Protection.ADMIN_ONLY,
             groups=(GROUP_ADMIN,),
         ),
@@ -194,7 +191,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="studio-mcp",
             path="/api/mcp",
             component="studio",
-            port=3000,
             upstream_path="/api/mcp",
             protection=Protection.FORBIDDEN,
             hosts=(props.values.studio_host,),
@@ -204,7 +200,6 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             name="studio",
             path="/",
             component="studio",
-            port=3000,
             protection=Protection.BASIC_AUTH,
             hosts=(props.values.studio_host,),
         ),

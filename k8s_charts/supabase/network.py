@@ -1,7 +1,9 @@
 """NetworkPolicies: default deny in both directions, then one explicit edge per real flow.
 
 The edge table is the single source; each component's policy is derived from it, and the
-tests compare the rendered policies with this table in both directions.
+tests compare the rendered policies with this table in both directions. Calls between
+components, their replicas' peer ports and the scrape ports come from the catalog
+(k8s_charts/catalog.py); the edges written here are the flows that cross the namespace.
 """
 
 from __future__ import annotations
@@ -11,14 +13,9 @@ from typing import Any
 
 from constructs import Construct
 
+from k8s_charts.catalog import CATALOG
 from k8s_charts.mesh import ISTIO_NAMESPACE
 from k8s_charts.supabase import kong
-from k8s_charts.supabase.components import (
-    IMGPROXY_METRICS_PORT,
-    PGBOUNCER_EXPORTER_PORT,
-    PGBOUNCER_PORT,
-    REALTIME_CLUSTER_PORTS,
-)
 from k8s_charts.supabase.contract import NOT_QUARANTINED
 from k8s_charts.supabase.k8s import api_object, selector
 from k8s_charts.supabase.props import COMPONENTS, OBSERVABILITY_NAMESPACE, PART_OF, SupabaseProps
@@ -66,28 +63,6 @@ class Edge:
             raise ValueError("an edge needs a supabase pod on one side")
 
 
-KONG_UPSTREAMS = (
-    ("auth", 9999),
-    ("rest", 3000),
-    ("rest-ro", 3000),
-    ("realtime", 4000),
-    ("storage", 5000),
-    ("functions", 9000),
-    ("meta", 8080),
-    ("studio", 3000),
-)
-POOLED_CLIENTS = ("rest", "rest-ro", "storage", "functions")
-METRICS_PORTS = (
-    ("kong", kong.STATUS_PORT),
-    ("auth", 9100),
-    ("rest", 3001),
-    ("rest-ro", 3001),
-    ("realtime", 4000),
-    ("imgproxy", IMGPROXY_METRICS_PORT),
-    ("pgbouncer", PGBOUNCER_EXPORTER_PORT),
-)
-
-
 def edges(props: SupabaseProps) -> tuple[Edge, ...]:
     vpc = props.values.vpc_cidr
     internet = Cidr(cidr=ANYWHERE, exclude=(vpc, "169.254.0.0/16"))
@@ -100,8 +75,6 @@ def edges(props: SupabaseProps) -> tuple[Edge, ...]:
             port=props.values.redis_port,
             why="rate limiting counters in ElastiCache",
         ),
-        Edge(src=Pod(component="storage"), dst=Pod(component="rest"), port=3000, why="storage -> PostgREST"),
-        Edge(src=Pod(component="storage"), dst=Pod(component="imgproxy"), port=5001, why="image transforms"),
         Edge(src=Pod(component="storage"), dst=internet, port=443, why="S3"),
         Edge(
             src=Pod(component="storage"), dst=Cidr(cidr=POD_IDENTITY_AGENT), port=80, why="EKS Pod Identity credentials"
@@ -110,16 +83,6 @@ def edges(props: SupabaseProps) -> tuple[Edge, ...]:
         Edge(src=Pod(component="auth"), dst=internet, port=587, why="SES SMTP"),
         Edge(src=Pod(component="auth"), dst=internet, port=443, why="OAuth/SAML identity providers"),
         Edge(src=Pod(component="functions"), dst=internet, port=443, why="user functions call HTTPS APIs"),
-        Edge(
-            src=Pod(component="functions"),
-            dst=Pod(component="kong"),
-            port=kong.PROXY_PORT,
-            why="SUPABASE_URL from functions",
-        ),
-        Edge(
-            src=Pod(component="studio"), dst=Pod(component="kong"), port=kong.PROXY_PORT, why="SUPABASE_URL from Studio"
-        ),
-        Edge(src=Pod(component="studio"), dst=Pod(component="meta"), port=8080, why="Studio -> pg-meta"),
         Edge(src=Pod(component="pgbouncer"), dst=Cidr(cidr=vpc), port=props.values.db_port, why="RDS"),
         Edge(
             src=Pod(component="realtime"),
@@ -147,19 +110,19 @@ def edges(props: SupabaseProps) -> tuple[Edge, ...]:
         ),
     ]
     out += [
-        Edge(src=Pod(component="kong"), dst=Pod(component=c), port=p, why="Kong upstream") for c, p in KONG_UPSTREAMS
+        Edge(src=Pod(component=c.name), dst=Pod(component=callee), port=CATALOG[callee].port, why="catalog call")
+        for c in CATALOG.values()
+        for callee in c.calls
     ]
     out += [
-        Edge(src=Pod(component=c), dst=Pod(component="pgbouncer"), port=PGBOUNCER_PORT, why="pooled DB")
-        for c in POOLED_CLIENTS
+        Edge(src=Pod(component=c.name), dst=Pod(component=c.name), port=p, why="replicas' own cluster")
+        for c in CATALOG.values()
+        for p in c.peer_ports
     ]
     out += [
-        Edge(src=Pod(component="realtime"), dst=Pod(component="realtime"), port=p, why="Erlang cluster")
-        for p in REALTIME_CLUSTER_PORTS
-    ]
-    out += [
-        Edge(src=Namespace(name=OBSERVABILITY_NAMESPACE), dst=Pod(component=c), port=p, why="scrape")
-        for c, p in METRICS_PORTS
+        Edge(src=Namespace(name=OBSERVABILITY_NAMESPACE), dst=Pod(component=c.name), port=c.metrics_port, why="scrape")
+        for c in CATALOG.values()
+        if c.metrics_port is not None
     ]
     return tuple(out)
 

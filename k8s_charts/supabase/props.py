@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from config.model import OrgConfig
 from k8s_charts.aws_values import AwsValues
+from k8s_charts.catalog import CATALOG
 
 NAMESPACE = "supabase"
 PART_OF = "supabase"
@@ -22,19 +23,7 @@ OTLP_HTTP_ENDPOINT = "http://otel-collector.observability.svc:4318"
 OTLP_TRACES_ENDPOINT = f"{OTLP_HTTP_ENDPOINT}/v1/traces"
 OBSERVABILITY_NAMESPACE = "observability"
 
-COMPONENTS = (
-    "kong",
-    "auth",
-    "rest",
-    "rest-ro",
-    "realtime",
-    "storage",
-    "imgproxy",
-    "meta",
-    "studio",
-    "functions",
-    "pgbouncer",
-)
+COMPONENTS = tuple(CATALOG)
 
 
 def service_host(component: str) -> str:

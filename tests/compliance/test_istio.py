@@ -21,6 +21,7 @@ import pytest
 
 from config.loader import load_config
 from k8s_charts import environment, mesh
+from k8s_charts.catalog import CATALOG
 from tests.conftest import ENVIRONMENTS
 
 VALIDATOR = Path(__file__).with_name("istio_validate.mjs")
@@ -328,7 +329,7 @@ def test_principals_are_the_workloads_service_accounts(rendered, cfg, env: str) 
         pytest.skip("needs the Supabase chart")
     accounts = {o["metadata"]["name"] for o in of_kind(objs, "ServiceAccount")}
     cluster = Cluster(objs, str(cfg.environments[env].network.vpc_cidr))
-    for component in mesh.SERVICES:
+    for component in CATALOG:
         assert cluster.pods[component].service_account == component, component
         assert component in accounts, f"no ServiceAccount {component}"
 
@@ -377,7 +378,7 @@ def test_every_service_has_traffic_policy(rendered, cfg, env: str) -> None:
     routes = {h: o["spec"] for o in of_kind(objs, "VirtualService") for h in o["spec"]["hosts"]}
     for service in of_kind(objs, "Service"):
         component = service["spec"].get("selector", {}).get("app.kubernetes.io/name")
-        if component not in mesh.SERVICES or service["spec"].get("clusterIP") == "None":
+        if component not in CATALOG or service["spec"].get("clusterIP") == "None":
             continue
         host = f"{service['metadata']['name']}.{mesh.NAMESPACE}.svc.cluster.local"
         if service["metadata"]["name"] != component:
@@ -385,7 +386,7 @@ def test_every_service_has_traffic_policy(rendered, cfg, env: str) -> None:
         assert host in rules, f"no DestinationRule for {host}"
         assert rules[host]["trafficPolicy"]["outlierDetection"]["maxEjectionPercent"] <= 50
         ports = {p["port"] for p in service["spec"]["ports"]}
-        if mesh.SERVICES[component].protocol == "http":
+        if CATALOG[component].protocol == "http":
             (route,) = routes[host]["http"]
             assert route["route"][0]["destination"]["port"]["number"] in ports
 

@@ -10,7 +10,7 @@ import yaml
 
 from config import load_config
 from k8s_charts.aws_values import from_config
-from k8s_charts.mesh import SERVICES as MESH_SERVICES
+from k8s_charts.catalog import CATALOG
 from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS, SUPABASE_TARGETS
 from tests.conftest import ENVIRONMENTS
@@ -134,7 +134,7 @@ def test_meshed_targets_are_scraped_over_mtls(rendered: dict[str, list[dict]]) -
             assert m["spec"]["scrapeClass"] == ISTIO_SCRAPE_CLASS, m["metadata"]["name"]
             assert [e["scheme"] for e in _endpoints(m)] == ["https"], m["metadata"]["name"]
             # The mesh admits Prometheus' principal only on a component's declared metrics port.
-            assert MESH_SERVICES[m["metadata"]["name"]].metrics_port is not None
+            assert CATALOG[m["metadata"]["name"]].metrics_port is not None
         realtime = _one(rendered[env], "ServiceMonitor", "realtime")["spec"]["endpoints"][0]
         assert realtime["scheme"] == "https"
         assert realtime["authorization"] == {

@@ -207,4 +207,10 @@ def test_kong_config_is_a_secret_not_a_configmap(env):
 
 def test_route_table_rejects_unprotected_key_auth():
     with pytest.raises(ValueError, match="ACL groups"):
-        kong.Route(name="x", path="/x", component="rest", port=3000, protection=kong.Protection.KEY_AUTH)
+        kong.Route(name="x", path="/x", component="rest", protection=kong.Protection.KEY_AUTH)
+
+
+def test_route_table_rejects_a_component_kong_does_not_call():
+    # pgbouncer is in the catalog, but not among Kong's calls: its NetworkPolicy would drop the route.
+    with pytest.raises(ValueError, match="kong does not call 'pgbouncer'"):
+        kong.Route(name="x", path="/x", component="pgbouncer", protection=kong.Protection.UPSTREAM)
