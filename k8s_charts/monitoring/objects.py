@@ -1,20 +1,28 @@
 """Small builders shared by the monitoring and rollouts charts.
 
 Raw `ApiObject`s are used because most objects here are custom resources that
-cdk8s-plus does not model; the hardened workload builder keeps every pod of these
-charts on the same restricted security profile.
+cdk8s-plus does not model; the workload builder puts every pod of these charts on the
+platform's one restricted profile (`k8s_charts/hardening.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cdk8s
 from constructs import Construct
 
 from k8s_charts import objects
+from k8s_charts.hardening import (
+    SKIP_DIGEST,
+    Probe,
+    checkov_annotations,
+    container_security_context,
+    pod_security_context,
+    zone_spread,
+)
 
 OBSERVABILITY_NAMESPACE = "observability"
 SUPABASE_NAMESPACE = "supabase"
@@ -26,11 +34,6 @@ PART_OF = {"app.kubernetes.io/part-of": "supabase-observability"}
 # the platform reads Secrets Manager through it.
 CLUSTER_SECRET_STORE = "aws-secrets-manager"
 NON_ROOT_UID = 65534
-SKIP_DIGEST = (
-    "CKV_K8S_43",
-    "images are pinned to immutable release tags of multi-arch indexes; "
-    "digests are resolved by the registry mirror at admission, not in code",
-)
 
 
 def api_object(
@@ -87,24 +90,6 @@ def external_secret(
 
 
 @dataclass(frozen=True, kw_only=True)
-class Probe:
-    port: str
-    path: str | None = None  # None: TCP probe
-
-    def render(self, *, initial_delay: int, period: int) -> dict[str, Any]:
-        action: dict[str, Any] = (
-            {"httpGet": {"path": self.path, "port": self.port}} if self.path else {"tcpSocket": {"port": self.port}}
-        )
-        return {
-            **action,
-            "initialDelaySeconds": initial_delay,
-            "periodSeconds": period,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
 class Workload:
     """A hardened single-container Deployment with its Service and ServiceAccount."""
 
@@ -157,17 +142,9 @@ def add_workload(scope: Construct, w: Workload) -> None:
             "requests": {"cpu": w.cpu_request, "memory": w.memory_request},
             "limits": {"cpu": w.cpu_limit, "memory": w.memory_limit},
         },
-        "livenessProbe": w.probe.render(initial_delay=10, period=20),
-        "readinessProbe": w.probe.render(initial_delay=5, period=10),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": w.run_as_user,
-            "runAsGroup": w.run_as_user,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "livenessProbe": replace(w.probe, initial_delay=10, period=20, timeout=5).render(),
+        "readinessProbe": replace(w.probe, initial_delay=5, period=10, timeout=5).render(),
+        "securityContext": container_security_context(w.run_as_user),
         "volumeMounts": mounts,
     }
     if w.env_from_secret:
@@ -190,9 +167,7 @@ def add_workload(scope: Construct, w: Workload) -> None:
         name=w.name,
         namespace=w.namespace,
         labels=w.labels,
-        annotations={
-            f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(w.checkov_skips, start=1)
-        },
+        annotations=checkov_annotations(w.checkov_skips),
         body={
             "spec": {
                 "replicas": w.replicas,
@@ -203,22 +178,9 @@ def add_workload(scope: Construct, w: Workload) -> None:
                     "spec": {
                         "serviceAccountName": w.name,
                         "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": w.run_as_user,
-                            "runAsGroup": w.run_as_user,
-                            "fsGroup": w.run_as_user,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
+                        "securityContext": pod_security_context(w.run_as_user),
                         "nodeSelector": {"kubernetes.io/os": "linux"},
-                        "topologySpreadConstraints": [
-                            {
-                                "maxSkew": 1,
-                                "topologyKey": "topology.kubernetes.io/zone",
-                                "whenUnsatisfiable": "ScheduleAnyway",
-                                "labelSelector": {"matchLabels": w.selector},
-                            }
-                        ],
+                        "topologySpreadConstraints": [zone_spread(w.selector, when_unsatisfiable="ScheduleAnyway")],
                         "containers": [container],
                         "volumes": volumes,
                     },

@@ -8,13 +8,12 @@ from constructs import Construct
 
 from k8s_charts.aws_values import AwsValues
 from k8s_charts.catalog import CATALOG
+from k8s_charts.hardening import SKIP_DIGEST, Probe
 from k8s_charts.monitoring.objects import (
     DNS_EGRESS,
     OBSERVABILITY_NAMESPACE,
     RELEASE_LABELS,
-    SKIP_DIGEST,
     SUPABASE_NAMESPACE,
-    Probe,
     Workload,
     add_workload,
     api_object,

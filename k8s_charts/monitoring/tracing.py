@@ -6,11 +6,11 @@ import yaml
 from constructs import Construct
 
 from k8s_charts.aws_values import AwsValues
+from k8s_charts.hardening import Probe
 from k8s_charts.monitoring.objects import (
     DNS_EGRESS,
     OBSERVABILITY_NAMESPACE,
     SUPABASE_NAMESPACE,
-    Probe,
     Workload,
     add_workload,
     api_object,

@@ -14,12 +14,19 @@ from constructs import Construct
 
 from database.bootstrap import BOOTSTRAP_SQL, password_env_var, psql_args
 from database.roles import DATABASE_LOGIN_ROLES, MASTER_USER
+from k8s_charts.hardening import (
+    SKIP_DIGEST,
+    SKIP_SECRET_ENV,
+    checkov_annotations,
+    container_security_context,
+    pod_security_context,
+)
 from k8s_charts.mesh import INJECTION_LABEL
 from k8s_charts.supabase import images, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.network import allow_selector, istiod_egress
 from k8s_charts.supabase.props import NAMESPACE, PART_OF, SupabaseProps
-from k8s_charts.supabase.workload import RUN_AS, SKIP_DIGEST, SKIP_SECRET_ENV
+from k8s_charts.supabase.workload import RUN_AS
 
 COMPONENT = "db-bootstrap"
 SQL_DIR = "/bootstrap"
@@ -147,15 +154,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
             "args": psql_args(f"{SQL_DIR}/{SQL_FILE}"),
             "env": env,
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "runAsUser": RUN_AS,
-                "runAsGroup": RUN_AS,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": container_security_context(RUN_AS),
             "volumeMounts": [
                 {"name": "sql", "mountPath": SQL_DIR, "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},
@@ -168,7 +167,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
             kind="Job",
             name=self.job_name,
             labels=lbl,
-            annotations={f"checkov.io/skip{i}": f"{c}={r}" for i, (c, r) in enumerate(skips, start=1)},
+            annotations=checkov_annotations(skips),
             body={
                 "spec": {
                     "backoffLimit": 6,
@@ -182,13 +181,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
                             "automountServiceAccountToken": False,
                             "enableServiceLinks": False,
                             "restartPolicy": "Never",
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": RUN_AS,
-                                "runAsGroup": RUN_AS,
-                                "fsGroup": RUN_AS,
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
+                            "securityContext": pod_security_context(RUN_AS),
                             "containers": [container],
                             "volumes": [
                                 {"name": "sql", "configMap": {"name": "db-bootstrap-sql", "defaultMode": 0o444}},

@@ -19,6 +19,7 @@ from constructs import Construct
 from database.pgbouncer import render_ini
 from database.roles import LOGIN_ROLES, MASTER_USER
 from k8s_charts.catalog import CATALOG
+from k8s_charts.hardening import SKIP_DIGEST, Probe, Resources
 from k8s_charts.supabase import contract, images, kong, rds_ca, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.props import (
@@ -27,15 +28,7 @@ from k8s_charts.supabase.props import (
     SupabaseProps,
     service_host,
 )
-from k8s_charts.supabase.workload import (
-    SKIP_DIGEST,
-    Container,
-    Probe,
-    Resources,
-    ServicePort,
-    Workload,
-    add_workload,
-)
+from k8s_charts.supabase.workload import Container, ServicePort, Workload, add_workload
 
 AUTH = CATALOG["auth"]
 REALTIME = CATALOG["realtime"]

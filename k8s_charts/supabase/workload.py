@@ -1,7 +1,8 @@
 """One hardened Deployment + Service + ServiceAccount + PDB + HPA per component.
 
 Every component goes through `add_workload`, so the restricted pod security context,
-probes, resources, zone spreading and disruption budget cannot be forgotten for one of them.
+probes, resources, zone spreading and disruption budget cannot be forgotten for one of them;
+the profile itself is the platform's one (`k8s_charts/hardening.py`).
 """
 
 from __future__ import annotations
@@ -11,65 +12,22 @@ from typing import Any
 
 from constructs import Construct
 
+from k8s_charts.hardening import (
+    SKIP_DIGEST,
+    SKIP_SECRET_ENV,
+    Probe,
+    Resources,
+    checkov_annotations,
+    container_security_context,
+    pod_security_context,
+    zone_spread,
+)
 from k8s_charts.supabase.contract import CANARY_COMPONENTS
 from k8s_charts.supabase.images import Image
 from k8s_charts.supabase.k8s import api_object, labels, selector
 from k8s_charts.supabase.props import Scaling
 
 RUN_AS = 10001  # high UID/GID: never collides with a host user (checkov CKV_K8S_40)
-
-# checkov skips shared by every workload; each reason is checkable by a reviewer.
-SKIP_DIGEST = (
-    "CKV_K8S_43",
-    "images are pinned to immutable release tags of multi-arch "
-    "indexes; digests are resolved by the registry mirror at admission, not in code",
-)
-SKIP_SECRET_ENV = (
-    "CKV_K8S_35",
-    "upstream Supabase images read credentials only from "
-    "environment variables; values come from ESO-managed Secrets, never literals",
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Probe:
-    path: str | None = None  # None: TCP socket probe
-    port: int
-    headers: tuple[tuple[str, str], ...] = ()
-    period: int = 10
-    timeout: int = 3
-    failure_threshold: int = 3
-
-    def render(self, *, initial_delay: int = 0) -> dict[str, Any]:
-        if self.path is None:
-            action: dict[str, Any] = {"tcpSocket": {"port": self.port}}
-        else:
-            action = {"httpGet": {"path": self.path, "port": self.port}}
-            if self.headers:
-                action["httpGet"]["httpHeaders"] = [{"name": k, "value": v} for k, v in self.headers]
-        out = {
-            **action,
-            "periodSeconds": self.period,
-            "timeoutSeconds": self.timeout,
-            "failureThreshold": self.failure_threshold,
-        }
-        if initial_delay:
-            out["initialDelaySeconds"] = initial_delay
-        return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class Resources:
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
-
-    def render(self) -> dict[str, Any]:
-        return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,15 +65,7 @@ class Container:
                 "startupProbe": self.startup.render(),
                 "livenessProbe": self.liveness.render(),
                 "readinessProbe": self.readiness.render(),
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "runAsUser": RUN_AS,
-                    "runAsGroup": RUN_AS,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": container_security_context(RUN_AS),
             }
         )
         mounts = [{"name": volume_names[p], "mountPath": p} for p in self.writable_paths]
@@ -178,20 +128,9 @@ def add_workload(scope: Construct, w: Workload) -> None:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": w.termination_grace_seconds,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(RUN_AS),
         "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "topology.kubernetes.io/zone",
-                "whenUnsatisfiable": when_unsatisfiable,
-                "labelSelector": {"matchLabels": sel},
-            },
+            zone_spread(sel, when_unsatisfiable=when_unsatisfiable),
             {
                 "maxSkew": 1,
                 "topologyKey": "kubernetes.io/hostname",
@@ -206,7 +145,7 @@ def add_workload(scope: Construct, w: Workload) -> None:
     template_meta: dict[str, Any] = {"labels": lbl}
     if w.pod_annotations:
         template_meta["annotations"] = dict(w.pod_annotations)
-    annotations = {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(w.checkov_skips, start=1)}
+    annotations = checkov_annotations(w.checkov_skips)
     # Argo Rollouts scales a canaried Deployment down as its Rollout takes over: a replica count
     # here would scale it back up on every apply, and the HPA must drive the Rollout instead.
     canaried = w.component in CANARY_COMPONENTS
