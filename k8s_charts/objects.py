@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import cdk8s
+import cdk8s_plus_35 as kplus
 from constructs import Construct
 
 _HEADER = ("apiVersion", "kind", "metadata")
@@ -39,4 +40,17 @@ def from_manifest(scope: Construct, manifest: Mapping[str, Any]) -> cdk8s.ApiObj
         kind=manifest["kind"],
         metadata=manifest["metadata"],
         body={k: v for k, v in manifest.items() if k not in _HEADER},
+    )
+
+
+def service_account(
+    scope: Construct, id_: str, *, name: str, namespace: str, labels: Mapping[str, str]
+) -> kplus.ServiceAccount:
+    """A workload's own identity (Pod Identity, Istio principal) with no API token mounted:
+    none of the platform's workloads talks to the Kubernetes API."""
+    return kplus.ServiceAccount(
+        scope,
+        id_,
+        metadata=cdk8s.ApiObjectMetadata(name=name, namespace=namespace, labels=dict(labels)),
+        automount_token=False,
     )

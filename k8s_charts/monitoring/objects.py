@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cdk8s
+import cdk8s_plus_35 as kplus
 from constructs import Construct
 
 from k8s_charts import objects
@@ -149,16 +150,7 @@ def add_workload(scope: Construct, w: Workload) -> None:
     }
     if w.env_from_secret:
         container["envFrom"] = [{"secretRef": {"name": w.env_from_secret}}]
-    api_object(
-        scope,
-        f"{w.name}-sa",
-        api_version="v1",
-        kind="ServiceAccount",
-        name=w.name,
-        namespace=w.namespace,
-        labels=w.labels,
-        body={"automountServiceAccountToken": False},
-    )
+    objects.service_account(scope, f"{w.name}-sa", name=w.name, namespace=w.namespace, labels=w.labels)
     api_object(
         scope,
         f"{w.name}-deployment",
@@ -188,21 +180,16 @@ def add_workload(scope: Construct, w: Workload) -> None:
             }
         },
     )
-    api_object(
+    service = kplus.Service(
         scope,
         f"{w.name}-service",
-        api_version="v1",
-        kind="Service",
-        name=w.name,
-        namespace=w.namespace,
-        labels=w.labels,
-        body={
-            "spec": {
-                "selector": w.selector,
-                "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in w.ports.items()],
-            }
-        },
+        metadata=cdk8s.ApiObjectMetadata(name=w.name, namespace=w.namespace, labels=dict(w.labels)),
+        ports=[
+            kplus.ServicePort(name=n, port=p, target_port=p, protocol=kplus.Protocol.TCP) for n, p in w.ports.items()
+        ],
     )
+    for key, value in w.selector.items():
+        service.select_label(key, value)
     if w.replicas > 1:
         api_object(
             scope,

@@ -22,10 +22,11 @@ from k8s_charts.hardening import (
     pod_security_context,
     zone_spread,
 )
+from k8s_charts.objects import service_account
 from k8s_charts.supabase.contract import CANARY_COMPONENTS
 from k8s_charts.supabase.images import Image
 from k8s_charts.supabase.k8s import api_object, labels, selector
-from k8s_charts.supabase.props import Scaling
+from k8s_charts.supabase.props import NAMESPACE, Scaling
 
 RUN_AS = 10001  # high UID/GID: never collides with a host user (checkov CKV_K8S_40)
 
@@ -113,14 +114,7 @@ def add_workload(scope: Construct, w: Workload) -> None:
     volumes = [{"name": volume_names[p], "emptyDir": {"sizeLimit": "256Mi"}} for p in paths]
     volumes += list(w.volumes)
 
-    api_object(
-        scope,
-        api_version="v1",
-        kind="ServiceAccount",
-        name=w.component,
-        labels=lbl,
-        body={"automountServiceAccountToken": False},
-    )
+    service_account(scope, f"ServiceAccount-{w.component}", name=w.component, namespace=NAMESPACE, labels=lbl)
 
     when_unsatisfiable = "DoNotSchedule" if w.production else "ScheduleAnyway"
     pod_spec: dict[str, Any] = {
