@@ -1,4 +1,4 @@
-"""`make local`: python -m scripts.local [CONFIG] [OUTDIR]. Writes the Compose project and says
+"""`make local`: python -m scripts.local [CONFIG] [OUTDIR] [STATE_DIR]. Writes the Compose project and says
 how to start it; exit 2 with the reason when the chart renders something it has no local rule for."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from scripts.local.differences import API_PORT, DB_PORT, MAIL_UI_PORT, STUDIO_PO
 
 def main(argv: list[str]) -> int:
     outdir = Path(argv[2]) if len(argv) > 2 else Path("cdk.out/local")
+    state_dir = Path(argv[3]) if len(argv) > 3 else STATE_DIR
     try:
         cfg = load_config(argv[1] if len(argv) > 1 else None)
-        project = write_project(cfg, outdir)
+        project = write_project(cfg, outdir, state_dir=state_dir)
     except ConfigError as error:
         print(f"config error:\n{error}", file=sys.stderr)
         return 2
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     print(f"Studio  http://localhost:{STUDIO_PORT}")
     print(f"db      postgresql://supabase_admin@localhost:{DB_PORT}/postgres?sslmode=require")
     print(f"mail    http://localhost:{MAIL_UI_PORT}")
-    print(f"state   {STATE_DIR} ({SECRETS_FILE}, storage/); start over: docker compose -f {compose} down -v")
+    print(f"state   {state_dir} ({SECRETS_FILE}, storage/); start over: docker compose -f {compose} down -v")
     return 0
 
 

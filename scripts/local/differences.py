@@ -126,7 +126,7 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         local=f"POD_IP is the fixed address {REALTIME_ADDRESS} the service gets on the Compose network",
         why="Compose has no downward API; the DNS cluster strategy finds the same address through "
         "the headless Service's name, an alias of the service",
-        env=(("realtime", ("POD_IP",)),),
+        env=(("realtime", ("POD_IP", "RELEASE_NODE")),),
     ),
     Difference(
         name="functions",

@@ -1,0 +1,337 @@
+"""`make local`'s Compose project against the Compose Specification and against the cluster.
+
+The schema is compose-spec/compose-spec's own, vendored unmodified
+(tests/fixtures/upstream/compose-spec/SOURCE). The cluster side is the Supabase chart of the
+same environment rendered as `make synth` renders it; every difference between a service's
+environment and its Deployment's must be claimed in scripts/local/differences.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import socket
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from config.loader import load_config
+from config.model import PUBLIC_DEMO_VALUES
+from config.naming import SecretKeys
+from k8s_charts.aws_values import from_config
+from k8s_charts.supabase import components, images, kong, rds_ca
+from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, render_supabase
+from ops.mint_api_keys.handler import verified_claims
+from scripts import local
+from scripts.local.differences import LOCAL_DIFFERENCES
+
+SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "compose-spec" / "compose-spec.json"
+EXTRA_SERVICES = {local.DB_SERVICE, local.MAIL_SERVICE}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    cfg = load_config()
+    out = tmp_path_factory.mktemp("local")
+    project = local.write_project(cfg, out / "project", state_dir=out / "state")
+    text = (out / "project" / local.COMPOSE_FILE).read_text()
+    return cfg, out, project, yaml.safe_load(text)
+
+
+@pytest.fixture(scope="module")
+def cluster(written):
+    """The chart as `make synth` renders it for the same environment (not the renderer's copy)."""
+    cfg = written[0]
+    return render_supabase(cfg, local.LOCAL_ENV, from_config(cfg, local.LOCAL_ENV))
+
+
+def _unescape(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("$$", "$")
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unescape(v) for k, v in value.items()}
+    return value
+
+
+def _containers(objects):
+    for o in objects:
+        if o["kind"] == "Deployment":
+            for index, c in enumerate(o["spec"]["template"]["spec"]["containers"]):
+                yield (
+                    o["metadata"]["name"],
+                    (o["metadata"]["name"] if index == 0 else f"{o['metadata']['name']}-{c['name']}"),
+                    c,
+                )
+
+
+def _cluster_env(container, secrets_by_name, config_maps) -> dict[str, str]:
+    """The container's env as the kubelet would set it in the cluster, downward API unknown."""
+    env: dict[str, str] = {}
+    for e in container.get("env", []):
+        source = e.get("valueFrom", {})
+        if "value" in e:
+            value = e["value"]
+        elif "secretKeyRef" in source:
+            value = secrets_by_name[source["secretKeyRef"]["name"]][source["secretKeyRef"]["key"]]
+        elif "configMapKeyRef" in source:
+            value = config_maps[source["configMapKeyRef"]["name"]]["data"][source["configMapKeyRef"]["key"]]
+        else:
+            value = f"<downward API {json.dumps(source)}>"
+        env[e["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)
+    return env
+
+
+def env_differences(cluster_objects, compose, slots, values) -> set[tuple[str, str]]:
+    """(component, env var) wherever the Compose service's env differs from the cluster's."""
+    secrets_by_name = local.rendered_secrets(cluster_objects, values, slots)
+    config_maps = {o["metadata"]["name"]: o for o in cluster_objects if o["kind"] == "ConfigMap"}
+    found = set()
+    for component, service, container in _containers(cluster_objects):
+        expected = _cluster_env(container, secrets_by_name, config_maps)
+        actual = _unescape(compose["services"][service].get("environment", {}))
+        found |= {(component, k) for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k)}
+    return found
+
+
+DOCUMENTED = {(c, v) for d in LOCAL_DIFFERENCES for c, names in d.env for v in names}
+
+
+# --- The Compose Specification ---------------------------------------------------------------
+
+
+def test_rendered_file_is_valid_against_the_compose_spec_schema(written):
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(written[3])]
+    assert not errors
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda c: c["services"]["kong"].update(enviroment={"A": "1"}),
+        lambda c: c["services"]["db"]["networks"]["supabase"].update(aliases="db.example"),
+        lambda c: c["services"]["auth"].update(depends_on={"db": {"condition": "whenever"}}),
+    ],
+    ids=["misspelled-key", "aliases-not-a-list", "unknown-condition"],
+)
+def test_the_schema_refuses_a_broken_file(written, break_it):
+    broken = copy.deepcopy(written[3])
+    break_it(broken)
+    assert list(jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).iter_errors(broken))
+
+
+def test_every_dollar_is_escaped_from_compose_interpolation(written):
+    # Compose would substitute $VAR / ${VAR} from the host's shell; $$ is a literal dollar.
+    text = json.dumps(written[3]["services"])
+    assert not re.search(r"\$(?!\$)", text.replace("$$", ""))
+    realtime = _unescape(written[3]["services"]["realtime"])
+    assert realtime["entrypoint"] == list(components.REALTIME_COMMAND)
+    assert realtime["command"] == list(components.REALTIME_ARGS)
+
+
+# --- One source of truth ---------------------------------------------------------------------
+
+
+def test_every_deployment_container_is_a_service_and_nothing_else(written, cluster):
+    expected = {service for _, service, _ in _containers(cluster[CHART_ID])}
+    assert set(written[3]["services"]) == expected | EXTRA_SERVICES
+
+
+def test_environment_equals_the_manifest_but_for_documented_differences(written, cluster):
+    _, _, project, compose = written
+    found = env_differences(cluster[CHART_ID], compose, project.secrets, project.values)
+    assert found - DOCUMENTED == set(), "differences not in scripts/local/differences.py"
+    assert DOCUMENTED - found == set(), "claimed in differences.py but not different (stale claim)"
+
+
+def test_an_env_var_added_to_the_cluster_but_not_locally_is_caught(written, cluster):
+    _, _, project, compose = written
+    objects = copy.deepcopy(cluster[CHART_ID])
+    auth = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "auth")
+    auth["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "GOTRUE_NEW_SETTING", "value": "1"})
+    found = env_differences(objects, compose, project.secrets, project.values)
+    assert ("auth", "GOTRUE_NEW_SETTING") in found - DOCUMENTED
+
+
+def test_image_command_args_ports_and_hardening_equal_the_cluster(written, cluster):
+    services = _unescape(written[3]["services"])
+    for _, service, container in _containers(cluster[CHART_ID]):
+        s = services[service]
+        assert s["image"] == container["image"], service
+        assert s.get("entrypoint") == container.get("command"), service
+        assert s.get("command") == container.get("args"), service
+        if "network_mode" not in s:
+            assert s["expose"] == [str(p["containerPort"]) for p in container["ports"]], service
+        ctx = container["securityContext"]
+        assert s["user"] == f"{ctx['runAsUser']}:{ctx['runAsGroup']}"
+        assert s["read_only"] is True and s["cap_drop"] == ["ALL"]
+    tags = {images.Image(repository=r, tag=t).ref for r, t in (s["image"].rsplit(":", 1) for s in services.values())}
+    assert all(not ref.endswith(":latest") for ref in tags)
+
+
+def test_database_is_the_bootstrap_jobs_postgres_at_the_rds_engine_version(written, cluster):
+    cfg, _, _, compose = written
+    job = next(o for o in cluster[BOOTSTRAP_CHART_ID] if o["kind"] == "Job")
+    db_image = compose["services"][local.DB_SERVICE]["image"]
+    assert db_image == job["spec"]["template"]["spec"]["containers"][0]["image"] == images.POSTGRES_CLIENT.ref
+    engine = cfg.environments[local.LOCAL_ENV].database.engine_version
+    assert db_image.split(":")[1].startswith(f"{engine}-"), (db_image, engine)
+
+
+def test_database_answers_on_the_rds_endpoint_names(written):
+    _, _, project, compose = written
+    aliases = compose["services"][local.DB_SERVICE]["networks"][local.NETWORK]["aliases"]
+    assert aliases == [project.values.db_host, project.values.db_read_host]
+
+
+def test_service_dns_names_are_network_aliases(written, cluster):
+    services = written[3]["services"]
+    for component, service, _ in _containers(cluster[CHART_ID]):
+        if service == component:
+            assert f"{component}.supabase.svc.cluster.local" in services[service]["networks"][local.NETWORK]["aliases"]
+        else:
+            assert services[service]["network_mode"] == f"service:{component}"
+
+
+# --- Swapped pieces --------------------------------------------------------------------------
+
+
+def test_storage_uses_the_file_backend_on_a_persistent_mount(written):
+    _, out, _, compose = written
+    storage = compose["services"]["storage"]
+    assert storage["environment"]["STORAGE_BACKEND"] == "file"
+    path = storage["environment"]["FILE_STORAGE_BACKEND_PATH"]
+    assert f"{out / 'state' / 'storage'}:{path}" in storage["volumes"]
+
+
+def test_the_repositorys_functions_directory_is_mounted_into_the_edge_runtime(written):
+    functions = written[3]["services"]["functions"]
+    assert f"{components.FUNCTIONS_DIR}:{components.FUNCTIONS_MOUNT}:ro" in functions["volumes"]
+    main = Path(functions["command"][-1].replace(components.FUNCTIONS_MOUNT, str(components.FUNCTIONS_DIR)))
+    assert (main / "index.ts").is_file()
+
+
+def test_kong_config_is_the_clusters_but_for_rate_limit_store_and_tracing(written, cluster):
+    _, out, project, _ = written
+    local_config = yaml.safe_load((out / "project" / "files/kong/kong-config/kong.yml").read_text())
+    template = next(o for o in cluster[CHART_ID] if o["metadata"]["name"] == "kong-config")
+    variables = {v.var: project.secrets[f"{v.key}#{v.property}"] for v in kong.SECRET_VALUES}
+    cluster_config = yaml.safe_load(
+        kong.render_template(template["spec"]["target"]["template"]["data"]["kong.yml"], variables)
+    )
+    assert local_config["services"] == cluster_config["services"]
+    assert local_config["consumers"] == cluster_config["consumers"]
+    plugins = {p["name"]: p for p in local_config["plugins"]}
+    assert "opentelemetry" not in plugins and plugins["rate-limiting"]["config"]["policy"] == "local"
+    assert "redis" not in plugins["rate-limiting"]["config"]
+
+
+# --- Local secrets ---------------------------------------------------------------------------
+
+
+def test_api_keys_are_minted_from_the_local_jwt_secret(written):
+    _, _, project, compose = written
+    secret = project.secrets[f"{SecretKeys.JWT}#secret"]
+    for field, role in (("anon_key", "anon"), ("service_role_key", "service_role")):
+        claims = verified_claims(project.secrets[f"{SecretKeys.API_KEYS}#{field}"], secret)
+        assert claims and claims["role"] == role
+    assert compose["services"]["auth"]["environment"]["GOTRUE_JWT_SECRET"] == secret
+    assert compose["services"]["studio"]["environment"]["SUPABASE_ANON_KEY"] == project.secrets["api-keys#anon_key"]
+
+
+def test_no_public_demo_value_and_no_secret_reused(written):
+    _, _, project, _ = written
+    values = [
+        v
+        for k, v in project.secrets.items()
+        if not k.startswith(f"{SecretKeys.DASHBOARD}#user") and "smtp#user" not in k
+    ]
+    assert not [v for v in values if any(d in v for d in PUBLIC_DEMO_VALUES)]
+    assert len(set(values)) == len(values)
+
+
+def test_a_rerender_keeps_the_secrets_the_database_was_initialised_with(written):
+    cfg, out, project, compose = written
+    again = local.write_project(cfg, out / "again", state_dir=out / "state")
+    assert again.secrets == project.secrets
+    assert set(again.compose["volumes"]) == set(compose["volumes"])
+    fresh = local.render_local(cfg, state_dir=out / "other")
+    assert fresh.secrets[f"{SecretKeys.JWT}#secret"] != project.secrets[f"{SecretKeys.JWT}#secret"]
+    # New passwords, new database volume: never a database whose passwords nobody has.
+    assert set(fresh.compose["volumes"]) != set(compose["volumes"])
+
+
+def test_a_secret_the_cluster_reads_but_local_cannot_make_stops_the_render(cluster, written):
+    objects = copy.deepcopy(cluster[CHART_ID])
+    es = next(o for o in objects if o["kind"] == "ExternalSecret")
+    es["spec"]["data"][0]["remoteRef"]["property"] = "brand_new_property"
+    with pytest.raises(local.LocalRenderError, match="brand_new_property"):
+        local.local_secret_values(objects, written[2].values)
+
+
+def test_eso_functions_match_the_charts_own_renderer_and_go():
+    template = "a: {{ .x | toJson }}"
+    assert local.render_eso_template(template, {"x": 'p"q\\'}) == kong.render_template(template, {"x": 'p"q\\'})
+    # Go's url.QueryEscape: space -> '+', everything reserved percent-encoded.
+    assert local.render_eso_template("{{ .x | urlquery }}", {"x": "a b/c?d&e@f~"}) == "a+b%2Fc%3Fd%26e%40f~"
+    assert local.render_eso_template('{{ .x | replace "\\"" "\\"\\"" }}', {"x": 'a"b'}) == 'a""b'
+    with pytest.raises(local.LocalRenderError):
+        local.render_eso_template("{{ .x | b64enc }}", {"x": "a"})
+
+
+# --- TLS to the database ---------------------------------------------------------------------
+
+
+def test_db_certificate_passes_verify_full_with_the_mounted_ca(written):
+    """A real TLS handshake: the db's certificate against the CA mounted where the RDS CA was,
+    checked for the hostname the services dial (what sslmode=verify-full does)."""
+    _, out, project, compose = written
+    files = out / "project" / "files"
+    assert (files / rds_ca.VOLUME / rds_ca.KEY).read_text() in compose["services"]["meta"]["environment"][
+        "PG_META_DB_SSL_ROOT_CERT"
+    ]
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(files / "db/tls/server.crt", files / "db/tls/server.key")
+    client_ctx = ssl.create_default_context(cafile=str(files / rds_ca.VOLUME / rds_ca.KEY))
+    for host, ok in ((project.values.db_host, True), (project.values.db_read_host, True), ("db.elsewhere", False)):
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+
+            def serve(listener=listener):
+                conn, _ = listener.accept()
+                try:
+                    with server_ctx.wrap_socket(conn, server_side=True):
+                        pass
+                except (ssl.SSLError, OSError):
+                    pass
+
+            thread = threading.Thread(target=serve)
+            thread.start()
+            try:
+                with socket.create_connection(("127.0.0.1", port)) as raw:
+                    if ok:
+                        with client_ctx.wrap_socket(raw, server_hostname=host) as tls:
+                            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+                    else:
+                        with pytest.raises(ssl.SSLCertVerificationError):
+                            client_ctx.wrap_socket(raw, server_hostname=host)
+            finally:
+                thread.join(timeout=5)
+
+
+def test_command_line_is_printed_with_the_project_path(capsys):
+    from scripts.local.__main__ import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert main(["local", "config/default.yaml", f"{tmp}/p", f"{tmp}/state"]) == 0
+    out = capsys.readouterr().out
+    assert f"docker compose -f {tmp}/p/{local.COMPOSE_FILE} up" in out
