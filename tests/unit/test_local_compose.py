@@ -162,7 +162,7 @@ def test_an_env_var_added_to_the_cluster_but_not_locally_is_caught(written, clus
     assert ("auth", "GOTRUE_NEW_SETTING") in found - DOCUMENTED
 
 
-def test_image_command_args_ports_and_hardening_equal_the_cluster(written, cluster):
+def test_image_command_args_ports_hardening_and_limits_equal_the_cluster(written, cluster):
     services = _unescape(written[3]["services"])
     for _, service, container in _containers(cluster[CHART_ID]):
         s = services[service]
@@ -174,6 +174,10 @@ def test_image_command_args_ports_and_hardening_equal_the_cluster(written, clust
         ctx = container["securityContext"]
         assert s["user"] == f"{ctx['runAsUser']}:{ctx['runAsGroup']}"
         assert s["read_only"] is True and s["cap_drop"] == ["ALL"]
+        limits = container["resources"]["limits"]
+        millicores = int(limits["cpu"][:-1]) if limits["cpu"].endswith("m") else int(limits["cpu"]) * 1000
+        assert round(s["cpus"] * 1000) == millicores, service
+        assert s["mem_limit"] == limits["memory"].replace("Mi", "m").replace("Gi", "g"), service
     tags = {images.Image(repository=r, tag=t).ref for r, t in (s["image"].rsplit(":", 1) for s in services.values())}
     assert all(not ref.endswith(":latest") for ref in tags)
 
