@@ -102,8 +102,8 @@ promises: install ## the README's promises, each with the tests that guard it (c
 cost: install ## monthly cost estimate of every environment of CONFIG (pinned prices), with savings and budget warnings
 	@$(VENV)/bin/python -m scripts.cost $(CONFIG)
 
-local: install ## render the Supabase stack of CONFIG's dev environment as Docker Compose (cdk.out/local) and say how to start it
-	@$(VENV)/bin/python -m scripts.local $(CONFIG) cdk.out/local
+local: install ## render the Supabase stack of CONFIG's dev environment (or ENV) as Docker Compose in cdk.out/local and say how to start it
+	@$(VENV)/bin/python -m scripts.local --config $(CONFIG) --out cdk.out/local $(if $(ENV),--env $(ENV),)
 
 diff: install ## cdk diff for ENV (needs credentials for its account)
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }

@@ -1,7 +1,7 @@
 """`make local`: the Supabase chart of one environment, rendered as a Docker Compose project.
 
 Nothing about a service is written twice. The renderer takes the objects the cluster gets
-(`k8s_charts.supabase.chart.render_supabase` for the config's `LOCAL_ENV`), fills each
+(`k8s_charts.supabase.chart.render_supabase` for one environment, `dev` by default), fills each
 ExternalSecret template with locally generated values, and turns each Deployment container
 into a Compose service with the same image, command, args, env, ports, user and limits. The
 ways it departs from the cluster are the table in `scripts/local/differences.py`; the
@@ -41,7 +41,7 @@ from k8s_charts.aws_values import AwsValues, from_config
 from k8s_charts.supabase import components, images, rds_ca
 from k8s_charts.supabase.bootstrap import SQL_DIR, SQL_FILE
 from k8s_charts.supabase.chart import CHART_ID, render_supabase
-from k8s_charts.supabase.props import CLUSTER_DOMAIN, NAMESPACE, service_host
+from k8s_charts.supabase.props import CLUSTER_DOMAIN, NAMESPACE, SupabaseProps, service_host
 from ops.mint_api_keys.handler import DEFAULT_EXPIRY_DAYS, DEFAULT_ISSUER, mint_keys, mint_metrics_token
 from scripts.local import differences as diff
 
@@ -264,7 +264,7 @@ class LocalProject:
     compose: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # path relative to the project dir -> text
     secrets: dict[str, str] = field(default_factory=dict)
-    cluster_objects: list[dict[str, Any]] = field(default_factory=list)
+    env_name: str = LOCAL_ENV
     values: AwsValues | None = None
 
 
@@ -290,16 +290,15 @@ def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, An
 
 
 def local_env_overrides() -> dict[str, dict[str, str]]:
-    """component -> env var -> local value: the env side of differences.LOCAL_DIFFERENCES."""
+    """component -> env var -> local value: the env side of differences.LOCAL_DIFFERENCES
+    (besides the public URL, replaced wherever a plain value starts with it)."""
     return {
         "auth": {
-            "API_EXTERNAL_URL": diff.LOCAL_API_URL,
             "GOTRUE_SMTP_HOST": MAIL_SERVICE,
             "GOTRUE_SMTP_PORT": str(MAIL_SMTP_PORT),
             "GOTRUE_TRACING_ENABLED": "false",
         },
-        "storage": {"STORAGE_PUBLIC_URL": diff.LOCAL_API_URL, "STORAGE_BACKEND": "file"},
-        "studio": {"SUPABASE_PUBLIC_URL": diff.LOCAL_API_URL},
+        "storage": {"STORAGE_BACKEND": "file"},
         "realtime": {"POD_IP": diff.REALTIME_ADDRESS},
     }
 
@@ -311,6 +310,7 @@ def container_env(
     config_maps: Mapping[str, dict[str, Any]],
     overrides: Mapping[str, str],
     ca_pem: str,
+    public_url: str,
 ) -> dict[str, str]:
     """The container's env as the kubelet would give it, with the local overrides applied."""
     env: dict[str, str] = {}
@@ -320,6 +320,8 @@ def container_env(
             value = overrides[name]
         elif "value" in entry:
             value = entry["value"]
+            if value.startswith(public_url):
+                value = diff.LOCAL_API_URL + value.removeprefix(public_url)
         elif "secretKeyRef" in entry.get("valueFrom", {}):
             ref = entry["valueFrom"]["secretKeyRef"]
             value = secrets_by_name[ref["name"]][ref["key"]]
@@ -443,19 +445,39 @@ def _escape_dollars(value: Any) -> Any:
     return value
 
 
+def local_environment(cfg: OrgConfig, requested: str | None = None) -> str:
+    """The environment whose chart runs locally: `requested`, else `dev`, else the first
+    non-production one."""
+    names = list(cfg.environments)
+    if requested is not None:
+        if requested not in cfg.environments:
+            raise LocalRenderError(f"ENV={requested!r} is not an environment of the config; fix: one of {names}")
+        return requested
+    if LOCAL_ENV in cfg.environments:
+        return LOCAL_ENV
+    candidates = [n for n, e in cfg.environments.items() if not e.production]
+    if not candidates:
+        raise LocalRenderError(
+            f"the config has no non-production environment; fix: name one with ENV= (one of {names})"
+        )
+    return candidates[0]
+
+
 def render_local(
     cfg: OrgConfig,
     *,
-    env_name: str = LOCAL_ENV,
+    env_name: str | None = None,
     stored: Mapping[str, str] | None = None,
     state_dir: Path = STATE_DIR,
 ) -> LocalProject:
+    env_name = local_environment(cfg, env_name)
     values = from_config(cfg, env_name)
     objects = render_supabase(cfg, env_name, values)[CHART_ID]
     slots = local_secret_values(objects, values, stored)
     secrets_by_name = rendered_secrets(objects, values, slots)
     config_maps = _by_kind(objects, "ConfigMap")
     overrides = local_env_overrides()
+    public_url = SupabaseProps.from_config(cfg, env_name, values).api_url
     db_hosts = [values.db_host, values.db_read_host]
     tls = mint_tls(db_hosts)
     files: dict[str, str] = {}
@@ -473,6 +495,7 @@ def render_local(
                 config_maps=config_maps,
                 overrides=overrides.get(name, {}),
                 ca_pem=tls.ca_pem,
+                public_url=public_url,
             )
             ctx = container["securityContext"]
             limits = container["resources"]["limits"]
@@ -618,7 +641,7 @@ def render_local(
         "networks": {NETWORK: {"ipam": {"config": [{"subnet": str(subnet)}]}}},
         "volumes": {db_volume: {}},
     }
-    return LocalProject(compose=compose, files=files, secrets=slots, cluster_objects=objects, values=values)
+    return LocalProject(compose=compose, files=files, secrets=slots, env_name=env_name, values=values)
 
 
 def _check_acyclic(graph: Mapping[str, set[str]]) -> None:
@@ -638,7 +661,7 @@ def _check_acyclic(graph: Mapping[str, set[str]]) -> None:
 
 
 def write_project(
-    cfg: OrgConfig, outdir: Path, *, env_name: str = LOCAL_ENV, state_dir: Path = STATE_DIR
+    cfg: OrgConfig, outdir: Path, *, env_name: str | None = None, state_dir: Path = STATE_DIR
 ) -> LocalProject:
     """Render into `outdir`, keeping the secrets of an earlier render from `state_dir`."""
     secrets_path = state_dir / SECRETS_FILE

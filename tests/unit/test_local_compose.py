@@ -336,6 +336,21 @@ def test_command_line_is_printed_with_the_project_path(capsys):
     from scripts.local.__main__ import main
 
     with tempfile.TemporaryDirectory() as tmp:
-        assert main(["local", "config/default.yaml", f"{tmp}/p", f"{tmp}/state"]) == 0
-    out = capsys.readouterr().out
-    assert f"docker compose -f {tmp}/p/{local.COMPOSE_FILE} up" in out
+        assert main(["--config", "config/default.yaml", "--out", f"{tmp}/p", "--state", f"{tmp}/state"]) == 0
+        out = capsys.readouterr().out
+        assert f"docker compose -f {tmp}/p/{local.COMPOSE_FILE} up" in out
+        assert main(["--env", "nope", "--out", f"{tmp}/p", "--state", f"{tmp}/state"]) == 2
+        assert "ENV='nope' is not an environment of the config; fix: one of" in capsys.readouterr().err
+
+
+def test_second_organization_renders_its_first_non_production_environment(tmp_path):
+    """tests/fixtures' organization has no `dev`: its first non-production environment runs."""
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "fixtures" / "orgs" / "acme.yaml"))
+    project = local.write_project(cfg, tmp_path / "p", state_dir=tmp_path / "s")
+    assert project.env_name == next(n for n, e in cfg.environments.items() if not e.production)
+    schema = json.loads(SCHEMA.read_text())
+    assert not list(
+        jsonschema.Draft7Validator(schema).iter_errors(
+            yaml.safe_load((tmp_path / "p" / local.COMPOSE_FILE).read_text())
+        )
+    )
