@@ -218,6 +218,23 @@ class LocalTls:
     key_pem: str
 
 
+TLS_SLOTS = {"ca_pem": "local-tls#ca_pem", "cert_pem": "local-tls#cert_pem", "key_pem": "local-tls#key_pem"}
+
+
+def local_tls(hostnames: list[str], stored: Mapping[str, str]) -> LocalTls:
+    """The stored CA and certificate while they name `hostnames`, else new ones. Kept like the
+    secrets: a re-render must not hand clients a CA the running database's certificate is not from."""
+    if all(slot in stored for slot in TLS_SLOTS.values()):
+        kept = LocalTls(**{name: stored[slot] for name, slot in TLS_SLOTS.items()})
+        cert = x509.load_pem_x509_certificate(kept.cert_pem.encode())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+        if names == hostnames and cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC):
+            return kept
+    return mint_tls(hostnames)
+
+
 def mint_tls(hostnames: list[str], *, days: int = 825) -> LocalTls:
     """A CA and a server certificate for `hostnames` (the RDS endpoint names, aliased to db)."""
     now = datetime.datetime.now(datetime.UTC)
@@ -384,7 +401,7 @@ def local_kong_config(text: str) -> str:
     return yaml.safe_dump(config, sort_keys=False, width=1000)
 
 
-def _db_flags(cfg: OrgConfig, env_name: str, values: AwsValues) -> list[str]:
+def _db_flags(cfg: OrgConfig, env_name: str) -> list[str]:
     """The RDS parameter group as `postgres -c` flags (difference database-parameters)."""
     params = dict(rds_parameters(cfg.environments[env_name].database))
     translated = {"wal_level": "logical"} if params.pop("rds.logical_replication", "0") == "1" else {}
@@ -479,7 +496,8 @@ def render_local(
     overrides = local_env_overrides()
     public_url = SupabaseProps.from_config(cfg, env_name, values).api_url
     db_hosts = [values.db_host, values.db_read_host]
-    tls = mint_tls(db_hosts)
+    tls = local_tls(db_hosts, slots)
+    slots.update({slot: getattr(tls, name) for name, slot in TLS_SLOTS.items()})
     files: dict[str, str] = {}
     services: dict[str, dict[str, Any]] = {}
     dependencies: dict[str, set[str]] = {}
@@ -591,7 +609,7 @@ def render_local(
     services[DB_SERVICE] = {
         "image": images.POSTGRES_CLIENT.ref,
         "entrypoint": ["/bin/bash", "-c", prepare_key, "db"],
-        "command": ["postgres", *_db_flags(cfg, env_name, values)],
+        "command": ["postgres", *_db_flags(cfg, env_name)],
         "environment": {
             "POSTGRES_USER": MASTER_USER,
             "POSTGRES_PASSWORD": master_password,
@@ -635,6 +653,8 @@ def render_local(
             n: {"condition": "service_healthy" if n == DB_SERVICE else "service_started"} for n in sorted(needs)
         }
     subnet = ipaddress.ip_network(diff.SUBNET)
+    if ipaddress.ip_address(diff.REALTIME_ADDRESS) not in subnet:
+        raise LocalRenderError(f"REALTIME_ADDRESS {diff.REALTIME_ADDRESS} is outside SUBNET {subnet}")
     compose = {
         "name": PROJECT,
         "services": _escape_dollars(services),

@@ -63,8 +63,8 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
     Difference(
         name="database-ca",
         cluster="the region's Amazon RDS root CAs (ConfigMap rds-ca)",
-        local="a CA minted at render time; it signs the db certificate for both endpoint names and is "
-        "mounted at the same path",
+        local="a CA minted at the first render (kept in .local/secrets.json); it signs the db "
+        "certificate for both endpoint names and is mounted at the same path",
         why="clients keep verify-full and sslmode=require against a local server",
         env=(("meta", ("PG_META_DB_SSL_ROOT_CERT",)),),
     ),
