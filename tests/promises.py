@@ -412,6 +412,8 @@ PROMISES: tuple[Promise, ...] = (
         claim="The services keep their cluster DNS names as network aliases and the database answers on the RDS endpoint names",
         level=COMPONENT,
         guards=(
+            I + "test_local_bootstrap.py::test_services_reach_the_db_service_by_the_rds_name_with_their_tls_mode",
+            I + "test_local_bootstrap.py::test_verify_full_fails_for_a_name_the_certificate_does_not_carry",
             U + "test_local_compose.py::test_db_certificate_passes_verify_full_with_the_mounted_ca",
             U + "test_local_compose.py::test_service_dns_names_are_network_aliases",
             U + "test_local_compose.py::test_database_answers_on_the_rds_endpoint_names",
@@ -422,6 +424,7 @@ PROMISES: tuple[Promise, ...] = (
         claim="`database/bootstrap.sql` run with the Job's psql arguments as its init script",
         level=COMPONENT,
         guards=(
+            I + "test_local_bootstrap.py::test_postgres_meta_and_realtime_log_in_with_their_compose_env",
             I + "test_local_bootstrap.py::test_services_log_in_with_the_urls_their_compose_env_carries",
             I + "test_local_bootstrap.py::test_bootstrapped_like_rds",
             I + "test_local_bootstrap.py::test_the_init_script_is_the_jobs_psql_call",
@@ -432,7 +435,21 @@ PROMISES: tuple[Promise, ...] = (
         name="local database flags are the RDS parameter group",
         claim="with the RDS parameter group as server flags",
         level=COMPONENT,
-        guards=(I + "test_local_bootstrap.py::test_every_database_flag_is_a_postgresql_17_setting",),
+        guards=(
+            I + "test_local_bootstrap.py::test_db_service_runs_with_the_rds_parameters",
+            I + "test_local_bootstrap.py::test_db_service_refuses_connections_without_tls",
+            I + "test_local_bootstrap.py::test_every_database_flag_is_a_postgresql_17_setting",
+        ),
+    ),
+    Promise(
+        name="local db service started as composed",
+        claim="`make test` starts PostgreSQL 17 the way the `db` service starts",
+        level=COMPONENT,
+        guards=(
+            I + "test_local_bootstrap.py::test_services_reach_the_db_service_by_the_rds_name_with_their_tls_mode",
+            I + "test_local_bootstrap.py::test_postgres_meta_and_realtime_log_in_with_their_compose_env",
+            I + "test_local_bootstrap.py::test_db_service_runs_with_the_rds_parameters",
+        ),
     ),
     Promise(
         name="local storage and functions",
