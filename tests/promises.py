@@ -471,6 +471,15 @@ PROMISES: tuple[Promise, ...] = (
         ),
     ),
     Promise(
+        name="compose.yaml keeps the specification's rules beyond the schema",
+        claim="held to the rules the specification states beyond the schema",
+        level=REHEARSAL,
+        guards=(
+            U + "test_local_compose.py::test_rendered_project_keeps_composes_rules",
+            U + "test_local_compose.py::test_compose_rules_catch_a_broken_project",
+        ),
+    ),
+    Promise(
         name="local secrets generated once and kept",
         claim="Secrets are generated at the first `make local` and kept in `.local/secrets.json`",
         level=STATIC,

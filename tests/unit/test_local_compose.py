@@ -9,6 +9,7 @@ environment and its Deployment's must be claimed in scripts/local/differences.py
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import re
 import socket
@@ -136,6 +137,114 @@ def test_every_dollar_is_escaped_from_compose_interpolation(written):
     realtime = _unescape(written[3]["services"]["realtime"])
     assert realtime["entrypoint"] == list(components.REALTIME_COMMAND)
     assert realtime["command"] == list(components.REALTIME_ARGS)
+
+
+# --- Compose's rules beyond the schema (compose-spec 05-services.md / 07-volumes.md, same commit) ---
+
+
+def compose_rule_violations(compose: dict, project_dir: Path) -> list[str]:
+    """What Compose (or the engine under it) would refuse or silently get wrong."""
+    found = []
+    services, networks, volumes = compose["services"], compose.get("networks", {}), compose.get("volumes", {})
+    published: dict[str, str] = {}
+    for name, s in services.items():
+        mode = s.get("network_mode", "")
+        # "network_mode ... When set, the networks attribute is not allowed and Compose rejects any
+        # Compose file containing both attributes."
+        if mode and "networks" in s:
+            found.append(f"{name}: network_mode with networks")
+        # Docker refuses port publishing/exposing on a container that joins another's network.
+        if mode.startswith("service:") and ({"ports", "expose"} & set(s)):
+            found.append(f"{name}: ports/expose with {mode}")
+        if mode.startswith("service:") and mode.removeprefix("service:") not in services:
+            found.append(f"{name}: {mode} names no service")
+        for net, attachment in (s.get("networks") or {}).items():
+            # "The corresponding network configuration in the top-level networks section must have an
+            # ipam attribute with subnet configurations covering each static address."
+            address = (attachment or {}).get("ipv4_address")
+            subnets = [
+                ipaddress.ip_network(c["subnet"]) for c in networks.get(net, {}).get("ipam", {}).get("config", [])
+            ]
+            if net not in networks:
+                found.append(f"{name}: network {net} is not declared")
+            if address and not any(ipaddress.ip_address(address) in n for n in subnets):
+                found.append(f"{name}: {address} outside the ipam subnets of {net}")
+        for dep, condition in (s.get("depends_on") or {}).items():
+            if dep not in services:
+                found.append(f"{name}: depends_on unknown service {dep}")
+            # service_healthy: "as indicated by healthcheck" - a dependency without one never is.
+            elif condition.get("condition") == "service_healthy" and "healthcheck" not in services[dep]:
+                found.append(f"{name}: waits for {dep} to be healthy, which has no healthcheck")
+        for volume in s.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                # "short syntax creates a directory at the source path on the host if it doesn't
+                # exist": a missing file mount would silently become a directory.
+                path = project_dir / source if source.startswith(".") else Path(source)
+                if not path.exists():
+                    found.append(f"{name}: bind source {source} does not exist")
+            elif source not in volumes:
+                found.append(f"{name}: named volume {source} is not declared (07-volumes.md)")
+        for port in s.get("ports", []):
+            host = port.rsplit(":", 1)[0]
+            if host in published:
+                found.append(f"{name}: host port {host} already published by {published[host]}")
+            published[host] = name
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        if node in path:
+            found.append(f"depends_on cycle {' -> '.join((*path, node))}")
+            return
+        for dep in services.get(node, {}).get("depends_on") or {}:
+            visit(dep, (*path, node))
+
+    for name in services:
+        visit(name, ())
+    return found
+
+
+def test_rendered_project_keeps_composes_rules(written):
+    _, out, _, compose = written
+    assert compose_rule_violations(compose, out / "project") == []
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        (lambda c: c["services"]["pgbouncer-exporter"].update(networks={"supabase": {}}), "network_mode with networks"),
+        (lambda c: c["services"]["pgbouncer-exporter"].update(expose=["9127"]), "ports/expose with service:"),
+        (
+            lambda c: c["services"]["realtime"]["networks"]["supabase"].update(ipv4_address="10.0.0.9"),
+            "outside the ipam",
+        ),
+        (
+            lambda c: (
+                c["services"]["mail"].pop("healthcheck", None)
+                or c["services"]["auth"]["depends_on"].update(mail={"condition": "service_healthy"})
+            ),
+            "no healthcheck",
+        ),
+        (lambda c: c["services"]["db"]["volumes"].append("./files/db/missing.sh:/x.sh:ro"), "does not exist"),
+        (lambda c: c["services"]["db"]["volumes"].append("undeclared:/y"), "is not declared"),
+        (lambda c: c["services"]["mail"].update(ports=["127.0.0.1:54321:8025"]), "already published"),
+        (lambda c: c["services"]["db"].update(depends_on={"auth": {"condition": "service_started"}}), "cycle"),
+    ],
+    ids=[
+        "network-mode-and-networks",
+        "expose-in-shared-network",
+        "address-outside-subnet",
+        "healthy-without-healthcheck",
+        "missing-bind-source",
+        "undeclared-volume",
+        "host-port-twice",
+        "cycle",
+    ],
+)
+def test_compose_rules_catch_a_broken_project(written, break_it, expected):
+    _, out, _, compose = written
+    broken = copy.deepcopy(compose)
+    break_it(broken)
+    assert any(expected in v for v in compose_rule_violations(broken, out / "project"))
 
 
 # --- One source of truth ---------------------------------------------------------------------
