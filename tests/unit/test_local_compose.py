@@ -153,7 +153,8 @@ def compose_rule_violations(compose: dict, project_dir: Path) -> list[str]:
         # Compose file containing both attributes."
         if mode and "networks" in s:
             found.append(f"{name}: network_mode with networks")
-        # Docker refuses port publishing/exposing on a container that joins another's network.
+        # The engine refuses both on a container that joins another's network namespace (moby
+        # runconfig/errors.go: ErrConflictNetworkPublishPorts, ErrConflictNetworkExposePorts).
         if mode.startswith("service:") and ({"ports", "expose"} & set(s)):
             found.append(f"{name}: ports/expose with {mode}")
         if mode.startswith("service:") and mode.removeprefix("service:") not in services:
