@@ -316,6 +316,10 @@ def local_env_overrides() -> dict[str, dict[str, str]]:
             "GOTRUE_TRACING_ENABLED": "false",
         },
         "storage": {"STORAGE_BACKEND": "file"},
+        # Storage hands imgproxy `local:///<FILE_STORAGE_BACKEND_PATH>/...` for the file backend
+        # (a presigned S3 URL on the cluster), resolved under imgproxy's root: upstream's compose
+        # sets it to / as well.
+        "imgproxy": {"IMGPROXY_LOCAL_FILESYSTEM_ROOT": "/"},
         "realtime": {"POD_IP": diff.REALTIME_ADDRESS},
     }
 
@@ -498,6 +502,8 @@ def render_local(
     db_hosts = [values.db_host, values.db_read_host]
     tls = local_tls(db_hosts, slots)
     slots.update({slot: getattr(tls, name) for name, slot in TLS_SLOTS.items()})
+    storage_container = _by_kind(objects, "Deployment")["storage"]["spec"]["template"]["spec"]["containers"][0]
+    storage_path = next(e["value"] for e in storage_container["env"] if e["name"] == "FILE_STORAGE_BACKEND_PATH")
     files: dict[str, str] = {}
     services: dict[str, dict[str, Any]] = {}
     dependencies: dict[str, set[str]] = {}
@@ -561,7 +567,9 @@ def render_local(
                     mounts.append(f"./files/{name}/{volume['name']}:{target}:ro")
             if name == "storage":
                 # Inside the /tmp tmpfs, so objects outlive a restart (difference storage-backend).
-                mounts.append(f"{state_dir / 'storage'}:{env['FILE_STORAGE_BACKEND_PATH']}")
+                mounts.append(f"{state_dir / 'storage'}:{storage_path}")
+            if name == "imgproxy":
+                mounts.append(f"{state_dir / 'storage'}:{storage_path}:ro")
             if tmpfs:
                 service["tmpfs"] = tmpfs
             if mounts:

@@ -96,9 +96,10 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
     Difference(
         name="storage-backend",
         cluster="S3 bucket, credentials from the storage ServiceAccount's Pod Identity",
-        local="STORAGE_BACKEND=file: objects under FILE_STORAGE_BACKEND_PATH, a bind mount of .local/storage",
-        why="no S3 or IAM locally",
-        env=(("storage", ("STORAGE_BACKEND",)),),
+        local="STORAGE_BACKEND=file: objects under FILE_STORAGE_BACKEND_PATH, a bind mount of "
+        ".local/storage, also mounted read-only into imgproxy (root /) for image transformations",
+        why="no S3 or IAM locally; storage hands imgproxy local:// paths instead of presigned URLs",
+        env=(("storage", ("STORAGE_BACKEND",)), ("imgproxy", ("IMGPROXY_LOCAL_FILESYSTEM_ROOT",))),
     ),
     Difference(
         name="mail",

@@ -325,6 +325,10 @@ def test_storage_uses_the_file_backend_on_a_persistent_mount(written):
     assert storage["environment"]["STORAGE_BACKEND"] == "file"
     path = storage["environment"]["FILE_STORAGE_BACKEND_PATH"]
     assert f"{out / 'state' / 'storage'}:{path}" in storage["volumes"]
+    # Transformations: storage hands imgproxy local:///<path>/..., resolved under imgproxy's root.
+    imgproxy = compose["services"]["imgproxy"]
+    assert f"{out / 'state' / 'storage'}:{path}:ro" in imgproxy["volumes"]
+    assert imgproxy["environment"]["IMGPROXY_LOCAL_FILESYSTEM_ROOT"] == "/"
 
 
 def test_the_repositorys_functions_directory_is_mounted_into_the_edge_runtime(written):
