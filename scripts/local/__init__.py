@@ -56,6 +56,8 @@ SECRETS_FILE = "secrets.json"
 DB_SERVICE = "db"
 MAIL_SERVICE = "mail"
 # Mailpit: a maintained SMTP catcher with a web inbox (the supabase CLI ships an equivalent).
+# Left without SMTP auth, it advertises no AUTH, so GoTrue's mailer sends without logging in
+# (Go's PLAIN auth refuses to send credentials unencrypted to a host other than localhost).
 MAIL_IMAGE = images.Image(repository="axllent/mailpit", tag="v1.26.1")
 MAIL_SMTP_PORT = 1025
 MAIL_UI_CONTAINER_PORT = 8025
@@ -649,7 +651,6 @@ def render_local(
     }
     services[MAIL_SERVICE] = {
         "image": MAIL_IMAGE.ref,
-        "environment": {"MP_SMTP_AUTH_ACCEPT_ANY": "1", "MP_SMTP_AUTH_ALLOW_INSECURE": "1"},
         "expose": [str(MAIL_SMTP_PORT)],
         "ports": [f"127.0.0.1:{diff.MAIL_UI_PORT}:{MAIL_UI_CONTAINER_PORT}"],
         "networks": {NETWORK: {}},
