@@ -31,9 +31,6 @@ class Difference:
     # component -> env vars whose value differs from (or is absent in) the rendered manifest
     env: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
-    def env_vars(self, component: str) -> tuple[str, ...]:
-        return next((names for c, names in self.env if c == component), ())
-
 
 LOCAL_DIFFERENCES: tuple[Difference, ...] = (
     Difference(
