@@ -54,12 +54,10 @@ COMPOSE_FILE = "compose.yaml"
 STATE_DIR = Path(__file__).resolve().parents[2] / ".local"
 SECRETS_FILE = "secrets.json"
 DB_SERVICE = "db"
-MAIL_SERVICE = "mail"
 # Mailpit: a maintained SMTP catcher with a web inbox (the supabase CLI ships an equivalent).
 # Left without SMTP auth, it advertises no AUTH, so GoTrue's mailer sends without logging in
 # (Go's PLAIN auth refuses to send credentials unencrypted to a host other than localhost).
 MAIL_IMAGE = images.Image(repository="axllent/mailpit", tag="v1.26.1")
-MAIL_SMTP_PORT = 1025
 MAIL_UI_CONTAINER_PORT = 8025
 DB_DATA = "/var/lib/postgresql/data"
 DB_TLS_DIR = "/etc/postgresql-local"
@@ -308,24 +306,6 @@ def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, An
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
-def local_env_overrides() -> dict[str, dict[str, str]]:
-    """component -> env var -> local value: the env side of differences.LOCAL_DIFFERENCES
-    (besides the public URL, replaced wherever a plain value starts with it)."""
-    return {
-        "auth": {
-            "GOTRUE_SMTP_HOST": MAIL_SERVICE,
-            "GOTRUE_SMTP_PORT": str(MAIL_SMTP_PORT),
-            "GOTRUE_TRACING_ENABLED": "false",
-        },
-        "storage": {"STORAGE_BACKEND": "file"},
-        # Storage hands imgproxy `local:///<FILE_STORAGE_BACKEND_PATH>/...` for the file backend
-        # (a presigned S3 URL on the cluster), resolved under imgproxy's root: upstream's compose
-        # sets it to / as well.
-        "imgproxy": {"IMGPROXY_LOCAL_FILESYSTEM_ROOT": "/"},
-        "realtime": {"POD_IP": diff.REALTIME_ADDRESS},
-    }
-
-
 def container_env(
     container: dict[str, Any],
     *,
@@ -355,7 +335,7 @@ def container_env(
         else:
             raise LocalRenderError(
                 f"{container['name']}: env {name} comes from {entry.get('valueFrom')}, which has no local "
-                "value; fix: add an override to scripts/local local_env_overrides and a row to differences.py"
+                "value; fix: give it a local value in scripts/local/differences.py"
             )
         env[name] = kubelet_expand(value, env)
     return env
@@ -499,7 +479,7 @@ def render_local(
     slots = local_secret_values(objects, values, stored)
     secrets_by_name = rendered_secrets(objects, values, slots)
     config_maps = _by_kind(objects, "ConfigMap")
-    overrides = local_env_overrides()
+    overrides = diff.env_overrides()
     public_url = SupabaseProps.from_config(cfg, env_name, values).api_url
     db_hosts = [values.db_host, values.db_read_host]
     tls = local_tls(db_hosts, slots)
@@ -594,7 +574,7 @@ def render_local(
             if any(h in haystack for h in db_hosts):
                 dependencies.setdefault(service_name, set()).add(DB_SERVICE)
             if name == "auth":
-                dependencies.setdefault(service_name, set()).add(MAIL_SERVICE)
+                dependencies.setdefault(service_name, set()).add(diff.MAIL_SERVICE)
             for other in _by_kind(objects, "Deployment"):
                 # Kong is reached only at request time, and Studio and the edge runtime call it.
                 if other not in (name, "kong") and service_host(other) in haystack:
@@ -649,9 +629,9 @@ def render_local(
         "networks": {NETWORK: {"aliases": db_hosts}},
         "restart": "unless-stopped",
     }
-    services[MAIL_SERVICE] = {
+    services[diff.MAIL_SERVICE] = {
         "image": MAIL_IMAGE.ref,
-        "expose": [str(MAIL_SMTP_PORT)],
+        "expose": [str(diff.MAIL_SMTP_PORT)],
         "ports": [f"127.0.0.1:{diff.MAIL_UI_PORT}:{MAIL_UI_CONTAINER_PORT}"],
         "networks": {NETWORK: {}},
         "restart": "unless-stopped",

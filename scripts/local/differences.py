@@ -17,6 +17,9 @@ STUDIO_PORT = 54323
 MAIL_UI_PORT = 54324
 LOCAL_API_URL = f"http://localhost:{API_PORT}"
 
+MAIL_SERVICE = "mail"
+MAIL_SMTP_PORT = 1025
+
 # A fixed subnet so Realtime can be given the address its Erlang node name needs (below).
 SUBNET = "172.30.54.0/24"
 REALTIME_ADDRESS = "172.30.54.40"
@@ -28,8 +31,9 @@ class Difference:
     cluster: str
     local: str
     why: str
-    # component -> env vars whose value differs from (or is absent in) the rendered manifest
-    env: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (component, env var, local value) where the value differs from the rendered manifest; None
+    # when it follows from another difference (the public URL inside a value, a $(VAR) expansion)
+    env: tuple[tuple[str, str, str | None], ...] = ()
 
 
 LOCAL_DIFFERENCES: tuple[Difference, ...] = (
@@ -63,7 +67,7 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         local="a CA minted at the first render (kept in .local/secrets.json); it signs the db "
         "certificate for both endpoint names and is mounted at the same path",
         why="clients keep verify-full and sslmode=require against a local server",
-        env=(("meta", ("PG_META_DB_SSL_ROOT_CERT",)),),
+        env=(("meta", "PG_META_DB_SSL_ROOT_CERT", None),),
     ),
     Difference(
         name="secrets",
@@ -79,9 +83,9 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         local=f"{LOCAL_API_URL}: Kong published on 127.0.0.1:{API_PORT}",
         why="no load balancer or DNS locally",
         env=(
-            ("auth", ("API_EXTERNAL_URL",)),
-            ("storage", ("STORAGE_PUBLIC_URL",)),
-            ("studio", ("SUPABASE_PUBLIC_URL",)),
+            ("auth", "API_EXTERNAL_URL", None),
+            ("storage", "STORAGE_PUBLIC_URL", None),
+            ("studio", "SUPABASE_PUBLIC_URL", None),
         ),
     ),
     Difference(
@@ -96,14 +100,16 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         local="STORAGE_BACKEND=file: objects under FILE_STORAGE_BACKEND_PATH, a bind mount of "
         ".local/storage, also mounted read-only into imgproxy (root /) for image transformations",
         why="no S3 or IAM locally; storage hands imgproxy local:// paths instead of presigned URLs",
-        env=(("storage", ("STORAGE_BACKEND",)), ("imgproxy", ("IMGPROXY_LOCAL_FILESYSTEM_ROOT",))),
+        # Storage hands imgproxy `local:///<FILE_STORAGE_BACKEND_PATH>/...` for the file backend,
+        # resolved under imgproxy's root; upstream's compose sets it to / as well.
+        env=(("storage", "STORAGE_BACKEND", "file"), ("imgproxy", "IMGPROXY_LOCAL_FILESYSTEM_ROOT", "/")),
     ),
     Difference(
         name="mail",
         cluster="Amazon SES SMTP (email-smtp.<region>.amazonaws.com:587)",
-        local=f"service `mail` (Mailpit) on port 1025; its inbox on 127.0.0.1:{MAIL_UI_PORT}",
+        local=f"service `{MAIL_SERVICE}` (Mailpit) on port {MAIL_SMTP_PORT}; its inbox on 127.0.0.1:{MAIL_UI_PORT}",
         why="confirmation and magic-link mails stay on the machine",
-        env=(("auth", ("GOTRUE_SMTP_HOST", "GOTRUE_SMTP_PORT")),),
+        env=(("auth", "GOTRUE_SMTP_HOST", MAIL_SERVICE), ("auth", "GOTRUE_SMTP_PORT", str(MAIL_SMTP_PORT))),
     ),
     Difference(
         name="rate-limit-store",
@@ -116,7 +122,7 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         cluster="OTLP to the collector in the observability namespace, on to X-Ray",
         local="no collector: Kong's opentelemetry plugin is left out of kong.yml, GoTrue's tracing is off",
         why="exporters would only log failed sends",
-        env=(("auth", ("GOTRUE_TRACING_ENABLED",)),),
+        env=(("auth", "GOTRUE_TRACING_ENABLED", "false"),),
     ),
     Difference(
         name="realtime-node",
@@ -124,7 +130,7 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         local=f"POD_IP is the fixed address {REALTIME_ADDRESS} the service gets on the Compose network",
         why="Compose has no downward API; the DNS cluster strategy finds the same address through "
         "the headless Service's name, an alias of the service",
-        env=(("realtime", ("POD_IP", "RELEASE_NODE")),),
+        env=(("realtime", "POD_IP", REALTIME_ADDRESS), ("realtime", "RELEASE_NODE", None)),
     ),
     Difference(
         name="functions",
@@ -141,3 +147,13 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         why="Compose has none of these; the workloads themselves are unchanged",
     ),
 )
+
+
+def env_overrides() -> dict[str, dict[str, str]]:
+    """component -> env var -> local value, the set values of the table above."""
+    out: dict[str, dict[str, str]] = {}
+    for difference in LOCAL_DIFFERENCES:
+        for component, var, value in difference.env:
+            if value is not None:
+                out.setdefault(component, {})[var] = value
+    return out

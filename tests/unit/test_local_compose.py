@@ -31,10 +31,10 @@ from k8s_charts.supabase import components, images, kong, rds_ca
 from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, render_supabase
 from ops.mint_api_keys.handler import verified_claims
 from scripts import local
-from scripts.local.differences import LOCAL_DIFFERENCES
+from scripts.local.differences import LOCAL_DIFFERENCES, MAIL_SERVICE
 
 SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "compose-spec" / "compose-spec.json"
-EXTRA_SERVICES = {local.DB_SERVICE, local.MAIL_SERVICE}
+EXTRA_SERVICES = {local.DB_SERVICE, MAIL_SERVICE}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def env_differences(cluster_objects, compose, slots, values) -> set[tuple[str, s
     return found
 
 
-DOCUMENTED = {(c, v) for d in LOCAL_DIFFERENCES for c, names in d.env for v in names}
+DOCUMENTED = {(c, v) for d in LOCAL_DIFFERENCES for c, v, _ in d.env}
 
 
 # --- The Compose Specification ---------------------------------------------------------------
