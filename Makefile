@@ -32,7 +32,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY_DISABLED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help install synth lint test test-unit bench promises cost diff deploy bootstrap clean
+.PHONY: help install synth lint test test-unit bench promises cost local diff deploy bootstrap clean
 
 help: ## list the targets and the variables they read
 	@echo "targets:"
@@ -101,6 +101,9 @@ promises: install ## the README's promises, each with the tests that guard it (c
 
 cost: install ## monthly cost estimate of every environment of CONFIG (pinned prices), with savings and budget warnings
 	@$(VENV)/bin/python -m scripts.cost $(CONFIG)
+
+local: install ## render the Supabase stack of CONFIG's dev environment (or ENV) as Docker Compose in cdk.out/local and say how to start it
+	@$(VENV)/bin/python -m scripts.local --config $(CONFIG) --out cdk.out/local $(if $(ENV),--env $(ENV),)
 
 diff: install ## cdk diff for ENV (needs credentials for its account)
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }

@@ -396,6 +396,109 @@ PROMISES: tuple[Promise, ...] = (
             U + "test_supabase_handoffs.py::test_saml_key_is_read_from_the_shared_secret_name",
         ),
     ),
+    # For application developers: Local stack
+    Promise(
+        name="make local renders the cluster's own chart",
+        claim="each Deployment container becomes a Compose service with the same image, command, arguments, environment, user, read-only root and limits",
+        level=STATIC,
+        guards=(
+            U + "test_local_compose.py::test_image_command_args_ports_hardening_and_limits_equal_the_cluster",
+            U + "test_local_compose.py::test_every_deployment_container_is_a_service_and_nothing_else",
+            U + "test_local_compose.py::test_environment_equals_the_manifest_but_for_documented_differences",
+        ),
+    ),
+    Promise(
+        name="local env differs only where documented",
+        claim="A service's environment differs from its Kubernetes manifest only where `scripts/local/differences.py` says so",
+        level=STATIC,
+        guards=(
+            U + "test_local_compose.py::test_environment_equals_the_manifest_but_for_documented_differences",
+            U + "test_local_compose.py::test_an_env_var_added_to_the_cluster_but_not_locally_is_caught",
+            U + "test_local_compose.py::test_kong_config_is_the_clusters_but_for_rate_limit_store_and_tracing",
+        ),
+    ),
+    Promise(
+        name="local URLs stay as rendered",
+        claim="The services keep their cluster DNS names as network aliases and the database answers on the RDS endpoint names",
+        level=COMPONENT,
+        guards=(
+            I + "test_local_bootstrap.py::test_services_reach_the_db_service_by_the_rds_name_with_their_tls_mode",
+            I + "test_local_bootstrap.py::test_verify_full_fails_for_a_name_the_certificate_does_not_carry",
+            U + "test_local_compose.py::test_db_certificate_passes_verify_full_with_the_mounted_ca",
+            U + "test_local_compose.py::test_service_dns_names_are_network_aliases",
+            U + "test_local_compose.py::test_database_answers_on_the_rds_endpoint_names",
+        ),
+    ),
+    Promise(
+        name="local database runs the RDS bootstrap on PostgreSQL 17",
+        claim="`database/bootstrap.sql` run with the Job's psql arguments as its init script",
+        level=COMPONENT,
+        guards=(
+            I + "test_local_bootstrap.py::test_postgres_meta_and_realtime_log_in_with_their_compose_env",
+            I + "test_local_bootstrap.py::test_services_log_in_with_the_urls_their_compose_env_carries",
+            I + "test_local_bootstrap.py::test_bootstrapped_like_rds",
+            I + "test_local_bootstrap.py::test_the_init_script_is_the_jobs_psql_call",
+            U + "test_local_compose.py::test_database_is_the_bootstrap_jobs_postgres_at_the_rds_engine_version",
+        ),
+    ),
+    Promise(
+        name="local database flags are the RDS parameter group",
+        claim="with the RDS parameter group as server flags",
+        level=COMPONENT,
+        guards=(
+            I + "test_local_bootstrap.py::test_db_service_runs_with_the_rds_parameters",
+            I + "test_local_bootstrap.py::test_db_service_refuses_connections_without_tls",
+            I + "test_local_bootstrap.py::test_every_database_flag_is_a_postgresql_17_setting",
+        ),
+    ),
+    Promise(
+        name="local db service started as composed",
+        claim="`make test` starts PostgreSQL 17 the way the `db` service starts",
+        level=COMPONENT,
+        guards=(
+            I + "test_local_bootstrap.py::test_services_reach_the_db_service_by_the_rds_name_with_their_tls_mode",
+            I + "test_local_bootstrap.py::test_postgres_meta_and_realtime_log_in_with_their_compose_env",
+            I + "test_local_bootstrap.py::test_db_service_runs_with_the_rds_parameters",
+        ),
+    ),
+    Promise(
+        name="local storage and functions",
+        claim="Storage keeps objects on the file backend in `.local/storage`, and the edge runtime serves the repository's `functions/` directory",
+        level=STATIC,
+        guards=(
+            U + "test_local_compose.py::test_storage_uses_the_file_backend_on_a_persistent_mount",
+            U + "test_local_compose.py::test_the_repositorys_functions_directory_is_mounted_into_the_edge_runtime",
+        ),
+    ),
+    Promise(
+        name="compose.yaml valid against the Compose Specification",
+        claim="`compose.yaml` is validated against the Compose Specification's JSON schema",
+        level=STATIC,
+        guards=(
+            U + "test_local_compose.py::test_rendered_file_is_valid_against_the_compose_spec_schema",
+            U + "test_local_compose.py::test_the_schema_refuses_a_broken_file",
+            U + "test_local_compose.py::test_every_dollar_is_escaped_from_compose_interpolation",
+        ),
+    ),
+    Promise(
+        name="compose.yaml keeps the specification's rules beyond the schema",
+        claim="held to the rules the specification states beyond the schema",
+        level=REHEARSAL,
+        guards=(
+            U + "test_local_compose.py::test_rendered_project_keeps_composes_rules",
+            U + "test_local_compose.py::test_compose_rules_catch_a_broken_project",
+        ),
+    ),
+    Promise(
+        name="local secrets generated once and kept",
+        claim="Secrets are generated at the first `make local` and kept in `.local/secrets.json`",
+        level=STATIC,
+        guards=(
+            U + "test_local_compose.py::test_a_rerender_keeps_the_secrets_the_database_was_initialised_with",
+            U + "test_local_compose.py::test_api_keys_are_minted_from_the_local_jwt_secret",
+            U + "test_local_compose.py::test_no_public_demo_value_and_no_secret_reused",
+        ),
+    ),
     # Disaster recovery
     Promise(
         name="each recovery objective is tied to the template",
