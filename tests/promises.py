@@ -661,6 +661,12 @@ PROMISES: tuple[Promise, ...] = (
         ),
     ),
     Promise(
+        name="smoke suite: leftovers of interrupted runs are swept",
+        claim="nothing younger, and nothing not named as a smoke run's, is touched",
+        level=COMPONENT,
+        guards=(U + "test_smoke_client.py::test_the_sweep_removes_only_what_interrupted_runs_left_long_ago",),
+    ),
+    Promise(
         name="smoke suite: each case fails when its rule breaks",
         claim="each case fails, still cleaning up, when the rule it checks is broken",
         level=COMPONENT,

@@ -34,6 +34,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -72,6 +73,12 @@ HIDDEN_OBJECT = frozenset({400, 401, 403, 404})
 # Today's route table gives the anon group the OpenAPI root (`rest-v1-read`); upstream limits
 # it to secret keys. tests/unit/test_smoke_client.py holds this to the rendered Kong config.
 OPENAPI_ROOT_PUBLIC = True
+# What an interrupted run leaves (a killed build never reaches its cleanup) is swept once it
+# is older than this, so a concurrent run's data is never touched.
+STALE_AFTER_SECONDS = 3600
+TEST_EMAIL_DOMAIN = "example.com"
+_RUN_BUCKET = re.compile(r"smoke-[0-9a-f]{8}")
+_RUN_EMAIL = re.compile(rf"smoke-[0-9a-f]{{8}}-[a-z]+@{re.escape(TEST_EMAIL_DOMAIN)}")
 _TOKENS = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*|sb_(?:publishable|secret)_[\w-]+")
 
 
@@ -137,6 +144,10 @@ class SmokeClient:
     # Every name a run creates carries it, so concurrent runs never touch each other's data.
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
+    @property
+    def bucket_name(self) -> str:
+        return f"smoke-{self.run_id}"
+
     # -- transport ------------------------------------------------------------------------
 
     def request(
@@ -199,14 +210,14 @@ class SmokeClient:
     # -- shared steps ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def test_user(self, label: str) -> Iterator[SmokeUser]:
+    def temporary_user(self, label: str) -> Iterator[SmokeUser]:
         """A confirmed user made with the admin API and deleted on the way out.
 
         The admin API rather than /signup: with autoconfirm off (this platform's setting)
         a sign-up mails a confirmation through SES, and a bounce from a made-up address
         would count against the sender's reputation.
         """
-        email = f"smoke-{self.run_id}-{label}@example.com"
+        email = f"smoke-{self.run_id}-{label}@{TEST_EMAIL_DOMAIN}"
         password = secrets.token_urlsafe(24)
         created = self.expect(
             self.request(
@@ -253,11 +264,74 @@ class SmokeClient:
 
     # -- cases ----------------------------------------------------------------------------
 
+    def sweep_stale(self) -> CheckResult:
+        """Removes test users, buckets and probe rows that an interrupted earlier run left
+        behind, once they are older than STALE_AFTER_SECONDS; nothing else matches."""
+
+        def check() -> str:
+            cutoff = datetime.now(UTC) - timedelta(seconds=STALE_AFTER_SECONDS)
+
+            def stale(item: dict[str, Any]) -> bool:
+                return datetime.fromisoformat(str(item["created_at"])) < cutoff
+
+            users = self.expect(
+                self.request("GET", "/auth/v1/admin/users?filter=smoke-&page=1&per_page=1000", key=self.keys.secret),
+                {200},
+                "GET /auth/v1/admin/users (secret key)",
+            ).json()["users"]
+            old_users = [u for u in users if _RUN_EMAIL.fullmatch(u.get("email") or "") and stale(u)]
+            for user in old_users:
+                self.expect(
+                    self.request("DELETE", f"/auth/v1/admin/users/{user['id']}", key=self.keys.secret),
+                    {200, 204},
+                    "DELETE of a stale test user",
+                )
+            buckets = self.expect(
+                self.request("GET", "/storage/v1/bucket", key=self.keys.secret), {200}, "GET /storage/v1/bucket"
+            ).json()
+            old_buckets = [b["id"] for b in buckets if _RUN_BUCKET.fullmatch(b.get("id") or "") and stale(b)]
+            for bucket in old_buckets:
+                objects = self.expect(
+                    self.request(
+                        "POST",
+                        f"/storage/v1/object/list/{bucket}",
+                        key=self.keys.secret,
+                        body={"prefix": "", "limit": 1000},
+                    ),
+                    {200},
+                    "listing of a stale bucket",
+                ).json()
+                if objects:
+                    self.expect(
+                        self.request(
+                            "DELETE",
+                            f"/storage/v1/object/{bucket}",
+                            key=self.keys.secret,
+                            body={"prefixes": [o["name"] for o in objects]},
+                        ),
+                        {200},
+                        "DELETE of a stale bucket's objects",
+                    )
+                self.expect(
+                    self.request("DELETE", f"/storage/v1/bucket/{bucket}", key=self.keys.secret),
+                    {200},
+                    "DELETE of a stale bucket",
+                )
+            stamp = urllib.parse.quote(cutoff.isoformat())
+            self.expect(
+                self.request("DELETE", f"/rest/v1/{SMOKE_TABLE}?created_at=lt.{stamp}", key=self.keys.secret),
+                {200, 204},
+                f"DELETE of stale {SMOKE_TABLE} rows",
+            )
+            return f"swept {len(old_users)} users and {len(old_buckets)} buckets left by interrupted runs"
+
+        return self._timed("sweep-stale", check)
+
     def auth_lifecycle(self) -> CheckResult:
         """Create, sign in, read the user, refresh, sign out (refresh revoked), delete."""
 
         def check() -> str:
-            with self.test_user("auth") as user:
+            with self.temporary_user("auth") as user:
                 session = self.sign_in(user)
                 if self._current_user_id(session) != user.id:
                     raise CheckFailed("GET /auth/v1/user returned another user")
@@ -321,7 +395,7 @@ class SmokeClient:
 
         def check() -> str:
             path = f"/rest/v1/{SMOKE_TABLE}"
-            with self.test_user("rest") as user:
+            with self.temporary_user("rest") as user:
                 session = self.sign_in(user)
                 rows = [
                     {"run_id": self.run_id, "label": "public", "is_public": True, "owner_id": None},
@@ -391,7 +465,7 @@ class SmokeClient:
         byte for byte through a signed URL without any key."""
 
         def check() -> str:
-            bucket, name = f"smoke-{self.run_id}", "large.bin"
+            bucket, name = self.bucket_name, "large.bin"
             data = os.urandom(LARGE_OBJECT_BYTES)
             self.expect(
                 self.request(
@@ -459,7 +533,7 @@ class SmokeClient:
         connection's key alone, one with a signed-in user's token."""
 
         def check() -> str:
-            with self.test_user("realtime") as user:
+            with self.temporary_user("realtime") as user:
                 session = self.sign_in(user)
                 url = self.realtime_url()
                 with connect(
@@ -548,6 +622,7 @@ class SmokeClient:
 
 
 CASES = (
+    "sweep_stale",
     "auth_lifecycle",
     "rest_rls",
     "rest_openapi_root",

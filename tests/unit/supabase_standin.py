@@ -25,6 +25,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from websockets.sync.server import serve
@@ -65,6 +66,7 @@ class State:
     refresh: dict[str, str] = field(default_factory=dict)  # refresh token -> user id
     rows: list[dict[str, Any]] = field(default_factory=list)
     buckets: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    bucket_created: dict[str, str] = field(default_factory=dict)
     signed: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     joins: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -222,11 +224,17 @@ class Platform:
                         "email": data["email"],
                         "password": data["password"],
                         "confirmed": bool(data.get("email_confirm")),
+                        "created_at": _now(),
                     }
                     users[user["id"]] = user
                     return 200, {"id": user["id"], "email": user["email"], "aud": "authenticated"}
                 if method == "GET" and path == "/admin/users":
-                    return 200, {"users": [{"id": u["id"], "email": u["email"]} for u in users.values()]}
+                    # GoTrue's `filter` matches a part of the e-mail address.
+                    needle = query.get("filter", [""])[0]
+                    listed = [u for u in users.values() if needle in u["email"]]
+                    return 200, {
+                        "users": [{"id": u["id"], "email": u["email"], "created_at": u["created_at"]} for u in listed]
+                    }
                 if method == "DELETE" and path.startswith("/admin/users/"):
                     user_id = path.rsplit("/", 1)[1]
                     if users.pop(user_id, None) is None:
@@ -285,12 +293,15 @@ class Platform:
             return 200, {"swagger": "2.0", "info": {"title": "PostgREST API"}, "paths": paths}
         if path != f"/{SMOKE_TABLE}" or self.faults.table_missing:
             return 404, {"code": "PGRST205", "message": f"Could not find the table 'public.{path[1:]}'"}
-        filters = {column: value[0].removeprefix("eq.") for column, value in query.items() if column in TABLE_COLUMNS}
-        if any(not query[c][0].startswith("eq.") for c in filters):
-            return 400, {"code": "PGRST100", "message": "only eq. filters in this stand-in"}
+        filters = {column: value[0].partition(".") for column, value in query.items() if column in TABLE_COLUMNS}
+        if any(op not in ("eq", "lt") or (op == "lt" and c != "created_at") for c, (op, _, _) in filters.items()):
+            return 400, {"code": "PGRST100", "message": "only eq. filters, and lt. on created_at, in this stand-in"}
 
         def matches(row: dict[str, Any]) -> bool:
-            return all(str(row[c]) == v for c, v in filters.items())
+            return all(
+                str(row[c]) == v if op == "eq" else datetime.fromisoformat(row[c]) < datetime.fromisoformat(v)
+                for c, (op, _, v) in filters.items()
+            )
 
         denied = (401 if who.role == "anon" else 403), {"code": "42501", "message": "permission denied"}
         with self.lock:
@@ -314,7 +325,7 @@ class Platform:
                         return 400, {"code": "22P02", "message": "invalid input syntax for type uuid"}
                     visible_at = time.monotonic() + self.faults.replica_lag_seconds
                     self.state.rows.append(
-                        {"id": str(uuid.uuid4()), "is_public": False, "owner_id": None, "created_at": "now"}
+                        {"id": str(uuid.uuid4()), "is_public": False, "owner_id": None, "created_at": _now()}
                         | row
                         | {"visible_at": visible_at}
                     )
@@ -353,11 +364,18 @@ class Platform:
                 # No storage policy admits the API roles to these buckets: RLS hides them.
                 return (400, {"error": "not_found"}) if method == "GET" else (403, {"error": "Unauthorized"})
             buckets = self.state.buckets
+            if path == "/bucket" and method == "GET":
+                return 200, [{"id": b, "name": b, "created_at": self.state.bucket_created[b]} for b in buckets]
+            if path.startswith("/object/list/") and method == "POST":
+                bucket = path.removeprefix("/object/list/")
+                prefix = json.loads(body).get("prefix", "")
+                return 200, [{"name": n} for n in buckets.get(bucket, {}) if n.startswith(prefix)]
             if path == "/bucket" and method == "POST":
                 spec = json.loads(body)
                 if spec.get("id") in buckets:
                     return 409, {"error": "Duplicate"}
                 buckets[spec["id"]] = {}
+                self.state.bucket_created[spec["id"]] = _now()
                 return 200, {"name": spec["id"]}
             if path.startswith("/bucket/") and method == "DELETE":
                 bucket = path.removeprefix("/bucket/")
@@ -366,6 +384,7 @@ class Platform:
                 if buckets[bucket]:
                     return 409, {"error": "Bucket not empty"}
                 del buckets[bucket]
+                del self.state.bucket_created[bucket]
                 return 200, {"message": "Successfully deleted"}
             if path.startswith("/object/sign/") and method == "POST":
                 bucket, _, name = path.removeprefix("/object/sign/").partition("/")
@@ -381,6 +400,9 @@ class Platform:
                 bucket, _, name = path.removeprefix("/object/").partition("/")
                 if bucket not in buckets:
                     return 404, {"error": "Bucket not found"}
+                if method == "DELETE" and not name:
+                    names = json.loads(body).get("prefixes", [])
+                    return 200, [{"name": n} for n in names if buckets[bucket].pop(n, None) is not None]
                 if method == "POST":
                     if len(body) > FILE_SIZE_LIMIT:
                         return 413, {"error": "Payload too large"}
@@ -484,6 +506,10 @@ class Platform:
                     }
                 )
             )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:
