@@ -214,7 +214,10 @@ def test_openapi_root_expectation_matches_the_rendered_gateway():
     chosen = max(serving, key=lambda s: (s[0], s[1]))[2]
     plugins = {p["name"]: p.get("config", {}) for p in chosen["plugins"]}
     public = "key-auth" in plugins and kong.GROUP_ANON in plugins["acl"]["allow"]
-    assert public is OPENAPI_ROOT_PUBLIC
+    assert public is OPENAPI_ROOT_PUBLIC, (
+        f"Kong's route {chosen['name']} gives the public key the OpenAPI root: {public}; set "
+        "ops.smoke.client.OPENAPI_ROOT_PUBLIC (and the stand-in's Faults.openapi_root_public) to match"
+    )
     assert Faults().openapi_root_public is OPENAPI_ROOT_PUBLIC
 
 
