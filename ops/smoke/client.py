@@ -73,6 +73,8 @@ HIDDEN_OBJECT = frozenset({400, 401, 403, 404})
 # Today's route table gives the anon group the OpenAPI root (`rest-v1-read`); upstream limits
 # it to secret keys. tests/unit/test_smoke_client.py holds this to the rendered Kong config.
 OPENAPI_ROOT_PUBLIC = True
+# A key no platform hands out, for the gateway's refusals.
+INVALID_KEY = "invalid-key"
 # What an interrupted run leaves (a killed build never reaches its cleanup) is swept once it
 # is older than this, so a concurrent run's data is never touched.
 STALE_AFTER_SECONDS = 3600
@@ -424,6 +426,13 @@ class SmokeClient:
                         "public key": (self.keys.public, None, {"public"}),
                         "signed-in user": (self.keys.public, session.access_token, {"public", "own"}),
                     }
+                    # An altered session token must be refused, not served as the anonymous role.
+                    tampered = session.access_token[:-2] + ("AA" if session.access_token[-2:] != "AA" else "BB")
+                    self.expect(
+                        self.request("GET", f"{path}?select=label", key=self.keys.public, token=tampered),
+                        REFUSED,
+                        f"GET {path} with an altered session token",
+                    )
                     wrong = {}
                     for who, (key, token, expected) in wanted.items():
                         seen = self._visible_labels(key=key, token=token, expected=expected)
@@ -590,10 +599,14 @@ class SmokeClient:
 
     def admin_routes(self) -> CheckResult:
         """The admin surfaces refuse the public key (and no key) while the secret key gets
-        through, so a refusal proves the rule and not a broken route."""
+        through, so a refusal proves the rule and not a broken route; without a valid key
+        the gateway answers nothing at all."""
 
         def check() -> str:
             probes: list[tuple[str, str | None, frozenset[int] | set[int], str | None]] = [
+                (f"/rest/v1/{SMOKE_TABLE}?select=label", None, {401}, None),
+                (f"/rest/v1/{SMOKE_TABLE}?select=label", INVALID_KEY, {401}, None),
+                ("/auth/v1/settings", INVALID_KEY, {401}, None),
                 ("/auth/v1/admin/users?per_page=1", self.keys.public, REFUSED, None),
                 ("/auth/v1/admin/users?per_page=1", self.keys.secret, {200}, None),
                 ("/pg/schemas", None, {401}, None),
@@ -609,13 +622,34 @@ class SmokeClient:
                     ("/api/mcp", self.keys.secret, {403}, self.studio_url),
                 ]
             for path, key, statuses, base in probes:
-                who = "no key" if key is None else ("secret key" if key == self.keys.secret else "public key")
+                who = {None: "no key", INVALID_KEY: "invalid key", self.keys.secret: "secret key"}.get(
+                    key, "public key"
+                )
                 self.expect(
                     self.request("GET", path, key=key, base_url=base), statuses, f"GET {base or ''}{path} ({who})"
                 )
             return f"{len(probes)} probes: admin routes refuse the public key and admit the secret key"
 
         return self._timed("admin-routes", check)
+
+    def auth_jwks(self) -> CheckResult:
+        """The signing keys' public half is open to anyone, and never a shared secret."""
+
+        def check() -> str:
+            document = self.expect(
+                self.request("GET", "/auth/v1/.well-known/jwks.json", key=None),
+                {200},
+                "GET /auth/v1/.well-known/jwks.json (no key)",
+            ).json()
+            keys = document.get("keys")
+            if not isinstance(keys, list):
+                raise CheckFailed("the JWKS document has no keys list")
+            # A symmetric key ("oct") in a public JWKS would hand out the means to forge tokens.
+            if any(k.get("kty") == "oct" or "d" in k for k in keys):
+                raise CheckFailed("the JWKS publishes secret key material")
+            return f"JWKS open with {len(keys)} public keys, no secret material"
+
+        return self._timed("auth-jwks", check)
 
     def run_all(self) -> list[CheckResult]:
         return [getattr(self, case)() for case in CASES]
@@ -624,6 +658,7 @@ class SmokeClient:
 CASES = (
     "sweep_stale",
     "auth_lifecycle",
+    "auth_jwks",
     "rest_rls",
     "rest_openapi_root",
     "storage_large_object",

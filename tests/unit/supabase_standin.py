@@ -47,6 +47,8 @@ class Faults:
     body_limit: int | None = None  # a proxy in front refuses larger bodies
     signed_url_corrupts: bool = False  # a signed URL serves different bytes
     admin_open_to_public: bool = False  # /pg/ admits the anon group
+    jwks_leaks_secret: bool = False  # the JWKS carries a symmetric key
+    tampered_token_is_anon: bool = False  # PostgREST serves an invalid JWT as the anon role
     function_static: bool = False  # hello ignores its input
     openapi_root_public: bool = True  # False: the root is admin-only, as upstream now has it
     realtime: str = "ok"  # "ok", "error" (tenant not found) or "silent"
@@ -173,6 +175,11 @@ class Platform:
         if path.startswith("/functions/v1/"):
             return self.functions(method, path.removeprefix("/functions/v1"), query, headers, body)
         admin_only = path.startswith("/pg/") or (path == "/rest/v1/" and not self.faults.openapi_root_public)
+        if path == "/auth/v1/.well-known/jwks.json":
+            public = {"kty": "EC", "crv": "P-256", "kid": "k1", "x": "eA", "y": "eQ", "alg": "ES256"}
+            return 200, {
+                "keys": [public] + ([{"kty": "oct", "k": "c2VjcmV0"}] if self.faults.jwks_leaks_secret else [])
+            }
         if not path.startswith(("/auth/v1/", "/rest/v1/", "/pg/")):
             return 404, {"message": "no Route matched with those values"}
         group = self.key_auth(headers.get("apikey"))
@@ -183,6 +190,8 @@ class Platform:
         if path.startswith("/pg/"):
             return 200, [{"name": "public"}, {"name": "storage"}]
         principal = self.principal(headers)
+        if principal is None and self.faults.tampered_token_is_anon and path.startswith("/rest/v1/"):
+            principal = Principal(role="anon")
         if principal is None:
             return 401, {"message": "invalid JWT"}
         if path.startswith("/auth/v1/"):
