@@ -96,7 +96,7 @@ def redis_host(cfg: OrgConfig, env_name: str) -> str:
 
 
 def smoke_role_name(env_name: str) -> str:
-    """Role in an environment's account that the pipeline's smoke tests assume (read the anon key)."""
+    """Role in an environment's account that the pipeline's smoke tests assume (read the API keys)."""
     return f"{env_name}-smoke-tests"
 
 

@@ -256,3 +256,34 @@ VALUES (20230328144023, now() AT TIME ZONE 'utc'),
        (20260326120000, now() AT TIME ZONE 'utc'),
        (20260528120000, now() AT TIME ZONE 'utc')
 ON CONFLICT (version) DO NOTHING;
+
+-- Smoke probe --------------------------------------------------------------------------
+-- The pipeline's live smoke suite (ops/smoke) proves row level security per API key on
+-- this table. It is made here, before the services start, because PostgREST reads its
+-- schema cache only at start (no NOTIFY pgrst through transaction pooling): a table the
+-- run created would stay invisible. Rows live only during a run, which deletes them with
+-- the secret key. The API roles may only read, under the policies below; writing is left
+-- to service_role, so no client can store anything here. Last in this file, so the grant
+-- of every public table to the API roles above is narrowed again on each run.
+CREATE TABLE IF NOT EXISTS public.smoke_rows (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id text NOT NULL CHECK (length(run_id) <= 64),
+    label text NOT NULL CHECK (length(label) <= 64),
+    is_public boolean NOT NULL DEFAULT false,
+    owner_id uuid,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE public.smoke_rows IS
+    'Platform smoke tests: rows exist only while a run is in progress; do not use.';
+ALTER TABLE public.smoke_rows ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.smoke_rows FROM anon, authenticated;
+GRANT SELECT ON public.smoke_rows TO anon, authenticated;
+GRANT ALL ON public.smoke_rows TO service_role;
+DROP POLICY IF EXISTS smoke_rows_public ON public.smoke_rows;
+CREATE POLICY smoke_rows_public ON public.smoke_rows FOR SELECT TO anon, authenticated
+    USING (is_public);
+-- The JWT's subject as text: an unset setting or a subject that is no uuid matches nothing
+-- instead of failing the query.
+DROP POLICY IF EXISTS smoke_rows_own ON public.smoke_rows;
+CREATE POLICY smoke_rows_own ON public.smoke_rows FOR SELECT TO authenticated
+    USING (owner_id::text = nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub');

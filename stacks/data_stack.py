@@ -171,7 +171,7 @@ class DataStack(cdk.Stack):
         self._outputs()
 
     def _smoke_tests_role(self, cfg: OrgConfig, env_name: str) -> None:
-        """The role the pipeline's smoke tests assume to read the anon key, and nothing else.
+        """The role the pipeline's smoke tests assume to read the API keys, and nothing else.
 
         Trusted through the tooling account's root with an aws:PrincipalArn condition rather than
         by naming the runner role as principal: IAM rejects a trust policy whose role principal
@@ -180,7 +180,7 @@ class DataStack(cdk.Stack):
         self.smoke_tests_policy = iam.ManagedPolicy(
             self,
             "SmokeTestsPolicy",
-            description="Read the API keys secret (the smoke tests use the anon key)",
+            description="Read the API keys secret (the smoke tests use the public and the secret key)",
             statements=[
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue"], resources=[self.api_keys_secret.secret_arn]
@@ -201,7 +201,7 @@ class DataStack(cdk.Stack):
             ),
             managed_policies=[self.smoke_tests_policy],
             max_session_duration=cdk.Duration.hours(1),
-            description=f"{env_name} smoke tests from the delivery pipeline: read the anon key",
+            description=f"{env_name} smoke tests from the delivery pipeline: read the API keys",
         )
 
     def _dns(self, cfg: OrgConfig, env_name: str, vpc: ec2.IVpc) -> None:

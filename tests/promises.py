@@ -750,6 +750,72 @@ PROMISES: tuple[Promise, ...] = (
             C + "test_supabase_manifests.py::test_strict_validation_catches_typos",
         ),
     ),
+    # Verification: the live smoke suite
+    Promise(
+        name="smoke suite: every case per key kind, keys opaque",
+        claim="runs every case once per key kind the secret holds",
+        level=COMPONENT,
+        guards=(
+            U + "test_smoke_client.py::test_the_live_suite_runs_every_case_per_key_kind_against_the_stand_in",
+            U + "test_smoke_client.py::test_every_case_passes_with_either_key_kind_and_leaves_nothing_behind",
+            U + "test_smoke_client.py::test_every_key_pair_in_secrets_manager_is_found_opaque_first",
+            U + "test_smoke_client.py::test_requests_carry_the_key_as_supabase_js_does",
+        ),
+    ),
+    Promise(
+        name="smoke suite: each case cleans up and hides secrets",
+        claim="Every case removes what it created, also when it fails, and never prints a key or token.",
+        level=COMPONENT,
+        guards=(
+            U + "test_smoke_client.py::test_each_case_fails_when_its_rule_breaks_and_still_cleans_up",
+            U + "test_smoke_client.py::test_every_case_passes_with_either_key_kind_and_leaves_nothing_behind",
+            U + "test_smoke_client.py::test_a_wrong_key_fails_every_case_without_leaking_it",
+            U + "test_smoke_client.py::test_cli_runs_every_case_for_each_key_kind_and_reports_failures",
+        ),
+    ),
+    Promise(
+        name="smoke suite: leftovers of interrupted runs are swept",
+        claim="nothing younger, and nothing not named as a smoke run's, is touched",
+        level=COMPONENT,
+        guards=(U + "test_smoke_client.py::test_the_sweep_removes_only_what_interrupted_runs_left_long_ago",),
+    ),
+    Promise(
+        name="smoke suite: each case fails when its rule breaks",
+        claim="each case fails, still cleaning up, when the rule it checks is broken",
+        level=COMPONENT,
+        guards=(
+            U + "test_smoke_client.py::test_each_case_fails_when_its_rule_breaks_and_still_cleans_up",
+            U + "test_smoke_client.py::test_openapi_root_follows_the_gateway_rule",
+            U + "test_smoke_client.py::test_realtime_join_without_reply_fails_within_the_timeout_and_deletes_its_user",
+            U + "test_smoke_client.py::test_a_hanging_api_fails_within_the_timeout",
+        ),
+    ),
+    Promise(
+        name="smoke suite: OpenAPI root expectation follows the gateway",
+        claim="the public key gets it or is refused, as the gateway's route table says",
+        level=STATIC,
+        guards=(U + "test_smoke_client.py::test_openapi_root_expectation_matches_the_rendered_gateway",),
+    ),
+    Promise(
+        name="smoke suite: the probe table on a fresh platform",
+        claim="the public key and users may only read it (public rows, and a user's own by the JWT's subject), only the secret key writes",
+        level=COMPONENT,
+        guards=(
+            I + "test_smoke_table.py::test_each_key_sees_the_rows_the_smoke_suite_expects",
+            I + "test_smoke_table.py::test_the_public_key_and_users_cannot_write",
+            I + "test_smoke_table.py::test_the_table_has_rls_and_the_columns_the_client_writes",
+            U + "test_smoke_client.py::test_every_case_passes_with_either_key_kind_and_leaves_nothing_behind",
+        ),
+    ),
+    Promise(
+        name="smoke suite: a Storage object above 6 MB and a signed URL",
+        claim="a 7 MiB object (above 6 MB) goes into a private bucket",
+        level=COMPONENT,
+        guards=(
+            U + "test_smoke_client.py::test_the_large_object_is_above_six_megabytes",
+            U + "test_smoke_client.py::test_each_case_fails_when_its_rule_breaks_and_still_cleans_up",
+        ),
+    ),
     # Versions
     Promise(
         name="images and charts pinned",
