@@ -426,6 +426,7 @@ PROMISES: tuple[Promise, ...] = (
         level=REHEARSAL,
         guards=(
             I + "test_key_rotation.py::test_rotation_keeps_sessions_and_legacy_keys_until_the_switch",
+            I + "test_key_rotation.py::test_rotating_the_legacy_jwt_secret_keeps_es256_sessions",
             U + "test_mint_keyset.py::TestRotation",
         ),
     ),

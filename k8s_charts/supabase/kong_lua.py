@@ -3,7 +3,8 @@
 Upstream's approach (supabase/supabase docker/volumes/api/kong.yml and kong-entrypoint.sh):
 request-transformer values of the form `$(<Lua expression>)` rewrite `Authorization`, and a
 post-function drops the header where the expression left it empty. Kong renders such values
-with Penlight's template engine, which writes `nil` as the empty string, inside a sandbox that
+with Penlight's template engine, which writes `tostring(expr or '')`, so an expression whose every
+clause fails (`nil` or `false`) leaves the header empty; it runs inside a sandbox that
 offers `headers`, `query_params` and `type` (Kong kong/plugins/request-transformer/access.lua).
 
 The expressions embed the keys as Lua string literals. Each `literals[var]` below is what the
@@ -61,9 +62,7 @@ def realtime_api_key(literals: Mapping[str, str], *, legacy: bool) -> str:
 
 
 def _template(clauses: list[str]) -> str:
-    # A chain of `and`/`or` whose every clause fails yields `false`, which would reach the
-    # upstream as the text "false"; the trailing nil makes it the empty value instead.
-    return "$(" + " or ".join([*clauses, "nil"]) + ")"
+    return "$(" + " or ".join(clauses) + ")"
 
 
 # post-function (access phase) after the transformer: an Authorization the expression left

@@ -55,8 +55,9 @@ consumer restart below, and each one waiting at least the access-token lifetime,
    The opaque `sb_...` keys clients embed do not change.
 3. `{"rotate":"retire"}`: the old key leaves the JWKS; tokens it signed are refused from then on.
 
-Rotating the legacy JWT secret (every consumer must change together; user sessions signed with the
-old secret end, so users sign in again; prefer switching legacy keys off):
+Rotating the legacy JWT secret (every consumer must change together; the legacy keys change, and
+so would HS256 sessions, but GoTrue signs sessions with the ES256 key, so those survive; prefer
+switching legacy keys off):
 
 1. Put a new random secret of at least 32 characters:
    `aws secretsmanager put-secret-value --secret-id <project>/<env>/jwt --secret-string '{"secret":"..."}'`

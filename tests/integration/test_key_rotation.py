@@ -228,3 +228,25 @@ def test_rotation_keeps_sessions_and_legacy_keys_until_the_switch(
         cluster.postgrest_claims(f"Bearer {legacy_anon}")
     assert rest_rows(cluster, todos_db, f"Bearer {alice_new}") == [(1,)]
     assert rest_rows(cluster, todos_db, cluster.gateway("rest-v1-read", {"apikey": publishable})["authorization"]) == []
+
+
+def test_rotating_the_legacy_jwt_secret_keeps_es256_sessions(stack_secrets, supabase_manifests, todos_db, monkeypatch):
+    """GoTrue signs sessions with the ES256 key now, so a new JWT secret replaces only the legacy keys."""
+    client, jwt_arn, keys_arn, _ = stack_secrets
+    monkeypatch.setenv("JWT_SECRET_ARN", jwt_arn)
+    monkeypatch.setenv("API_KEYS_SECRET_ARN", keys_arn)
+    handler.on_event(moto_minter.cfn_event("Create", jwt_arn, keys_arn), None)
+    cluster = Cluster(supabase_manifests, client, keys_arn, jwt_arn)
+    old_legacy = json.loads(client.get_secret_value(SecretId=keys_arn)["SecretString"])["anon_key"]
+    alice = cluster.gotrue_session("alice")
+
+    client.put_secret_value(SecretId=jwt_arn, SecretString=json.dumps({"secret": "n" * 48}))
+    handler.on_event({"source": "aws.secretsmanager", "detail-type": "AWS API Call via CloudTrail"}, None)
+    cluster.refresh()
+    new_legacy = json.loads(client.get_secret_value(SecretId=keys_arn)["SecretString"])["anon_key"]
+    assert new_legacy != old_legacy
+    assert rest_rows(cluster, todos_db, f"Bearer {alice}") == [(1,)]
+    assert rest_rows(cluster, todos_db, cluster.gateway("rest-v1-read", {"apikey": new_legacy})["authorization"]) == []
+    assert cluster.gateway("rest-v1-read", {"apikey": old_legacy}) is None  # no longer a Kong credential
+    with pytest.raises(jwt.InvalidSignatureError):
+        cluster.postgrest_claims(f"Bearer {old_legacy}")

@@ -3,8 +3,8 @@ Lua Kong runs on (OpenResty).
 
 The harness does what Kong's request-transformer does with it (kong/plugins/request-transformer/
 access.lua): it splits each `name:value` pair with the plugin's own Lua pattern, renders
-`$(expr)` in a read-only environment of `headers`, `query_params` and `type` where `nil` renders
-as "" (Penlight's template engine, which the plugin uses), then applies remove, replace (only if
+`$(expr)` in a read-only environment of `headers`, `query_params` and `type` as Penlight's
+template engine (which the plugin uses) does, `tostring(expr or '')`, then applies remove, replace (only if
 present) and add (only if absent) in that order. The post-function snippet runs against a
 `kong` PDK table over the same headers. Keys are real: ES256 JWTs and opaque keys from the
 minter, checked afterwards with PyJWT against the minted JWKS.
@@ -47,9 +47,8 @@ local function render(value, env)
   assert(expr, "not a $(...) template: " .. value)
   local fn = assert(loadstring("return " .. expr))
   setfenv(fn, env)
-  local result = fn()
-  if result == nil then return "" end
-  return tostring(result)
+  -- Penlight compiles $(expr) to tostring(expr or ''): nil and false render empty.
+  return tostring(fn() or "")
 end
 
 local function pairs_of(list, env)
