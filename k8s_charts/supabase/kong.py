@@ -226,6 +226,16 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             protection=Protection.FORBIDDEN,
             hosts=(props.values.studio_host,),
         ),
+        # Upstream's gateway also refuses /mcp, its alias of Studio's MCP server.
+        Route(
+            name="studio-mcp-alias",
+            path="/mcp",
+            component="studio",
+            port=3000,
+            upstream_path="/api/mcp",
+            protection=Protection.FORBIDDEN,
+            hosts=(props.values.studio_host,),
+        ),
         # Studio lives on its own host only, so the API host never serves the dashboard.
         Route(
             name="studio",

@@ -533,6 +533,9 @@ def remint(
             reasons.append(api_problem)
         token_fields += KEY_FIELDS.values()
     elif any(field in keys for field in KEY_FIELDS.values()):
+        # The data stack deploys before the platform stack, so for the length of one deploy the
+        # old ExternalSecrets still ask for these fields: External Secrets reports the sync error
+        # and keeps the Secrets it made, and the platform stack's new templates stop asking.
         for field in KEY_FIELDS.values():
             keys.pop(field, None)
         reasons.append("legacy API keys are switched off")

@@ -129,7 +129,7 @@ def test_realtime_websocket_and_tenant(env):
     assert any("query_params.apikey" in h for h in _plugins(ws)["request-transformer"]["add"]["headers"])
 
 
-@pytest.mark.parametrize("path", ["/realtime/v1/api/tenants", "/realtime/v1/api/openapi", "/api/mcp"])
+@pytest.mark.parametrize("path", ["/realtime/v1/api/tenants", "/realtime/v1/api/openapi", "/api/mcp", "/mcp"])
 def test_forbidden_routes_return_403_only(env, path):
     _, _, _, config = env
     (service,) = _by_path(config, path)
@@ -175,6 +175,7 @@ def test_every_route_has_a_protection_decision(env):
         "/realtime/v1/api/tenants",
         "/realtime/v1/api/openapi",
         "/api/mcp",
+        "/mcp",
         "/pg/",
         "/",
         "/storage/v1/",
