@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -607,6 +608,12 @@ class Auth(Strict):
     smtp_sender: Email
     saml_enabled: bool = False
     oauth_providers: list[OAuthProvider] = Field(default_factory=list)
+    # On by default so clients built with the anon/service_role JWTs keep working; upstream
+    # deprecates them at the end of 2026. Off, Kong refuses them and no verifier accepts HS256.
+    legacy_api_keys: StrictBool = Field(
+        default=True,
+        description="keep the legacy HS256 anon/service_role keys beside the sb_publishable_/sb_secret_ keys",
+    )
 
     @field_validator("site_url")
     @classmethod

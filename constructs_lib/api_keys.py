@@ -1,4 +1,4 @@
-"""Mints Supabase's anon and service_role keys into the api-keys secret (ops/mint_api_keys).
+"""Mints Supabase's API keys and ES256 signing keys into the api-keys secret (ops/mint_api_keys).
 
 A custom resource mints at deploy time; an EventBridge rule re-mints when someone puts a new
 JWT (or realtime) secret value, and a weekly schedule renews keys before they expire. The function is
@@ -67,6 +67,7 @@ class ApiKeyMinter(Construct):
         encryption_key: kms.IKey,
         issuer: str,
         expiry_days: int,
+        legacy_api_keys: bool,
         vpc: ec2.IVpc,
         log_retention_days: int,
     ) -> None:
@@ -124,7 +125,7 @@ class ApiKeyMinter(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="Mints the Supabase anon and service_role keys from the JWT secret",
+            description="Mints the Supabase API keys and ES256 signing keys; rotates the signing keys",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.on_event",
@@ -142,6 +143,7 @@ class ApiKeyMinter(Construct):
                 "REALTIME_SECRET_ARN": realtime_secret.secret_arn,
                 "JWT_ISSUER": issuer,
                 "API_KEY_EXPIRY_DAYS": str(expiry_days),
+                "LEGACY_API_KEYS": str(legacy_api_keys).lower(),
             },
             environment_encryption=encryption_key,
         )
@@ -193,6 +195,8 @@ class ApiKeyMinter(Construct):
                 "RealtimeSecretArn": realtime_secret.secret_arn,
                 "Issuer": issuer,
                 "ExpiryDays": str(expiry_days),
+                # Off: the legacy HS256 keys and the JWT secret leave the secret and the JWKS.
+                "LegacyApiKeys": str(legacy_api_keys).lower(),
                 "JwtSecretGeneration": secret_generation(jwt_secret),
             },
         )

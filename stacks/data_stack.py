@@ -161,6 +161,7 @@ class DataStack(cdk.Stack):
             encryption_key=self.data_key,
             issuer=API_KEY_ISSUER,
             expiry_days=API_KEY_EXPIRY_DAYS,
+            legacy_api_keys=env.auth.legacy_api_keys,
             vpc=vpc,
             log_retention_days=log_days,
         )

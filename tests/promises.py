@@ -499,6 +499,66 @@ PROMISES: tuple[Promise, ...] = (
             U + "test_local_compose.py::test_no_public_demo_value_and_no_secret_reused",
         ),
     ),
+    # API keys and signing keys
+    Promise(
+        name="Kong maps opaque keys to pre-signed JWTs",
+        claim="Kong maps each to a pre-signed ES256 JWT (`role: anon` / `role: service_role`) and sends it upstream "
+        "as `Authorization: Bearer ...`, unless the request already carries a user's session token.",
+        level=COMPONENT,
+        guards=(
+            U + "test_kong_lua.py::test_opaque_key_reaches_the_upstream_as_its_presigned_jwt",
+            U + "test_kong_lua.py::test_a_user_session_token_passes_untouched",
+            U + "test_kong_lua.py::test_realtime_socket_gets_the_presigned_jwt",
+            I + "test_key_rotation.py::test_rotation_keeps_sessions_and_legacy_keys_until_the_switch",
+        ),
+    ),
+    Promise(
+        name="every verifier gets the JWKS, only GoTrue the private key",
+        claim="The ES256 signing keys are published as a JWKS to every verifier",
+        level=STATIC,
+        guards=(
+            U + "test_mint_keyset.py::TestMintedKeySet::test_jwks_is_public_and_gotrue_gets_exactly_one_signing_key",
+            U + "test_supabase_keys.py::test_every_verifier_gets_the_minted_jwks_through_external_secrets",
+            U + "test_supabase_keys.py::test_only_gotrue_holds_a_private_signing_key",
+        ),
+    ),
+    Promise(
+        name="legacy keys refused when switched off",
+        claim="Set it to false and Kong refuses the legacy keys, and no service accepts an HS256 token.",
+        level=COMPONENT,
+        guards=(
+            U + "test_kong_lua.py::test_legacy_keys_only_while_switched_on",
+            I + "test_key_rotation.py::test_rotation_keeps_sessions_and_legacy_keys_until_the_switch",
+            U + "test_mint_keyset.py::TestMintedKeySet::test_legacy_switch_off_removes_legacy_keys_and_refuses_hs256",
+            U + "test_supabase_keys.py::test_legacy_keys_reach_services_only_while_switched_on",
+        ),
+    ),
+    Promise(
+        name="signing-key rotation keeps sessions",
+        claim="Rotating the signing key keeps user sessions.",
+        level=REHEARSAL,
+        guards=(
+            I + "test_key_rotation.py::test_rotation_keeps_sessions_and_legacy_keys_until_the_switch",
+            I + "test_key_rotation.py::test_rotating_the_legacy_jwt_secret_keeps_es256_sessions",
+            U + "test_mint_keyset.py::TestRotation",
+        ),
+    ),
+    Promise(
+        name="auth under /auth/v1 with its issuer",
+        claim="`API_EXTERNAL_URL` and the JWT issuer (`GOTRUE_JWT_ISSUER`) are `https://api.<domain>/auth/v1`",
+        level=STATIC,
+        guards=(
+            U + "test_supabase_contract.py::test_auth_smtp_saml_oauth",
+            U + "test_supabase_keys.py::test_renamed_and_new_settings",
+            U + "test_supabase_kong.py::test_open_routes_have_only_cors",
+        ),
+    ),
+    Promise(
+        name="OpenAPI root for secret keys only",
+        claim="The OpenAPI root `/rest/v1/` answers secret keys only.",
+        level=STATIC,
+        guards=(U + "test_supabase_kong.py::test_rest_reads_go_to_replica_writes_to_primary",),
+    ),
     # Disaster recovery
     Promise(
         name="each recovery objective is tied to the template",
@@ -827,6 +887,12 @@ PROMISES: tuple[Promise, ...] = (
             D + "test_helm_charts.py::test_sources_record_every_vendored_chart",
             U + "test_cluster_stack.py::test_eks_addons_pinned",
         ),
+    ),
+    Promise(
+        name="version matrix lists every Supabase image",
+        claim="Supabase images (`k8s_charts/supabase/images.py`, multi-arch) and the upstream release each matches.",
+        level=STATIC,
+        guards=(U + "test_version_matrix.py::test_readme_matrix_matches_images_py",),
     ),
 )
 

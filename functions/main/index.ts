@@ -5,6 +5,10 @@
 // costs a worker boot.
 import * as jose from "https://deno.land/x/jose@v4.14.4/index.ts";
 
+// ES256 tokens (user sessions, the keys Kong substitutes for sb_ API keys) verify against the
+// JWKS. jose's local JWKS serves asymmetric algorithms only, so HS256 legacy tokens check
+// against JWT_SECRET, which the chart sets only while legacy API keys are switched on.
+const JWKS = jose.createLocalJWKSet(JSON.parse(Deno.env.get("SUPABASE_JWKS") ?? '{"keys":[]}'));
 const JWT_SECRET = Deno.env.get("JWT_SECRET") ?? "";
 const VERIFY_JWT = Deno.env.get("VERIFY_JWT") === "true";
 const FUNCTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -21,7 +25,12 @@ async function verify(req: Request): Promise<boolean> {
   const [scheme, token] = header.split(" ");
   if (scheme !== "Bearer" || !token) return false;
   try {
-    await jose.jwtVerify(token, new TextEncoder().encode(JWT_SECRET));
+    if (jose.decodeProtectedHeader(token).alg === "HS256") {
+      if (!JWT_SECRET) return false;
+      await jose.jwtVerify(token, new TextEncoder().encode(JWT_SECRET), { algorithms: ["HS256"] });
+    } else {
+      await jose.jwtVerify(token, JWKS, { algorithms: ["ES256"] });
+    }
     return true;
   } catch {
     return false;

@@ -48,6 +48,8 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 # postgres-meta's own login and the one Studio hands it for every request.
 DASHBOARD_DB_USER = "dashboard_user"
 FUNCTIONS_MOUNT = "/home/deno/functions"
+STUDIO_SNIPPETS_DIR = "/app/snippets"
+STUDIO_FUNCTIONS_DIR = "/app/edge-functions"
 
 SMALL = Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
 MEDIUM = Resources(cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi")
@@ -126,7 +128,7 @@ def kong_workload(scope: Construct, props: SupabaseProps) -> Workload:
         component="kong",
         version=images.KONG.tag,
         props=props,
-        remote=list(kong.SECRET_VALUES),
+        remote=list(kong.secret_values(props)),
         template={"kong.yml": template},
     )
     names = _component_secret(
@@ -171,13 +173,16 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
     remote = [
         secrets.JWT_SECRET,
+        secrets.GOTRUE_JWT_KEYS,
         secrets.role_password("supabase_auth_admin"),
         secrets.SMTP_USERNAME,
         secrets.SMTP_PASSWORD,
     ]
     template = {
         "GOTRUE_DB_DATABASE_URL": _direct_url("supabase_auth_admin", props),
-        "GOTRUE_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+        # Signs with the one key whose key_ops hold "sign"; verifies every key listed.
+        "GOTRUE_JWT_KEYS": secrets.ref(secrets.GOTRUE_JWT_KEYS),
+        "GOTRUE_JWT_SECRET": secrets.hs256_secret(legacy=a.legacy_api_keys),
         "GOTRUE_SMTP_USER": secrets.ref(secrets.SMTP_USERNAME),
         "GOTRUE_SMTP_PASS": secrets.ref(secrets.SMTP_PASSWORD),
     }
@@ -187,7 +192,8 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
     env = {
         "GOTRUE_API_HOST": "0.0.0.0",
         "GOTRUE_API_PORT": str(AUTH.port),
-        "API_EXTERNAL_URL": props.api_url,
+        "API_EXTERNAL_URL": props.auth_url,
+        "GOTRUE_JWT_ISSUER": props.auth_url,
         "GOTRUE_DB_DRIVER": "postgres",
         "GOTRUE_SITE_URL": a.site_url,
         "GOTRUE_URI_ALLOW_LIST": ",".join((a.site_url, *a.additional_redirect_urls)),
@@ -221,7 +227,7 @@ def auth_workload(scope: Construct, props: SupabaseProps) -> Workload:
         key = provider.name.upper()
         env[f"GOTRUE_EXTERNAL_{key}_ENABLED"] = "true"
         env[f"GOTRUE_EXTERNAL_{key}_CLIENT_ID"] = provider.client_id
-        env[f"GOTRUE_EXTERNAL_{key}_REDIRECT_URI"] = f"{props.api_url}/auth/v1/callback"
+        env[f"GOTRUE_EXTERNAL_{key}_REDIRECT_URI"] = f"{props.auth_url}/callback"
         value = secrets.RemoteValue(var=f"oauth_{provider.name}_secret", key=provider.secret_name, absolute=True)
         remote.append(value)
         template[f"GOTRUE_EXTERNAL_{key}_SECRET"] = secrets.ref(value)
@@ -253,11 +259,13 @@ def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) ->
     component = "rest-ro" if read_only else "rest"
     rest = CATALOG[component]
     user = "authenticator"
-    remote = [secrets.JWT_SECRET, secrets.role_password(user)]
+    remote = [secrets.JWT_SECRET, secrets.JWKS, secrets.role_password(user)]
     template = {
         "PGRST_DB_URI": _pooled_url(user, dbname="postgres_ro" if read_only else "postgres"),
-        "PGRST_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
-        "PGRST_APP_SETTINGS_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+        # PostgREST takes a JWKS in jwt-secret and picks the key by the token's kid
+        # (https://docs.postgrest.org/en/v14/references/auth.html#jwt-secret).
+        "PGRST_JWT_SECRET": secrets.ref(secrets.JWKS),
+        "PGRST_APP_SETTINGS_JWT_SECRET": secrets.hs256_secret(legacy=props.auth.legacy_api_keys),
     }
     names = _component_secret(scope, props, component, images.REST, remote, template)
     env = {
@@ -339,6 +347,7 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
     remote = [
         secrets.JWT_SECRET,
+        secrets.JWKS,
         secrets.MASTER_PASSWORD,
         secrets.REALTIME_SECRET_KEY_BASE,
         secrets.REALTIME_DB_ENC_KEY,
@@ -346,7 +355,8 @@ def realtime_workload(scope: Construct, props: SupabaseProps) -> Workload:
     ]
     template = {
         "DB_PASSWORD": secrets.ref(secrets.MASTER_PASSWORD),
-        "API_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+        "API_JWT_JWKS": secrets.ref(secrets.JWKS),
+        "API_JWT_SECRET": secrets.hs256_secret(legacy=props.auth.legacy_api_keys),
         "METRICS_JWT_SECRET": secrets.ref(secrets.REALTIME_METRICS_JWT),
         "SECRET_KEY_BASE": secrets.ref(secrets.REALTIME_SECRET_KEY_BASE),
         "DB_ENC_KEY": secrets.ref(secrets.REALTIME_DB_ENC_KEY),
@@ -459,17 +469,26 @@ def realtime_headless_service(scope: Construct) -> None:
 
 def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
+    legacy = props.auth.legacy_api_keys
+    # Storage signs its internal calls with these: legacy JWTs while they live, else the ES256 ones.
+    anon, service = (
+        (secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY)
+        if legacy
+        else (secrets.ANON_KEY_ASYMMETRIC, secrets.SERVICE_ROLE_KEY_ASYMMETRIC)
+    )
     remote = [
         secrets.JWT_SECRET,
-        secrets.ANON_KEY,
-        secrets.SERVICE_ROLE_KEY,
+        secrets.JWKS,
+        anon,
+        service,
         secrets.role_password("supabase_storage_admin"),
     ]
     template = {
-        "ANON_KEY": secrets.ref(secrets.ANON_KEY),
-        "SERVICE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
-        "PGRST_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
-        "AUTH_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+        "ANON_KEY": secrets.ref(anon),
+        "SERVICE_KEY": secrets.ref(service),
+        "JWT_JWKS": secrets.ref(secrets.JWKS),
+        "PGRST_JWT_SECRET": secrets.hs256_secret(legacy=legacy),
+        "AUTH_JWT_SECRET": secrets.hs256_secret(legacy=legacy),
         "DATABASE_URL": _direct_url("supabase_storage_admin", props, verify=True),
         "DATABASE_POOL_URL": _pooled_url("supabase_storage_admin"),
     }
@@ -490,6 +509,10 @@ def storage_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "IMGPROXY_URL": _url("imgproxy"),
         "FILE_STORAGE_BACKEND_PATH": "/tmp/storage",
         "DB_INSTALL_ROLES": "false",
+        # The S3 protocol endpoint, /storage/v1/s3 through Kong's storage route: on by default
+        # upstream, stated so a changed default cannot remove it. Clients authenticate with a
+        # user's JWT as the session token; no static S3 access key is configured.
+        "S3_PROTOCOL_ENABLED": "true",
     }
     return Workload(
         component="storage",
@@ -518,7 +541,8 @@ def imgproxy_workload(props: SupabaseProps) -> Workload:
         "IMGPROXY_BIND": f":{IMGPROXY.port}",
         "IMGPROXY_PROMETHEUS_BIND": f":{IMGPROXY_METRICS_PORT}",
         "IMGPROXY_USE_ETAG": "true",
-        "IMGPROXY_ENABLE_WEBP_DETECTION": "true",
+        # imgproxy renamed IMGPROXY_ENABLE_WEBP_DETECTION (deprecated, still read) to this.
+        "IMGPROXY_AUTO_WEBP": "true",
         "IMGPROXY_LOCAL_FILESYSTEM_ROOT": "/tmp",
         "IMGPROXY_MAX_SRC_RESOLUTION": "50",
     }
@@ -593,19 +617,24 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
     remote = [
         secrets.role_password(user),
         secrets.META_CRYPTO_KEY,
-        secrets.ANON_KEY,
-        secrets.SERVICE_ROLE_KEY,
-        secrets.JWT_SECRET,
+        secrets.PUBLISHABLE_KEY,
+        secrets.SECRET_KEY,
     ]
     # Server-side variables only: none of these is NEXT_PUBLIC_*, so Next.js never bundles
     # them into browser code.
     template = {
         "POSTGRES_PASSWORD": secrets.ref(secrets.role_password(user)),
         "PG_META_CRYPTO_KEY": secrets.ref(secrets.META_CRYPTO_KEY),
-        "SUPABASE_ANON_KEY": secrets.ref(secrets.ANON_KEY),
-        "SUPABASE_SERVICE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
-        "AUTH_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+        "SUPABASE_PUBLISHABLE_KEY": secrets.ref(secrets.PUBLISHABLE_KEY),
+        "SUPABASE_SECRET_KEY": secrets.ref(secrets.SECRET_KEY),
     }
+    if props.auth.legacy_api_keys:
+        remote += [secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY, secrets.JWT_SECRET]
+        template |= {
+            "SUPABASE_ANON_KEY": secrets.ref(secrets.ANON_KEY),
+            "SUPABASE_SERVICE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
+            "AUTH_JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+        }
     names = _component_secret(scope, props, "studio", images.STUDIO, remote, template)
     env = {
         "HOSTNAME": "0.0.0.0",
@@ -627,6 +656,11 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "SUPABASE_URL": _url("kong"),
         "SUPABASE_PUBLIC_URL": props.api_url,
         "NEXT_TELEMETRY_DISABLED": "1",
+        # Where Studio keeps saved SQL snippets and the functions edited in it (upstream's
+        # paths). An emptyDir: they live as long as the pod; the repository's functions/ is
+        # what the edge runtime serves.
+        "SNIPPETS_MANAGEMENT_FOLDER": STUDIO_SNIPPETS_DIR,
+        "EDGE_FUNCTIONS_MANAGEMENT_FOLDER": STUDIO_FUNCTIONS_DIR,
     }
     probe = Probe(path="/api/platform/profile", port=STUDIO.port, timeout=5)
     return Workload(
@@ -643,7 +677,7 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
                     path="/api/platform/profile", port=STUDIO.port, period=5, timeout=5, failure_threshold=60
                 ),
                 resources=LARGE,
-                writable_paths=("/tmp", "/app/apps/studio/.next/cache"),
+                writable_paths=("/tmp", "/app/apps/studio/.next/cache", STUDIO_SNIPPETS_DIR, STUDIO_FUNCTIONS_DIR),
             ),
         ),
         service_ports=(ServicePort(name="http", port=STUDIO.port, target_port=STUDIO.port),),
@@ -676,17 +710,26 @@ def functions_workload(scope: Construct, props: SupabaseProps) -> Workload:
         body={"data": {keys[rel]: text for rel, text in files.items()}},
     )
     remote = [
-        secrets.JWT_SECRET,
-        secrets.ANON_KEY,
-        secrets.SERVICE_ROLE_KEY,
+        secrets.JWKS,
+        secrets.PUBLISHABLE_KEY,
+        secrets.SECRET_KEY,
         secrets.role_password("supabase_functions_admin"),
     ]
+    # The names the edge runtime gives functions on Supabase's platform: a JWKS to verify
+    # locally, and JSON maps of named keys ("default" here).
     template = {
-        "JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
-        "SUPABASE_ANON_KEY": secrets.ref(secrets.ANON_KEY),
-        "SUPABASE_SERVICE_ROLE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
+        "SUPABASE_JWKS": secrets.ref(secrets.JWKS),
+        "SUPABASE_PUBLISHABLE_KEYS": '{"default":{{ .publishable_key | toJson }}}',
+        "SUPABASE_SECRET_KEYS": '{"default":{{ .secret_key | toJson }}}',
         "SUPABASE_DB_URL": _pooled_url("supabase_functions_admin", scheme="postgresql"),
     }
+    if props.auth.legacy_api_keys:
+        remote += [secrets.JWT_SECRET, secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY]
+        template |= {
+            "JWT_SECRET": secrets.ref(secrets.JWT_SECRET),
+            "SUPABASE_ANON_KEY": secrets.ref(secrets.ANON_KEY),
+            "SUPABASE_SERVICE_ROLE_KEY": secrets.ref(secrets.SERVICE_ROLE_KEY),
+        }
     names = _component_secret(scope, props, "functions", images.FUNCTIONS, remote, template)
     env = {
         "SUPABASE_URL": _url("kong"),

@@ -5,6 +5,11 @@ Every externally reachable path is one `Route` below with an explicit protection
 dashboard password are secrets, so the config is emitted as an External Secrets template
 (`kong_yml_template`) with `{{ .var | toJson }}` placeholders, rendered by the operator into
 a Secret; JSON strings are valid YAML double-quoted scalars, so any password stays intact.
+
+API keys: the `anon` consumer holds the publishable key, `service_role` the secret key, and
+each also its legacy JWT while `auth.legacy_api_keys` is on (off, Kong answers a legacy key
+with 401). On every route that forwards a key, the Lua in kong_lua.py turns the opaque key into
+`Authorization: Bearer <pre-signed ES256 JWT>` unless the request carries a user's token.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from typing import Any
 import yaml
 
 from k8s_charts.catalog import CATALOG
-from k8s_charts.supabase import secrets
-from k8s_charts.supabase.props import OTLP_TRACES_ENDPOINT, SupabaseProps, service_host
+from k8s_charts.supabase import kong_lua, secrets
+from k8s_charts.supabase.props import AUTH_PATH, OTLP_TRACES_ENDPOINT, SupabaseProps, service_host
 
 GROUP_ANON = "anon"
 GROUP_ADMIN = "admin"
@@ -42,6 +47,8 @@ PLUGINS = (
     "prometheus",
     "opentelemetry",
     "rate-limiting",
+    # Upstream's snippet that drops an emptied Authorization (kong_lua.CLEAR_EMPTY_AUTHORIZATION).
+    "post-function",
 )
 
 
@@ -70,6 +77,9 @@ class Route:
     write_timeout_ms: int = 60_000
     connect_timeout_ms: int = 5_000
     add_headers: tuple[str, ...] = ()
+    # Turn an opaque apikey into the pre-signed JWT for the upstream; off where the upstream
+    # reads no JWT (postgres-meta).
+    maps_api_key: bool = True
 
     @property
     def port(self) -> int:
@@ -87,18 +97,22 @@ class Route:
 
 
 KEY_GROUPS = (GROUP_ADMIN, GROUP_ANON)
+# Exactly /rest/v1 and /rest/v1/ (Kong 3 marks regex paths with "~").
+OPENAPI_ROOT = "~/rest/v1/?$"
 READ_METHODS = ("GET", "HEAD")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def routes(props: SupabaseProps) -> tuple[Route, ...]:
     open_auth = [
-        ("auth-v1-open-verify", "/auth/v1/verify", "/verify"),
-        ("auth-v1-open-callback", "/auth/v1/callback", "/callback"),
-        ("auth-v1-open-authorize", "/auth/v1/authorize", "/authorize"),
-        ("auth-v1-open-jwks", "/auth/v1/.well-known/jwks.json", "/.well-known/jwks.json"),
-        ("auth-v1-open-sso-acs", "/sso/saml/acs", "/sso/saml/acs"),
-        ("auth-v1-open-sso-metadata", "/sso/saml/metadata", "/sso/saml/metadata"),
+        ("auth-v1-open-verify", f"{AUTH_PATH}/verify", "/verify"),
+        ("auth-v1-open-callback", f"{AUTH_PATH}/callback", "/callback"),
+        ("auth-v1-open-authorize", f"{AUTH_PATH}/authorize", "/authorize"),
+        ("auth-v1-open-jwks", f"{AUTH_PATH}/.well-known/jwks.json", "/.well-known/jwks.json"),
+        # GoTrue publishes its SAML endpoints under API_EXTERNAL_URL, which ends in /auth/v1;
+        # identity providers post there without an API key.
+        ("auth-v1-open-sso-acs", f"{AUTH_PATH}/sso/saml/acs", "/sso/saml/acs"),
+        ("auth-v1-open-sso-metadata", f"{AUTH_PATH}/sso/saml/metadata", "/sso/saml/metadata"),
     ]
     table = [
         Route(name=n, path=p, component="auth", upstream_path=u, protection=Protection.OPEN) for n, p, u in open_auth
@@ -106,10 +120,21 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
     table += [
         Route(
             name="auth-v1",
-            path="/auth/v1/",
+            path=f"{AUTH_PATH}/",
             component="auth",
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
+        ),
+        # The OpenAPI description of every exposed table: secret keys only, as upstream's
+        # gateway does. A regex path: Kong evaluates regex paths before prefix paths
+        # (https://developer.konghq.com/gateway/routing/traditional/#evaluation-order).
+        Route(
+            name="rest-v1-openapi",
+            path=OPENAPI_ROOT,
+            component="rest-ro",
+            protection=Protection.ADMIN_ONLY,
+            groups=(GROUP_ADMIN,),
+            methods=READ_METHODS,
         ),
         Route(
             name="rest-v1-read",
@@ -186,10 +211,20 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             component="meta",
             protection=Protection.ADMIN_ONLY,
             groups=(GROUP_ADMIN,),
+            maps_api_key=False,
         ),
         Route(
             name="studio-mcp",
             path="/api/mcp",
+            component="studio",
+            upstream_path="/api/mcp",
+            protection=Protection.FORBIDDEN,
+            hosts=(props.values.studio_host,),
+        ),
+        # Upstream's gateway also refuses /mcp, its alias of Studio's MCP server.
+        Route(
+            name="studio-mcp-alias",
+            path="/mcp",
             component="studio",
             upstream_path="/api/mcp",
             protection=Protection.FORBIDDEN,
@@ -207,7 +242,7 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
     return tuple(table)
 
 
-def _plugins(route: Route, props: SupabaseProps) -> list[dict[str, Any]]:
+def _plugins(route: Route, props: SupabaseProps, literals: dict[str, str]) -> list[dict[str, Any]]:
     if route.protection is Protection.FORBIDDEN:
         return [{"name": "request-termination", "config": {"status_code": 403, "message": "Access is forbidden."}}]
     plugins: list[dict[str, Any]] = [{"name": "cors"}]
@@ -218,17 +253,35 @@ def _plugins(route: Route, props: SupabaseProps) -> list[dict[str, Any]]:
         )
     if route.protection is Protection.BASIC_AUTH:
         plugins.append({"name": "basic-auth", "config": {"hide_credentials": True}})
+    legacy = props.auth.legacy_api_keys
+    maps_key = route.maps_api_key and route.protection in (
+        Protection.KEY_AUTH,
+        Protection.ADMIN_ONLY,
+        Protection.UPSTREAM,
+    )
+    transform: dict[str, Any] = {}
     headers = list(route.add_headers)
-    if route.upstream_protocol == "ws":
-        # Browsers cannot set headers on a WebSocket: the key arrives as ?apikey=.
-        headers.append("x-api-key:$(query_params.apikey)")
+    if maps_key and route.upstream_protocol == "ws":
+        key = kong_lua.realtime_api_key(literals, legacy=legacy)
+        headers.append(f"x-api-key:{key}")
+        transform["replace"] = {"querystring": [f"apikey:{key}"]}
+    elif maps_key:
+        authorization = f"Authorization:{kong_lua.authorization(literals, legacy=legacy)}"
+        headers.append(authorization)
+        transform["replace"] = {"headers": [authorization]}
     if headers:
-        plugins.append({"name": "request-transformer", "config": {"add": {"headers": headers}}})
+        transform["add"] = {"headers": headers}
+    if transform:
+        plugins.append({"name": "request-transformer", "config": transform})
+    if maps_key and route.protection is Protection.UPSTREAM and route.upstream_protocol != "ws":
+        # No key-auth in front: a request may carry neither key nor token (a public object).
+        plugins.append({"name": "post-function", "config": {"access": [kong_lua.CLEAR_EMPTY_AUTHORIZATION]}})
     return plugins
 
 
 def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> dict[str, Any]:
-    """Kong config with `placeholders[var]` where a secret value goes."""
+    """Kong config with `placeholders[var]` where a secret value goes (as a whole YAML value,
+    or as a Lua string literal inside the key-mapping expressions)."""
     services = []
     for route in routes(props):
         kong_route: dict[str, Any] = {
@@ -254,7 +307,7 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
                 "write_timeout": route.write_timeout_ms,
                 "retries": 1,
                 "routes": [kong_route],
-                "plugins": _plugins(route, props),
+                "plugins": _plugins(route, props, placeholders),
             }
         )
     values = props.values
@@ -264,12 +317,12 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
         "consumers": [
             {
                 "username": "anon",
-                "keyauth_credentials": [{"key": placeholders[secrets.ANON_KEY.var]}],
+                "keyauth_credentials": _credentials(props, placeholders, secrets.PUBLISHABLE_KEY, secrets.ANON_KEY),
                 "acls": [{"group": GROUP_ANON}],
             },
             {
                 "username": "service_role",
-                "keyauth_credentials": [{"key": placeholders[secrets.SERVICE_ROLE_KEY.var]}],
+                "keyauth_credentials": _credentials(props, placeholders, secrets.SECRET_KEY, secrets.SERVICE_ROLE_KEY),
                 "acls": [{"group": GROUP_ADMIN}],
             },
             {
@@ -326,15 +379,27 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
     }
 
 
-SECRET_VALUES = (secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY, secrets.DASHBOARD_USERNAME, secrets.DASHBOARD_PASSWORD)
+def _credentials(
+    props: SupabaseProps, placeholders: dict[str, str], opaque: secrets.RemoteValue, legacy: secrets.RemoteValue
+) -> list[dict[str, str]]:
+    keys = [opaque, legacy] if props.auth.legacy_api_keys else [opaque]
+    return [{"key": placeholders[k.var]} for k in keys]
+
+
+def secret_values(props: SupabaseProps) -> tuple[secrets.RemoteValue, ...]:
+    """Every secret kong.yml embeds; the legacy keys only while they are switched on."""
+    keys = [key for pair in kong_lua.KEY_MAP for key in pair]
+    if props.auth.legacy_api_keys:
+        keys += [secrets.ANON_KEY, secrets.SERVICE_ROLE_KEY]
+    return (*keys, secrets.DASHBOARD_USERNAME, secrets.DASHBOARD_PASSWORD)
 
 
 def kong_yml_template(props: SupabaseProps) -> str:
-    sentinels = {v.var: f"__secret_{v.var}__" for v in SECRET_VALUES}
+    sentinels = {v.var: f"__secret_{v.var}__" for v in secret_values(props)}
     text = yaml.safe_dump(declarative_config(props, sentinels), sort_keys=False, width=1000)
     for var, sentinel in sentinels.items():
-        if text.count(sentinel) != 1:
-            raise AssertionError(f"placeholder {sentinel} must appear exactly once")
+        if sentinel not in text:
+            raise AssertionError(f"placeholder {sentinel} is fetched but never used")
         text = text.replace(sentinel, "{{ ." + var + " | toJson }}")
     return text
 

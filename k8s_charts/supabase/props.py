@@ -22,6 +22,7 @@ SECRET_STORE = "aws-secrets-manager"
 OTLP_HTTP_ENDPOINT = "http://otel-collector.observability.svc:4318"
 OTLP_TRACES_ENDPOINT = f"{OTLP_HTTP_ENDPOINT}/v1/traces"
 OBSERVABILITY_NAMESPACE = "observability"
+AUTH_PATH = "/auth/v1"
 
 COMPONENTS = tuple(CATALOG)
 
@@ -48,6 +49,7 @@ class AuthProps:
     smtp_sender_name: str = "Supabase"
     saml_enabled: bool = False
     oauth_providers: tuple[OAuthProviderProps, ...] = ()
+    legacy_api_keys: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +108,12 @@ class SupabaseProps:
     def api_url(self) -> str:
         return f"https://{self.values.api_host}"
 
+    @property
+    def auth_url(self) -> str:
+        """GoTrue's public URL (API_EXTERNAL_URL, and its JWT issuer): upstream's layout since
+        2026 puts every auth endpoint, OAuth callbacks and SAML included, under /auth/v1."""
+        return f"{self.api_url}{AUTH_PATH}"
+
     def remote_key(self, key: str) -> str:
         return f"{self.values.secret_prefix}{key}"
 
@@ -128,6 +136,7 @@ class SupabaseProps:
                     OAuthProviderProps(name=p.name, client_id=p.client_id, secret_name=p.secret_name)
                     for p in auth.oauth_providers
                 ),
+                legacy_api_keys=auth.legacy_api_keys,
             ),
             istio=env.features.istio,
             organization_name=cfg.project,

@@ -54,6 +54,26 @@ SAML_PRIVATE_KEY = RemoteValue(var="saml_private_key", key=SecretKeys.SAML, prop
 # Minted next to the API keys by ops/mint_api_keys (HS256 with the realtime secret's
 # metrics_jwt_secret): ESO templates have no signing function.
 REALTIME_METRICS_TOKEN = RemoteValue(var="metrics_token", key=SecretKeys.API_KEYS, property="metrics_token")
+# The new key kinds, minted into the same secret by ops/mint_api_keys (fields named there).
+PUBLISHABLE_KEY = RemoteValue(var="publishable_key", key=SecretKeys.API_KEYS, property="publishable_key")
+SECRET_KEY = RemoteValue(var="secret_key", key=SecretKeys.API_KEYS, property="secret_key")
+ANON_KEY_ASYMMETRIC = RemoteValue(var="anon_key_asymmetric", key=SecretKeys.API_KEYS, property="anon_key_asymmetric")
+SERVICE_ROLE_KEY_ASYMMETRIC = RemoteValue(
+    var="service_role_key_asymmetric", key=SecretKeys.API_KEYS, property="service_role_key_asymmetric"
+)
+# Public keys only; with legacy keys on it also holds the JWT secret as an HS256 `oct` key.
+JWKS = RemoteValue(var="jwks", key=SecretKeys.API_KEYS, property="jwks")
+# GoTrue's signing keys: the only consumer of a private signing key.
+GOTRUE_JWT_KEYS = RemoteValue(var="jwt_keys", key=SecretKeys.API_KEYS, property="jwt_keys")
+
+
+def hs256_secret(*, legacy: bool) -> str:
+    """Template for an HS256 secret a service's config requires (GoTrue, Realtime, Storage).
+
+    With legacy keys off it is a value derived from the JWT secret that signed none of the
+    legacy keys or sessions, so those services refuse every HS256 token while their config
+    still validates; the JWKS (without its `oct` key then) verifies everything else."""
+    return ref(JWT_SECRET) if legacy else "{{ .jwt_secret | sha256sum }}"
 
 
 def role_password(role: str) -> RemoteValue:

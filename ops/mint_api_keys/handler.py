@@ -1,9 +1,27 @@
-"""Mints Supabase's `anon` and `service_role` API keys from the environment's JWT secret.
+"""Mints every Supabase API key and signing key into the API keys secret.
 
-Both keys are HS256 JWTs signed with the JWT secret (`<project>/<env>/jwt`, JSON
-`{"secret": ...}`) and are written to the API keys secret (`<project>/<env>/api-keys`, JSON
-`{"anon_key", "service_role_key"}`), from which External Secrets feeds Kong, Studio, Storage
-and the edge runtime. Without this function a deployment would carry placeholder keys.
+One secret (`<project>/<env>/api-keys`) holds both key kinds, from which External Secrets feeds
+Kong, GoTrue, PostgREST, Realtime, Storage, Studio and the edge runtime. Without this function a
+deployment would carry placeholder keys.
+
+New keys (always; shapes in keyset.py, after upstream's `docker/utils/add-new-auth-keys.sh`):
+
+* `signing_keys`: the ES256 signing keys and their rotation stage (private; the minter's own
+  state): `current` signs, `next` is published but does not sign yet, `previous` (public half
+  only) is still published so tokens it signed keep verifying.
+* `jwks`: the public JWKS every verifier reads (PostgREST, Realtime, Storage, edge runtime,
+  Studio); `jwt_keys`: GoTrue's `GOTRUE_JWT_KEYS` (the current private key, the others
+  verify-only).
+* `publishable_key` / `secret_key`: the opaque `sb_publishable_...` / `sb_secret_...` keys
+  clients send as `apikey`.
+* `anon_key_asymmetric` / `service_role_key_asymmetric`: ES256 JWTs (`role: anon` /
+  `role: service_role`) signed with the current key, which Kong substitutes as
+  `Authorization: Bearer ...` for the opaque keys (k8s_charts/supabase/kong_lua.py).
+
+Legacy keys, only while `LegacyApiKeys` is true: `anon_key` and `service_role_key`, HS256 JWTs
+signed with the JWT secret (`<project>/<env>/jwt`, JSON `{"secret": ...}`), and the JWT secret
+as an `oct` key in `jwks`/`jwt_keys`, so verifiers accept HS256 tokens. Switched off, the
+minter removes both fields and the `oct` key: legacy keys and legacy-signed tokens are refused.
 
 When given the realtime secret (`<project>/<env>/realtime`, field `metrics_jwt_secret`), it
 also mints `metrics_token` into the API keys secret: the Bearer JWT (`role: metrics`) that
@@ -20,24 +38,40 @@ Two ways in, one code path (`remint`):
 * Any other event (an EventBridge schedule, or an EventBridge rule on Secrets Manager's
   CloudTrail events `PutSecretValue` / `RotationSucceeded` for the JWT or realtime secret):
   settings come from the environment (`JWT_SECRET_ARN`, `API_KEYS_SECRET_ARN`,
-  `REALTIME_SECRET_ARN`, `JWT_ISSUER`, `API_KEY_EXPIRY_DAYS`) and the same idempotent check runs. Because a no-op costs one read,
-  over-triggering is harmless; the write of the API keys secret itself triggers nothing new.
+  `REALTIME_SECRET_ARN`, `JWT_ISSUER`, `API_KEY_EXPIRY_DAYS`, `LEGACY_API_KEYS`) and the same
+  idempotent check runs. Because a no-op costs one read, over-triggering is harmless; the write
+  of the API keys secret itself triggers nothing new. An event `{"rotate": <step>}` moves the
+  signing keys one rotation step first (below); nothing else ever changes the signing keys or
+  the opaque keys once stored, so re-deploys and re-mints keep every session valid.
 
-Rotating the JWT secret (every consumer must change together; user sessions signed with the
-old secret end, so users sign in again):
+Rotating the ES256 signing key (user sessions survive; three invocations, each followed by the
+consumer restart below, and each one waiting at least the access-token lifetime,
+`auth.jwt_expiry_seconds`, before the next):
+
+1. `aws lambda invoke --function-name <mint function> --payload '{"rotate":"prepare"}' out.json`
+   adds a new key to the JWKS. Verifiers accept it before anything signs with it.
+2. `{"rotate":"activate"}`: GoTrue and the pre-signed API-key JWTs sign with the new key; the
+   old key stays in the JWKS, so every session token it signed still verifies until it expires.
+   The opaque `sb_...` keys clients embed do not change.
+3. `{"rotate":"retire"}`: the old key leaves the JWKS; tokens it signed are refused from then on.
+
+Rotating the legacy JWT secret (every consumer must change together; the legacy keys change, and
+so would HS256 sessions, but GoTrue signs sessions with the ES256 key, so those survive; prefer
+switching legacy keys off):
 
 1. Put a new random secret of at least 32 characters:
    `aws secretsmanager put-secret-value --secret-id <project>/<env>/jwt --secret-string '{"secret":"..."}'`
 2. Re-mint the API keys: the EventBridge rule on the JWT secret does it within a minute, or
    invoke the function by hand: `aws lambda invoke --function-name <mint function> --payload '{}' out.json`
    and check `out.json` says `"reminted": true`.
-3. Restart the consumers so they read both new values: force External Secrets to refresh
-   (`kubectl annotate externalsecret -n supabase --all force-sync=$(date +%s) --overwrite`),
-   wait for the Kubernetes Secrets to change, then
-   `kubectl rollout restart deployment -n supabase` (and any Rollout/StatefulSet that mounts
-   the keys). Until the restart finishes, pods still run with the old pair, which stays
-   self-consistent. Publish the new anon key to client applications: the old one stops
-   verifying as soon as the services run with the new secret.
+
+After either: restart the consumers so they read the new values: force External Secrets to refresh
+(`kubectl annotate externalsecret -n supabase --all force-sync=$(date +%s) --overwrite`),
+wait for the Kubernetes Secrets to change, then `kubectl rollout restart deployment -n supabase`
+(and any Rollout/StatefulSet that mounts the keys). Until the restart finishes, pods still run
+with the old set, which stays self-consistent. For the legacy secret, publish the new anon key
+to client applications: the old one stops verifying as soon as the services run with the new
+secret.
 
 Key material never leaves this module except through `put_secret_value`: it is not logged and
 not returned in the custom resource's `Data` (CloudFormation would show it in events).
@@ -61,6 +95,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+try:
+    from ops.mint_api_keys import keyset
+except ImportError:  # in Lambda the asset folder itself is the import root
+    import keyset  # type: ignore[no-redef,import-not-found]
+
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
 
@@ -74,6 +113,13 @@ MAX_EXPIRY_DAYS = 36500
 # so clients get that much time to pick up the new one.
 RENEW_BEFORE_SECONDS = 30 * 86400
 KEY_FIELDS = {"anon": "anon_key", "service_role": "service_role_key"}
+# role -> field of the ES256 JWT Kong substitutes for that role's opaque key
+PRESIGNED_FIELDS = {"anon": "anon_key_asymmetric", "service_role": "service_role_key_asymmetric"}
+OPAQUE_FIELDS = {"publishable_key": keyset.PUBLISHABLE_PREFIX, "secret_key": keyset.SECRET_PREFIX}
+SIGNING_KEYS_FIELD = "signing_keys"
+JWKS_FIELD = "jwks"
+GOTRUE_KEYS_FIELD = "jwt_keys"
+ROTATION_STEPS = ("prepare", "activate", "retire")
 METRICS_ROLE = "metrics"
 METRICS_TOKEN_FIELD = "metrics_token"
 METRICS_SECRET_FIELD = "metrics_jwt_secret"
@@ -92,6 +138,7 @@ class MintSettings:
     realtime_secret_arn: str = ""  # empty: no Realtime metrics token
     issuer: str = DEFAULT_ISSUER
     expiry_days: int = DEFAULT_EXPIRY_DAYS
+    legacy_api_keys: bool = True
 
     def __post_init__(self) -> None:
         if not self.jwt_secret_arn or not self.api_keys_secret_arn:
@@ -114,6 +161,7 @@ class MintSettings:
             realtime_secret_arn=str(props.get("RealtimeSecretArn", "")),
             issuer=str(props.get("Issuer") or DEFAULT_ISSUER),
             expiry_days=_int(props.get("ExpiryDays", DEFAULT_EXPIRY_DAYS), "ExpiryDays"),
+            legacy_api_keys=_bool(props.get("LegacyApiKeys", "true"), "LegacyApiKeys"),
         )
 
     @classmethod
@@ -124,6 +172,7 @@ class MintSettings:
             realtime_secret_arn=env.get("REALTIME_SECRET_ARN", ""),
             issuer=env.get("JWT_ISSUER") or DEFAULT_ISSUER,
             expiry_days=_int(env.get("API_KEY_EXPIRY_DAYS", DEFAULT_EXPIRY_DAYS), "API_KEY_EXPIRY_DAYS"),
+            legacy_api_keys=_bool(env.get("LEGACY_API_KEYS", "true"), "LEGACY_API_KEYS"),
         )
 
 
@@ -133,6 +182,7 @@ class RemintResult:
     reason: str
     version_id: str
     expires_at: int
+    signing_key_id: str
 
 
 def _int(value: Any, name: str) -> int:
@@ -140,6 +190,14 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise MintError(f"{name} must be a whole number of days, got {value!r}") from None
+
+
+def _bool(value: Any, name: str) -> bool:
+    # CloudFormation hands booleans over as the strings "true" / "false".
+    text = str(value).lower()
+    if text not in ("true", "false"):
+        raise MintError(f"{name} must be true or false, got {value!r}")
+    return text == "true"
 
 
 def _b64url(data: bytes) -> str:
@@ -286,7 +344,7 @@ def _token_problem(
 
 
 def _key_problem(keys: Mapping[str, Any], secret: str, settings: MintSettings, now: int) -> str | None:
-    """Why the stored API keys must be replaced (always both together), or None."""
+    """Why the stored legacy API keys must be replaced (always both together), or None."""
     for role, field in KEY_FIELDS.items():
         problem = _token_problem(keys, field, role, secret, settings, now)
         if problem:
@@ -294,57 +352,222 @@ def _key_problem(keys: Mapping[str, Any], secret: str, settings: MintSettings, n
     return None
 
 
-def remint(settings: MintSettings, *, client: Any, now: int | None = None, force: bool = False) -> RemintResult:
-    """Make the API keys secret hold tokens that verify with the current signing secrets.
+@dataclass(frozen=True, kw_only=True)
+class SigningKeys:
+    """The ES256 keys and where the rotation stands (`signing_keys` in the API keys secret)."""
+
+    current: keyset.SigningKey
+    next: keyset.SigningKey | None = None
+    previous: keyset.SigningKey | None = None  # public half only
+
+    @property
+    def published(self) -> list[keyset.SigningKey]:
+        """Every key verifiers must accept: the one signing now, the one about to, the one that did."""
+        return [k for k in (self.current, self.next, self.previous) if k is not None]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "current": self.current.jwk(private=True, sign=True),
+                "next": self.next.jwk(private=True) if self.next else None,
+                "previous": self.previous.jwk() if self.previous else None,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: Any) -> SigningKeys:
+        if not isinstance(text, str):
+            raise keyset.KeySetError(f"{SIGNING_KEYS_FIELD} is not a JSON string")
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raise keyset.KeySetError(f"{SIGNING_KEYS_FIELD} is not JSON") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("current"), dict):
+            raise keyset.KeySetError(f"{SIGNING_KEYS_FIELD} has no current key")
+        current = keyset.SigningKey.from_jwk(raw["current"])
+        if current.d is None:
+            raise keyset.KeySetError(f"{SIGNING_KEYS_FIELD}: the current key has no private half")
+        nxt = keyset.SigningKey.from_jwk(raw["next"]) if raw.get("next") else None
+        previous = keyset.SigningKey.from_jwk(raw["previous"]).public if raw.get("previous") else None
+        return cls(current=current, next=nxt, previous=previous)
+
+    def rotated(self, step: str) -> SigningKeys:
+        if step == "prepare":
+            if self.next is not None:
+                raise MintError(f"rotate prepare: key {self.next.kid} is already prepared; fix: run activate")
+            return SigningKeys(current=self.current, next=keyset.SigningKey.generate(), previous=self.previous)
+        if step == "activate":
+            if self.next is None:
+                raise MintError(
+                    "rotate activate: no key is prepared; fix: run prepare and wait for the consumers first"
+                )
+            return SigningKeys(current=self.next, next=None, previous=self.current.public)
+        if step == "retire":
+            if self.previous is None:
+                raise MintError("rotate retire: no previous key is published; fix: run activate first")
+            return SigningKeys(current=self.current, next=self.next, previous=None)
+        raise MintError(f"rotate must be one of {', '.join(ROTATION_STEPS)}, got {step!r}")
+
+    def jwks(self, legacy_secret: str | None) -> str:
+        keys = [k.jwk() for k in self.published]
+        if legacy_secret is not None:
+            keys.append(keyset.legacy_jwk(legacy_secret))
+        return json.dumps({"keys": keys}, sort_keys=True)
+
+    def gotrue_keys(self, legacy_secret: str | None) -> str:
+        keys = [self.current.jwk(private=True, sign=True)]
+        keys += [k.jwk() for k in (self.next, self.previous) if k is not None]
+        if legacy_secret is not None:
+            keys.append(keyset.legacy_jwk(legacy_secret))
+        return json.dumps(keys, sort_keys=True)
+
+
+def _stored_signing_keys(keys: Mapping[str, Any]) -> tuple[SigningKeys | None, str]:
+    if SIGNING_KEYS_FIELD not in keys:
+        return None, "no signing key stored"
+    try:
+        return SigningKeys.from_json(keys[SIGNING_KEYS_FIELD]), ""
+    except keyset.KeySetError as exc:
+        # Never silently replace a key users' sessions depend on: an operator must look.
+        raise MintError(
+            f"the stored signing keys are unreadable ({exc}); fix: restore the previous version of the API "
+            "keys secret, or delete the signing_keys field to start over (every user signs in again)"
+        ) from None
+
+
+def _presigned_problem(
+    keys: Mapping[str, Any], field: str, role: str, signing: SigningKeys, settings: MintSettings, now: int
+) -> str | None:
+    token = keys.get(field)
+    if not isinstance(token, str) or not token:
+        return f"{field} is missing"
+    claims = keyset.verified_es256_claims(token, [signing.current])
+    if claims is None:
+        return f"{field} is not signed by the current signing key"
+    if claims.get("role") != role or claims.get("iss") != settings.issuer:
+        return f"{field} carries another role or issuer"
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat != settings.lifetime_seconds:
+        return f"{field} lifetime differs from ExpiryDays={settings.expiry_days}"
+    if exp - now < _renew_window(settings):
+        return f"{field} expires in less than {_renew_window(settings) // 86400} days"
+    return None
+
+
+def _new_keys(
+    keys: dict[str, Any], settings: MintSettings, legacy_secret: str | None, now: int, rotate: str | None
+) -> tuple[SigningKeys, list[str]]:
+    """Bring the new key kinds in `keys` up to date in place; returns the signing keys and why it changed them."""
+    reasons = []
+    signing, problem = _stored_signing_keys(keys)
+    if signing is None:
+        signing = SigningKeys(current=keyset.SigningKey.generate())
+        reasons.append(problem)
+    if rotate:
+        signing = signing.rotated(rotate)
+        reasons.append(f"rotation step {rotate}")
+    keys[SIGNING_KEYS_FIELD] = signing.to_json()
+    for field, prefix in OPAQUE_FIELDS.items():
+        if not keyset.opaque_key_valid(keys.get(field), prefix):
+            keys[field] = keyset.opaque_key(prefix)
+            reasons.append(f"{field} is missing or malformed")
+    for role, field in PRESIGNED_FIELDS.items():
+        stale = _presigned_problem(keys, field, role, signing, settings, now)
+        if stale:
+            claims = {"role": role, "iss": settings.issuer, "iat": now, "exp": now + settings.lifetime_seconds}
+            keys[field] = keyset.sign_es256(claims, signing.current)
+            reasons.append(stale)
+    for field, value in (
+        (JWKS_FIELD, signing.jwks(legacy_secret)),
+        (GOTRUE_KEYS_FIELD, signing.gotrue_keys(legacy_secret)),
+    ):
+        if keys.get(field) != value:
+            keys[field] = value
+            reasons.append(f"{field} differs from the signing keys")
+    return signing, reasons
+
+
+def _expiry(keys: Mapping[str, Any], field: str) -> int:
+    # Every token is verified or freshly minted by now; only its exp is read here.
+    payload = json.loads(_b64url_decode(keys[field].split(".")[1]))
+    return int(payload["exp"])
+
+
+def remint(
+    settings: MintSettings,
+    *,
+    client: Any,
+    now: int | None = None,
+    force: bool = False,
+    rotate: str | None = None,
+) -> RemintResult:
+    """Make the API keys secret hold keys that verify with the current signing keys and secrets.
 
     Writes a new secret version only when needed (or when `force`), so running it again is
-    free and leaves consumers alone. The API keys and the metrics token are judged apart, and
-    a write keeps whichever of them is still good.
+    free and leaves consumers alone. `force` re-mints the tokens only: the signing keys and the
+    opaque keys survive it, so a replaced custom resource never ends a user session. The legacy
+    keys, the new keys and the metrics token are judged apart, and a write keeps whichever of
+    them is still good.
     """
-    secret = read_jwt_secret(client, settings.jwt_secret_arn)
+    if rotate is not None and rotate not in ROTATION_STEPS:
+        raise MintError(f"rotate must be one of {', '.join(ROTATION_STEPS)}, got {rotate!r}")
+    secret = read_jwt_secret(client, settings.jwt_secret_arn) if settings.legacy_api_keys else None
     metrics_secret = read_metrics_secret(client, settings.realtime_secret_arn) if settings.realtime_secret_arn else None
-    # field -> the secret its token must verify with
-    signers = {field: secret for field in KEY_FIELDS.values()}
-    if metrics_secret is not None:
-        signers[METRICS_TOKEN_FIELD] = metrics_secret
     now = int(time.time()) if now is None else now
-    stored = None if force else _stored_keys(client, settings.api_keys_secret_arn)
+    stored = _stored_keys(client, settings.api_keys_secret_arn)
     keys: dict[str, Any] = dict(stored[0]) if stored else {}
-    reasons = []
     if force:
-        api_problem: str | None = "forced"
-    elif stored is None:
-        api_problem = "no keys stored"
-    else:
+        for field in (*KEY_FIELDS.values(), *PRESIGNED_FIELDS.values(), METRICS_TOKEN_FIELD):
+            keys.pop(field, None)
+    reasons = ["forced"] if force else []
+    if stored is None:
+        reasons.append("no keys stored")
+    signing, new_reasons = _new_keys(keys, settings, secret, now, rotate)
+    reasons += new_reasons
+    token_fields = list(PRESIGNED_FIELDS.values())
+    if secret is not None:
         api_problem = _key_problem(keys, secret, settings, now)
-    if api_problem:
-        keys.update(mint_keys(secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now))
-        reasons.append(api_problem)
+        if api_problem:
+            keys.update(mint_keys(secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now))
+            reasons.append(api_problem)
+        token_fields += KEY_FIELDS.values()
+    elif any(field in keys for field in KEY_FIELDS.values()):
+        # The data stack deploys before the platform stack, so for the length of one deploy the
+        # old ExternalSecrets still ask for these fields: External Secrets reports the sync error
+        # and keeps the Secrets it made, and the platform stack's new templates stop asking.
+        for field in KEY_FIELDS.values():
+            keys.pop(field, None)
+        reasons.append("legacy API keys are switched off")
     if metrics_secret is not None:
-        problem = (
-            "forced"
-            if force
-            else _token_problem(keys, METRICS_TOKEN_FIELD, METRICS_ROLE, metrics_secret, settings, now)
-        )
+        problem = _token_problem(keys, METRICS_TOKEN_FIELD, METRICS_ROLE, metrics_secret, settings, now)
         if problem:
             keys[METRICS_TOKEN_FIELD] = mint_metrics_token(
                 metrics_secret, issuer=settings.issuer, expiry_days=settings.expiry_days, now=now
             )
-            if problem not in reasons:
-                reasons.append(problem)
-    # Every token here is either verified above or freshly minted, so each has claims.
-    claims = [verified_claims(keys[field], signer) for field, signer in signers.items()]
-    expires_at = min(c["exp"] for c in claims if c is not None)
+            reasons.append(problem)
+        token_fields.append(METRICS_TOKEN_FIELD)
+    expires_at = min(_expiry(keys, field) for field in token_fields)
     if not reasons and stored is not None:
         version_id = stored[1]
         LOG.info("API keys in %s are current (version %s); nothing to do", settings.api_keys_secret_arn, version_id)
         return RemintResult(
-            reminted=False, reason="stored keys are current", version_id=version_id, expires_at=expires_at
+            reminted=False,
+            reason="stored keys are current",
+            version_id=version_id,
+            expires_at=expires_at,
+            signing_key_id=signing.current.kid,
         )
-    reason = "; ".join(reasons)
+    reason = "; ".join(dict.fromkeys(reasons))
     response = client.put_secret_value(SecretId=settings.api_keys_secret_arn, SecretString=json.dumps(keys))
     LOG.info("minted API keys into %s (version %s): %s", settings.api_keys_secret_arn, response["VersionId"], reason)
-    return RemintResult(reminted=True, reason=reason, version_id=response["VersionId"], expires_at=expires_at)
+    return RemintResult(
+        reminted=True,
+        reason=reason,
+        version_id=response["VersionId"],
+        expires_at=expires_at,
+        signing_key_id=signing.current.kid,
+    )
 
 
 @functools.cache
@@ -373,6 +596,8 @@ def _custom_resource(event: Mapping[str, Any], client: Any) -> dict[str, Any]:
             "VersionId": result.version_id,
             "Reminted": "true" if result.reminted else "false",
             "ExpiresAt": str(result.expires_at),
+            # A kid is public (every JWT header and the JWKS carry it).
+            "SigningKeyId": result.signing_key_id,
         },
     }
 
@@ -381,11 +606,18 @@ def on_event(event: Mapping[str, Any], context: Any, *, client: Any = None) -> d
     client = client if client is not None else _default_client()
     if "RequestType" in event:
         return _custom_resource(event, client)
-    LOG.info("re-mint check triggered by %s / %s", event.get("source", "direct invoke"), event.get("detail-type", "-"))
-    result = remint(MintSettings.from_environment(os.environ), client=client)
+    rotate = event.get("rotate")
+    LOG.info(
+        "re-mint check triggered by %s / %s%s",
+        event.get("source", "direct invoke"),
+        event.get("detail-type", "-"),
+        f", rotation step {rotate}" if rotate else "",
+    )
+    result = remint(MintSettings.from_environment(os.environ), client=client, rotate=rotate)
     return {
         "reminted": result.reminted,
         "reason": result.reason,
         "versionId": result.version_id,
         "expiresAt": result.expires_at,
+        "signingKeyId": result.signing_key_id,
     }

@@ -70,9 +70,9 @@ REFUSED = frozenset({401, 403})
 REFUSED_GRANT = frozenset({400, 401, 403})
 # Storage answers an object its RLS hides as "not found" rather than "forbidden".
 HIDDEN_OBJECT = frozenset({400, 401, 403, 404})
-# Today's route table gives the anon group the OpenAPI root (`rest-v1-read`); upstream limits
-# it to secret keys. tests/unit/test_smoke_client.py holds this to the rendered Kong config.
-OPENAPI_ROOT_PUBLIC = True
+# The gateway serves the OpenAPI root to secret keys only (route `rest-v1-openapi`), as
+# upstream's does. tests/unit/test_smoke_client.py holds this to the rendered Kong config.
+OPENAPI_ROOT_PUBLIC = False
 # A key no platform hands out, for the gateway's refusals.
 INVALID_KEY = "invalid-key"
 # What an interrupted run leaves (a killed build never reaches its cleanup) is swept once it

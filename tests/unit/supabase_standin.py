@@ -50,7 +50,7 @@ class Faults:
     jwks_leaks_secret: bool = False  # the JWKS carries a symmetric key
     tampered_token_is_anon: bool = False  # PostgREST serves an invalid JWT as the anon role
     function_static: bool = False  # hello ignores its input
-    openapi_root_public: bool = True  # False: the root is admin-only, as upstream now has it
+    openapi_root_public: bool = False  # True: the gateway also serves the root to the public key
     realtime: str = "ok"  # "ok", "error" (tenant not found) or "silent"
     hang: bool = False
 

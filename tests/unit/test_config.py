@@ -77,6 +77,12 @@ CASES = [
         "environments.dev.features.istio: 'maybe' given; must be true or false; fix: write true or false, without quotes",
     ),
     (
+        # Strict: YAML's quoted "no" would otherwise switch the legacy keys off (or on) by accident.
+        "legacy_api_keys_strict",
+        _set(E, "prod", "auth", "legacy_api_keys", "no"),
+        "environments.prod.auth.legacy_api_keys: 'no' given; must be true or false; fix: write true or false, without quotes",
+    ),
+    (
         "greater_than_equal",
         _set(E, "dev", "database", "allocated_storage_gib", 10),
         "environments.dev.database.allocated_storage_gib: 10 given; must be at least 20 (RDS gp3 storage is 20-65536 GiB); fix: set it to at least 20",

@@ -198,6 +198,7 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
     env["domain_name"] = f"{env_name}.example.com"
     env["hosted_zone_id"] = f"Z0GENERATED{index}EXAMPLE"
     env["auth"]["site_url"] = f"https://app.{env_name}.example.com"
+    env["auth"]["legacy_api_keys"] = draw(st.booleans())
 
     # Production spans three zones, which a two-zone region cannot give.
     region = draw(st.sampled_from(sorted(r for r, z in ZONES.items() if z.per_account >= 3 or not production)))

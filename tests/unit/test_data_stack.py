@@ -524,6 +524,7 @@ def test_api_key_custom_resource(template, cfg, env):
     assert p["RealtimeSecretArn"] == {"Ref": realtime_id}
     assert p["Issuer"] == "supabase"
     assert int(p["ExpiryDays"]) >= 365
+    assert p["LegacyApiKeys"] == str(cfg.environments[env].auth.legacy_api_keys).lower()
     assert re.fullmatch(r"[0-9a-f]{64}", p["JwtSecretGeneration"])
     framework = resources[p["ServiceToken"]["Fn::GetAtt"][0]]
     assert framework["Type"] == "AWS::Lambda::Function"
@@ -542,8 +543,10 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
     assert "VpcConfig" in fn["Properties"]
     # The deployed zip is exactly the handler directory: no Docker bundling, no extra files.
     asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
-    assert sorted(p.name for p in (assembly.outdir / f"asset.{asset_hash}").iterdir()) == ["handler.py"]
-    assert (assembly.outdir / f"asset.{asset_hash}" / "handler.py").read_text() == HANDLER.read_text()
+    asset = assembly.outdir / f"asset.{asset_hash}"
+    assert sorted(p.name for p in asset.iterdir()) == ["handler.py", "keyset.py"]
+    for name in ("handler.py", "keyset.py"):
+        assert (asset / name).read_text() == (HANDLER.parent / name).read_text()
     env_vars = fn["Properties"]["Environment"]["Variables"]
     assert set(env_vars) == {
         "JWT_SECRET_ARN",
@@ -551,6 +554,7 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
         "REALTIME_SECRET_ARN",
         "JWT_ISSUER",
         "API_KEY_EXPIRY_DAYS",
+        "LEGACY_API_KEYS",
     }
 
     role = t.to_json()["Resources"][fn["Properties"]["Role"]["Fn::GetAtt"][0]]

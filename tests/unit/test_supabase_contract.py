@@ -315,7 +315,9 @@ def test_auth_smtp_saml_oauth(rendered):
     env = _env(objects, "auth")
     assert env["GOTRUE_SMTP_HOST"]["value"] == f"email-smtp.{values.region}.amazonaws.com"
     assert env["GOTRUE_SMTP_PORT"]["value"] == "587"
-    assert env["API_EXTERNAL_URL"]["value"] == f"https://{values.api_host}"
+    # Upstream's layout: GoTrue's public URL (and issuer) is the API URL plus /auth/v1.
+    assert env["API_EXTERNAL_URL"]["value"] == f"https://{values.api_host}/auth/v1"
+    assert env["GOTRUE_JWT_ISSUER"]["value"] == env["API_EXTERNAL_URL"]["value"]
     assert int(env["GOTRUE_PASSWORD_MIN_LENGTH"]["value"]) >= 8
     cfg_env = load_config().environments[values.env_name]
     assert env["GOTRUE_SAML_ENABLED"]["value"] == str(cfg_env.auth.saml_enabled).lower()

@@ -20,7 +20,7 @@ from k8s_charts.aws_values import from_config
 from k8s_charts.environment import render_manifests
 from k8s_charts.mesh import INJECTION_LABEL
 from k8s_charts.rollouts.chart import RolloutsChart
-from k8s_charts.supabase import kong
+from k8s_charts.supabase import kong, secrets
 from k8s_charts.supabase.bootstrap import SupabaseDbBootstrapChart
 from k8s_charts.supabase.chart import SupabaseChart
 from k8s_charts.supabase.contract import QUARANTINE_LABEL
@@ -173,7 +173,8 @@ def test_realtime_pods_never_see_the_scrape_token(env) -> None:
 
 def _kong_config(objs) -> dict[str, Any]:
     template = _find(objs, "ExternalSecret", "kong-config")["spec"]["target"]["template"]["data"]["kong.yml"]
-    return yaml.safe_load(kong.render_template(template, {v.var: "x" for v in kong.SECRET_VALUES}))
+    values = {v.var: "x" for v in vars(secrets).values() if isinstance(v, secrets.RemoteValue)}
+    return yaml.safe_load(kong.render_template(template, values))
 
 
 def _env_of(objs, name) -> dict[str, str]:

@@ -18,6 +18,10 @@ from k8s_charts.supabase.props import SupabaseProps
 FAKE = {
     "anon_key": "anon.jwt.value",
     "service_role_key": "service.jwt.value",
+    "publishable_key": "sb_publishable_value",
+    "secret_key": "sb_secret_value",
+    "anon_key_asymmetric": "anon.es256.value",
+    "service_role_key_asymmetric": "service.es256.value",
     "dashboard_username": "ops",
     "dashboard_password": "p'a\"ss: {x} #1",
 }
@@ -50,8 +54,8 @@ OPEN_PATHS = [
     "/auth/v1/callback",
     "/auth/v1/authorize",
     "/auth/v1/.well-known/jwks.json",
-    "/sso/saml/acs",
-    "/sso/saml/metadata",
+    "/auth/v1/sso/saml/acs",
+    "/auth/v1/sso/saml/metadata",
 ]
 
 
@@ -68,9 +72,13 @@ def test_secret_values_survive_yaml_quoting(env):
 def test_consumers_and_acl_groups(env):
     _, _, _, config = env
     consumers = {c["username"]: c for c in config["consumers"]}
-    assert consumers["anon"]["keyauth_credentials"] == [{"key": FAKE["anon_key"]}]
+    # The default config keeps the legacy keys beside the opaque ones (test_kong_lua: switched off).
+    assert consumers["anon"]["keyauth_credentials"] == [{"key": FAKE["publishable_key"]}, {"key": FAKE["anon_key"]}]
     assert consumers["anon"]["acls"] == [{"group": "anon"}]
-    assert consumers["service_role"]["keyauth_credentials"] == [{"key": FAKE["service_role_key"]}]
+    assert consumers["service_role"]["keyauth_credentials"] == [
+        {"key": FAKE["secret_key"]},
+        {"key": FAKE["service_role_key"]},
+    ]
     assert consumers["service_role"]["acls"] == [{"group": "admin"}]
 
 
@@ -94,6 +102,8 @@ def test_key_auth_routes_allow_anon_and_admin(env, path):
 def test_rest_reads_go_to_replica_writes_to_primary(env):
     _, _, _, config = env
     by_methods = {tuple(s["routes"][0]["methods"]): s for s in _by_path(config, "/rest/v1/")}
+    (openapi,) = _by_path(config, kong.OPENAPI_ROOT)
+    assert openapi["routes"][0]["methods"] == ["GET", "HEAD"] and _plugins(openapi)["acl"]["allow"] == ["admin"]
     read = by_methods[("GET", "HEAD")]
     assert read["host"].startswith("rest-ro.")
     writes = [s for m, s in by_methods.items() if m != ("GET", "HEAD")]
@@ -119,7 +129,7 @@ def test_realtime_websocket_and_tenant(env):
     assert any("query_params.apikey" in h for h in _plugins(ws)["request-transformer"]["add"]["headers"])
 
 
-@pytest.mark.parametrize("path", ["/realtime/v1/api/tenants", "/realtime/v1/api/openapi", "/api/mcp"])
+@pytest.mark.parametrize("path", ["/realtime/v1/api/tenants", "/realtime/v1/api/openapi", "/api/mcp", "/mcp"])
 def test_forbidden_routes_return_403_only(env, path):
     _, _, _, config = env
     (service,) = _by_path(config, path)
@@ -146,7 +156,8 @@ def test_studio_behind_basic_auth_on_studio_host_only(env):
 def test_storage_and_functions(env):
     _, _, _, config = env
     (storage,) = _by_path(config, "/storage/v1/")
-    assert list(_plugins(storage)) == ["cors"]  # Storage verifies JWTs itself
+    # Storage verifies JWTs itself: no key-auth, only the key mapping (test_kong_lua runs it).
+    assert list(_plugins(storage)) == ["cors", "request-transformer", "post-function"]
     (functions,) = _by_path(config, "/functions/v1/")
     assert functions["read_timeout"] >= 150_000
     assert functions["host"].startswith("functions.")
@@ -160,9 +171,11 @@ def test_every_route_has_a_protection_decision(env):
         "/realtime/v1/",
         "/realtime/v1/api",
         "/rest/v1/",
+        kong.OPENAPI_ROOT,
         "/realtime/v1/api/tenants",
         "/realtime/v1/api/openapi",
         "/api/mcp",
+        "/mcp",
         "/pg/",
         "/",
         "/storage/v1/",
