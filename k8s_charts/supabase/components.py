@@ -617,6 +617,11 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "SUPABASE_URL": f"http://{service_host('kong')}:{kong.PROXY_PORT}",
         "SUPABASE_PUBLIC_URL": props.api_url,
         "NEXT_TELEMETRY_DISABLED": "1",
+        # Upstream's flag for Studio's Logs pages (supabase/supabase docker/docker-compose.yml sets it
+        # with LOGFLARE_URL and NEXT_ANALYTICS_BACKEND_PROVIDER when the analytics service runs).
+        # No analytics backend is deployed (config observability.studio_log_explorer, which the
+        # loader refuses to turn on), so the pages are off and no LOGFLARE_* variable is set.
+        "NEXT_PUBLIC_ENABLE_LOGS": "false",
     }
     probe = Probe(path="/api/platform/profile", port=3000, timeout=5)
     return Workload(

@@ -41,7 +41,23 @@ PLUGINS = (
     "prometheus",
     "opentelemetry",
     "rate-limiting",
+    "file-log",
 )
+
+# One JSON line per request on stdout (file-log writes kong.log.serialize(), Kong kong/pdk/log.lua):
+# what Fluent Bit ships and the saved Logs Insights queries read (route.name, response.status,
+# latencies.request). kong.log.serialize() redacts only the Authorization headers, so every field
+# that can carry a key or a session is removed (a nil value deletes the field, per
+# kong.log.set_serialize_value), and the URI is logged without its query string: the Realtime
+# socket carries the API key as ?apikey=.
+ACCESS_LOG_REDACTIONS = {
+    "request.headers": "return nil",
+    "request.querystring": "return nil",
+    "request.url": "return nil",
+    "request.uri": "return kong.request.get_path()",
+    "upstream_uri": "return nil",
+    "response.headers": "return nil",
+}
 
 
 class Protection(enum.Enum):
@@ -308,6 +324,10 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
                 },
             },
             {
+                "name": "file-log",
+                "config": {"path": "/dev/stdout", "reopen": False, "custom_fields_by_lua": dict(ACCESS_LOG_REDACTIONS)},
+            },
+            {
                 "name": "rate-limiting",
                 "config": {
                     "minute": props.rate_limit_per_minute,
@@ -366,7 +386,9 @@ def kong_env(props: SupabaseProps) -> dict[str, str]:
         "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT}",
         "KONG_ADMIN_LISTEN": "off",
         "KONG_STATUS_LISTEN": f"0.0.0.0:{STATUS_PORT}",
-        "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
+        # file-log writes the access log (ACCESS_LOG_REDACTIONS); nginx's own line would repeat
+        # each request with its query string, API key included.
+        "KONG_PROXY_ACCESS_LOG": "off",
         "KONG_PROXY_ERROR_LOG": "/dev/stderr",
         "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
         # The ALB terminates TLS and forwards from inside the VPC: trust its X-Forwarded-*.

@@ -14,6 +14,7 @@ from constructs import Construct
 from k8s_charts.supabase.contract import CANARY_COMPONENTS
 from k8s_charts.supabase.images import Image
 from k8s_charts.supabase.k8s import api_object, labels, selector
+from k8s_charts.supabase.logs import parser_annotations
 from k8s_charts.supabase.props import Scaling
 
 RUN_AS = 10001  # high UID/GID: never collides with a host user (checkov CKV_K8S_40)
@@ -204,8 +205,9 @@ def add_workload(scope: Construct, w: Workload) -> None:
     if volumes:
         pod_spec["volumes"] = volumes
     template_meta: dict[str, Any] = {"labels": lbl}
-    if w.pod_annotations:
-        template_meta["annotations"] = dict(w.pod_annotations)
+    pod_annotations = {**w.pod_annotations, **parser_annotations([(c.name, c.image.repository) for c in w.containers])}
+    if pod_annotations:
+        template_meta["annotations"] = pod_annotations
     annotations = {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(w.checkov_skips, start=1)}
     # Argo Rollouts scales a canaried Deployment down as its Rollout takes over: a replica count
     # here would scale it back up on every apply, and the HPA must drive the Rollout instead.
