@@ -9,6 +9,7 @@ a Secret; JSON strings are valid YAML double-quoted scalars, so any password sta
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ PLUGINS = (
     "opentelemetry",
     "rate-limiting",
     "file-log",
+    "proxy-cache",
 )
 
 # One JSON line per request on stdout (file-log writes kong.log.serialize(), Kong kong/pdk/log.lua):
@@ -86,17 +88,68 @@ class Route:
     write_timeout_ms: int = 60_000
     connect_timeout_ms: int = 5_000
     add_headers: tuple[str, ...] = ()
+    # Route only requests carrying these headers (Kong header matching; "~*" values are regexes).
+    match_headers: tuple[tuple[str, str], ...] = ()
+    # Cache anonymous responses at the gateway (GATEWAY_CACHE); see cached_route_variants.
+    cached: bool = False
 
     def __post_init__(self) -> None:
         if self.protection is Protection.KEY_AUTH and not self.groups:
             raise ValueError(f"{self.name}: key-auth needs ACL groups")
         if self.protection is Protection.ADMIN_ONLY and self.groups not in ((), (GROUP_ADMIN,)):
             raise ValueError(f"{self.name}: admin-only allows the admin group alone")
+        if self.cached and (
+            self.protection is not Protection.UPSTREAM or not self.methods or set(self.methods) - set(READ_METHODS)
+        ):
+            raise ValueError(f"{self.name}: only anonymous GET/HEAD routes the upstream serves to anyone are cached")
 
 
 KEY_GROUPS = (GROUP_ADMIN, GROUP_ANON)
 READ_METHODS = ("GET", "HEAD")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+# A request carrying any of these may be personalised (a user's JWT, a session cookie, any API
+# key: Kong cannot tell the anon key from another without the key in the route): it never
+# reaches the cache. Each cached route gets one twin per header, with the same path and methods
+# and no cache; Kong's router prefers a route that also matches headers
+# (https://docs.konghq.com/gateway/latest/key-concepts/routes/ "Routing priority").
+CACHE_BYPASS_HEADERS = ("authorization", "cookie", "apikey")
+# Kong OSS's proxy-cache keeps entries in the node's memory (the `memory` strategy; the Redis
+# strategy is Enterprise-only). Its key is route, consumer, method, path, every query parameter
+# and the vary_headers. Storage's Cache-Control is not honoured (proxy-cache's cache_control mode
+# caches only responses marked `public`, which Storage does not send), so the TTL is short and
+# the content types are those Storage serves for public assets; any other type passes through.
+GATEWAY_CACHE = {
+    "strategy": "memory",
+    "request_method": list(READ_METHODS),
+    "response_code": [200],
+    "content_type": [
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/avif",
+        "image/gif",
+        "image/svg+xml",
+        "text/css",
+        "application/javascript",
+        "font/woff2",
+    ],
+    "cache_ttl": 60,
+    "cache_control": False,
+    "vary_headers": ["accept", "accept-encoding"],
+    "memory": {"dictionary_name": "kong_db_cache"},
+}
+
+
+def cached_route_variants(route: Route) -> tuple[Route, ...]:
+    """The cached route and its uncached twins for requests that carry a credential."""
+    if not route.cached:
+        return (route,)
+    twins = tuple(
+        dataclasses.replace(route, name=f"{route.name}-with-{header}", match_headers=((header, "~*."),), cached=False)
+        for header in CACHE_BYPASS_HEADERS
+    )
+    return (route, *twins)
 
 
 def routes(props: SupabaseProps) -> tuple[Route, ...]:
@@ -180,6 +233,20 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
         ),
+        # Public objects: Storage serves them to anyone, so anonymous requests share a short
+        # gateway cache (its credentialed twins bypass it: cached_route_variants).
+        Route(
+            name="storage-v1-public",
+            path="/storage/v1/object/public/",
+            component="storage",
+            port=5000,
+            upstream_path="/object/public/",
+            protection=Protection.UPSTREAM,
+            methods=READ_METHODS,
+            read_timeout_ms=300_000,
+            write_timeout_ms=300_000,
+            cached=True,
+        ),
         Route(
             name="storage-v1",
             path="/storage/v1/",
@@ -225,7 +292,7 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             hosts=(props.values.studio_host,),
         ),
     ]
-    return tuple(table)
+    return tuple(variant for route in table for variant in cached_route_variants(route))
 
 
 def _plugins(route: Route, props: SupabaseProps) -> list[dict[str, Any]]:
@@ -245,6 +312,8 @@ def _plugins(route: Route, props: SupabaseProps) -> list[dict[str, Any]]:
         headers.append("x-api-key:$(query_params.apikey)")
     if headers:
         plugins.append({"name": "request-transformer", "config": {"add": {"headers": headers}}})
+    if route.cached:
+        plugins.append({"name": "proxy-cache", "config": dict(GATEWAY_CACHE)})
     return plugins
 
 
@@ -263,6 +332,8 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
             kong_route["methods"] = list(route.methods)
         if route.hosts:
             kong_route["hosts"] = list(route.hosts)
+        if route.match_headers:
+            kong_route["headers"] = {name: [value] for name, value in route.match_headers}
         services.append(
             {
                 "name": route.name,
