@@ -32,7 +32,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY_DISABLED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help install synth lint test test-unit bench promises cost local diff deploy bootstrap clean
+.PHONY: help install synth lint test test-unit bench promises cost local cdn-invalidate diff deploy bootstrap clean
 
 help: ## list the targets and the variables they read
 	@echo "targets:"
@@ -104,6 +104,10 @@ cost: install ## monthly cost estimate of every environment of CONFIG (pinned pr
 
 local: install ## render the Supabase stack of CONFIG's dev environment (or ENV) as Docker Compose in cdk.out/local and say how to start it
 	@$(VENV)/bin/python -m scripts.local --config $(CONFIG) --out cdk.out/local $(if $(ENV),--env $(ENV),)
+
+cdn-invalidate: install ## print the commands that empty ENV's CloudFront and Kong caches of public objects (PATHS to narrow)
+	@test -n "$(ENV)" || { echo "usage: make cdn-invalidate ENV=prod [PATHS='/storage/v1/object/public/avatars/*']"; exit 2; }
+	@$(VENV)/bin/python -m scripts.cdn_invalidate --config $(CONFIG) --env $(ENV) $(if $(PATHS),--paths $(PATHS),)
 
 diff: install ## cdk diff for ENV (needs credentials for its account)
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=staging"; exit 2; }

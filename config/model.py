@@ -119,6 +119,9 @@ EC2_SIZES = ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge")
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35",)
 SUPPORTED_POSTGRES_VERSIONS = ("17.9",)
 
+# The only values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy,
+# retentionInDays "Valid Values", and AWS::Logs::LogGroup RetentionInDays):
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -643,6 +646,35 @@ class Observability(Strict):
     tracing_sample_ratio: float = Field(default=0.1, ge=0, le=1, description="a ratio of traces between 0 and 1")
     slack_webhook_secret_name: SecretName | None = None
     pagerduty_secret_name: SecretName | None = None
+    log_retention_days: int = Field(
+        default=30, description="days CloudWatch Logs keeps every pod's stdout/stderr (the containers log group)"
+    )
+    # Upstream's optional analytics backend (Logflare) behind Studio's Logs pages. Not deployed by
+    # this platform: the loader refuses `true` until it is, so Studio never offers empty log pages.
+    studio_log_explorer: bool = False
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _log_retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise Problem(
+                "", v, "not a CloudWatch Logs retention period", f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return v
+
+    @field_validator("studio_log_explorer")
+    @classmethod
+    def _studio_logs(cls, v: bool) -> bool:
+        if v:
+            raise Problem(
+                "",
+                v,
+                "Studio's log explorer needs upstream's Logflare analytics backend, which this platform does not "
+                "deploy yet",
+                "leave it false; every service's logs are in the CloudWatch Logs group "
+                "/aws/eks/<cluster>/containers with saved Logs Insights queries (README: Operating the platform)",
+            )
+        return v
 
 
 class Features(Strict):

@@ -24,6 +24,11 @@ def cluster_name(cfg: OrgConfig, env_name: str) -> str:
     return f"{cfg.project}-{env_name}"
 
 
+def container_log_group(cluster: str) -> str:
+    """Every pod's stdout/stderr: Fluent Bit on the nodes and Fargate's log router write here."""
+    return f"/aws/eks/{cluster}/containers"
+
+
 def data_prefix(cfg: OrgConfig, env_name: str) -> str:
     return f"{cfg.project}-{env_name}"
 

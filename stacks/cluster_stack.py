@@ -16,10 +16,15 @@ from constructs import Construct
 
 from config import naming
 from config.model import OrgConfig
-from constructs_lib.addons.pod_identity import PodIdentity
+from constructs_lib.addons.pod_identity import PodIdentity, wildcard_findings
+from constructs_lib.container_logs import WILDCARD_REASON, ContainerLogs, writer_statements
 from constructs_lib.eks_cluster import EksCluster
+from constructs_lib.nag import acknowledge
+from k8s_charts.aws_values import from_config
 from k8s_charts.monitoring.objects import OBSERVABILITY_NAMESPACE
 from k8s_charts.monitoring.tracing import OTEL_COLLECTOR
+from k8s_charts.supabase.logs import saved_queries
+from k8s_charts.supabase.props import SupabaseProps
 
 SUPABASE_NAMESPACE = "supabase"
 STORAGE_API_SERVICE_ACCOUNT = "storage"
@@ -57,6 +62,27 @@ class ClusterStack(cdk.Stack):
         )
         self.cluster = self.eks.cluster
         self.log_group_name = self.eks.log_group.log_group_name
+        self.container_logs = ContainerLogs(
+            self,
+            "ContainerLogs",
+            cluster_name=self.cluster_name,
+            retention_days=env.observability.log_retention_days,
+            queries=saved_queries(SupabaseProps.from_config(cfg, env_name, from_config(cfg, env_name))),
+            removal_policy=cdk.RemovalPolicy.RETAIN if env.production else cdk.RemovalPolicy.DESTROY,
+        )
+        if self.eks.fargate_profile is not None:
+            # Fargate's log router runs with the pod execution role (EKS Fargate logging guide).
+            statements = writer_statements(self.container_logs.log_group_arn)
+            self.fargate_log_policy = iam.ManagedPolicy(
+                self,
+                "FargateLogPolicy",
+                description=f"{self.cluster_name} Fargate log router: write to the containers log group",
+                statements=statements,
+                roles=[self.eks.fargate_profile.pod_execution_role],
+            )
+            acknowledge(
+                self.fargate_log_policy.node.default_child, *wildcard_findings(self, statements, WILDCARD_REASON)
+            )
 
         # Pods and nodes (managed node groups and Fargate) use the cluster security group. The
         # rules live here, on the data stack's groups by id, so the data stack never depends on this one.

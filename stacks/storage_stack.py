@@ -40,11 +40,19 @@ from stacks.dr_stack import STORAGE_ARCHIVE_PREFIX, DrStack
 from stacks.edge_stack import WAF_LOG_RETENTION_DAYS, EdgeStack
 
 ACCESS_LOG_RETENTION_DAYS = 365
+CDN_DISTRIBUTION_OUTPUT = "CloudFrontDistributionId"
 STATIC_PREFIX = "static/"
 PUBLIC_OBJECTS_PATH = "/storage/v1/object/public/*"
 # Paths whose responses depend on the caller's JWT: never cached, every viewer header but
 # Host forwarded (Host stays api.<domain>, which the ALB's ingress rule matches).
-UNCACHED_API_PATHS = ("/rest/v1/*", "/auth/v1/*", "/realtime/v1/*")
+UNCACHED_API_PATHS = ("/auth/v1/*", "/realtime/v1/*")
+# PostgREST reads: cached only when the response says so (Cache-Control max-age, which a
+# database function sets through response.headers); the TTL otherwise is 0. The key holds
+# everything that identifies the caller (Authorization, apikey) or changes the answer (the
+# query string, Accept and Accept-Profile, Prefer, Range), and Origin for CORS, so a cached
+# answer is only ever served to the same credentials asking the same question.
+API_READS_PATH = "/rest/v1/*"
+API_READS_KEY_HEADERS = ("Authorization", "apikey", "Accept", "Accept-Profile", "Prefer", "Range", "Origin")
 
 
 class StorageStack(cdk.Stack):
@@ -167,6 +175,8 @@ class StorageStack(cdk.Stack):
         cdk.CfnOutput(self, "ApiCertificateArn", value=self.certificate_arn)
         if self.distribution is not None:
             cdk.CfnOutput(self, "CloudFrontDomainName", value=self.distribution.distribution_domain_name)
+            # `make cdn-invalidate` reads it.
+            cdk.CfnOutput(self, CDN_DISTRIBUTION_OUTPUT, value=self.distribution.distribution_id)
 
     def _data_key(self, id_: str, alias: str, description: str) -> kms.Key:
         key = kms.Key(
@@ -212,6 +222,31 @@ class StorageStack(cdk.Stack):
             cookie_behavior=cloudfront.CacheCookieBehavior.none(),
             enable_accept_encoding_gzip=True,
             enable_accept_encoding_brotli=True,
+        )
+        api_reads_policy = cloudfront.CachePolicy(
+            self,
+            "ApiReadsCachePolicy",
+            cache_policy_name=f"{cfg.project}-{env_name}-api-reads",
+            comment="PostgREST GETs: cached only on the origin's Cache-Control, keyed by the caller's credentials",
+            default_ttl=cdk.Duration.seconds(0),
+            min_ttl=cdk.Duration.seconds(0),
+            max_ttl=cdk.Duration.days(1),
+            query_string_behavior=cloudfront.CacheQueryStringBehavior.all(),
+            header_behavior=cloudfront.CacheHeaderBehavior.allow_list(*API_READS_KEY_HEADERS),
+            cookie_behavior=cloudfront.CacheCookieBehavior.all(),
+            enable_accept_encoding_gzip=True,
+            enable_accept_encoding_brotli=True,
+        )
+        api_reads = cloudfront.BehaviorOptions(
+            origin=api_origin,
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+            cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
+            cache_policy=api_reads_policy,
+            # Writes need the rest of the viewer's headers (Content-Type, Content-Profile); every
+            # header that shapes a read's answer is in the key above.
+            origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+            response_headers_policy=headers,
         )
         # OAC on a by-name view of the bucket: the origin then leaves the bucket and key
         # policies alone, and the statements below grant the static/ prefix only, not the
@@ -260,6 +295,7 @@ class StorageStack(cdk.Stack):
                     cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
                     response_headers_policy=headers,
                 ),
+                API_READS_PATH: api_reads,
                 **{path: uncached for path in UNCACHED_API_PATHS},
             },
         )

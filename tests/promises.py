@@ -888,6 +888,100 @@ PROMISES: tuple[Promise, ...] = (
             U + "test_cluster_stack.py::test_eks_addons_pinned",
         ),
     ),
+    # Operating the platform
+    Promise(
+        name="every namespace's container logs reach CloudWatch Logs",
+        claim="Every container's stdout/stderr, in every namespace, goes to one CloudWatch Logs group per environment",
+        level=REHEARSAL,
+        guards=(
+            D + "test_container_logs.py::test_every_namespace_the_platform_runs_is_covered",
+            D + "test_container_logs.py::test_coverage_gaps_are_reported",
+            D + "test_container_logs.py::test_agent_writes_to_the_environments_log_group",
+            D + "test_container_logs.py::test_agent_config_reads_as_fluent_bit_classic_config",
+        ),
+    ),
+    Promise(
+        name="container log group: own KMS key, configured retention, writers scoped to it",
+        claim="The group is encrypted with its own KMS key and keeps `observability.log_retention_days`",
+        level=STATIC,
+        guards=(
+            D + "test_container_logs.py::test_log_group_is_encrypted_with_its_own_key_and_configured_retention",
+            D + "test_container_logs.py::test_writers_may_write_to_the_log_group_only",
+            U + "test_config.py::test_refused_with_path_value_rule_and_fix",
+        ),
+    ),
+    Promise(
+        name="service log lines become fields",
+        claim="JSON lines (GoTrue, Storage, postgres-meta, Kong) become fields under `data.`",
+        level=REHEARSAL,
+        guards=(
+            U + "test_logs.py::test_lines_become_fields",
+            U + "test_logs.py::test_text_formats_get_their_parser_by_annotation_and_json_formats_none",
+            D + "test_container_logs.py::test_every_suggested_parser_is_loaded",
+        ),
+    ),
+    Promise(
+        name="Kong's access log holds no key, cookie or query string",
+        claim="with API keys, cookies and query strings removed",
+        level=STATIC,
+        guards=(
+            U + "test_logs.py::test_kong_access_log_carries_no_key_or_cookie",
+            U + "test_logs.py::test_unredacted_kong_record_would_leak",
+            U + "test_logs.py::test_kong_writes_its_access_log_with_file_log_only",
+        ),
+    ),
+    Promise(
+        name="saved Logs Insights queries tested on the services' formats",
+        claim="Each query is run in the tests on sample lines in the services' own formats",
+        level=REHEARSAL,
+        guards=(
+            U + "test_logs.py::test_query_selects_exactly_its_samples",
+            U + "test_logs.py::test_query_fields_exist_in_the_lines_it_selects",
+            U + "test_logs.py::test_query_with_a_misspelt_field_selects_nothing",
+            D + "test_container_logs.py::test_saved_queries_target_the_log_group",
+        ),
+    ),
+    Promise(
+        name="Studio offers no log pages without their backend",
+        claim="Studio's Logs pages are off",
+        level=STATIC,
+        guards=(
+            U + "test_logs.py::test_studio_offers_no_logs_without_an_analytics_backend",
+            U + "test_config.py::test_refused_with_path_value_rule_and_fix",
+        ),
+    ),
+    Promise(
+        name="credentialed requests bypass the gateway cache",
+        claim="a request that carries `Authorization`, a cookie or any `apikey` is routed to an uncached twin",
+        level=REHEARSAL,
+        guards=(
+            U + "test_supabase_kong.py::test_requests_with_a_credential_bypass_the_gateway_cache",
+            U + "test_supabase_kong.py::test_anonymous_public_object_requests_hit_the_gateway_cache",
+            U + "test_supabase_kong.py::test_cache_bypass_header_route_is_needed",
+            U + "test_supabase_kong.py::test_cache_is_refused_on_keyed_or_writable_routes",
+        ),
+    ),
+    Promise(
+        name="nothing personalised is shared from a cache",
+        claim="Nothing personalised is shared from a cache",
+        level=STATIC,
+        guards=(
+            U + "test_edge.py::test_nothing_personalised_is_shared_from_the_cdn_cache",
+            U + "test_edge.py::test_a_cached_behavior_forwarding_credentials_outside_its_key_is_refused",
+            U + "test_edge.py::test_api_reads_are_cached_only_when_postgrest_says_so",
+            U + "test_edge.py::test_public_objects_reach_the_origin_without_credentials",
+            U + "test_supabase_kong.py::test_only_public_objects_are_cached_at_the_gateway",
+        ),
+    ),
+    Promise(
+        name="make cdn-invalidate prints the invalidation commands",
+        claim="`make cdn-invalidate ENV=prod` prints the commands that look up the distribution",
+        level=STATIC,
+        guards=(
+            U + "test_cdn_invalidate.py::test_prints_lookup_invalidation_and_kong_restart",
+            U + "test_edge.py::test_distribution_id_is_an_output_for_invalidations",
+        ),
+    ),
     Promise(
         name="version matrix lists every Supabase image",
         claim="Supabase images (`k8s_charts/supabase/images.py`, multi-arch) and the upstream release each matches.",

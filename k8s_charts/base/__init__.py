@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import cdk8s
 from constructs import Construct
 
+from config import naming
 from config.model import OrgConfig
 from k8s_charts.aws_values import AwsValues
 from k8s_charts.objects import api_object
+from k8s_charts.supabase.logs import MERGE_KEY
 
 CLUSTER_CHART_ID = "base-cluster"
 CONTROLLERS_CHART_ID = "base-controllers"
@@ -40,6 +42,7 @@ class NamespaceSpec:
     name: str
     level: str  # Pod Security Standards level enforced: restricted | baseline | privileged
     reason: str = ""  # why a level below restricted is needed
+    extra_labels: tuple[tuple[str, str], ...] = ()
 
 
 # Every controller namespace; a lower level than restricted must say why.
@@ -53,7 +56,8 @@ NAMESPACES: tuple[NamespaceSpec, ...] = (
     NamespaceSpec(
         name="observability",
         level="privileged",
-        reason="node-exporter of kube-prometheus-stack reads host /proc and /sys with hostPID and hostNetwork",
+        reason="node-exporter of kube-prometheus-stack reads host /proc and /sys with hostPID and hostNetwork; "
+        "Fluent Bit reads the node's container log files under /var/log (hostPath)",
     ),
     NamespaceSpec(
         name="falco",
@@ -68,9 +72,71 @@ NAMESPACES: tuple[NamespaceSpec, ...] = (
 )
 BATCH_LEVEL = "restricted"
 
+# Fargate's built-in log router reads its configuration from this one ConfigMap, in a namespace
+# labelled aws-observability=enabled; it accepts only the keys below, and only some filters and
+# outputs (kubernetes and parser filters, cloudwatch_logs among them):
+# https://docs.aws.amazon.com/eks/latest/userguide/fargate-logging.html
+FARGATE_LOGGING_NAMESPACE = NamespaceSpec(
+    name="aws-observability", level="restricted", extra_labels=(("aws-observability", "enabled"),)
+)
+FARGATE_LOGGING_CONFIGMAP = "aws-logging"
+FARGATE_STREAM_PREFIX = "fargate-"
+
+
+def fargate_logging_data(*, region: str, log_group: str) -> dict[str, str]:
+    """The aws-logging ConfigMap: the CRI line parser, Kubernetes metadata with JSON lines merged
+    under the same key as on the nodes, and the same containers log group."""
+    return {
+        # The router's own logs stay out of the group: they are not the workloads'.
+        "flb_log_cw": "false",
+        "parsers.conf": "\n".join(
+            [
+                "[PARSER]",
+                "    Name        crio",
+                "    Format      Regex",
+                "    Regex       ^(?<time>[^ ]+) (?<stream>stdout|stderr) (?<logtag>P|F) (?<log>.*)$",
+                "    Time_Key    time",
+                "    Time_Format %Y-%m-%dT%H:%M:%S.%L%z",
+                "",
+            ]
+        ),
+        "filters.conf": "\n".join(
+            [
+                "[FILTER]",
+                "    Name     parser",
+                "    Match    *",
+                "    Key_name log",
+                "    Parser   crio",
+                "",
+                "[FILTER]",
+                "    Name                kubernetes",
+                "    Match               kube.*",
+                "    Merge_Log           On",
+                f"    Merge_Log_Key       {MERGE_KEY}",
+                "    Keep_Log            Off",
+                "    Buffer_Size         0",
+                "    Kube_Meta_Cache_TTL 300s",
+                "",
+            ]
+        ),
+        "output.conf": "\n".join(
+            [
+                "[OUTPUT]",
+                "    Name              cloudwatch_logs",
+                "    Match             kube.*",
+                f"    region            {region}",
+                f"    log_group_name    {log_group}",
+                f"    log_stream_prefix {FARGATE_STREAM_PREFIX}",
+                "    auto_create_group false",
+                "",
+            ]
+        ),
+    }
+
 
 def _namespace(scope: Construct, spec: NamespaceSpec, *, version: str) -> cdk8s.ApiObject:
     labels = {
+        **dict(spec.extra_labels),
         "pod-security.kubernetes.io/enforce": spec.level,
         "pod-security.kubernetes.io/enforce-version": version,
         # Warn and audit at restricted everywhere, so a privileged namespace still reports every exception.
@@ -99,9 +165,26 @@ class BaseClusterChart(cdk8s.Chart):
         env = cfg.environments[env_name]
         version = f"v{values.kubernetes_version}"
         specs = [*NAMESPACES, *(NamespaceSpec(name=ns, level=BATCH_LEVEL) for ns in env.cluster.fargate_namespaces)]
+        if env.cluster.fargate_namespaces:
+            specs.append(FARGATE_LOGGING_NAMESPACE)
         self.namespaces = [spec.name for spec in specs]
         for spec in specs:
             _namespace(self, spec, version=version)
+        if env.cluster.fargate_namespaces:
+            api_object(
+                self,
+                "fargate-logging",
+                api_version="v1",
+                kind="ConfigMap",
+                metadata=cdk8s.ApiObjectMetadata(
+                    name=FARGATE_LOGGING_CONFIGMAP, namespace=FARGATE_LOGGING_NAMESPACE.name
+                ),
+                body={
+                    "data": fargate_logging_data(
+                        region=values.region, log_group=naming.container_log_group(values.cluster_name)
+                    )
+                },
+            )
         api_object(
             self,
             "storage-class",

@@ -113,6 +113,7 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
     "ghcr.io/external-secrets/": "External Secrets operator",
     "docker.io/velero/": "Velero and its AWS plugin",
     "public.ecr.aws/eks/": "AWS Load Balancer Controller",
+    "public.ecr.aws/aws-observability/aws-for-fluent-bit": "AWS for Fluent Bit (container logs to CloudWatch Logs)",
     "registry.k8s.io/external-dns/external-dns": "ExternalDNS (Route 53 records of the public Ingress hosts)",
 }
 
@@ -166,6 +167,14 @@ NODE_EXPORTER = Exemption(
     "the root filesystem through hostPath and shares the host's network and PID namespaces.",
 )
 
+# Imported by name, not from constructs_lib: charts never import the CDK side.
+FLUENT_BIT = Exemption(
+    namespace="observability",
+    workload="aws-for-fluent-bit",
+    reason="Fluent Bit ships every container's log to CloudWatch Logs: it reads the kubelet's log files "
+    "under the node's /var/log (hostPath), which only root may read, as root without any capability.",
+)
+
 POLICIES = (
     Policy(
         kind="K8sPssHostIsolation",
@@ -178,7 +187,7 @@ POLICIES = (
         description="Pod Security restricted: only the volume types the profile allows (no hostPath).",
         match_kinds=ALL_POD_KINDS,
         parameters={"allowedTypes": list(RESTRICTED_VOLUME_TYPES)},
-        exemptions=(NODE_EXPORTER,),
+        exemptions=(NODE_EXPORTER, FLUENT_BIT),
     ),
     Policy(
         kind="K8sPssPrivilegeEscalation",
@@ -195,6 +204,7 @@ POLICIES = (
         kind="K8sPssRunAsNonRoot",
         description="Pod Security restricted: runAsNonRoot true and never runAsUser 0.",
         match_kinds=ALL_POD_KINDS,
+        exemptions=(FLUENT_BIT,),
     ),
     Policy(
         kind="K8sPssSeccomp",

@@ -661,6 +661,11 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         # what the edge runtime serves.
         "SNIPPETS_MANAGEMENT_FOLDER": STUDIO_SNIPPETS_DIR,
         "EDGE_FUNCTIONS_MANAGEMENT_FOLDER": STUDIO_FUNCTIONS_DIR,
+        # Upstream's flag for Studio's Logs pages (supabase/supabase docker/docker-compose.yml sets it
+        # with LOGFLARE_URL and NEXT_ANALYTICS_BACKEND_PROVIDER when the analytics service runs).
+        # No analytics backend is deployed (config observability.studio_log_explorer, which the
+        # loader refuses to turn on), so the pages are off and no LOGFLARE_* variable is set.
+        "NEXT_PUBLIC_ENABLE_LOGS": "false",
     }
     probe = Probe(path="/api/platform/profile", port=STUDIO.port, timeout=5)
     return Workload(

@@ -14,6 +14,7 @@ with 401). On every route that forwards a key, the Lua in kong_lua.py turns the 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from dataclasses import dataclass
@@ -49,7 +50,24 @@ PLUGINS = (
     "rate-limiting",
     # Upstream's snippet that drops an emptied Authorization (kong_lua.CLEAR_EMPTY_AUTHORIZATION).
     "post-function",
+    "file-log",
+    "proxy-cache",
 )
+
+# One JSON line per request on stdout (file-log writes kong.log.serialize(), Kong kong/pdk/log.lua):
+# what Fluent Bit ships and the saved Logs Insights queries read (route.name, response.status,
+# latencies.request). kong.log.serialize() redacts only the Authorization headers, so every field
+# that can carry a key or a session is removed (a nil value deletes the field, per
+# kong.log.set_serialize_value), and the URI is logged without its query string: the Realtime
+# socket carries the API key as ?apikey=.
+ACCESS_LOG_REDACTIONS = {
+    "request.headers": "return nil",
+    "request.querystring": "return nil",
+    "request.url": "return nil",
+    "request.uri": "return kong.request.get_path()",
+    "upstream_uri": "return nil",
+    "response.headers": "return nil",
+}
 
 
 class Protection(enum.Enum):
@@ -80,6 +98,10 @@ class Route:
     # Turn an opaque apikey into the pre-signed JWT for the upstream; off where the upstream
     # reads no JWT (postgres-meta).
     maps_api_key: bool = True
+    # Route only requests carrying these headers (Kong header matching; "~*" values are regexes).
+    match_headers: tuple[tuple[str, str], ...] = ()
+    # Cache anonymous responses at the gateway (GATEWAY_CACHE); see cached_route_variants.
+    cached: bool = False
 
     @property
     def port(self) -> int:
@@ -94,6 +116,10 @@ class Route:
             raise ValueError(f"{self.name}: key-auth needs ACL groups")
         if self.protection is Protection.ADMIN_ONLY and self.groups not in ((), (GROUP_ADMIN,)):
             raise ValueError(f"{self.name}: admin-only allows the admin group alone")
+        if self.cached and (
+            self.protection is not Protection.UPSTREAM or not self.methods or set(self.methods) - set(READ_METHODS)
+        ):
+            raise ValueError(f"{self.name}: only anonymous GET/HEAD routes the upstream serves to anyone are cached")
 
 
 KEY_GROUPS = (GROUP_ADMIN, GROUP_ANON)
@@ -101,6 +127,49 @@ KEY_GROUPS = (GROUP_ADMIN, GROUP_ANON)
 OPENAPI_ROOT = "~/rest/v1/?$"
 READ_METHODS = ("GET", "HEAD")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+# A request carrying any of these may be personalised (a user's JWT, a session cookie, any API
+# key: Kong cannot tell the anon key from another without the key in the route): it never
+# reaches the cache. Each cached route gets one twin per header, with the same path and methods
+# and no cache; Kong's router prefers a route that also matches headers
+# (https://docs.konghq.com/gateway/latest/key-concepts/routes/ "Routing priority").
+CACHE_BYPASS_HEADERS = ("authorization", "cookie", "apikey")
+# Kong OSS's proxy-cache keeps entries in the node's memory (the `memory` strategy; the Redis
+# strategy is Enterprise-only). Its key is route, consumer, method, path, every query parameter
+# and the vary_headers. Storage's Cache-Control is not honoured (proxy-cache's cache_control mode
+# caches only responses marked `public`, which Storage does not send), so the TTL is short and
+# the content types are those Storage serves for public assets; any other type passes through.
+GATEWAY_CACHE = {
+    "strategy": "memory",
+    "request_method": list(READ_METHODS),
+    "response_code": [200],
+    "content_type": [
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/avif",
+        "image/gif",
+        "image/svg+xml",
+        "text/css",
+        "application/javascript",
+        "font/woff2",
+    ],
+    "cache_ttl": 60,
+    "cache_control": False,
+    "vary_headers": ["accept", "accept-encoding"],
+    "memory": {"dictionary_name": "kong_db_cache"},
+}
+
+
+def cached_route_variants(route: Route) -> tuple[Route, ...]:
+    """The cached route and its uncached twins for requests that carry a credential."""
+    if not route.cached:
+        return (route,)
+    twins = tuple(
+        dataclasses.replace(route, name=f"{route.name}-with-{header}", match_headers=((header, "~*."),), cached=False)
+        for header in CACHE_BYPASS_HEADERS
+    )
+    return (route, *twins)
 
 
 def routes(props: SupabaseProps) -> tuple[Route, ...]:
@@ -189,6 +258,19 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             protection=Protection.KEY_AUTH,
             groups=KEY_GROUPS,
         ),
+        # Public objects: Storage serves them to anyone, so anonymous requests share a short
+        # gateway cache (its credentialed twins bypass it: cached_route_variants).
+        Route(
+            name="storage-v1-public",
+            path="/storage/v1/object/public/",
+            component="storage",
+            upstream_path="/object/public/",
+            protection=Protection.UPSTREAM,
+            methods=READ_METHODS,
+            read_timeout_ms=300_000,
+            write_timeout_ms=300_000,
+            cached=True,
+        ),
         Route(
             name="storage-v1",
             path="/storage/v1/",
@@ -239,7 +321,7 @@ def routes(props: SupabaseProps) -> tuple[Route, ...]:
             hosts=(props.values.studio_host,),
         ),
     ]
-    return tuple(table)
+    return tuple(variant for route in table for variant in cached_route_variants(route))
 
 
 def _plugins(route: Route, props: SupabaseProps, literals: dict[str, str]) -> list[dict[str, Any]]:
@@ -276,6 +358,8 @@ def _plugins(route: Route, props: SupabaseProps, literals: dict[str, str]) -> li
     if maps_key and route.protection is Protection.UPSTREAM and route.upstream_protocol != "ws":
         # No key-auth in front: a request may carry neither key nor token (a public object).
         plugins.append({"name": "post-function", "config": {"access": [kong_lua.CLEAR_EMPTY_AUTHORIZATION]}})
+    if route.cached:
+        plugins.append({"name": "proxy-cache", "config": dict(GATEWAY_CACHE)})
     return plugins
 
 
@@ -295,6 +379,8 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
             kong_route["methods"] = list(route.methods)
         if route.hosts:
             kong_route["hosts"] = list(route.hosts)
+        if route.match_headers:
+            kong_route["headers"] = {name: [value] for name, value in route.match_headers}
         services.append(
             {
                 "name": route.name,
@@ -354,6 +440,10 @@ def declarative_config(props: SupabaseProps, placeholders: dict[str, str]) -> di
                     # Every request: the collector samples (see props.OTLP_HTTP_ENDPOINT).
                     "sampling_rate": 1.0,
                 },
+            },
+            {
+                "name": "file-log",
+                "config": {"path": "/dev/stdout", "reopen": False, "custom_fields_by_lua": dict(ACCESS_LOG_REDACTIONS)},
             },
             {
                 "name": "rate-limiting",
@@ -426,7 +516,9 @@ def kong_env(props: SupabaseProps) -> dict[str, str]:
         "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT}",
         "KONG_ADMIN_LISTEN": "off",
         "KONG_STATUS_LISTEN": f"0.0.0.0:{STATUS_PORT}",
-        "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
+        # file-log writes the access log (ACCESS_LOG_REDACTIONS); nginx's own line would repeat
+        # each request with its query string, API key included.
+        "KONG_PROXY_ACCESS_LOG": "off",
         "KONG_PROXY_ERROR_LOG": "/dev/stderr",
         "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
         # The ALB terminates TLS and forwards from inside the VPC: trust its X-Forwarded-*.

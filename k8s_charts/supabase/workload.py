@@ -26,6 +26,7 @@ from k8s_charts.objects import service_account
 from k8s_charts.supabase.contract import CANARY_COMPONENTS
 from k8s_charts.supabase.images import Image
 from k8s_charts.supabase.k8s import api_object, labels, selector
+from k8s_charts.supabase.logs import parser_annotations
 from k8s_charts.supabase.props import NAMESPACE, Scaling
 
 RUN_AS = 10001  # high UID/GID: never collides with a host user (checkov CKV_K8S_40)
@@ -137,8 +138,9 @@ def add_workload(scope: Construct, w: Workload) -> None:
     if volumes:
         pod_spec["volumes"] = volumes
     template_meta: dict[str, Any] = {"labels": lbl}
-    if w.pod_annotations:
-        template_meta["annotations"] = dict(w.pod_annotations)
+    pod_annotations = {**w.pod_annotations, **parser_annotations([(c.name, c.image.repository) for c in w.containers])}
+    if pod_annotations:
+        template_meta["annotations"] = pod_annotations
     annotations = checkov_annotations(w.checkov_skips)
     # Argo Rollouts scales a canaried Deployment down as its Rollout takes over: a replica count
     # here would scale it back up on every apply, and the HPA must drive the Rollout instead.

@@ -10,7 +10,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from k8s_charts.base import BACKUP_EXCLUDED_NAMESPACES, CLUSTER_CHART_ID, CONTROLLERS_CHART_ID, NAMESPACES
+from k8s_charts.base import (
+    BACKUP_EXCLUDED_NAMESPACES,
+    CLUSTER_CHART_ID,
+    CONTROLLERS_CHART_ID,
+    FARGATE_LOGGING_NAMESPACE,
+    NAMESPACES,
+)
 from k8s_charts.environment import render_manifests
 from tests.conftest import ENVIRONMENTS
 
@@ -74,9 +80,11 @@ def test_strict_core_validation_rejects_a_misspelt_field(rendered):
 @pytest.mark.parametrize("env", ENVS)
 def test_namespaces_carry_pod_security_levels(rendered, cfg, env):
     namespaces = {o["metadata"]["name"]: o for o in rendered[env][CLUSTER_CHART_ID] if o["kind"] == "Namespace"}
-    expected = {n.name: n.level for n in NAMESPACES} | {
-        n: "restricted" for n in cfg.environments[env].cluster.fargate_namespaces
-    }
+    fargate = cfg.environments[env].cluster.fargate_namespaces
+    expected = {n.name: n.level for n in NAMESPACES} | {n: "restricted" for n in fargate}
+    if fargate:
+        # Fargate's log router reads its ConfigMap from there (k8s_charts/base).
+        expected[FARGATE_LOGGING_NAMESPACE.name] = FARGATE_LOGGING_NAMESPACE.level
     assert set(namespaces) == set(expected)
     for name, level in expected.items():
         labels = namespaces[name]["metadata"]["labels"]

@@ -379,3 +379,18 @@ def test_named_exemption_covers_one_workload_in_one_namespace(gatekeeper: Gateke
     other["metadata"]["namespace"] = "observability"
     other["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "grafana"
     assert gatekeeper.violations(policy, other)
+
+
+def test_root_is_admitted_for_the_log_agent_alone(gatekeeper: Gatekeeper) -> None:
+    policy = BY_TEMPLATE["k8spssrunasnonroot"]
+    root = good_deployment()
+    root["spec"]["template"]["spec"]["containers"][0]["securityContext"].update({"runAsUser": 0, "runAsNonRoot": False})
+    root["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "aws-for-fluent-bit"
+    for namespace, rejected in (("observability", False), ("supabase", True)):
+        obj = copy.deepcopy(root)
+        obj["metadata"]["namespace"] = namespace
+        assert bool(gatekeeper.violations(policy, obj)) == rejected, namespace
+    other = copy.deepcopy(root)
+    other["metadata"]["namespace"] = "observability"
+    other["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "grafana"
+    assert gatekeeper.violations(policy, other)

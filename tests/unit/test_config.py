@@ -284,6 +284,16 @@ CASES = [
         "environments.dev.network.flow_log_retention_days: 100 given; not a CloudWatch Logs retention period; fix: one of 1, 3, 5, 7",
     ),
     (
+        "container log retention",
+        _set(E, "staging", "observability", {"log_retention_days": 45}),
+        "environments.staging.observability.log_retention_days: 45 given; not a CloudWatch Logs retention period; fix: one of 1, 3, 5, 7, 14, 30, 60, 90",
+    ),
+    (
+        "studio log explorer without its backend",
+        _set(E, "dev", "observability", {"studio_log_explorer": True}),
+        "environments.dev.observability.studio_log_explorer: true given; Studio's log explorer needs upstream's Logflare analytics backend, which this platform does not deploy yet; fix: leave it false",
+    ),
+    (
         "private public-access cidr",
         _set(E, "dev", "cluster", "public_access_cidrs", ["10.0.0.0/8"]),
         "environments.dev.cluster.public_access_cidrs: '10.0.0.0/8' given; the public endpoint is reached from public addresses only",

@@ -268,6 +268,7 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
         "metrics_retention_days": draw(ints(m.Observability, "metrics_retention_days")),
         "metrics_storage_gib": draw(ints(m.Observability, "metrics_storage_gib")),
         "tracing_sample_ratio": draw(st.floats(0, 1)),
+        "log_retention_days": draw(st.sampled_from(m.LOG_RETENTION_DAYS)),
         **{
             key: f"{env_name}/alerting/{key}"
             for key in ("slack_webhook_secret_name", "pagerduty_secret_name")

@@ -81,12 +81,106 @@ def test_cloudfront_log_bucket_accepts_acl_delivery(template):
 @pytest.mark.parametrize("env", ENVS)
 def test_authenticated_paths_are_never_cached(template, env):
     found = behaviors(template, env)
-    for path in ("/rest/v1/*", "/auth/v1/*", "/realtime/v1/*", "default"):
+    for path in ("/auth/v1/*", "/realtime/v1/*", "default"):
         behavior = found[path]
         assert behavior["CachePolicyId"] == CACHING_DISABLED, path
         assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER, path
         assert behavior["ViewerProtocolPolicy"] == "https-only", path
         assert set(behavior["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}, path
+
+
+# What can identify a caller to the origin. CloudFront forwards a header or cookie to the origin
+# when the cache policy keys on it or the origin request policy passes it on.
+IDENTITY_HEADERS = {"authorization", "apikey"}
+# AWS managed cache policies the distribution uses and what they key on
+# (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-cache-policies.html).
+MANAGED_CACHE_POLICIES = {
+    CACHING_OPTIMIZED: {"headers": set(), "cookies": "none", "query": "none", "default_ttl": 86400},
+}
+
+
+def cache_key(template, env, behavior) -> dict | None:
+    """What the behavior's cache policy keys on; None when it does not cache."""
+    policy = behavior["CachePolicyId"]
+    if policy == CACHING_DISABLED:
+        return None
+    if isinstance(policy, str):
+        return MANAGED_CACHE_POLICIES[policy]
+    config = template(env, "storage").to_json()["Resources"][policy["Ref"]]["Properties"]["CachePolicyConfig"]
+    params = config["ParametersInCacheKeyAndForwardedToOrigin"]
+    return {
+        "headers": {h.lower() for h in params["HeadersConfig"].get("Headers", [])},
+        "cookies": params["CookiesConfig"]["CookieBehavior"],
+        "query": params["QueryStringsConfig"]["QueryStringBehavior"],
+        "default_ttl": config["DefaultTTL"],
+    }
+
+
+def personalisation_leaks(template, env, found: dict[str, dict]) -> list[str]:
+    """A cached behavior must either keep every credential from the origin (so the answer cannot
+    depend on the caller) or key on every credential (so it is only served back to them)."""
+    leaks = []
+    for path, behavior in found.items():
+        key = cache_key(template, env, behavior)
+        if key is None:
+            continue
+        forwards_all_viewer = behavior.get("OriginRequestPolicyId") == ALL_VIEWER_EXCEPT_HOST_HEADER
+        forwards_identity = forwards_all_viewer or bool(key["headers"] & IDENTITY_HEADERS) or key["cookies"] != "none"
+        if not forwards_identity:
+            continue
+        if not key["headers"] >= IDENTITY_HEADERS:
+            leaks.append(
+                f"{path}: credentials reach the origin but {sorted(IDENTITY_HEADERS - key['headers'])} are not in the key"
+            )
+        if key["cookies"] != "all":
+            leaks.append(f"{path}: cookies reach the origin but are not all in the key")
+        if key["query"] != "all":
+            leaks.append(f"{path}: the query string (?apikey=) is not all in the key")
+    return leaks
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_nothing_personalised_is_shared_from_the_cdn_cache(template, env):
+    found = behaviors(template, env)
+    assert sum(cache_key(template, env, b) is not None for b in found.values()) == 3
+    assert personalisation_leaks(template, env, found) == []
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_api_reads_are_cached_only_when_postgrest_says_so(template, env):
+    reads = behaviors(template, env)["/rest/v1/*"]
+    key = cache_key(template, env, reads)
+    assert key is not None
+    assert key["default_ttl"] == 0
+    assert {"accept", "accept-profile", "prefer", "range", "origin"} <= key["headers"]
+    assert set(reads["CachedMethods"]) == {"GET", "HEAD"}
+    assert set(reads["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
+    assert reads["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_public_objects_reach_the_origin_without_credentials(template, env):
+    public = behaviors(template, env)["/storage/v1/object/public/*"]
+    key = cache_key(template, env, public)
+    assert key == {"headers": set(), "cookies": "none", "query": "all", "default_ttl": 3600}
+    assert "OriginRequestPolicyId" not in public
+
+
+def test_a_cached_behavior_forwarding_credentials_outside_its_key_is_refused(template):
+    """The rule above, shown failing: public objects with every viewer header forwarded."""
+    public = dict(behaviors(template, "prod")["/storage/v1/object/public/*"])
+    public["OriginRequestPolicyId"] = ALL_VIEWER_EXCEPT_HOST_HEADER
+    leaks = personalisation_leaks(template, "prod", {"public": public})
+    assert leaks == [
+        "public: credentials reach the origin but ['apikey', 'authorization'] are not in the key",
+        "public: cookies reach the origin but are not all in the key",
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_distribution_id_is_an_output_for_invalidations(template, env):
+    outputs = template(env, "storage").to_json()["Outputs"]
+    assert outputs["CloudFrontDistributionId"]["Value"] == {"Ref": "Distribution830FAC52"}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -179,6 +179,7 @@ def test_every_route_has_a_protection_decision(env):
         "/pg/",
         "/",
         "/storage/v1/",
+        "/storage/v1/object/public/",
         "/functions/v1/",
     }
     assert {p for s in config["services"] for r in s["routes"] for p in r["paths"]} == tested
@@ -227,3 +228,110 @@ def test_route_table_rejects_a_component_kong_does_not_call():
     # pgbouncer is in the catalog, but not among Kong's calls: its NetworkPolicy would drop the route.
     with pytest.raises(ValueError, match="kong does not call 'pgbouncer'"):
         kong.Route(name="x", path="/x", component="pgbouncer", protection=kong.Protection.UPSTREAM)
+
+
+# --- the gateway cache ---------------------------------------------------------------------------
+
+
+def kong_route_for(config, path: str, method: str, headers: dict[str, str]):
+    """The service Kong's router picks: longest matching path prefix, then a route whose header
+    conditions all match over one without (Kong's documented routing priority; "~*" values are
+    case-insensitive regexes)."""
+    import re
+
+    candidates = []
+    for service in config["services"]:
+        for route in service["routes"]:
+            if method not in route.get("methods", [method]):
+                continue
+            prefix = next((p for p in route["paths"] if path.startswith(p)), None)
+            if prefix is None or route.get("hosts"):
+                continue
+            wanted = route.get("headers", {})
+            lowered = {k.lower(): v for k, v in headers.items()}
+            if all(
+                name in lowered
+                and any(
+                    re.search(v[2:], lowered[name], re.I) if v.startswith("~*") else v == lowered[name] for v in values
+                )
+                for name, values in wanted.items()
+            ):
+                candidates.append((len(prefix), len(wanted), service))
+    assert candidates, path
+    best = max(c[:2] for c in candidates)
+    winners = [c[2] for c in candidates if c[:2] == best]
+    return winners[0]
+
+
+PUBLIC_OBJECT = "/storage/v1/object/public/avatars/a.png"
+
+
+def test_anonymous_public_object_requests_hit_the_gateway_cache(env):
+    _, _, _, config = env
+    for method in ("GET", "HEAD"):
+        service = kong_route_for(config, PUBLIC_OBJECT, method, {})
+        cache = _plugins(service)["proxy-cache"]
+        assert cache == kong.GATEWAY_CACHE
+        assert service["path"] == "/object/public/" and service["host"].startswith("storage.")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.user.sig"},
+        {"Cookie": "sb-access-token=abc"},
+        {"apikey": "service.jwt.value"},
+        {"apikey": "anon.jwt.value", "Authorization": "Bearer anon.jwt.value"},
+    ],
+)
+def test_requests_with_a_credential_bypass_the_gateway_cache(env, headers):
+    _, _, _, config = env
+    service = kong_route_for(config, PUBLIC_OBJECT, "GET", headers)
+    assert "proxy-cache" not in _plugins(service)
+    # Same upstream as the cached route: only the cache differs.
+    assert service["path"] == "/object/public/" and service["host"].startswith("storage.")
+
+
+def test_only_public_objects_are_cached_at_the_gateway(env):
+    _, _, _, config = env
+    cached = {s["name"] for s in config["services"] if "proxy-cache" in _plugins(s)}
+    assert cached == {"storage-v1-public"}
+    for path in ("/rest/v1/todos", "/auth/v1/user", "/storage/v1/object/authenticated/a.png", "/functions/v1/hello"):
+        assert "proxy-cache" not in _plugins(kong_route_for(config, path, "GET", {}))
+    assert "proxy-cache" in kong.PLUGINS
+
+
+def test_cache_bypass_header_route_is_needed():
+    """Without its twins, a request with a user's JWT would be answered from the cache."""
+    route = next(r for r in kong.routes(_props()) if r.cached)
+    assert [t.match_headers for t in kong.cached_route_variants(route)[1:]] == [
+        ((h, "~*."),) for h in kong.CACHE_BYPASS_HEADERS
+    ]
+    config = {
+        "services": [
+            {
+                "name": route.name,
+                "routes": [{"paths": [route.path], "methods": list(route.methods)}],
+                "plugins": [{"name": "proxy-cache", "config": {}}],
+            }
+        ]
+    }
+    assert "proxy-cache" in _plugins(kong_route_for(config, PUBLIC_OBJECT, "GET", {"Authorization": "Bearer x"}))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"protection": kong.Protection.KEY_AUTH, "groups": kong.KEY_GROUPS, "methods": kong.READ_METHODS},
+        {"protection": kong.Protection.UPSTREAM, "methods": ("GET", "POST")},
+        {"protection": kong.Protection.UPSTREAM, "methods": ()},
+    ],
+)
+def test_cache_is_refused_on_keyed_or_writable_routes(bad):
+    with pytest.raises(ValueError, match="only anonymous GET/HEAD"):
+        kong.Route(name="x", path="/x/", component="storage", cached=True, **bad)
+
+
+def _props():
+    cfg = load_config()
+    return SupabaseProps.from_config(cfg, "dev", from_config(cfg, "dev"))
