@@ -105,8 +105,17 @@ def test_parameter_group(template, cfg, env):
     params = group["Properties"]["Parameters"]
     assert params["rds.logical_replication"] == "1"
     assert params["rds.force_ssl"] == "1"
-    assert set(params["shared_preload_libraries"].split(",")) == {"pg_stat_statements", "pg_tle"}
+    assert set(params["shared_preload_libraries"].split(",")) == {
+        "pg_stat_statements",
+        "auto_explain",
+        "pg_tle",
+        "pg_cron",
+    }
     assert params["log_min_duration_statement"] == "1000"
+    # Plans of the same slow statements; the harness proves these lines appear.
+    assert params["auto_explain.log_min_duration"] == "1000"
+    # pg_cron runs partition maintenance from the database every service uses.
+    assert params["cron.database_name"] == "postgres"
     assert params["log_lock_waits"] == "1"
     assert int(params["log_temp_files"]) >= 0
     assert 0 < int(params["idle_in_transaction_session_timeout"]) <= 3_600_000
