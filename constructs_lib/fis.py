@@ -152,6 +152,13 @@ class FailoverDrills(Construct):
                     resources=["*"],
                 ),
             ],
+            wildcards=(
+                (
+                    f"arn:<AWS::Partition>:ec2:{stack.region}:{stack.account}:network-acl/*",
+                    "the network ACL FIS creates has no id before the experiment; every write to one is conditioned "
+                    f"on its {FIS_TAG}=true tag",
+                ),
+            ),
         )
 
         self._drill(
@@ -178,6 +185,12 @@ class FailoverDrills(Construct):
                 ),
                 iam.PolicyStatement(actions=["ec2:DescribeInstances"], resources=["*"]),
             ],
+            wildcards=(
+                (
+                    f"arn:<AWS::Partition>:ec2:{stack.region}:{stack.account}:instance/*",
+                    f"spot nodes come and go; the action is conditioned on the spot node group's {NODEGROUP_TAG} tag",
+                ),
+            ),
         )
 
     def _drill(
@@ -190,7 +203,9 @@ class FailoverDrills(Construct):
         target: fis.CfnExperimentTemplate.ExperimentTemplateTargetProperty,
         parameters: dict[str, str],
         statements: list[iam.PolicyStatement],
+        wildcards: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        """`wildcards`: (resource ARN pattern as cdk-nag prints it, why) for each wildcard resource."""
         policy = iam.ManagedPolicy(
             self,
             f"{key}-policy",
@@ -212,24 +227,11 @@ class FailoverDrills(Construct):
         )
         acknowledge(
             policy,
-            *(
-                (f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason)
-                for finding, reason in (
-                    (
-                        "Resource::*",
-                        "describe/list calls and the log-delivery calls FIS makes support no resource-level permissions",
-                    ),
-                    (
-                        "Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-acl/*",
-                        "the network ACL FIS creates has no id before the experiment; every write is conditioned "
-                        f"on its {FIS_TAG}=true tag",
-                    ),
-                    (
-                        "Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*",
-                        f"spot nodes come and go; the action is conditioned on the spot node group's {NODEGROUP_TAG} tag",
-                    ),
-                )
+            (
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "describe/list calls and the log-delivery calls FIS makes support no resource-level permissions",
             ),
+            *((f"AwsSolutions::AwsSolutions-IAM5[Resource::{arn}]", reason) for arn, reason in wildcards),
         )
         role = iam.Role(
             self,

@@ -163,7 +163,7 @@ class RestoreValidation(Construct):
         acknowledge(
             self.policy,
             (
-                "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:"
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:{stack.region}:{stack.account}:"
                 f"db:{RESTORED_INSTANCE_PREFIX}*]",
                 "restore-test instances get a generated name with AWS Backup's fixed prefix; the function may only describe those",
             ),
