@@ -486,13 +486,14 @@ PROMISES: tuple[Promise, ...] = (
     ),
     Promise(
         name="partitioning templates run on PostgreSQL 17, queries pruned",
-        claim="They are run on PostgreSQL 17, and EXPLAIN shows queries pruned to the partitions they need.",
+        claim="They are run on PostgreSQL 17, pg_partman's branch with pg_partman's own SQL, and EXPLAIN shows queries pruned to the partitions they need.",
         level=COMPONENT,
         guards=(
             I + "test_partitioning.py::test_create_makes_the_current_period_and_premade_ones",
             I + "test_partitioning.py::test_attach_detach_and_archive",
             I + "test_partitioning.py::test_queries_are_pruned_to_their_range",
             I + "test_partitioning.py::test_detach_concurrently_is_refused_with_a_default_partition",
+            I + "test_partitioning.py::test_pg_partman_branch_creates_premade_partitions_and_maintenance_runs",
         ),
     ),
     Promise(
@@ -511,7 +512,8 @@ PROMISES: tuple[Promise, ...] = (
             I + "test_restore_validation.py::test_missing_rows_report_failed",
             I + "test_restore_validation.py::test_a_database_without_the_canary_reports_failed",
             U + "test_restore_validation_wiring.py::test_rule_matches_only_completed_jobs_of_this_plan",
-            U + "test_restore_validation_wiring.py::test_function_reaches_the_database_and_restored_instances_share_its_group",
+            U
+            + "test_restore_validation_wiring.py::test_function_reaches_the_database_and_restored_instances_share_its_group",
             U + "test_restore_validation_wiring.py::test_asset_bundles_the_handler_and_the_pinned_driver",
         ),
     ),

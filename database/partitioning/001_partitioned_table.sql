@@ -21,7 +21,8 @@ CREATE TABLE :"schema".:"table" (
 -- An index on the parent is created on every partition, present and future.
 CREATE INDEX ON :"schema".:"table" (created_at);
 
-SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_partman') AS has_partman \gset
+-- pg_partman in schema `partman`, as AWS's RDS guide installs it.
+SELECT to_regproc('partman.create_parent') IS NOT NULL AS has_partman \gset
 
 \if :has_partman
 -- pg_partman 5 (RDS for PostgreSQL 17): it creates the partitions (premake ahead of now) and

@@ -2,8 +2,10 @@
 master in a bootstrapped database: create, attach, detach concurrently and archive a
 partition, and queries pruned to the partitions their time range needs.
 
-pg_partman and pg_cron are not in the npm server package, so the templates take their
-native-partitioning branch here; docs/partitioning.md says what runs only on RDS.
+pg_partman and pg_cron are not in the npm server package. pg_partman 5 is PL/pgSQL, so its
+upstream SQL (tests/fixtures/upstream/pg_partman, unmodified) is loaded into schema `partman`
+of a second database as the master, where the template takes its pg_partman branch and
+`run_maintenance_proc` runs; pg_cron (C) cannot run here, docs/partitioning.md says so.
 """
 
 from __future__ import annotations
@@ -21,16 +23,32 @@ from tests.integration.conftest import PostgresServer, bootstrapped_database
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "database" / "partitioning"
 DBNAME = "partition_app"
+PARTMAN_DB = "partman_app"
+PARTMAN_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "pg_partman" / "sql"
 TABLE = "events"
 PREMAKE = 3
 
 
-def psql(server: PostgresServer, template: str, **variables: str | int) -> subprocess.CompletedProcess[str]:
+def psql(
+    server: PostgresServer, template: str, *, dbname: str = DBNAME, **variables: str | int
+) -> subprocess.CompletedProcess[str]:
     """The template as an operator runs it: psql as the master, variables on the command line."""
     args = [str(server.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(TEMPLATES / template)]
     for name, value in {"schema": "public", "table": TABLE, **variables}.items():
         args += ["-v", f"{name}={value}"]
-    return subprocess.run(args, capture_output=True, text=True, env=server.libpq_env(dbname=DBNAME), timeout=60)
+    return subprocess.run(args, capture_output=True, text=True, env=server.libpq_env(dbname=dbname), timeout=60)
+
+
+def partman_install_sql() -> str:
+    """pg_partman's extension script as its Makefile builds it (types, tables, functions,
+    procedures), for schema `partman`, without the CREATE EXTENSION-only config-dump calls."""
+    parts = [
+        p.read_text(encoding="utf-8")
+        for d in ("types", "tables", "functions", "procedures")
+        for p in sorted((PARTMAN_SQL / d).glob("*.sql"))
+    ]
+    script = "\n".join(parts).replace("@extschema@", "partman")
+    return "\n".join(line for line in script.splitlines() if "pg_extension_config_dump" not in line)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +170,43 @@ def test_detach_concurrently_is_refused_with_a_default_partition(db, conn):
     conn.execute("CREATE TABLE with_default_rest PARTITION OF with_default DEFAULT")
     run = psql(db, "detach_partition.sql", table="with_default", partition="with_default_2020")
     assert run.returncode != 0 and "default partition" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def partman_db(postgres_server: PostgresServer) -> PostgresServer:
+    bootstrapped_database(postgres_server, PARTMAN_DB)
+    with psycopg.connect(postgres_server.conninfo(dbname=PARTMAN_DB), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA partman")
+        conn.execute(partman_install_sql())
+    return postgres_server
+
+
+def test_pg_partman_branch_creates_premade_partitions_and_maintenance_runs(partman_db):
+    run = psql(
+        partman_db,
+        "001_partitioned_table.sql",
+        dbname=PARTMAN_DB,
+        interval="1 month",
+        premake=PREMAKE,
+        retention="12 months",
+    )
+    assert run.returncode == 0, run.stderr
+    with psycopg.connect(partman_db.conninfo(dbname=PARTMAN_DB), autocommit=True) as conn:
+        config = conn.execute(
+            "SELECT partition_interval, premake, retention, retention_keep_table, infinite_time_partitions "
+            "FROM partman.part_config WHERE parent_table = %s",
+            (f"public.{TABLE}",),
+        ).fetchone()
+        assert config[1:] == (PREMAKE, "12 months", True, True)
+        made = partitions(conn)
+        # pg_partman names monthly partitions <table>_pYYYYMMDD, like the native branch.
+        assert {f"{TABLE}_p{month(n):%Y%m%d}" for n in range(PREMAKE + 1)} <= set(made)
+        assert f"{TABLE}_default" not in made
+        conn.execute(f"INSERT INTO {TABLE} (created_at) VALUES (now())")
+        # What pg_cron runs every hour (002_maintenance_schedule.sql).
+        conn.execute("CALL partman.run_maintenance_proc()")
+        assert set(made) <= set(partitions(conn))
+    # No default partition here either, so partitions detach concurrently.
+    oldest = sorted(made)[0]
+    run = psql(partman_db, "detach_partition.sql", dbname=PARTMAN_DB, partition=oldest)
+    assert run.returncode == 0, run.stderr
