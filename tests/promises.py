@@ -485,6 +485,15 @@ PROMISES: tuple[Promise, ...] = (
         ),
     ),
     Promise(
+        name="Performance Insights on every instance",
+        claim="Performance Insights is on for every instance.",
+        level=STATIC,
+        guards=(
+            U + "test_data_stack.py::test_primary_encryption_monitoring_and_auth",
+            U + "test_data_stack.py::test_read_replicas",
+        ),
+    ),
+    Promise(
         name="partitioning templates run on PostgreSQL 17, queries pruned",
         claim="They are run on PostgreSQL 17, pg_partman's branch with pg_partman's own SQL, and EXPLAIN shows queries pruned to the partitions they need.",
         level=COMPONENT,
