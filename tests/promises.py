@@ -537,6 +537,15 @@ PROMISES: tuple[Promise, ...] = (
             D + "test_fis_templates.py::test_a_role_missing_a_permission_is_refused",
         ),
     ),
+    Promise(
+        name="the drill probe measures a real outage",
+        claim="which measure a real outage of a PostgreSQL 17 server to within one try",
+        level=COMPONENT,
+        guards=(
+            I + "test_drill_probe.py::test_probe_measures_a_real_outage",
+            I + "test_drill_probe.py::test_recovery_time_refuses_a_log_without_a_complete_outage",
+        ),
+    ),
     # Security (the table's own "proven by" column names these files)
     Promise(
         name="SCPs on every top-level OU",
