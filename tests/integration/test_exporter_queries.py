@@ -34,7 +34,7 @@ from k8s_charts.monitoring.rules import ALERTS
 from tests.integration.conftest import (
     PostgresServer,
     apply_bootstrap,
-    make_passwords,
+    bootstrapped_database,
     start_replica,
 )
 
@@ -152,12 +152,17 @@ def exporter() -> Exporter:
 
 @pytest.fixture(scope="module")
 def monitored(postgres_server: PostgresServer) -> dict[str, str]:
-    """A database bootstrapped with pg_stat_statements created, as on RDS; the login passwords."""
-    postgres_server.superuser_sql(f'DROP DATABASE IF EXISTS "{DBNAME}" WITH (FORCE)', dbname="postgres")
-    postgres_server.superuser_sql(f'CREATE DATABASE "{DBNAME}" OWNER supabase_admin', dbname="postgres")
-    passwords = make_passwords(DBNAME)
+    """A database bootstrapped as on RDS, the login passwords. The master runs it first (so the
+    roles are the master's, as on RDS); a second run as the superuser stands in for
+    rds.extensions, which lets the RDS master create pg_stat_statements through the
+    bootstrap's own CREATE EXTENSION clause."""
+    passwords = bootstrapped_database(postgres_server, DBNAME)
     run = apply_bootstrap(postgres_server, passwords, superuser=True, dbname=DBNAME)
     assert run.returncode == 0, run.stderr
+    schema = postgres_server.superuser_sql(
+        "SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'pg_stat_statements'", dbname=DBNAME
+    )
+    assert schema == "extensions"
     return passwords
 
 
