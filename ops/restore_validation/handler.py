@@ -35,13 +35,13 @@ MESSAGE_MAX = 1000  # keep the console's status message readable
 CONNECT_TIMEOUT_SECONDS = 15
 
 
-class Cursor(Protocol):
+class Session(Protocol):
     def run(self, sql: str) -> list[list[Any]]: ...
 
     def close(self) -> None: ...
 
 
-Connect = Callable[..., Cursor]
+Connect = Callable[..., Session]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Canary:
         return f"{self.rows} rows, md5 {self.checksum[:12] or '-'}"
 
 
-def connect(*, host: str, port: int, user: str, password: str, database: str) -> Cursor:
+def connect(*, host: str, port: int, user: str, password: str, database: str) -> Session:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -68,7 +68,7 @@ def connect(*, host: str, port: int, user: str, password: str, database: str) ->
     )
 
 
-def read_canary(conn: Cursor) -> Canary:
+def read_canary(conn: Session) -> Canary:
     try:
         ((rows, checksum),) = conn.run(CANARY_SQL)
         return Canary(rows=int(rows), checksum=str(checksum))

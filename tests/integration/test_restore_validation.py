@@ -117,7 +117,7 @@ def run(server: PostgresServer, aws: dict, restored: str, expected_status: str) 
     to its database on the test server. The connection itself is the handler's own (pg8000)."""
     hosts = {aws["instance"]["Endpoint"]["Address"]: restored, SOURCE_HOST: SOURCE}
 
-    def resolve(*, host: str, port: int, user: str, password: str, database: str) -> handler.Cursor:
+    def resolve(*, host: str, port: int, user: str, password: str, database: str) -> handler.Session:
         assert database == DATABASE_NAME
         return handler.connect(host=server.host, port=server.port, user=user, password=password, database=hosts[host])
 
