@@ -40,7 +40,7 @@ help: ## list the targets and the variables they read
 	@echo "variables (VAR=value on the command line):"
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt ops/restore_validation/requirements.txt
 	$(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

@@ -155,6 +155,9 @@ class TopicAlarms(Construct):
         self.name_prefix = name_prefix
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self.query_alarms: dict[str, cloudwatch.CfnAlarm] = {}
+        # Alarm name -> ARN of the alarms that mean users are failing or data is at risk:
+        # the stop conditions of the failover drills (constructs_lib/fis.py).
+        self.critical: dict[str, str] = {}
         # Every alarm of the group as an IAlarm, for dashboards and composite alarms.
         self.handles: list[cloudwatch.IAlarm] = []
 
@@ -169,6 +172,7 @@ class TopicAlarms(Construct):
         periods: int = 3,
         datapoints: int | None = None,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.MISSING,
+        critical: bool = False,
     ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
@@ -187,6 +191,8 @@ class TopicAlarms(Construct):
         alarm.add_ok_action(action)
         self.alarms[key] = alarm
         self.handles.append(alarm)
+        if critical:
+            self.critical[key] = alarm.alarm_arn
         return alarm
 
     def query_alarm(
@@ -198,6 +204,7 @@ class TopicAlarms(Construct):
         description: str,
         periods: int = 3,
         datapoints: int = 2,
+        critical: bool = False,
     ) -> cloudwatch.CfnAlarm:
         """Alarm on a Metrics Insights query: covers resources whose names are unknown at synth."""
         alarm = cloudwatch.CfnAlarm(
@@ -224,6 +231,8 @@ class TopicAlarms(Construct):
         )
         self.query_alarms[key] = alarm
         self.handles.append(cloudwatch.Alarm.from_alarm_arn(self, f"{key}-handle", alarm.attr_arn))
+        if critical:
+            self.critical[key] = alarm.attr_arn
         return alarm
 
 
@@ -275,6 +284,7 @@ class DatabaseAlarms(TopicAlarms):
             comparison=below,
             periods=2,
             description=f"Primary database has less than {RDS_FREE_STORAGE_SHARE:.0%} of its allocated storage free",
+            critical=True,
         )
         self.alarm(
             "rds-connections",
@@ -282,6 +292,7 @@ class DatabaseAlarms(TopicAlarms):
             threshold=self.connections_threshold,
             description=f"Primary database connections above {RDS_CONNECTIONS_SHARE:.0%} of max_connections "
             f"({max_connections(instance_class)} on {instance_class})",
+            critical=True,
         )
         self.alarm(
             "rds-freeable-memory",
@@ -414,6 +425,7 @@ class LoadBalancerAlarms(TopicAlarms):
             threshold=ALB_5XX_PER_5MIN,
             description=f"Load balancers answered more than {ALB_5XX_PER_5MIN} 5xx themselves in 5 minutes "
             "(no healthy target, timeouts)",
+            critical=True,
         )
         self.query_alarm(
             "alb-target-5xx",
@@ -421,6 +433,7 @@ class LoadBalancerAlarms(TopicAlarms):
             threshold=TARGET_5XX_PER_5MIN,
             description=f"Supabase services behind the load balancers returned more than "
             f"{TARGET_5XX_PER_5MIN} 5xx in 5 minutes",
+            critical=True,
         )
 
 

@@ -40,6 +40,7 @@ class DataBackup(Construct):
         encryption_key: kms.IKey,
         database: rds.DatabaseInstance,
         restore_subnet_group_name: str,
+        restore_security_group_id: str,
         dr_vault: backup.IBackupVault,
         retention_days: int,
         continuous: bool,
@@ -153,9 +154,11 @@ class DataBackup(Construct):
             protected_resource_arns=[database.instance_arn],
             iam_role_arn=self.role.role_arn,
             # Restored into the isolated subnets (the account has no default VPC to fall back
-            # on) and on a small class; AWS Backup deletes it after the validation window.
+            # on), behind the database's security group so the validation function reaches it,
+            # and on a small class; AWS Backup deletes it after the validation window.
             restore_metadata_overrides={
                 "dbSubnetGroupName": restore_subnet_group_name,
+                "vpcSecurityGroupIds": cdk.Fn.join("", ['["', restore_security_group_id, '"]']),
                 "dbInstanceClass": RESTORE_TEST_INSTANCE_CLASS,
             },
             validation_window_hours=restore_validation_hours,

@@ -22,6 +22,7 @@ from constructs_lib.checkov import skip
 from constructs_lib.nag import acknowledge
 from constructs_lib.retention import retention
 from constructs_lib.secrets import NO_PUNCTUATION
+from database.parameters import PG_CRON, SHARED_PRELOAD_LIBRARIES, SLOW_QUERY_LOG
 
 POSTGRES_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -71,11 +72,9 @@ def parameters(settings: Database) -> dict[str, str]:
         "rds.logical_replication": "1",
         "rds.force_ssl": "1",
         "ssl_min_protocol_version": "TLSv1.2",
-        "shared_preload_libraries": "pg_stat_statements,pg_tle",
-        "log_min_duration_statement": "1000",
-        "log_lock_waits": "1",
-        # KB: only spills of 10 MB or more, which point at a work_mem or query problem.
-        "log_temp_files": "10240",
+        "shared_preload_libraries": ",".join(SHARED_PRELOAD_LIBRARIES),
+        **SLOW_QUERY_LOG,
+        **PG_CRON,
         # ms: a forgotten open transaction holds locks and blocks vacuum for everyone.
         "idle_in_transaction_session_timeout": "300000",
         "max_slot_wal_keep_size": str(max_slot_wal_keep_size_mb(settings)),

@@ -217,6 +217,24 @@ ALTER DEFAULT PRIVILEGES FOR ROLE supabase_auth_admin IN SCHEMA auth
 ALTER DEFAULT PRIVILEGES FOR ROLE supabase_auth_admin IN SCHEMA auth
     GRANT SELECT ON TABLES TO supabase_read_only_user;
 
+-- Restore canary -------------------------------------------------------------------------
+-- Known rows that the weekly AWS Backup restore test reads on the restored instance and on
+-- this database and compares by count and checksum (ops/restore_validation). Fixed content,
+-- written here only, so a restore that lost or damaged data pages, or came from a database
+-- never bootstrapped, shows as a difference. In its own schema: no API role can see it.
+CREATE SCHEMA IF NOT EXISTS supabase_ops;
+ALTER SCHEMA supabase_ops OWNER TO supabase_admin;
+CREATE TABLE IF NOT EXISTS supabase_ops.restore_canary (
+    id integer PRIMARY KEY,
+    payload text NOT NULL
+);
+INSERT INTO supabase_ops.restore_canary (id, payload)
+SELECT n, md5('supabase-restore-canary-' || n)
+FROM generate_series(1, 1000) AS n
+ON CONFLICT (id) DO NOTHING;
+GRANT USAGE ON SCHEMA supabase_ops TO supabase_read_only_user;
+GRANT SELECT ON supabase_ops.restore_canary TO supabase_read_only_user;
+
 -- Realtime -----------------------------------------------------------------------------
 -- Tables join it with ALTER PUBLICATION ... ADD TABLE when a project enables Realtime.
 SELECT 'CREATE PUBLICATION supabase_realtime'

@@ -32,6 +32,8 @@ class LoginRole:
 
 # supabase_admin is the RDS master user; its secret is the RDS-managed one (db/master).
 MASTER_USER = "supabase_admin"
+# Member of pg_monitor: the postgres exporters and the restore validation function log in as it.
+READ_ONLY_ROLE = "supabase_read_only_user"
 
 LOGIN_ROLES: tuple[LoginRole, ...] = (
     LoginRole(name="authenticator", used_by="PostgREST"),
@@ -39,7 +41,7 @@ LOGIN_ROLES: tuple[LoginRole, ...] = (
     LoginRole(name="supabase_storage_admin", used_by="Storage API"),
     LoginRole(name="supabase_functions_admin", used_by="Edge runtime"),
     LoginRole(name="supabase_replication_admin", used_by="Realtime replication"),
-    LoginRole(name="supabase_read_only_user", used_by="read-only PostgREST and analytics"),
+    LoginRole(name=READ_ONLY_ROLE, used_by="read-only PostgREST and analytics"),
     LoginRole(name="dashboard_user", used_by="Studio / postgres-meta"),
     LoginRole(name="pgbouncer", used_by="PgBouncer admin console (metrics exporter)", database_role=False),
 )

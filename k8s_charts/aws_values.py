@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from config import naming
 from config.model import OrgConfig
+from database.parameters import DATABASE_NAME
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +64,7 @@ def from_config(
         db_host=naming.db_host(cfg, env_name),
         db_read_host=naming.db_read_host(cfg, env_name),
         db_port=5432,
-        db_name="postgres",
+        db_name=DATABASE_NAME,
         db_instance_class=env.database.instance_class,
         redis_host=naming.redis_host(cfg, env_name),
         redis_port=6379,

@@ -21,9 +21,12 @@ from config.model import Environment, OrgConfig
 from constructs_lib.api_keys import ApiKeyMinter
 from constructs_lib.backup import DataBackup
 from constructs_lib.cache import ValkeyCache
-from constructs_lib.database import BackupReplication, PostgresDatabase
+from constructs_lib.database import POSTGRES_PORT, BackupReplication, PostgresDatabase
 from constructs_lib.log_keys import admit_cloudwatch_logs
+from constructs_lib.restore_validation import RestoreValidation
 from constructs_lib.secrets import SupabaseSecrets
+from database.parameters import DATABASE_NAME
+from database.roles import READ_ONLY_ROLE
 from stacks.pipeline_stack import smoke_runner_role_arn
 
 # A daily copy to the DR region bounds loss at a day. Tighter RPOs need the continuous
@@ -143,11 +146,26 @@ class DataStack(cdk.Stack):
             encryption_key=self.data_key,
             database=self.db_instance,
             restore_subnet_group_name=self.database.subnet_group.subnet_group_name,
+            restore_security_group_id=self.db_security_group.security_group_id,
             dr_vault=dr_backup_vault,
             retention_days=env.database.backup_retention_days,
             continuous=continuous_backup(env),
             lock=production,
             restore_validation_hours=restore_validation_hours(env),
+        )
+
+        self.restore_validation = RestoreValidation(
+            self,
+            "RestoreValidation",
+            restore_testing_plan=self.backup.restore_testing_plan,
+            vpc=vpc,
+            database_security_group=self.db_security_group,
+            source_host=self.db_instance.db_instance_endpoint_address,
+            source_port=POSTGRES_PORT,
+            database_name=DATABASE_NAME,
+            read_only_secret=self.secret_store.roles[READ_ONLY_ROLE],
+            encryption_key=self.data_key,
+            log_retention_days=log_days,
         )
 
         self.api_keys = ApiKeyMinter(

@@ -37,6 +37,7 @@ SERVICES = [
     "elasticache",
     "elasticloadbalancing",
     "events",
+    "fis",
     "guardduty",
     "inspector2",
     "kms",

@@ -18,6 +18,7 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
@@ -36,6 +37,7 @@ from constructs_lib.alarms import (
     TopicAlarms,
     nat_gateway_ids,
 )
+from constructs_lib.fis import FailoverDrills
 
 CLOUDFRONT_METRICS_REGION = "us-east-1"
 
@@ -82,6 +84,9 @@ class ObservabilityStack(cdk.Stack):
         cache_replication_group: elasticache.CfnReplicationGroup,
         distribution: cloudfront.IDistribution | None,
         cluster_log_group: logs.ILogGroup,
+        spot_nodegroup_name: str,
+        log_key: kms.IKey,
+        log_retention_days: int,
         **kwargs,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -133,6 +138,21 @@ class ObservabilityStack(cdk.Stack):
         )
         self.backup_notifications = BackupFailureNotifications(self, "BackupFailures", topic=alerts_topic)
         self.dashboard = self._dashboard(prefix)
+        # The first zone's node subnets stand for "a zone": every zone holds nodes and a NAT path.
+        first_zone = vpc.private_subnets[0].availability_zone
+        self.drills = FailoverDrills(
+            self,
+            "Drills",
+            name_prefix=f"{prefix}-drill",
+            database=db_instance,
+            multi_az=env.database.multi_az,
+            vpc=vpc,
+            zone_subnets=[s for s in vpc.private_subnets if s.availability_zone == first_zone],
+            spot_nodegroup_name=spot_nodegroup_name,
+            stop_alarm_arns={k: v for group in self.groups.values() for k, v in group.critical.items()},
+            log_key=log_key,
+            log_retention_days=log_retention_days,
+        )
 
     def _dashboard(self, prefix: str) -> cloudwatch.Dashboard:
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-aws")

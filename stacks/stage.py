@@ -9,7 +9,7 @@ from config import naming
 from config.model import OrgConfig
 from stacks.cluster_stack import ClusterStack
 from stacks.cost_stack import CostStack
-from stacks.data_stack import DataStack
+from stacks.data_stack import LOG_RETENTION_DAYS, DataStack
 from stacks.dr_stack import DrStack
 from stacks.edge_stack import EDGE_REGION, EdgeStack
 from stacks.feature_flags_stack import FeatureFlagsStack
@@ -144,7 +144,10 @@ class EnvironmentStage(cdk.Stage):
             cache_replication_group=self.data.cache.replication_group,
             distribution=self.storage.distribution,
             cluster_log_group=self.cluster.eks.log_group,
-            description=f"{cfg.project} {env_name}: CloudWatch alarms, backup failure rules, dashboard",
+            spot_nodegroup_name=self.cluster.eks.nodegroups["spot"].nodegroup_name,
+            log_key=self.data.data_key,
+            log_retention_days=LOG_RETENTION_DAYS[cfg.environments[env_name].production],
+            description=f"{cfg.project} {env_name}: CloudWatch alarms, backup failure rules, dashboard, FIS failover drills",
         )
         self.cost = CostStack(
             self,

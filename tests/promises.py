@@ -634,6 +634,91 @@ PROMISES: tuple[Promise, ...] = (
             U + "test_observability_stack.py::test_cluster_ships_network_policy_logs_where_the_filter_reads",
         ),
     ),
+    # Database operations
+    Promise(
+        name="the exporter's own queries run as the manifests' role, slow statement on top",
+        claim="The exporter's own collector queries are run on PostgreSQL 17 as the role the manifests give it, and a generated slow statement tops the top-queries result.",
+        level=COMPONENT,
+        guards=(
+            I + "test_exporter_queries.py::test_slow_statement_tops_the_top_queries",
+            I + "test_exporter_queries.py::test_connections_by_state_and_max_connections",
+            I + "test_exporter_queries.py::test_replication_lag_on_primary_and_replica",
+            I + "test_exporter_queries.py::test_locks_by_mode",
+            I + "test_exporter_queries.py::test_exporter_connects_as_the_manifest_role",
+            I + "test_exporter_queries.py::test_every_pg_series_read_by_panels_and_alerts_has_a_collector_query",
+        ),
+    ),
+    Promise(
+        name="slow statements logged with duration and plan",
+        claim="The parameter group logs every statement slower than 1 s with its duration and, through `auto_explain`, its plan",
+        level=COMPONENT,
+        guards=(
+            I + "test_exporter_queries.py::test_slow_statement_tops_the_top_queries",
+            U + "test_data_stack.py::test_parameter_group",
+        ),
+    ),
+    Promise(
+        name="Performance Insights on every instance",
+        claim="Performance Insights is on for every instance.",
+        level=STATIC,
+        guards=(
+            U + "test_data_stack.py::test_primary_encryption_monitoring_and_auth",
+            U + "test_data_stack.py::test_read_replicas",
+        ),
+    ),
+    Promise(
+        name="partitioning templates run on PostgreSQL 17, queries pruned",
+        claim="They are run on PostgreSQL 17, pg_partman's branch with pg_partman's own SQL, and EXPLAIN shows queries pruned to the partitions they need.",
+        level=COMPONENT,
+        guards=(
+            I + "test_partitioning.py::test_create_makes_the_current_period_and_premade_ones",
+            I + "test_partitioning.py::test_attach_detach_and_archive",
+            I + "test_partitioning.py::test_queries_are_pruned_to_their_range",
+            I + "test_partitioning.py::test_detach_concurrently_is_refused_with_a_default_partition",
+            I + "test_partitioning.py::test_pg_partman_branch_creates_premade_partitions_and_maintenance_runs",
+        ),
+    ),
+    Promise(
+        name="pg_cron preloaded by the parameter group",
+        claim="scheduled by pg_cron, which the parameter group preloads",
+        level=STATIC,
+        guards=(U + "test_data_stack.py::test_parameter_group",),
+    ),
+    Promise(
+        name="restore tests validated with data",
+        claim="a function compares the restore canary rows on the restored instance with the source and reports SUCCESSFUL or FAILED to AWS Backup",
+        level=COMPONENT,
+        guards=(
+            I + "test_restore_validation.py::test_matching_rows_report_successful",
+            I + "test_restore_validation.py::test_a_changed_row_reports_failed",
+            I + "test_restore_validation.py::test_missing_rows_report_failed",
+            I + "test_restore_validation.py::test_a_database_without_the_canary_reports_failed",
+            U + "test_restore_validation_wiring.py::test_rule_matches_only_completed_jobs_of_this_plan",
+            U
+            + "test_restore_validation_wiring.py::test_function_reaches_the_database_and_restored_instances_share_its_group",
+            U + "test_restore_validation_wiring.py::test_asset_bundles_the_handler_and_the_pinned_driver",
+        ),
+    ),
+    Promise(
+        name="three FIS drills per environment, stopped by the critical alarms",
+        claim="Each environment has three AWS FIS experiment templates: an RDS reboot with failover, the loss of one zone's nodes and a spot interruption, each stopped by the critical alarms and logged.",
+        level=REHEARSAL,
+        guards=(
+            D + "test_fis_templates.py::test_drills_follow_the_fis_actions_reference",
+            D + "test_fis_templates.py::test_every_environment_has_the_three_drills",
+            D + "test_fis_templates.py::test_a_broken_template_is_refused",
+            D + "test_fis_templates.py::test_a_role_missing_a_permission_is_refused",
+        ),
+    ),
+    Promise(
+        name="the drill probe measures a real outage",
+        claim="which measure a real outage of a PostgreSQL 17 server to within one try",
+        level=COMPONENT,
+        guards=(
+            I + "test_drill_probe.py::test_probe_measures_a_real_outage",
+            I + "test_drill_probe.py::test_recovery_time_refuses_a_log_without_a_complete_outage",
+        ),
+    ),
     # Security (the table's own "proven by" column names these files)
     Promise(
         name="SCPs on every top-level OU",

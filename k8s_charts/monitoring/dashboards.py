@@ -186,6 +186,10 @@ DASHBOARDS: tuple[Dashboard, ...] = (
             ),
             Panel(title="Replica lag", unit="s", exprs=(("max by (job) (pg_replication_lag_seconds)", "{{job}}"),)),
             Panel(
+                title="Locks held by mode",
+                exprs=(('sum by (mode) (pg_locks_count{job="postgres-exporter"}) > 0', "{{mode}}"),),
+            ),
+            Panel(
                 title="Slowest statements (mean seconds per call)",
                 unit="s",
                 kind="table",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
+from database.roles import READ_ONLY_ROLE
 from k8s_charts.aws_values import AwsValues
 from k8s_charts.catalog import CATALOG
 from k8s_charts.hardening import SKIP_DIGEST, Probe
@@ -27,7 +28,6 @@ POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.20.1
 REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.74.0"
 BLACKBOX_EXPORTER_IMAGE = "quay.io/prometheus/blackbox-exporter:v0.27.0"
 BLACKBOX_URL = f"blackbox-exporter.{OBSERVABILITY_NAMESPACE}.svc:9115"
-READ_ONLY_ROLE = "supabase_read_only_user"
 # Defined by the kube-prometheus-stack add-on (Prometheus' scrapeClasses) when features.istio
 # is on: its tlsConfig presents Prometheus' Istio workload certificate. Kept here, not in the
 # add-on, because charts never import the CDK side.

@@ -61,6 +61,7 @@ def test_dashboards_cover_the_required_signals(dashboards: dict[str, dict]) -> N
         "pgbouncer_pools_server_active_connections",
         "pg_replication_lag_seconds",
         "pg_stat_statements_seconds_total",
+        "pg_locks_count",
     ):
         assert metric in joined["supabase-database"]
     for metric in ("realtime_connections_global_connected", "realtime_channel_global_joins"):

@@ -47,6 +47,12 @@ a client too. Debian bookworm ships only server 15, whose role rules differ from
   as the superuser in a database of their own.
 - wal_level=logical (Realtime, publications) and max_connections=20, deliberately low
   so that connection pooling is exercised by the PgBouncer test.
+- The RDS parameter group's `shared_preload_libraries` and slow-query log settings
+  (database/parameters.py), limited to the libraries this server ships
+  (pg_stat_statements, auto_explain; not pg_tle or pg_cron): the exporter's
+  pg_stat_statements queries execute and slow statements reach `server.log` as on RDS.
+- The superuser may open replication connections over the unix socket, so a test can start
+  a streaming replica of this server (`start_replica`).
 
 PostgreSQL refuses to run as root, so when the tests run as root (CI) the server runs as
 the `postgres` OS user. Tests that start other daemons which refuse root (PgBouncer) can
@@ -65,6 +71,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
@@ -73,6 +80,7 @@ import psycopg
 import pytest
 
 from database.bootstrap import BOOTSTRAP_SQL_PATH, password_env_var, psql_args
+from database.parameters import SHARED_PRELOAD_LIBRARIES, SLOW_QUERY_LOG
 from database.roles import DATABASE_LOGIN_ROLES
 
 MASTER_USER = "supabase_admin"
@@ -111,6 +119,22 @@ def _client_bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def preload_libraries(server_bindir: Path) -> tuple[str, ...]:
+    pkglib = server_bindir.parent / "lib" / "postgresql"
+    return tuple(lib for lib in SHARED_PRELOAD_LIBRARIES if (pkglib / f"{lib}.so").exists())
+
+
+def server_settings(server_bindir: Path) -> str:
+    """postgresql.conf lines for the parameter group's settings this server can apply."""
+    loaded = preload_libraries(server_bindir)
+    lines = [f"shared_preload_libraries = '{','.join(loaded)}'"]
+    for name, value in SLOW_QUERY_LOG.items():
+        library = name.split(".", 1)[0] if "." in name else None
+        if library is None or library in loaded:
+            lines.append(f"{name} = '{value}'")
+    return "\n".join(lines) + "\n"
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as s:
@@ -132,6 +156,15 @@ class PostgresServer:
     max_connections: int
     server_version_num: int
     os_user: str | None  # OS user the server runs as when the tests run as root
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "server.log"
+
+    @property
+    def preloaded(self) -> tuple[str, ...]:
+        """The parameter group's preload libraries that this server has and loads."""
+        return preload_libraries(self.server_bindir)
 
     @property
     def ca_file(self) -> Path:
@@ -293,10 +326,11 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 4\n"
                 f"ssl = on\nssl_cert_file = '{tls / 'server.crt'}'\nssl_key_file = '{tls / 'server.key'}'\n"
                 "password_encryption = 'scram-sha-256'\nfsync = off\nsynchronous_commit = off\n"
-                "full_page_writes = off\nshared_buffers = 32MB\n"
+                "full_page_writes = off\nshared_buffers = 32MB\n" + server_settings(bindir)
             )
         (data / "pg_hba.conf").write_text(
             f"local all {SUPERUSER} trust\n"
+            f"local replication {SUPERUSER} trust\n"
             "local all all reject\n"
             "hostssl all all 127.0.0.1/32 scram-sha-256\n"
             "hostnossl all all 127.0.0.1/32 reject\n",
@@ -334,6 +368,87 @@ def postgres_server() -> Iterator[PostgresServer]:
                 env=_clean_env(),
                 **as_daemon,
             )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- A streaming replica, for what must work on RDS read replicas too -------------------------
+
+# Written by the running primary and meaningless (or harmful) in a copy: these files are
+# left out, these directories are created empty.
+_NOT_COPIED = {"postmaster.pid", "postmaster.opts"}
+_EMPTIED = {"pg_wal", "pg_replslot", "pg_stat_tmp", "pgsql_tmp"}
+
+
+def _copy_live_data_dir(source: Path, target: Path) -> None:
+    """Copy a data directory between pg_backup_start and pg_backup_stop; files the server
+    removes meanwhile are skipped (WAL replay recreates what matters)."""
+    for root, dirs, files in os.walk(source):
+        rel = Path(root).relative_to(source)
+        (target / rel).mkdir(parents=True, exist_ok=True)
+        if rel.name in _EMPTIED:
+            dirs[:] = []
+            continue
+        for name in files:
+            if name in _NOT_COPIED:
+                continue
+            try:
+                shutil.copy2(Path(root) / name, target / rel / name)
+            except FileNotFoundError:
+                continue
+
+
+@contextmanager
+def start_replica(server: PostgresServer) -> Iterator[PostgresServer]:
+    """A hot standby streaming from `server` through a physical slot, like an RDS read replica:
+    same roles, settings and TLS. Built from a low-level base backup (pg_backup_start/stop)
+    because the npm server package has no pg_basebackup."""
+    slot = f"replica_{os.urandom(4).hex()}"
+    base = server.make_private_dir("replica-")
+    data, sockets = base / "data", base / "sock"
+    sockets.mkdir()
+    server.chown_for_daemon(sockets)
+    port = free_port()
+    source = Path(server.superuser_sql("SHOW data_directory", dbname="postgres"))
+    with psycopg.connect(
+        host=str(server.socket_dir), port=server.port, user=SUPERUSER, dbname="postgres", autocommit=True
+    ) as su:
+        su.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+        su.execute("SELECT pg_backup_start('test replica', true)")
+        _copy_live_data_dir(source, data)
+        label = su.execute("SELECT labelfile FROM pg_backup_stop(false)").fetchone()[0]
+    (data / "backup_label").write_text(label, encoding="utf-8")
+    (data / "standby.signal").touch()
+    with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write(
+            f"port = {port}\nunix_socket_directories = '{sockets}'\nhot_standby = on\n"
+            f"primary_conninfo = 'host={server.socket_dir} port={server.port} user={SUPERUSER}'\n"
+            f"primary_slot_name = '{slot}'\n"
+        )
+    for root, dirs, files in os.walk(data):
+        for name in (*dirs, *files):
+            _chown(Path(root) / name, server.os_user)
+    _chown(data, server.os_user)
+    os.chmod(data, 0o700)
+    pg_ctl = str(server.server_bindir / "pg_ctl")
+    kwargs = server.daemon_user_kwargs()
+    try:
+        try:
+            _run([pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "start"], kwargs=kwargs)
+        except RuntimeError as failed:
+            raise RuntimeError(f"{failed}\n{(base / 'server.log').read_text(errors='replace')}") from None
+        yield replace(server, base_dir=base, port=port, socket_dir=sockets)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                env=_clean_env(),
+                **kwargs,  # type: ignore[arg-type]
+            )
+        server.superuser_sql(
+            f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'",
+            dbname="postgres",
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

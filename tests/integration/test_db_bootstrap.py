@@ -288,44 +288,6 @@ def test_exporter_role_reads_other_sessions_statistics(postgres_server, applied)
             assert conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
 
 
-# The FROM/JOIN of postgres_exporter v0.20.1's stat_statements collector (PostgreSQL 13+):
-# the function is named unqualified, so it must resolve through the search_path.
-_EXPORTER_STATEMENTS_QUERY = """
-    SELECT pg_get_userbyid(userid) AS user, pg_database.datname, pg_stat_statements.queryid,
-           pg_stat_statements.calls AS calls_total, pg_stat_statements.total_exec_time / 1000.0 AS seconds_total
-    FROM pg_stat_statements(false)
-    JOIN pg_database ON pg_database.oid = pg_stat_statements.dbid
-    WHERE total_exec_time > (SELECT percentile_cont(0.1) WITHIN GROUP (ORDER BY total_exec_time)
-                             FROM pg_stat_statements(false))
-    ORDER BY seconds_total DESC LIMIT 50
-"""
-
-
-def test_exporter_statement_query_resolves_where_rds_allows_pg_stat_statements(postgres_server, applied):
-    """On RDS rds.extensions lets the master create pg_stat_statements; here a superuser run
-    stands in for that, in a database of its own so the other tests keep a server without it.
-    The exporter's query is planned (EXPLAIN resolves names and checks privileges) as the
-    exporter's role: executing it needs the library preloaded, which the test server is not."""
-    dbname = "monitored_app"
-    postgres_server.superuser_sql(f"DROP DATABASE IF EXISTS {dbname}", dbname="postgres")
-    postgres_server.superuser_sql(f"CREATE DATABASE {dbname} OWNER supabase_admin", dbname="postgres")
-    run = apply_bootstrap(postgres_server, applied.passwords, superuser=True, dbname=dbname)
-    assert run.returncode == 0, run.stderr
-    with psycopg.connect(postgres_server.conninfo(dbname=dbname), autocommit=True) as conn:
-        schema = conn.execute(
-            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'"
-        ).fetchone()
-        assert schema == ("extensions",)
-    with psycopg.connect(
-        postgres_server.conninfo(
-            user="supabase_read_only_user", password=applied.passwords["supabase_read_only_user"], dbname=dbname
-        ),
-        autocommit=True,
-    ) as conn:
-        plan = conn.execute("EXPLAIN " + _EXPORTER_STATEMENTS_QUERY).fetchall()
-        assert any("pg_stat_statements" in row[0] for row in plan)
-
-
 # What RDS refuses its master must be refused here too, or a bootstrap that passes these
 # tests could still fail on RDS. Sources are in tests/integration/conftest.py's docstring.
 @pytest.mark.parametrize(

@@ -105,8 +105,17 @@ def test_parameter_group(template, cfg, env):
     params = group["Properties"]["Parameters"]
     assert params["rds.logical_replication"] == "1"
     assert params["rds.force_ssl"] == "1"
-    assert set(params["shared_preload_libraries"].split(",")) == {"pg_stat_statements", "pg_tle"}
+    assert set(params["shared_preload_libraries"].split(",")) == {
+        "pg_stat_statements",
+        "auto_explain",
+        "pg_tle",
+        "pg_cron",
+    }
     assert params["log_min_duration_statement"] == "1000"
+    # Plans of the same slow statements; the harness proves these lines appear.
+    assert params["auto_explain.log_min_duration"] == "1000"
+    # pg_cron runs partition maintenance from the database every service uses.
+    assert params["cron.database_name"] == "postgres"
     assert params["log_lock_waits"] == "1"
     assert int(params["log_temp_files"]) >= 0
     assert 0 < int(params["idle_in_transaction_session_timeout"]) <= 3_600_000
@@ -142,12 +151,16 @@ def test_data_security_groups_are_closed(template, env):
         # CDK's stand-in for "no egress": a rule matching no address.
         assert [rule["CidrIp"] for rule in p["SecurityGroupEgress"]] == ["255.255.255.255/32"]
     ingress = of_type(t, "AWS::EC2::SecurityGroupIngress")
-    # The single rule in this stack: the master-password rotation function to PostgreSQL.
-    assert len(ingress) == 1
-    (rule,) = ingress.values()
-    assert rule["Properties"]["GroupId"] == {"Fn::GetAtt": [db_sg, "GroupId"]}
-    assert rule["Properties"]["FromPort"] == rule["Properties"]["ToPort"] == 5432
-    assert "Rotation" in rule["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+    # The rules in this stack: the master-password rotation function and the restore
+    # validation function, each to PostgreSQL on the database's group only.
+    assert len(ingress) == 2
+    sources = set()
+    for rule in ingress.values():
+        assert rule["Properties"]["GroupId"] == {"Fn::GetAtt": [db_sg, "GroupId"]}
+        assert rule["Properties"]["FromPort"] == rule["Properties"]["ToPort"] == 5432
+        sources.add(rule["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0])
+    assert len(sources) == 2
+    assert any("Rotation" in s for s in sources) and any("RestoreValidation" in s for s in sources)
 
 
 # --- no data lost ---------------------------------------------------------------------
@@ -582,7 +595,7 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
 def test_jwt_secret_change_triggers_a_remint(template, cfg, env):
     t = template(env, "data")
     rules = [r["Properties"] for r in of_type(t, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
-    (pattern,) = [r["EventPattern"] for r in rules]
+    (pattern,) = [r["EventPattern"] for r in rules if r["EventPattern"]["source"] == ["aws.secretsmanager"]]
     assert "PutSecretValue" in pattern["detail"]["eventName"]
     watched = pattern["detail"]["requestParameters"]["secretId"]
     assert naming.secret_name(cfg, env, SecretKeys.JWT) in watched
