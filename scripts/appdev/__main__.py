@@ -44,7 +44,11 @@ def main(argv: list[str]) -> int:
             print(f"no drift: {args.env}'s schema is what supabase/migrations produce")
             return 0
         with migrated_scratch() as url:
-            written = apidocs.write(url, args.out) if args.command == "api-docs" else sdk.write(url, args.out)
+            written = (
+                apidocs.write(url, args.out, config=args.config)
+                if args.command == "api-docs"
+                else sdk.write(url, args.out)
+            )
         for path in written:
             print(f"{path} ({path.stat().st_size} bytes)")
         return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -51,9 +52,21 @@ class Meta:
         return self.json(f"/{kind}", included_schemas=",".join(APP_SCHEMAS))
 
 
+def _free_port_pair() -> int:
+    """A port whose next one is free too: postgres-meta's admin server listens on PG_META_PORT + 1."""
+    while True:
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 @contextmanager
 def meta_server(database_url: str) -> Iterator[Meta]:
-    port = free_port()
+    port = _free_port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "NODE_"))}
     env.update(
         PG_META_DB_URL=database_url,
