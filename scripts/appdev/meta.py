@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from database.migrations import APP_SCHEMAS
 from k8s_charts.supabase import images
@@ -76,6 +76,10 @@ def meta_server(database_url: str) -> Iterator[Meta]:
         # supabase-js uses to pick PostgREST's behaviour: the platform's rest image version.
         PG_META_POSTGREST_VERSION=images.REST.tag.lstrip("v"),
     )
+    # postgres-meta takes the CA as PEM text in its own variable, not from the URL.
+    root_cert = parse_qs(urlsplit(database_url).query).get("sslrootcert")
+    if root_cert:
+        env["PG_META_DB_SSL_ROOT_CERT"] = Path(root_cert[0]).read_text()
     log = Path(tempfile.mkstemp(prefix="pg-meta-", suffix=".log")[1])
     with log.open("w") as out:
         proc = subprocess.Popen(
