@@ -126,3 +126,31 @@ def test_make_migrate_prefers_database_url_and_names_unknown_environments(secret
     )
     with pytest.raises(ValueError, match=r"ENV='stage' given.*dev, staging, prod.*fix"):
         database_url(cfg, "stage", secrets_client=client, environ={})
+
+
+def test_platform_stack_applies_migrations_between_bootstrap_and_services(template):
+    """CloudFormation order in the synthesized platform stack: the migrate manifest waits for the
+    bootstrap Job to succeed, the services manifest for the migrate Job (a failed migration never
+    succeeds, so the wait fails the deploy and the services are not applied)."""
+    t = template("prod", "platform")
+    resources = t.to_json()["Resources"]
+    manifests = {lid: r for lid, r in resources.items() if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource"}
+    waits = {
+        lid: r
+        for lid, r in resources.items()
+        if r["Type"] == "Custom::AWSCDK-EKS-KubernetesObjectValue" and r["Properties"]["ObjectType"] == "job"
+    }
+
+    def one(prefix: str, pool: dict) -> str:
+        found = [lid for lid in pool if lid.startswith(prefix)]
+        assert len(found) == 1, (prefix, found)
+        return found[0]
+
+    bootstrap_wait = one("chartsupabasedbbootstrapjob", waits)
+    migrate_wait = one("chartsupabasedbmigratejob", waits)
+    migrate = one("chartsupabasedbmigrate", manifests)
+    services = one("chartsupabase", {lid: r for lid, r in manifests.items() if not lid.startswith("chartsupabasedb")})
+    assert waits[migrate_wait]["Properties"]["JsonPath"] == ".status.succeeded"
+    assert bootstrap_wait in manifests[migrate]["DependsOn"]
+    assert migrate in waits[migrate_wait]["DependsOn"]
+    assert migrate_wait in manifests[services]["DependsOn"]
