@@ -15,6 +15,7 @@ A file is plain SQL; an optional `-- Down Migration` line starts the part that r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -81,6 +82,13 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
             f"limited to {CONFIG_MAP_LIMIT} bytes; fix: squash old migrations into a baseline file"
         )
     return tuple(found)
+
+
+def migrations_digest(directory: Path = MIGRATIONS_DIR) -> str:
+    """Changes with any migration file: PostgREST's pods carry it, so a release with new
+    migrations restarts them and their schema cache (its reload channel is off behind
+    PgBouncer: k8s_charts/supabase/components.py)."""
+    return hashlib.sha256(json.dumps([[m.file_name, m.sql] for m in load_migrations(directory)]).encode()).hexdigest()
 
 
 def tool_args(migrations_dir: str) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -28,7 +29,7 @@ from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import rds_ca
 from k8s_charts.supabase.chart import MIGRATE_CHART_ID, render_supabase
 from k8s_charts.supabase.migrate import COMPONENT, CREDENTIALS, MIGRATIONS_MOUNT, TOOL_DIR
-from scripts.appdev.drift import diff, drift
+from scripts.appdev.drift import diff
 from scripts.appdev.scratch import ROOT, clean_env
 from tests.integration.conftest import MANIFEST_ENV, bootstrapped_database
 
@@ -199,17 +200,37 @@ def test_concurrent_runs_one_waits_for_the_other(fresh, tmp_path):
     assert names == [*SAMPLES, "20260301000000_slow"]
 
 
-def test_drift_check_finds_a_change_made_by_hand(fresh, postgres_server):
+def appdev(command: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    """`make migrate` / `make drift` (python -m scripts.appdev), connected through DATABASE_URL."""
+    env = {**clean_env(), "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.appdev", command, MANIFEST_ENV],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_make_migrate_applies_the_folder(fresh):
+    result = appdev("migrate", fresh.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [name for name, _ in fresh.history()] == SAMPLES
+    assert "No migrations to run!" in appdev("migrate", fresh.url).stdout
+
+
+def test_make_drift_finds_a_change_made_by_hand(fresh, postgres_server):
     assert fresh.run().returncode == 0
-    # make drift's own path: the migrations on a scratch PostgreSQL 17, diffed against the live one.
-    live = fresh.url
-    assert drift(live) == ""
+    clean = appdev("drift", fresh.url)
+    assert clean.returncode == 0 and "no drift" in clean.stdout, clean.stdout + clean.stderr
     with psycopg.connect(postgres_server.conninfo(dbname=fresh.dbname), autocommit=True) as conn:
         conn.execute("ALTER TABLE public.todos ADD COLUMN added_in_studio text")
         conn.execute("DROP POLICY todos_owner ON public.todos")
-    found = drift(live)
-    assert 'drop column "added_in_studio"' in found
-    assert 'create policy "todos_owner"' in found
+    found = appdev("drift", fresh.url)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert 'drop column "added_in_studio"' in found.stdout
+    assert 'create policy "todos_owner"' in found.stdout
 
 
 def test_drift_compares_two_migrated_databases(job, postgres_server):

@@ -5,6 +5,7 @@ tests/integration/test_app_migrations.py."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import boto3
@@ -15,7 +16,14 @@ from moto import mock_aws
 from config import naming
 from config.loader import load_config
 from database import migrations
-from database.migrations import MigrationError, load_migrations, tool_args, tool_files, tool_versions
+from database.migrations import (
+    MigrationError,
+    load_migrations,
+    migrations_digest,
+    tool_args,
+    tool_files,
+    tool_versions,
+)
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, MIGRATE_CHART_ID, supabase_charts
 from k8s_charts.supabase.migrate import MIGRATIONS_CONFIG_MAP, MIGRATIONS_MOUNT, TOOL_CONFIG_MAP
@@ -154,3 +162,18 @@ def test_platform_stack_applies_migrations_between_bootstrap_and_services(templa
     assert bootstrap_wait in manifests[migrate]["DependsOn"]
     assert migrate in waits[migrate_wait]["DependsOn"]
     assert migrate_wait in manifests[services]["DependsOn"]
+
+
+def test_new_migrations_restart_postgrest(charts, tmp_path):
+    """PostgREST's schema cache reloads only on start here (no LISTEN through PgBouncer): its pods
+    carry the migrations' digest, so a release with a new migration rolls rest and rest-ro."""
+    objects = charts[CHART_ID].to_json()
+    for name in ("rest", "rest-ro"):
+        pod = next(o for o in objects if o["metadata"]["name"] == name and "template" in o.get("spec", {}))
+        assert (
+            pod["spec"]["template"]["metadata"]["annotations"]["supabase.io/migrations-sha256"] == migrations_digest()
+        )
+    shutil.copytree(migrations.MIGRATIONS_DIR, tmp_path / "m")
+    before = migrations_digest(tmp_path / "m")
+    (tmp_path / "m" / "20990101000000_more.sql").write_text("CREATE TABLE public.more (id int);\n")
+    assert migrations_digest(tmp_path / "m") != before
