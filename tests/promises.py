@@ -659,8 +659,9 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         name="the migration Job's tool is the repository's pin",
         claim="`database/migrate_tool/package-lock.json` (pinned versions and hashes, the same as `package.json`'s)",
-        level=STATIC,
+        level=COMPONENT,
         guards=(
+            I + "test_app_migrations.py::test_the_jobs_own_install_step_yields_a_tool_that_applies_them",
             U + "test_migrations_tooling.py::test_the_jobs_tool_is_the_repositorys_pin",
             U + "test_migrations_tooling.py::test_job_mounts_exactly_the_folder_and_the_locked_tool",
         ),

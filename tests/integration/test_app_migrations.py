@@ -13,6 +13,7 @@ drift check finds a change made by hand.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,15 @@ from database.migrations import HISTORY_SCHEMA, HISTORY_TABLE, MIGRATIONS_DIR, l
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import rds_ca
 from k8s_charts.supabase.chart import MIGRATE_CHART_ID, render_supabase
-from k8s_charts.supabase.migrate import COMPONENT, CREDENTIALS, MIGRATIONS_MOUNT, TOOL_DIR
+from k8s_charts.supabase.migrate import (
+    COMPONENT,
+    CREDENTIALS,
+    MIGRATIONS_CONFIG_MAP,
+    MIGRATIONS_MOUNT,
+    TOOL_CONFIG_MAP,
+    TOOL_DIR,
+    TOOL_SOURCE,
+)
 from scripts.appdev.drift import diff
 from scripts.appdev.scratch import ROOT, clean_env
 from tests.integration.conftest import MANIFEST_ENV, bootstrapped_database
@@ -42,10 +51,15 @@ LOCKED_WAIT = (
 
 
 @pytest.fixture(scope="module")
-def job() -> tuple[list[str], str]:
-    """(container command, DATABASE_URL template) of the rendered db-migrate Job."""
+def rendered() -> list[dict]:
     cfg = load_config()
-    objects = render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))[MIGRATE_CHART_ID]
+    return render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))[MIGRATE_CHART_ID]
+
+
+@pytest.fixture(scope="module")
+def job(rendered) -> tuple[list[str], str]:
+    """(container command, DATABASE_URL template) of the rendered db-migrate Job."""
+    objects = rendered
     job = next(o for o in objects if o["kind"] == "Job")
     container = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == COMPONENT)
     secret = next(o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == CREDENTIALS)
@@ -110,8 +124,24 @@ def test_job_runs_the_pinned_tool_with_a_lock_that_waits(job):
     assert command[command.index("--advisory-lock-mode") + 1] == "wait"
 
 
-def test_samples_apply_as_the_rds_master(fresh, report):
-    result = fresh.run()
+def config_map_volume(target: Path, data: dict[str, str]) -> Path:
+    """A folder laid out as the kubelet mounts a ConfigMap volume (its atomic writer,
+    kubernetes pkg/volume/util/atomic_writer.go): the files in a hidden timestamped directory,
+    `..data` linking to it, and one symlink per key into `..data`."""
+    payload = target / "..2026_12_01_00_00_00.000000000"
+    payload.mkdir(parents=True)
+    for key, value in data.items():
+        (payload / key).write_text(value)
+    (target / "..data").symlink_to(payload.name)
+    for key in data:
+        (target / key).symlink_to(f"..data/{key}")
+    return target
+
+
+def test_samples_apply_as_the_rds_master(fresh, rendered, tmp_path, report):
+    data = next(o for o in rendered if o["kind"] == "ConfigMap" and o["metadata"]["name"] == MIGRATIONS_CONFIG_MAP)
+    # What the Job's container sees at /migrations: the rendered ConfigMap, mounted.
+    result = fresh.run(config_map_volume(tmp_path / "mounted", data["data"]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert [name for name, _ in fresh.history()] == SAMPLES
     owner, rls = fresh.sql(
@@ -243,3 +273,29 @@ def test_drift_compares_two_migrated_databases(job, postgres_server):
     with psycopg.connect(postgres_server.conninfo(dbname=b.dbname), autocommit=True) as conn:
         conn.execute("CREATE INDEX todos_title ON public.todos (title)")
     assert "todos_title" in diff(a.url, b.url)
+
+
+def test_the_jobs_own_install_step_yields_a_tool_that_applies_them(rendered, fresh, tmp_path):
+    """The init container's script as rendered (only /tool-src and /tool moved into tmp) installs
+    node-pg-migrate from the rendered tool ConfigMap with `npm ci`; the Job's command then runs
+    from that tree, not from the repository's node_modules. npm may use its local cache."""
+    objects = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "ConfigMap"}
+    source, tool = tmp_path / "tool-src", tmp_path / "tool"
+    source.mkdir()
+    tool.mkdir()
+    for key, value in objects[TOOL_CONFIG_MAP]["data"].items():
+        (source / key).write_text(value)
+    pod = next(o for o in rendered if o["kind"] == "Job")["spec"]["template"]["spec"]
+    shell, flag, script = pod["initContainers"][0]["command"]
+    moved = {TOOL_SOURCE: str(source), TOOL_DIR: str(tool)}
+    script = re.sub(rf"({TOOL_SOURCE}|{TOOL_DIR})\b", lambda m: moved[m.group(1)], script)
+    env = {**clean_env(), "npm_config_prefer_offline": "true", "npm_config_update_notifier": "false"}
+    install = subprocess.run([shell, flag, script], env=env, capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stdout + install.stderr
+    command = [a.replace(TOOL_DIR, str(tool)) for a in pod["containers"][0]["command"]]
+    command = [a if a != MIGRATIONS_MOUNT else str(MIGRATIONS_DIR) for a in command]
+    result = subprocess.run(
+        command, env={**clean_env(), "DATABASE_URL": fresh.url}, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [name for name, _ in fresh.history()] == SAMPLES
