@@ -652,7 +652,7 @@ PROMISES: tuple[Promise, ...] = (
     # For application developers
     Promise(
         name="migration folder rules refused at synth",
-        claim="Synth refuses a badly named file, two files with the same timestamp, or a folder over the 1 MiB a ConfigMap holds, each with the reason and the fix.",
+        claim="Synth refuses a badly named file, two files with the same timestamp, or a folder over 256 KiB (it travels inside the platform stack's template), each with the reason and the fix.",
         level=COMPONENT,
         guards=(U + "test_migrations_tooling.py::test_folder_rules_name_the_file_and_the_fix",),
     ),

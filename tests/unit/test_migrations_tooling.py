@@ -50,7 +50,7 @@ def test_samples_load_in_version_order():
             {"20260101000000_a.sql": "select 1;", "20260101000000_b.sql": "select 2;"},
             r"version 20260101000000 is used by more than one file.*fix",
         ),
-        ({"20260101000000_big.sql": "x" * (migrations.CONFIG_MAP_LIMIT + 1)}, r"ConfigMap.*fix: squash"),
+        ({"20260101000000_big.sql": "x" * (migrations.MAX_BYTES + 1)}, r"CloudFormation template.*fix: squash"),
     ],
 )
 def test_folder_rules_name_the_file_and_the_fix(tmp_path, files, message):
