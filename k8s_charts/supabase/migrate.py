@@ -37,6 +37,9 @@ CREDENTIALS = "db-migrate-credentials"
 MIGRATIONS_CONFIG_MAP = "db-migrations"
 TOOL_CONFIG_MAP = "db-migrate-tool"
 CA_CONFIG_MAP = "db-migrate-rds-ca"
+# Falco's package-manager rule spares exactly this container of this Job
+# (k8s_charts/falco/supabase_rules.yaml, macro supabase_migration_tool_install).
+INSTALL_CONTAINER = "install-tool"
 # npm's registry, reached through the NAT gateways: https://docs.npmjs.com/cli/v11/using-npm/registry
 NPM_REGISTRY_PORT = 443
 
@@ -145,7 +148,7 @@ class SupabaseDbMigrateChart(cdk8s.Chart):
         )
         home = {"HOME": "/tmp", "npm_config_cache": "/tmp/npm", "npm_config_update_notifier": "false"}
         install = _container(
-            "install-tool",
+            INSTALL_CONTAINER,
             [
                 "sh",
                 "-c",

@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import cdk8s
 import pytest
+import yaml
 from moto import mock_aws
 
 from config import naming
@@ -25,8 +26,15 @@ from database.migrations import (
     tool_versions,
 )
 from k8s_charts.aws_values import from_config
+from k8s_charts.falco import rules_yaml
 from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, MIGRATE_CHART_ID, supabase_charts
-from k8s_charts.supabase.migrate import MIGRATIONS_CONFIG_MAP, MIGRATIONS_MOUNT, TOOL_CONFIG_MAP
+from k8s_charts.supabase.migrate import (
+    COMPONENT,
+    INSTALL_CONTAINER,
+    MIGRATIONS_CONFIG_MAP,
+    MIGRATIONS_MOUNT,
+    TOOL_CONFIG_MAP,
+)
 from k8s_charts.supabase.rds_ca import region_roots
 from scripts.appdev.connection import database_url, master_secret_name
 
@@ -177,3 +185,15 @@ def test_new_migrations_restart_postgrest(charts, tmp_path):
     before = migrations_digest(tmp_path / "m")
     (tmp_path / "m" / "20990101000000_more.sql").write_text("CREATE TABLE public.more (id int);\n")
     assert migrations_digest(tmp_path / "m") != before
+
+
+def test_falco_spares_only_the_jobs_tool_install():
+    """`npm ci` in the init container would raise Falco's package-manager rule on every deploy;
+    the exception names exactly that container of that Job, by the names the chart renders."""
+    rules = yaml.safe_load(rules_yaml("10.0.0.0/16"))
+    macro = next(r for r in rules if r.get("macro") == "supabase_migration_tool_install")
+    assert macro["condition"] == (
+        f"(k8s.pod.label[app.kubernetes.io/name] = {COMPONENT} and container.name = {INSTALL_CONTAINER})"
+    )
+    rule = next(r for r in rules if r.get("rule") == "Supabase package manager run in container")
+    assert "and not supabase_migration_tool_install" in rule["condition"]
