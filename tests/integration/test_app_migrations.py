@@ -5,7 +5,8 @@ node-pg-migrate (node_modules, the version the Job's `npm ci` installs) runs wit
 container's own command, `/tool` and `/migrations` mapped to node_modules and a migrations
 folder, and with the Job's DATABASE_URL as the ExternalSecret renders it: the master's
 password filled in, host/port/database swapped for the test server's and the RDS CA for the
-test server's certificate (verify-full is checked for real). Then: the samples apply;
+test server's certificate (verify-ca: the chain is checked for real, and a server that
+CA did not sign is refused). Then: the samples apply;
 a second run changes nothing; a failing migration is rolled back whole and stops the run
 (non-zero exit, so the Job fails); two runs at once serialise on the advisory lock; and the
 drift check finds a change made by hand.
@@ -38,6 +39,7 @@ from k8s_charts.supabase.migrate import (
     TOOL_DIR,
     TOOL_SOURCE,
 )
+from scripts.appdev.connection import ca_file
 from scripts.appdev.drift import diff
 from scripts.appdev.scratch import ROOT, clean_env
 from tests.integration.conftest import MANIFEST_ENV, bootstrapped_database
@@ -77,7 +79,7 @@ class Runner:
         self.url = f"{user_part}@localhost:{server.port}/{dbname}?" + query.replace(
             f"sslrootcert={rds_ca.FILE}", f"sslrootcert={server.ca_file}"
         )
-        assert "sslmode=verify-full" in self.url
+        assert "uselibpqcompat=true&sslmode=verify-ca&sslrootcert=" in self.url
 
     def args(self, migrations: Path) -> list[str]:
         return [a if a != MIGRATIONS_MOUNT else str(migrations) for a in self.command]
@@ -138,6 +140,17 @@ def config_map_volume(target: Path, data: dict[str, str]) -> Path:
     return target
 
 
+def test_job_refuses_a_server_its_ca_did_not_sign(fresh):
+    """verify-ca checks the chain: with the rendered RDS roots instead of the test server's own
+    certificate, the Job's connection is refused."""
+    fresh.url = fresh.url.replace(
+        str(fresh.server.ca_file), str(ca_file(load_config().environments[MANIFEST_ENV].region))
+    )
+    result = fresh.run()
+    assert result.returncode != 0
+    assert "certificate" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+
+
 def test_samples_apply_as_the_rds_master(fresh, rendered, tmp_path, report):
     data = next(o for o in rendered if o["kind"] == "ConfigMap" and o["metadata"]["name"] == MIGRATIONS_CONFIG_MAP)
     # What the Job's container sees at /migrations: the rendered ConfigMap, mounted.
@@ -154,7 +167,7 @@ def test_samples_apply_as_the_rds_master(fresh, rendered, tmp_path, report):
     assert fresh.sql(f"SELECT has_schema_privilege('anon', '{HISTORY_SCHEMA}', 'USAGE')") == [(False,)]
     report(
         "app migrations",
-        f"{len(SAMPLES)} sample migrations applied by node-pg-migrate as the RDS-like master over verify-full TLS; "
+        f"{len(SAMPLES)} sample migrations applied by node-pg-migrate as the RDS-like master over TLS verified against the CA (verify-ca); "
         "re-run no-op, failing migration rolled back, concurrent run waited on the advisory lock, drift found",
     )
 
