@@ -40,6 +40,10 @@ CA_CONFIG_MAP = "db-migrate-rds-ca"
 # Falco's package-manager rule spares exactly this container of this Job
 # (k8s_charts/falco/supabase_rules.yaml, macro supabase_migration_tool_install).
 INSTALL_CONTAINER = "install-tool"
+# Shorter than the platform stack's wait for the Job (stacks/platform_stack.JOB_TIMEOUT, 14 min;
+# a test holds them apart): a run that overstays is killed, its transaction rolled back, before
+# the deploy gives up, so a failed deploy never leaves a late migration committing behind it.
+ACTIVE_DEADLINE_SECONDS = 12 * 60
 # npm's registry, reached through the NAT gateways: https://docs.npmjs.com/cli/v11/using-npm/registry
 NPM_REGISTRY_PORT = 443
 
@@ -182,7 +186,7 @@ class SupabaseDbMigrateChart(cdk8s.Chart):
                     # A failed migration is rolled back; retrying cannot fix the SQL, so fail fast
                     # (one retry covers a node lost mid-run) and let the deploy stop.
                     "backoffLimit": 1,
-                    "activeDeadlineSeconds": 1800,
+                    "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
                     "ttlSecondsAfterFinished": 86400,
                     "template": {
                         "metadata": {"labels": lbl},

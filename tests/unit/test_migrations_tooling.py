@@ -37,6 +37,7 @@ from k8s_charts.supabase.migrate import (
 )
 from k8s_charts.supabase.rds_ca import region_roots
 from scripts.appdev.connection import database_url, master_secret_name
+from stacks.platform_stack import JOB_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +104,8 @@ def test_job_mounts_exactly_the_folder_and_the_locked_tool(charts):
     assert "npm ci" in install and "--ignore-scripts" in install
     # Retrying cannot fix SQL: the deploy should stop quickly, not after six attempts.
     assert job["spec"]["backoffLimit"] <= 1
+    # The Job is killed (its transaction rolled back) before the platform stack stops waiting.
+    assert job["spec"]["activeDeadlineSeconds"] + 60 <= JOB_TIMEOUT.to_seconds()
 
 
 @pytest.fixture
