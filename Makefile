@@ -10,6 +10,8 @@ CONFIG ?= config/default.yaml
 ENV ?=
 ## EXECUTE      set to 1 to make `make bootstrap` run the commands it prints
 EXECUTE ?=
+## OUT          where `make api-docs` and `make sdk` write (default build/api-docs, build/sdk)
+OUT ?=
 ## PYTEST_ARGS  extra pytest arguments, e.g. PYTEST_ARGS="-k rehearsal -x"
 PYTEST_ARGS ?=
 # One worker per core; whole files go to one worker, so each file's session fixtures (one synth
@@ -18,7 +20,8 @@ PYTEST_WORKERS ?= -n auto --dist loadfile
 PYTHON ?= python3.11
 VENV := .venv
 CHECKOV_VENV := .venv-checkov
-APT_PACKAGES := postgresql pgbouncer prometheus
+# golang-go: the test that compiles `make sdk`'s Go types.
+APT_PACKAGES := postgresql pgbouncer prometheus golang-go
 CDK := npx --no-install cdk
 # ENV names an environment stage (all its stacks) or one of the top-level stacks.
 TARGET = $(if $(filter org pipeline %-deploy-access,$(ENV)),$(ENV),'$(ENV)/*')
@@ -32,7 +35,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_CLI_TELEMETRY_DISABLED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: help install synth lint test test-unit bench promises cost local cdn-invalidate diff deploy bootstrap clean
+.PHONY: help install synth lint test test-unit bench promises cost local cdn-invalidate diff deploy bootstrap migrate drift api-docs sdk clean
 
 help: ## list the targets and the variables they read
 	@echo "targets:"
@@ -56,7 +59,7 @@ node_modules/.installed: package.json package-lock.json
 
 .apt.installed:
 	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; else missing=1; fi; \
-	 if command -v promtool >/dev/null && command -v pgbench >/dev/null && [ -z "$${missing:-}" ] \
+	 if command -v promtool >/dev/null && command -v pgbench >/dev/null && command -v go >/dev/null && [ -z "$${missing:-}" ] \
 	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
 	   echo "installing Debian packages: $(APT_PACKAGES)"; \
 	   SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -120,5 +123,19 @@ deploy: install ## cdk deploy every stack of ENV (or ENV=org, ENV=pipeline, ENV=
 bootstrap: install ## print the cdk bootstrap commands for every account and region (EXECUTE=1 runs them)
 	@$(VENV)/bin/python -m scripts.bootstrap --config $(CONFIG) $(if $(EXECUTE),--execute,)
 
+migrate: install ## apply supabase/migrations to ENV's database now (the pipeline does it on deploy); see README
+	@test -n "$(ENV)" || { echo "usage: make migrate ENV=staging"; exit 2; }
+	@$(VENV)/bin/python -m scripts.appdev --config $(CONFIG) migrate $(ENV)
+
+drift: install ## exit 1 and print the SQL when ENV's live schema differs from what supabase/migrations produce
+	@test -n "$(ENV)" || { echo "usage: make drift ENV=staging"; exit 2; }
+	@$(VENV)/bin/python -m scripts.appdev --config $(CONFIG) drift $(ENV)
+
+api-docs: install ## OpenAPI description + HTML of the REST API from the migrated schema (build/api-docs)
+	@$(VENV)/bin/python -m scripts.appdev --config $(CONFIG) api-docs $(or $(OUT),build/api-docs)
+
+sdk: install ## typed clients for TypeScript, Python, Go and Swift from the migrated schema (build/sdk)
+	@$(VENV)/bin/python -m scripts.appdev --config $(CONFIG) sdk $(or $(OUT),build/sdk)
+
 clean: ## remove build output (keeps the venvs)
-	rm -rf cdk.out .pytest_cache .synth-seconds
+	rm -rf cdk.out .pytest_cache .synth-seconds build

@@ -1073,6 +1073,101 @@ PROMISES: tuple[Promise, ...] = (
         level=STATIC,
         guards=(U + "test_version_matrix.py::test_readme_matrix_matches_images_py",),
     ),
+    # For application developers
+    Promise(
+        name="migration folder rules refused at synth",
+        claim="Synth refuses a badly named file, two files with the same timestamp, or a folder over 256 KiB (it travels inside the platform stack's template), each with the reason and the fix.",
+        level=COMPONENT,
+        guards=(U + "test_migrations_tooling.py::test_folder_rules_name_the_file_and_the_fix",),
+    ),
+    Promise(
+        name="the migration Job's tool is the repository's pin",
+        claim="`database/migrate_tool/package-lock.json` (pinned versions and hashes, the same as `package.json`'s)",
+        level=COMPONENT,
+        guards=(
+            I + "test_app_migrations.py::test_the_jobs_own_install_step_yields_a_tool_that_applies_them",
+            U + "test_migrations_tooling.py::test_the_jobs_tool_is_the_repositorys_pin",
+            U + "test_migrations_tooling.py::test_job_mounts_exactly_the_folder_and_the_locked_tool",
+        ),
+    ),
+    Promise(
+        name="migrations run between the bootstrap and the services",
+        claim="The platform stack applies that chart after the database bootstrap Job has succeeded, and the Supabase services only after the migration Job has succeeded.",
+        level=STATIC,
+        guards=(
+            U + "test_migrations_tooling.py::test_platform_stack_applies_migrations_between_bootstrap_and_services",
+            U + "test_migrations_tooling.py::test_migrate_runs_after_the_bootstrap_and_before_the_services",
+        ),
+    ),
+    Promise(
+        name="a failing migration release is rolled back and stops the deploy",
+        claim="A release's pending migrations apply in one transaction: if one fails, none of them stays applied, the Job fails, the platform stack's deploy fails and the pipeline stops before the services roll out.",
+        level=COMPONENT,
+        guards=(
+            I + "test_app_migrations.py::test_failing_migration_is_rolled_back_whole_and_fails_the_run",
+            U + "test_migrations_tooling.py::test_platform_stack_applies_migrations_between_bootstrap_and_services",
+        ),
+    ),
+    Promise(
+        name="migrations: a re-run is a no-op, concurrent runs wait",
+        claim="A second run applies nothing, and two runs at once take turns on an advisory lock.",
+        level=COMPONENT,
+        guards=(
+            I + "test_app_migrations.py::test_second_run_changes_nothing",
+            I + "test_app_migrations.py::test_concurrent_runs_one_waits_for_the_other",
+            I + "test_app_migrations.py::test_make_migrate_applies_the_folder",
+        ),
+    ),
+    Promise(
+        name="migration history outside the exposed schemas",
+        claim="The history is kept in `supabase_migrations.pgmigrations`, outside every schema PostgREST exposes.",
+        level=COMPONENT,
+        guards=(I + "test_app_migrations.py::test_samples_apply_as_the_rds_master",),
+    ),
+    Promise(
+        name="new migrations restart PostgREST",
+        claim="A release with new migrations restarts PostgREST (`rest`, `rest-ro`), whose schema cache reloads only when it starts.",
+        level=STATIC,
+        guards=(U + "test_migrations_tooling.py::test_new_migrations_restart_postgrest",),
+    ),
+    Promise(
+        name="make migrate resolves the connection at run time with verified TLS",
+        claim="The connection is resolved when you run it, never at synth",
+        level=COMPONENT,
+        guards=(
+            I + "test_app_migrations.py::test_make_migrate_applies_the_folder",
+            U + "test_migrations_tooling.py::test_make_migrate_reads_the_master_secret_and_verifies_tls",
+            U + "test_migrations_tooling.py::test_make_migrate_prefers_database_url_and_names_unknown_environments",
+        ),
+    ),
+    Promise(
+        name="make drift finds hand-made changes",
+        claim="It prints the SQL that would turn the live schema into the migrated one, which is also the migration that should have been written, and exits 1.",
+        level=COMPONENT,
+        guards=(
+            I + "test_app_migrations.py::test_make_drift_finds_a_change_made_by_hand",
+            I + "test_app_migrations.py::test_drift_compares_two_migrated_databases",
+        ),
+    ),
+    Promise(
+        name="make api-docs describes the migrated schema, linted by Redocly",
+        claim="one path per table (GET, POST, PATCH, DELETE), view (GET) and function (`/rpc/<name>`)",
+        level=COMPONENT,
+        guards=(
+            I + "test_api_docs.py::test_spec_describes_the_sample_schema",
+            I + "test_api_docs.py::test_redocly_lint_refuses_a_broken_description",
+        ),
+    ),
+    Promise(
+        name="make sdk types compile and fit real rows",
+        claim="The TypeScript types compile with `tsc` against `@supabase/supabase-js` in a typed query, the Python types pass mypy and validate rows read from the database, and the Go structs compile and decode them.",
+        level=COMPONENT,
+        guards=(
+            I + "test_sdk.py::test_typescript_types_compile_with_supabase_js",
+            I + "test_sdk.py::test_python_types_parse_type_check_and_validate_rows",
+            I + "test_sdk.py::test_go_types_compile_and_decode_rows",
+        ),
+    ),
 )
 
 

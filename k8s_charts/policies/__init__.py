@@ -94,6 +94,7 @@ ALLOWED_REPOSITORIES: dict[str, str] = {
     "ghcr.io/cloudnative-pg/pgbouncer": "PgBouncer image maintained by CloudNativePG",
     "docker.io/prometheuscommunity/pgbouncer-exporter": "PgBouncer Prometheus exporter",
     "docker.io/library/postgres": "psql client for the database bootstrap job (official image)",
+    "docker.io/library/node": "Node.js for the application migrations job (official image)",
     "quay.io/prometheuscommunity/postgres-exporter": "RDS metrics exporter (monitoring chart)",
     "docker.io/oliver006/redis_exporter": "ElastiCache metrics exporter (monitoring chart)",
     "public.ecr.aws/aws-observability/aws-otel-collector": "ADOT collector for traces (monitoring chart)",

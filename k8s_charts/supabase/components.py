@@ -16,6 +16,7 @@ from typing import Any
 
 from constructs import Construct
 
+from database.migrations import migrations_digest
 from database.pgbouncer import render_ini
 from database.roles import LOGIN_ROLES, MASTER_USER
 from k8s_charts.catalog import CATALOG
@@ -304,6 +305,8 @@ def rest_workload(scope: Construct, props: SupabaseProps, *, read_only: bool) ->
         ),
         scaling=props.scaling[component],
         production=props.values.production,
+        # New migrations roll PostgREST, which reloads its schema cache only on start here.
+        pod_annotations={"supabase.io/migrations-sha256": migrations_digest()},
     )
 
 

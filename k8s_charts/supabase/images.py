@@ -34,3 +34,6 @@ PGBOUNCER = Image(repository="ghcr.io/cloudnative-pg/pgbouncer", tag="1.24.1")
 PGBOUNCER_EXPORTER = Image(repository="prometheuscommunity/pgbouncer-exporter", tag="v0.10.2")
 # Client only (psql); major version matches the RDS engine (PostgreSQL 17).
 POSTGRES_CLIENT = Image(repository="postgres", tag="17.9-bookworm")
+# Runs node-pg-migrate for the db-migrate Job (npm has the tool, no project publishes an image
+# of it): the Node.js LTS line, Debian like the psql client.
+NODE = Image(repository="node", tag="22.23.3-bookworm-slim")

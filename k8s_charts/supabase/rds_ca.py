@@ -59,20 +59,21 @@ def region_pem(region: str) -> str:
     return "".join(c.public_bytes(Encoding.PEM).decode() for c in region_roots(region))
 
 
-def add_config_map(scope: Construct, *, region: str, labels: dict[str, str]) -> None:
+def add_config_map(scope: Construct, *, region: str, labels: dict[str, str], name: str = CONFIG_MAP) -> None:
+    """`name`: a chart applied before the services chart (which owns `rds-ca`) needs its own copy."""
     api_object(
         scope,
         api_version="v1",
         kind="ConfigMap",
-        name=CONFIG_MAP,
+        name=name,
         labels=labels,
         annotations={"supabase.io/source": f"npm {PACKAGE}@{package_pin()} lib/profiles/ca/defaults.js"},
         body={"data": {KEY: region_pem(region)}},
     )
 
 
-def volume() -> dict[str, Any]:
-    return {"name": VOLUME, "configMap": {"name": CONFIG_MAP, "defaultMode": 0o444}}
+def volume(config_map: str = CONFIG_MAP) -> dict[str, Any]:
+    return {"name": VOLUME, "configMap": {"name": config_map, "defaultMode": 0o444}}
 
 
 def mount() -> dict[str, Any]:

@@ -102,9 +102,13 @@ def postgres_url(
     sslmode: str,
     scheme: str = "postgres",
     sslrootcert: str | None = None,
+    libpq_compat: bool = False,
 ) -> str:
+    """libpq_compat: node-postgres reads sslmode as libpq does (verify-ca checks the chain only);
+    without it, every mode but disable and no-verify means verify-full there."""
     password = url_password(role_password(user))
-    query = f"sslmode={sslmode}" + (f"&sslrootcert={sslrootcert}" if sslrootcert else "")
+    query = ("uselibpqcompat=true&" if libpq_compat else "") + f"sslmode={sslmode}"
+    query += f"&sslrootcert={sslrootcert}" if sslrootcert else ""
     return f"{scheme}://{user}:{password}@{host}:{port}/{dbname}?{query}"
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from k8s_charts.environment import render_manifests
+from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from scripts.images import images
 from tests.conftest import ENVIRONMENTS
 
@@ -38,7 +39,7 @@ CUSTOM_RESOURCE_SUITES = {
     "autoscaling.k8s.io/v1": "test_cost_views.py (schema from the vendored VPA CRD)",
 }
 # The Supabase charts have their own checkov scan (test_supabase_manifests.py).
-SUPABASE_CHARTS = {"supabase", "supabase-db-bootstrap"}
+SUPABASE_CHARTS = set(SUPABASE_CHART_IDS)
 
 
 @pytest.fixture(scope="module")

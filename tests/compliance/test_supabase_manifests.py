@@ -16,7 +16,7 @@ import yaml
 
 from config.loader import load_config
 from k8s_charts.environment import render_manifests
-from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID
+from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from tests.conftest import ENVIRONMENTS
 
 ENVS = ENVIRONMENTS
@@ -122,7 +122,7 @@ EXTERNAL_SECRET_SCHEMA = {
 @pytest.fixture(scope="module", params=ENVS)
 def objects(request):
     rendered = render_manifests(load_config(), request.param)
-    return request.param, rendered[BOOTSTRAP_CHART_ID] + rendered[CHART_ID]
+    return request.param, [o for chart in SUPABASE_CHART_IDS for o in rendered[chart]]
 
 
 def test_builtin_kinds_validate_strictly(objects):
@@ -184,7 +184,7 @@ def checkov_results(tmp_path_factory):
     cfg = load_config()
     for env_name in ENVS:
         rendered = render_manifests(cfg, env_name)
-        objs = rendered[BOOTSTRAP_CHART_ID] + rendered[CHART_ID]
+        objs = [o for chart in SUPABASE_CHART_IDS for o in rendered[chart]]
         (folder / f"supabase-{env_name}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
     proc = subprocess.run(
         [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],

@@ -8,7 +8,7 @@ import pytest
 
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
-from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, render_supabase
+from k8s_charts.supabase.chart import SUPABASE_CHART_IDS, render_supabase
 from tests.snapshot.test_templates import SNAPSHOT_ENV
 
 
@@ -18,7 +18,7 @@ def rendered(request):
     return request.param, render_supabase(cfg, request.param, from_config(cfg, request.param))
 
 
-@pytest.mark.parametrize("chart_id", [BOOTSTRAP_CHART_ID, CHART_ID])
+@pytest.mark.parametrize("chart_id", SUPABASE_CHART_IDS)
 def test_chart_snapshot(rendered, chart_id, snapshot):
     _, charts = rendered
     assert charts[chart_id] == snapshot
