@@ -73,7 +73,8 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         name="secrets",
         cluster="AWS Secrets Manager through External Secrets; API keys minted by ops/mint_api_keys",
         local="generated at first render into .local/secrets.json (random passwords, a "
-        "local JWT secret, anon/service_role keys minted by ops/mint_api_keys' own functions), "
+        "local JWT secret, and every API key field minted by ops/mint_api_keys' own functions: "
+        "ES256 signing keys, JWKS, publishable/secret keys, the anon/service_role tokens), "
         "filled into the same External Secrets templates",
         why="no AWS; kept across renders because the database keeps the passwords of its first start",
     ),
@@ -84,6 +85,8 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         why="no load balancer or DNS locally",
         env=(
             ("auth", "API_EXTERNAL_URL", None),
+            # GoTrue's issuer is its public URL: tokens it signs locally name the local URL.
+            ("auth", "GOTRUE_JWT_ISSUER", None),
             ("storage", "STORAGE_PUBLIC_URL", None),
             ("studio", "SUPABASE_PUBLIC_URL", None),
         ),
