@@ -22,6 +22,11 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 # golang-go: the test that compiles `make sdk`'s Go types.
 APT_PACKAGES := postgresql pgbouncer prometheus golang-go
+# The Lambda functions' PyPI packages (requirements-lambda.txt), as wheels for the mint function's
+# runtime and architecture (constructs_lib/api_keys.py; synth checks the match).
+LAMBDA_DEPS := .build/lambda/mint-api-keys-deps
+LAMBDA_PLATFORM := manylinux2014_aarch64
+LAMBDA_PYTHON := 3.14
 CDK := npx --no-install cdk
 # ENV names an environment stage (all its stacks) or one of the top-level stacks.
 TARGET = $(if $(filter org pipeline %-deploy-access,$(ENV)),$(ENV),'$(ENV)/*')
@@ -43,9 +48,19 @@ help: ## list the targets and the variables they read
 	@echo "variables (VAR=value on the command line):"
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt ops/restore_validation/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lambda.txt ops/restore_validation/requirements.txt
 	$(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Without Docker, as AWS documents for Lambda (https://docs.aws.amazon.com/lambda/latest/dg/python-package.html):
+# pip takes the target platform's wheels from PyPI. A layer's packages live under python/. The stamp
+# sits inside the folder, so deleting the folder rebuilds it; a pin change rebuilds it from scratch.
+$(LAMBDA_DEPS)/.installed: requirements-lambda.txt | $(VENV)/.installed
+	rm -rf $(LAMBDA_DEPS)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile \
+	  --platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \
+	  --target $(LAMBDA_DEPS)/python -r requirements-lambda.txt
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -69,7 +84,7 @@ node_modules/.installed: package.json package-lock.json
 
 install: ## install everything (idempotent) and say how long it took
 	@start=$$(date +%s); \
-	 $(MAKE) --no-print-directory $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed; \
+	 $(MAKE) --no-print-directory $(VENV)/.installed $(LAMBDA_DEPS)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed; \
 	 echo "install took $$(( $$(date +%s) - start ))s"
 
 synth: install ## synthesize every environment from CONFIG, no AWS credentials needed
@@ -138,4 +153,4 @@ sdk: install ## typed clients for TypeScript, Python, Go and Swift from the migr
 	@$(VENV)/bin/python -m scripts.appdev --config $(CONFIG) sdk $(or $(OUT),build/sdk)
 
 clean: ## remove build output (keeps the venvs)
-	rm -rf cdk.out .pytest_cache .synth-seconds build
+	rm -rf cdk.out .pytest_cache .synth-seconds build .build

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Entry point: load the config named by `-c config=FILE` (default: the embedded example)
-and build every stack from it. A bad config stops here with a message, not a stack trace.
+and build every stack from it. A bad config stops here with a message, not a stack trace, and
+so do Lambda dependencies that `make install` has not built.
 
 The app synthesizes into a scratch directory beside the output directory and moves the
 result in only when synthesis succeeded, so a failure never leaves a half-written cdk.out.
@@ -15,6 +16,7 @@ from pathlib import Path
 import aws_cdk as cdk
 
 from config import ConfigError, load_config
+from constructs_lib.lambda_deps import LambdaDependenciesError
 from stacks.composition import build_app
 
 # Written by cdk.App.synth when a policy validation plugin (cdk-nag) reports findings.
@@ -49,6 +51,9 @@ def main() -> int:
         except ConfigError as exc:
             # Facts about the config that only the constructs know (e.g. where the file lives).
             print(f"config error:\n{exc}", file=sys.stderr)
+            return 1
+        except LambdaDependenciesError as exc:
+            print(f"build error: {exc}", file=sys.stderr)
             return 1
         except Exception as exc:
             if os.environ.get("CDK_DEBUG"):

@@ -24,10 +24,15 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from constructs_lib.checkov import FRAMEWORK_FUNCTION_SKIPS, skip
+from constructs_lib.lambda_deps import dependencies_layer
 from constructs_lib.nag import acknowledge, acknowledge_unreserved_concurrency
 from constructs_lib.retention import retention
 
 CODE_DIR = Path(__file__).resolve().parent.parent / "ops" / "mint_api_keys"
+# The folder under .build/lambda that `make install` fills with PyJWT and cryptography's wheels.
+DEPENDENCIES = "mint-api-keys-deps"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
 RESOURCE_TYPE = "Custom::SupabaseApiKeys"
 RENEW_SCHEDULE = events.Schedule.rate(cdk.Duration.days(7))
 _VPC_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
@@ -122,14 +127,25 @@ class ApiKeyMinter(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             managed_policies=[self.policy],
         )
+        # The signing and verifying are PyJWT's and cryptography's, in a layer of PyPI wheels;
+        # the function's own asset stays the source folder, so editing it needs no rebuild.
+        self.dependencies = dependencies_layer(
+            self,
+            "Dependencies",
+            name=DEPENDENCIES,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            description="PyJWT and cryptography for the API key minter",
+        )
         self.function = lambda_.Function(
             self,
             "Function",
             description="Mints the Supabase API keys and ES256 signing keys; rotates the signing keys",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
             handler="handler.on_event",
             code=lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"]),
+            layers=[self.dependencies],
             role=self.role,
             timeout=cdk.Duration.minutes(1),
             memory_size=256,

@@ -490,6 +490,17 @@ PROMISES: tuple[Promise, ...] = (
         ),
     ),
     Promise(
+        name="local API keys minted like the cluster's",
+        claim="The API keys are minted with the deploy-time minter's own functions: ES256 signing keys and their JWKS",
+        level=STATIC,
+        guards=(
+            U + "test_local_compose.py::test_new_key_kinds_are_minted_as_the_minter_mints_them",
+            U + "test_local_compose.py::test_switching_legacy_keys_off_keeps_the_signing_and_opaque_keys",
+            U + "test_local_compose.py::test_api_keys_are_minted_from_the_local_jwt_secret",
+            U + "test_local_compose.py::test_command_line_is_printed_with_the_project_path",
+        ),
+    ),
+    Promise(
         name="local secrets generated once and kept",
         claim="Secrets are generated at the first `make local` and kept in `.local/secrets.json`",
         level=STATIC,

@@ -41,7 +41,7 @@ class CanaryTarget:
 CANARY_TARGETS: tuple[CanaryTarget, ...] = (
     CanaryTarget(component="auth", kong_service="auth-v1.*", max_p95_ms=500),
     CanaryTarget(component="rest", kong_service="rest-v1-write", max_p95_ms=500),
-    CanaryTarget(component="rest-ro", kong_service="rest-v1-read", max_p95_ms=500),
+    CanaryTarget(component="rest-ro", kong_service="rest-v1-(read|openapi)", max_p95_ms=500),
     CanaryTarget(component="storage", kong_service="storage-v1.*", max_p95_ms=2000),
     CanaryTarget(component="functions", kong_service="functions-v1", max_p95_ms=3000),
 )

@@ -79,11 +79,7 @@ not returned in the custom resource's `Data` (CloudFormation would show it in ev
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -93,6 +89,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import jwt
 from botocore.exceptions import ClientError
 
 try:
@@ -115,7 +112,8 @@ RENEW_BEFORE_SECONDS = 30 * 86400
 KEY_FIELDS = {"anon": "anon_key", "service_role": "service_role_key"}
 # role -> field of the ES256 JWT Kong substitutes for that role's opaque key
 PRESIGNED_FIELDS = {"anon": "anon_key_asymmetric", "service_role": "service_role_key_asymmetric"}
-OPAQUE_FIELDS = {"publishable_key": keyset.PUBLISHABLE_PREFIX, "secret_key": keyset.SECRET_PREFIX}
+PUBLISHABLE_KEY_FIELD = "publishable_key"
+OPAQUE_FIELDS = {PUBLISHABLE_KEY_FIELD: keyset.PUBLISHABLE_PREFIX, "secret_key": keyset.SECRET_PREFIX}
 SIGNING_KEYS_FIELD = "signing_keys"
 JWKS_FIELD = "jwks"
 GOTRUE_KEYS_FIELD = "jwt_keys"
@@ -132,17 +130,13 @@ class MintError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MintSettings:
-    jwt_secret_arn: str
-    api_keys_secret_arn: str
-    realtime_secret_arn: str = ""  # empty: no Realtime metrics token
+class TokenPolicy:
+    """What every minted token carries: its issuer and lifetime (scripts/local mints with it too)."""
+
     issuer: str = DEFAULT_ISSUER
     expiry_days: int = DEFAULT_EXPIRY_DAYS
-    legacy_api_keys: bool = True
 
     def __post_init__(self) -> None:
-        if not self.jwt_secret_arn or not self.api_keys_secret_arn:
-            raise MintError("JwtSecretArn and ApiKeysSecretArn are both required")
         if not self.issuer:
             raise MintError("Issuer must not be empty")
         if not 1 <= self.expiry_days <= MAX_EXPIRY_DAYS:
@@ -151,6 +145,19 @@ class MintSettings:
     @property
     def lifetime_seconds(self) -> int:
         return self.expiry_days * 86400
+
+
+@dataclass(frozen=True, kw_only=True)
+class MintSettings(TokenPolicy):
+    jwt_secret_arn: str
+    api_keys_secret_arn: str
+    realtime_secret_arn: str = ""  # empty: no Realtime metrics token
+    legacy_api_keys: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.jwt_secret_arn or not self.api_keys_secret_arn:
+            raise MintError("JwtSecretArn and ApiKeysSecretArn are both required")
+        super().__post_init__()
 
     @classmethod
     def from_resource_properties(cls, props: Mapping[str, Any]) -> MintSettings:
@@ -200,42 +207,17 @@ def _bool(value: Any, name: str) -> bool:
     return text == "true"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes:
-    return base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
-
-
-def _compact_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
-
-
-def _signature(signing_input: str, secret: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256).digest()
-
-
 def sign_hs256(claims: Mapping[str, Any], secret: str) -> str:
-    signing_input = f"{_b64url(_compact_json({'alg': 'HS256', 'typ': 'JWT'}))}.{_b64url(_compact_json(claims))}"
-    return f"{signing_input}.{_b64url(_signature(signing_input, secret))}"
+    return jwt.encode(dict(claims), secret, algorithm="HS256")
 
 
 def verified_claims(token: str, secret: str) -> dict[str, Any] | None:
     """The claims of `token` if it is an HS256 JWT signed with `secret`, else None."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
     try:
-        header = json.loads(_b64url_decode(parts[0]))
-        signature = _b64url_decode(parts[2])
-        claims = json.loads(_b64url_decode(parts[1]))
-    except (binascii.Error, ValueError):
-        return None
-    # Pinning the algorithm refuses "alg": "none" and any other downgrade.
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        return None
-    if not hmac.compare_digest(signature, _signature(f"{parts[0]}.{parts[1]}", secret)):
+        # Pinning the algorithm refuses "alg": "none" and any other downgrade; the minter judges
+        # issuer, lifetime and expiry itself.
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options=keyset.SIGNATURE_ONLY)
+    except jwt.PyJWTError:
         return None
     return claims if isinstance(claims, dict) else None
 
@@ -318,8 +300,8 @@ def _stored_keys(client: Any, secret_arn: str) -> tuple[dict[str, Any], str] | N
     return (keys, response["VersionId"]) if isinstance(keys, dict) else None
 
 
-def _renew_window(settings: MintSettings) -> int:
-    return min(RENEW_BEFORE_SECONDS, settings.lifetime_seconds // 2)
+def _renew_window(policy: TokenPolicy) -> int:
+    return min(RENEW_BEFORE_SECONDS, policy.lifetime_seconds // 2)
 
 
 def _token_problem(
@@ -386,7 +368,7 @@ class SigningKeys:
         if not isinstance(raw, dict) or not isinstance(raw.get("current"), dict):
             raise keyset.KeySetError(f"{SIGNING_KEYS_FIELD} has no current key")
         current = keyset.SigningKey.from_jwk(raw["current"])
-        if current.d is None:
+        if not current.has_private:
             raise keyset.KeySetError(f"{SIGNING_KEYS_FIELD}: the current key has no private half")
         nxt = keyset.SigningKey.from_jwk(raw["next"]) if raw.get("next") else None
         previous = keyset.SigningKey.from_jwk(raw["previous"]).public if raw.get("previous") else None
@@ -437,7 +419,7 @@ def _stored_signing_keys(keys: Mapping[str, Any]) -> tuple[SigningKeys | None, s
 
 
 def _presigned_problem(
-    keys: Mapping[str, Any], field: str, role: str, signing: SigningKeys, settings: MintSettings, now: int
+    keys: Mapping[str, Any], field: str, role: str, signing: SigningKeys, policy: TokenPolicy, now: int
 ) -> str | None:
     token = keys.get(field)
     if not isinstance(token, str) or not token:
@@ -445,20 +427,22 @@ def _presigned_problem(
     claims = keyset.verified_es256_claims(token, [signing.current])
     if claims is None:
         return f"{field} is not signed by the current signing key"
-    if claims.get("role") != role or claims.get("iss") != settings.issuer:
+    if claims.get("role") != role or claims.get("iss") != policy.issuer:
         return f"{field} carries another role or issuer"
     iat, exp = claims.get("iat"), claims.get("exp")
-    if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat != settings.lifetime_seconds:
-        return f"{field} lifetime differs from ExpiryDays={settings.expiry_days}"
-    if exp - now < _renew_window(settings):
-        return f"{field} expires in less than {_renew_window(settings) // 86400} days"
+    if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat != policy.lifetime_seconds:
+        return f"{field} lifetime differs from ExpiryDays={policy.expiry_days}"
+    if exp - now < _renew_window(policy):
+        return f"{field} expires in less than {_renew_window(policy) // 86400} days"
     return None
 
 
-def _new_keys(
-    keys: dict[str, Any], settings: MintSettings, legacy_secret: str | None, now: int, rotate: str | None
+def mint_new_keys(
+    keys: dict[str, Any], policy: TokenPolicy, legacy_secret: str | None, now: int, rotate: str | None = None
 ) -> tuple[SigningKeys, list[str]]:
-    """Bring the new key kinds in `keys` up to date in place; returns the signing keys and why it changed them."""
+    """Bring the new key kinds in `keys` up to date in place; returns the signing keys and why it changed them.
+
+    Stored signing and opaque keys that are still good stay, so minting again changes nothing."""
     reasons = []
     signing, problem = _stored_signing_keys(keys)
     if signing is None:
@@ -473,9 +457,9 @@ def _new_keys(
             keys[field] = keyset.opaque_key(prefix)
             reasons.append(f"{field} is missing or malformed")
     for role, field in PRESIGNED_FIELDS.items():
-        stale = _presigned_problem(keys, field, role, signing, settings, now)
+        stale = _presigned_problem(keys, field, role, signing, policy, now)
         if stale:
-            claims = {"role": role, "iss": settings.issuer, "iat": now, "exp": now + settings.lifetime_seconds}
+            claims = {"role": role, "iss": policy.issuer, "iat": now, "exp": now + policy.lifetime_seconds}
             keys[field] = keyset.sign_es256(claims, signing.current)
             reasons.append(stale)
     for field, value in (
@@ -490,8 +474,7 @@ def _new_keys(
 
 def _expiry(keys: Mapping[str, Any], field: str) -> int:
     # Every token is verified or freshly minted by now; only its exp is read here.
-    payload = json.loads(_b64url_decode(keys[field].split(".")[1]))
-    return int(payload["exp"])
+    return int(jwt.decode(keys[field], options={"verify_signature": False})["exp"])
 
 
 def remint(
@@ -523,7 +506,7 @@ def remint(
     reasons = ["forced"] if force else []
     if stored is None:
         reasons.append("no keys stored")
-    signing, new_reasons = _new_keys(keys, settings, secret, now, rotate)
+    signing, new_reasons = mint_new_keys(keys, settings, secret, now, rotate)
     reasons += new_reasons
     token_fields = list(PRESIGNED_FIELDS.values())
     if secret is not None:

@@ -42,7 +42,7 @@ from k8s_charts.supabase import components, images, rds_ca
 from k8s_charts.supabase.bootstrap import SQL_DIR, SQL_FILE
 from k8s_charts.supabase.chart import CHART_ID, render_supabase
 from k8s_charts.supabase.props import CLUSTER_DOMAIN, NAMESPACE, SupabaseProps, service_host
-from ops.mint_api_keys.handler import DEFAULT_EXPIRY_DAYS, DEFAULT_ISSUER, mint_keys, mint_metrics_token
+from ops.mint_api_keys import handler as minter
 from scripts.local import differences as diff
 
 LOCAL_ENV = "dev"
@@ -107,8 +107,18 @@ _GENERATED: dict[tuple[str, str], Callable[[], str]] = {
     (SecretKeys.SAML, "private_key"): _saml_key,
     **{(role.secret_key, "password"): (lambda: _token(32)) for role in LOGIN_ROLES},
 }
-# Signed, not random: minted from the values above with the custom resource's own functions.
-_MINTED = {(SecretKeys.API_KEYS, p) for p in ("anon_key", "service_role_key", "metrics_token")}
+# Signed or derived, not random: minted from the values above with the custom resource's own
+# functions, field names and all (ops/mint_api_keys/handler.py).
+_MINTED_FIELDS = (
+    *minter.KEY_FIELDS.values(),
+    minter.METRICS_TOKEN_FIELD,
+    minter.SIGNING_KEYS_FIELD,
+    *minter.OPAQUE_FIELDS,
+    *minter.PRESIGNED_FIELDS.values(),
+    minter.JWKS_FIELD,
+    minter.GOTRUE_KEYS_FIELD,
+)
+_MINTED = {(SecretKeys.API_KEYS, p) for p in _MINTED_FIELDS}
 
 
 def _remote_id(ref: Mapping[str, Any], prefix: str) -> tuple[str, str]:
@@ -122,13 +132,18 @@ def _slot(key: tuple[str, str]) -> str:
 
 
 def local_secret_values(
-    objects: list[dict[str, Any]], values: AwsValues, stored: Mapping[str, str] | None = None
+    objects: list[dict[str, Any]],
+    values: AwsValues,
+    stored: Mapping[str, str] | None = None,
+    *,
+    legacy_api_keys: bool = True,
 ) -> dict[str, str]:
     """Secret slot (`<key>#<property>`) -> local value for every remote value the chart reads.
 
-    `stored` values are kept (the database was initialised with them); missing ones are
-    generated. A remote value with no rule here stops the render: the cluster reads a secret
-    the local stack does not know how to make."""
+    `stored` values are kept (the database was initialised with them, and sessions were signed
+    with the stored signing key); missing ones are generated. The API keys are minted as the
+    minter mints them for an environment with these `legacy_api_keys`. A remote value with no
+    rule here stops the render: the cluster reads a secret the local stack does not know how to make."""
     out = dict(stored or {})
     prefix = values.secret_prefix
     refs = [d["remoteRef"] for o in objects if o["kind"] == "ExternalSecret" for d in o["spec"]["data"]]
@@ -148,15 +163,27 @@ def local_secret_values(
                 "fix: add a generator for it to _GENERATED (or _MINTED) in scripts/local/__init__.py"
             )
     now = int(time.time())
+    policy = minter.TokenPolicy()
     jwt_secret = out[_slot((SecretKeys.JWT, "secret"))]
-    minted = mint_keys(jwt_secret, issuer=DEFAULT_ISSUER, expiry_days=DEFAULT_EXPIRY_DAYS, now=now)
+    minted: dict[str, str] = {}
+    if legacy_api_keys:
+        minted = minter.mint_keys(jwt_secret, issuer=policy.issuer, expiry_days=policy.expiry_days, now=now)
+    else:
+        # Switched off, the minter removes them; so does a re-render after the switch.
+        for field_name in minter.KEY_FIELDS.values():
+            out.pop(_slot((SecretKeys.API_KEYS, field_name)), None)
     metrics_secret = out.get(_slot((SecretKeys.REALTIME, "metrics_jwt_secret")))
     if metrics_secret:
-        minted["metrics_token"] = mint_metrics_token(
-            metrics_secret, issuer=DEFAULT_ISSUER, expiry_days=DEFAULT_EXPIRY_DAYS, now=now
+        minted[minter.METRICS_TOKEN_FIELD] = minter.mint_metrics_token(
+            metrics_secret, issuer=policy.issuer, expiry_days=policy.expiry_days, now=now
         )
     for field_name, token in minted.items():
         out.setdefault(_slot((SecretKeys.API_KEYS, field_name)), token)
+    # The new key kinds: the minter keeps the stored signing and opaque keys and re-derives
+    # the rest from them, so a re-render changes nothing.
+    keys = {f: out[_slot((SecretKeys.API_KEYS, f))] for f in _MINTED_FIELDS if _slot((SecretKeys.API_KEYS, f)) in out}
+    minter.mint_new_keys(keys, policy, jwt_secret if legacy_api_keys else None, now)
+    out.update({_slot((SecretKeys.API_KEYS, f)): value for f, value in keys.items()})
     return out
 
 
@@ -387,6 +414,11 @@ def local_kong_config(text: str) -> str:
     return yaml.safe_dump(config, sort_keys=False, width=1000)
 
 
+# RDS extensions the official postgres image does not ship (difference database-parameters).
+NOT_IN_IMAGE = ("pg_tle", "pg_cron")
+NOT_IN_IMAGE_PREFIXES = ("pg_tle", "cron")
+
+
 def _db_flags(cfg: OrgConfig, env_name: str) -> list[str]:
     """The RDS parameter group as `postgres -c` flags (difference database-parameters)."""
     params = dict(rds_parameters(cfg.environments[env_name].database))
@@ -401,10 +433,12 @@ def _db_flags(cfg: OrgConfig, env_name: str) -> list[str]:
     leftovers = sorted(k for k in params if k.startswith("rds."))
     if leftovers:
         raise LocalRenderError(f"RDS parameters {leftovers} have no local translation; fix: add one in _db_flags")
-    libraries = [lib for lib in params.pop("shared_preload_libraries", "").split(",") if lib and lib != "pg_tle"]
+    preload = params.pop("shared_preload_libraries", "").split(",")
+    libraries = [lib for lib in preload if lib and lib not in NOT_IN_IMAGE]
     if libraries:
         translated["shared_preload_libraries"] = ",".join(libraries)
-    translated.update(params)
+    # A library's own settings (cron.database_name) name a library the server does not load.
+    translated.update({k: v for k, v in params.items() if k.split(".", 1)[0] not in NOT_IN_IMAGE_PREFIXES})
     return [f for k, v in translated.items() for f in ("-c", f"{k}={v}")]
 
 
@@ -476,7 +510,8 @@ def render_local(
     env_name = local_environment(cfg, env_name)
     values = from_config(cfg, env_name)
     objects = render_supabase(cfg, env_name, values)[CHART_ID]
-    slots = local_secret_values(objects, values, stored)
+    legacy = SupabaseProps.from_config(cfg, env_name, values).auth.legacy_api_keys
+    slots = local_secret_values(objects, values, stored, legacy_api_keys=legacy)
     secrets_by_name = rendered_secrets(objects, values, slots)
     config_maps = _by_kind(objects, "ConfigMap")
     overrides = diff.env_overrides()

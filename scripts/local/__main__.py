@@ -11,8 +11,13 @@ from pathlib import Path
 
 from config import ConfigError, load_config
 from config.naming import SecretKeys
+from ops.mint_api_keys.handler import KEY_FIELDS, PUBLISHABLE_KEY_FIELD
 from scripts.local import COMPOSE_FILE, SECRETS_FILE, STATE_DIR, LocalRenderError, write_project
 from scripts.local.differences import API_PORT, DB_PORT, MAIL_UI_PORT, STUDIO_PORT
+
+# The keys a client application embeds: the new publishable key and, while legacy keys are on,
+# the legacy anon key.
+PRINTED_KEYS = (("publishable key", PUBLISHABLE_KEY_FIELD), ("anon key", KEY_FIELDS["anon"]))
 
 
 def main(argv: list[str]) -> int:
@@ -35,7 +40,8 @@ def main(argv: list[str]) -> int:
     services = project.compose["services"]
     print(f"{compose}: {len(services)} services ({', '.join(services)}), the Supabase chart of `{project.env_name}`")
     print(f"start:  docker compose -f {compose} up -d")
-    print(f"API     http://localhost:{API_PORT}  (anon key: {project.secrets[f'{SecretKeys.API_KEYS}#anon_key']})")
+    keys = {name: project.secrets.get(f"{SecretKeys.API_KEYS}#{field}") for name, field in PRINTED_KEYS}
+    print(f"API     http://localhost:{API_PORT}  ({', '.join(f'{name}: {key}' for name, key in keys.items() if key)})")
     print(f"Studio  http://localhost:{STUDIO_PORT}")
     print(f"db      postgresql://supabase_admin@localhost:{DB_PORT}/postgres?sslmode=require")
     print(f"mail    http://localhost:{MAIL_UI_PORT}")

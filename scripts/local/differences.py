@@ -56,10 +56,11 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         name="database-parameters",
         cluster="the RDS parameter group (constructs_lib.database.parameters)",
         local="the same settings as `postgres -c` flags: rds.logical_replication=1 -> wal_level=logical, "
-        "rds.force_ssl=1 -> ssl=on with a hostssl-only pg_hba.conf; pg_tle left out of "
-        "shared_preload_libraries",
-        why="rds.* parameters exist only on RDS; the official image has no pg_tle, so the bootstrap "
-        "skips it as it does wherever it is not preloaded",
+        "rds.force_ssl=1 -> ssl=on with a hostssl-only pg_hba.conf; pg_tle and pg_cron (and cron.* "
+        "settings) left out of shared_preload_libraries",
+        why="rds.* parameters exist only on RDS; the official image has neither pg_tle nor pg_cron, so "
+        "the bootstrap skips pg_tle as it does wherever it is not preloaded, and partition "
+        "maintenance (database/partitioning) is scheduled by pg_cron on RDS only",
     ),
     Difference(
         name="database-ca",
@@ -73,7 +74,8 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         name="secrets",
         cluster="AWS Secrets Manager through External Secrets; API keys minted by ops/mint_api_keys",
         local="generated at first render into .local/secrets.json (random passwords, a "
-        "local JWT secret, anon/service_role keys minted by ops/mint_api_keys' own functions), "
+        "local JWT secret, and every API key field minted by ops/mint_api_keys' own functions: "
+        "ES256 signing keys, JWKS, publishable/secret keys, the anon/service_role tokens), "
         "filled into the same External Secrets templates",
         why="no AWS; kept across renders because the database keeps the passwords of its first start",
     ),
@@ -84,6 +86,8 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         why="no load balancer or DNS locally",
         env=(
             ("auth", "API_EXTERNAL_URL", None),
+            # GoTrue's issuer is its public URL: tokens it signs locally name the local URL.
+            ("auth", "GOTRUE_JWT_ISSUER", None),
             ("storage", "STORAGE_PUBLIC_URL", None),
             ("studio", "SUPABASE_PUBLIC_URL", None),
         ),

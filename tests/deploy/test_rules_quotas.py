@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import tests.deploy.rules  # noqa: F401  (registers the rules)
@@ -173,3 +175,34 @@ def test_reserved_concurrency_fails_in_new_accounts():
 
     assert not run("lambda-reserved-concurrency", {"a": function(), "b": function(0)})
     assert run("lambda-reserved-concurrency", {"a": function(), "b": function(1)})
+
+
+def test_lambda_code_and_layers_unzip_to_at_most_250_mb(tmp_path):
+    """The function's folder and its layer's folder add up; sparse files stand in for wheels."""
+
+    def assembly(layer_bytes: int, layers: int = 1) -> dict:
+        for name, size in (("code", 1_000), ("layer", layer_bytes)):
+            (tmp_path / f"asset.{name}").mkdir(exist_ok=True)
+            with (tmp_path / f"asset.{name}" / "blob").open("wb") as blob:
+                blob.truncate(size)
+        manifest = {
+            "files": {
+                name: {
+                    "source": {"path": f"asset.{name}", "packaging": "zip"},
+                    "destinations": {"current": {"objectKey": f"{name}.zip"}},
+                }
+                for name in ("code", "layer")
+            }
+        }
+        (tmp_path / "s.assets.json").write_text(json.dumps(manifest))
+        layer = {"Type": "AWS::Lambda::LayerVersion", "Properties": {"Content": {"S3Key": "layer.zip"}}}
+        function = {"Code": {"S3Key": "code.zip"}, "Layers": [{"Ref": "L"}] * layers}
+        return {"L": layer, "F": {"Type": "AWS::Lambda::Function", "Properties": function}}
+
+    def findings(layer_bytes: int, layers: int = 1) -> list[str]:
+        template = {"Resources": assembly(layer_bytes, layers)}
+        return run("lambda-package-size", {"s": template}, s={"template_path": tmp_path / "s.template.json"})
+
+    assert not findings(262_144_000 - 1_000)
+    assert findings(262_144_000 - 999) == ["s/F: code and layers unzip to 262,144,001 bytes, Lambda allows 262,144,000"]
+    assert findings(10, layers=6) == ["s/F: 6 layers, Lambda allows 5"]

@@ -34,7 +34,9 @@ def spec(out):
 
 def test_spec_describes_the_sample_schema(spec, out, report):
     paths = spec["paths"]
-    assert set(paths) == {"/todos", "/open_todos", "/rpc/complete_todo"}
+    # smoke_rows: the platform's own probe table in public (database/bootstrap.sql), which
+    # PostgREST serves like any other table.
+    assert set(paths) == {"/todos", "/open_todos", "/rpc/complete_todo", "/smoke_rows"}
     assert set(paths["/todos"]) == {"get", "post", "patch", "delete"}
     assert set(paths["/open_todos"]) == {"get"}, "a view is read-only here"
     assert set(paths["/rpc/complete_todo"]) == {"post"}, "a VOLATILE function is POST only, as in PostgREST"

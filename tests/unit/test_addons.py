@@ -230,7 +230,8 @@ def test_supabase_services_wait_for_bootstrap_job(template):
     for wait in job_waits.values():
         assert wait["Properties"]["JsonPath"] == ".status.succeeded"
     manifests = t.find_resources("Custom::AWSCDK-EKS-KubernetesResource")
-    services = next(m for lid, m in manifests.items() if lid.startswith("chartsupabase") and "bootstrap" not in lid)
+    # The Supabase chart itself (chartsupabase<hash>), not its db-bootstrap or db-migrate charts.
+    services = next(m for lid, m in manifests.items() if re.fullmatch(r"chartsupabase[0-9A-F]{8}", lid))
     assert set(job_waits) <= set(services["DependsOn"])
 
 

@@ -13,7 +13,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 
 from config import naming
 from config.naming import SecretKeys
-from constructs_lib.api_keys import secret_generation
+from constructs_lib import lambda_deps
+from constructs_lib.api_keys import ARCHITECTURE, RUNTIME, secret_generation
 from constructs_lib.secrets import generator
 from database.roles import LOGIN_ROLES, MASTER_USER
 from tests.conftest import ENVIRONMENTS
@@ -560,6 +561,18 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
     assert sorted(p.name for p in asset.iterdir()) == ["handler.py", "keyset.py"]
     for name in ("handler.py", "keyset.py"):
         assert (asset / name).read_text() == (HANDLER.parent / name).read_text()
+    # PyJWT and cryptography come as one layer of wheels for this runtime and architecture, laid
+    # out as Lambda reads layers: packages under python/ (/opt/python on sys.path).
+    (layer_ref,) = fn["Properties"]["Layers"]
+    layer = t.to_json()["Resources"][layer_ref["Ref"]]["Properties"]
+    assert layer["CompatibleRuntimes"] == [fn["Properties"]["Runtime"]]
+    assert layer["CompatibleArchitectures"] == fn["Properties"]["Architectures"]
+    deps = assembly.outdir / f"asset.{layer['Content']['S3Key'].removesuffix('.zip')}"
+    assert [p.name for p in deps.iterdir()] == ["python"]
+    assert {"jwt", "cryptography"} <= {p.name for p in (deps / "python").iterdir()}
+    assert not lambda_deps.problems(
+        deps / "python", runtime=RUNTIME, architecture=ARCHITECTURE, pinned=lambda_deps.pins()
+    )
     env_vars = fn["Properties"]["Environment"]["Variables"]
     assert set(env_vars) == {
         "JWT_SECRET_ARN",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jwt
 import pytest
 import yaml
 
@@ -29,6 +30,8 @@ from config.naming import SecretKeys
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import components, images, kong, rds_ca
 from k8s_charts.supabase.chart import BOOTSTRAP_CHART_ID, CHART_ID, render_supabase
+from k8s_charts.supabase.props import SupabaseProps
+from ops.mint_api_keys import keyset
 from ops.mint_api_keys.handler import verified_claims
 from scripts import local
 from scripts.local.differences import LOCAL_DIFFERENCES, MAIL_SERVICE
@@ -339,10 +342,11 @@ def test_the_repositorys_functions_directory_is_mounted_into_the_edge_runtime(wr
 
 
 def test_kong_config_is_the_clusters_but_for_rate_limit_store_and_tracing(written, cluster):
-    _, out, project, _ = written
+    cfg, out, project, _ = written
     local_config = yaml.safe_load((out / "project" / "files/kong/kong-config/kong.yml").read_text())
     template = next(o for o in cluster[CHART_ID] if o["metadata"]["name"] == "kong-config")
-    variables = {v.var: project.secrets[f"{v.key}#{v.property}"] for v in kong.SECRET_VALUES}
+    props = SupabaseProps.from_config(cfg, project.env_name, project.values)
+    variables = {v.var: project.secrets[f"{v.key}#{v.property}"] for v in kong.secret_values(props)}
     cluster_config = yaml.safe_load(
         kong.render_template(template["spec"]["target"]["template"]["data"]["kong.yml"], variables)
     )
@@ -364,6 +368,33 @@ def test_api_keys_are_minted_from_the_local_jwt_secret(written):
         assert claims and claims["role"] == role
     assert compose["services"]["auth"]["environment"]["GOTRUE_JWT_SECRET"] == secret
     assert compose["services"]["studio"]["environment"]["SUPABASE_ANON_KEY"] == project.secrets["api-keys#anon_key"]
+
+
+def test_new_key_kinds_are_minted_as_the_minter_mints_them(written):
+    """Checked by PyJWT's JWKS verifier, as PostgREST, Realtime and Storage verify."""
+    _, _, project, compose = written
+    keys = {k.removeprefix(f"{SecretKeys.API_KEYS}#"): v for k, v in project.secrets.items()}
+    assert keyset.opaque_key_valid(keys["publishable_key"], keyset.PUBLISHABLE_PREFIX)
+    assert keyset.opaque_key_valid(keys["secret_key"], keyset.SECRET_PREFIX)
+    jwks = jwt.PyJWKSet.from_dict(json.loads(keys["jwks"]))
+    for field, role in (("anon_key_asymmetric", "anon"), ("service_role_key_asymmetric", "service_role")):
+        kid = jwt.get_unverified_header(keys[field])["kid"]
+        (key,) = [k for k in jwks.keys if k.key_id == kid]
+        assert jwt.decode(keys[field], key.key, algorithms=["ES256"])["role"] == role
+    assert all("d" not in k for k in json.loads(keys["jwks"])["keys"])
+    signers = [k for k in json.loads(keys["jwt_keys"]) if "sign" in k.get("key_ops", [])]
+    assert len(signers) == 1 and "d" in signers[0]
+    # The same values reach the services through the chart's own templates.
+    assert compose["services"]["auth"]["environment"]["GOTRUE_JWT_KEYS"] == keys["jwt_keys"]
+
+
+def test_switching_legacy_keys_off_keeps_the_signing_and_opaque_keys(written, cluster):
+    _, _, project, _ = written
+    slots = local.local_secret_values(cluster[CHART_ID], project.values, project.secrets, legacy_api_keys=False)
+    assert f"{SecretKeys.API_KEYS}#anon_key" not in slots
+    assert [k["kty"] for k in json.loads(slots[f"{SecretKeys.API_KEYS}#jwks"])["keys"]] == ["EC"]
+    for field in ("signing_keys", "publishable_key", "secret_key", "anon_key_asymmetric"):
+        assert slots[f"{SecretKeys.API_KEYS}#{field}"] == project.secrets[f"{SecretKeys.API_KEYS}#{field}"], field
 
 
 def test_no_public_demo_value_and_no_secret_reused(written):
@@ -457,6 +488,9 @@ def test_command_line_is_printed_with_the_project_path(capsys):
         assert main(["--config", "config/default.yaml", "--out", f"{tmp}/p", "--state", f"{tmp}/state"]) == 0
         out = capsys.readouterr().out
         assert f"docker compose -f {tmp}/p/{local.COMPOSE_FILE} up" in out
+        stored = json.loads((Path(tmp) / "state" / local.SECRETS_FILE).read_text())
+        keys = {f: stored[f"{SecretKeys.API_KEYS}#{f}"] for f in ("publishable_key", "anon_key")}
+        assert f"(publishable key: {keys['publishable_key']}, anon key: {keys['anon_key']})" in out
         assert main(["--env", "nope", "--out", f"{tmp}/p", "--state", f"{tmp}/state"]) == 2
         assert "ENV='nope' is not an environment of the config; fix: one of" in capsys.readouterr().err
 

@@ -1,5 +1,6 @@
-"""The new key kinds: ES256 keys checked by PyJWT + cryptography (an independent implementation),
-opaque keys in upstream's shape, and the signing-key rotation in the API keys secret (moto)."""
+"""The new key kinds: ES256 tokens checked by an independent verifier (a JWKS verifier as the
+services run it, and OpenSSL's own CLI), opaque keys in upstream's shape, and the signing-key
+rotation in the API keys secret (moto)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ops.mint_api_keys import handler, keyset
 from tests.unit import test_mint_api_keys as minter
@@ -59,7 +63,7 @@ class TestEs256:
         with pytest.raises(jwt.InvalidSignatureError):
             jwt.decode(forged, jwt.PyJWK(key.jwk()).key, algorithms=["ES256"])
         assert keyset.verified_es256_claims(token, [other]) is None  # kid not among the keys
-        same_kid = keyset.SigningKey(kid=key.kid, x=other.x, y=other.y)
+        same_kid = keyset.SigningKey(kid=key.kid, key=other.public_key)
         assert keyset.verified_es256_claims(token, [same_kid]) is None  # right kid, wrong key
         hs = jwt.encode({"role": "service_role"}, "x" * 32, algorithm="HS256", headers={"kid": key.kid})
         assert keyset.verified_es256_claims(hs, [key]) is None
@@ -67,12 +71,39 @@ class TestEs256:
         assert keyset.verified_es256_claims(unsigned, [key]) is None
 
     def test_keys_off_the_curve_or_with_a_foreign_scalar_are_refused(self):
+        key, other = keyset.SigningKey.generate().jwk(private=True), keyset.SigningKey.generate().jwk(private=True)
+        public = {k: v for k, v in key.items() if k != "d"}
+        for bad in (
+            {**public, "y": other["y"]},  # a point off the curve
+            {**key, "d": other["d"]},  # a private scalar of another key
+            {**public, "x": "AA"},  # not 32 bytes
+        ):
+            with pytest.raises(keyset.KeySetError, match="not a valid P-256 key"):
+                keyset.SigningKey.from_jwk(bad)
+        with pytest.raises(keyset.KeySetError, match="EC P-256 JWKs with a kid"):
+            keyset.SigningKey.from_jwk({**public, "crv": "P-384"})
+        assert keyset.SigningKey.from_jwk(key) == keyset.SigningKey.from_jwk(key)
+        assert keyset.SigningKey.from_jwk(key) != keyset.SigningKey.from_jwk(public)
+
+    def test_openssl_verifies_our_signatures(self, tmp_path):
+        """A verifier that shares no code with PyJWT: the OpenSSL CLI, over the JWKS's public key."""
+        if shutil.which("openssl") is None:
+            pytest.skip("no openssl CLI")
         key = keyset.SigningKey.generate()
-        with pytest.raises(keyset.KeySetError, match="not on P-256"):
-            keyset.SigningKey(kid="k", x=key.x, y=key.y + 1)
-        with pytest.raises(keyset.KeySetError, match="does not match"):
-            keyset.SigningKey(kid="k", x=key.x, y=key.y, d=12345)
-        assert keyset.SigningKey.from_jwk(key.jwk(private=True)) == key
+        token = keyset.sign_es256({"role": "anon"}, key)
+        signing_input, signature = token.rsplit(".", 1)
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        # JWS carries r || s (RFC 7518 section 3.4); OpenSSL reads DER.
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        (tmp_path / "sig.der").write_bytes(encode_dss_signature(r, s))
+        (tmp_path / "input").write_bytes(signing_input.encode())
+        public = jwt.PyJWK(key.jwk()).key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        (tmp_path / "pub.pem").write_bytes(public)
+        openssl = ["openssl", "dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der"]
+        ok = subprocess.run([*openssl, "input"], cwd=tmp_path, capture_output=True, text=True)
+        assert ok.returncode == 0 and "Verified OK" in ok.stdout
+        (tmp_path / "tampered").write_bytes(signing_input.encode() + b"x")
+        assert subprocess.run([*openssl, "tampered"], cwd=tmp_path, capture_output=True).returncode != 0
 
 
 class TestOpaqueKeys:
@@ -237,7 +268,10 @@ class TestRotation:
 
 
 def test_the_asset_folder_runs_on_its_own(tmp_path):
-    """Lambda imports handler.py from the asset root, where `ops` is no package: keyset must load beside it."""
+    """Lambda imports handler.py from the asset root, where `ops` is no package: keyset must load beside it.
+
+    PyJWT and cryptography come from the venv here, at the pins the layer ships (Lambda reads them
+    from /opt/python; tests/unit/test_lambda_deps.py checks the layer's wheels)."""
     folder = Path(handler.__file__).parent
     for name in ("handler.py", "keyset.py"):
         (tmp_path / name).write_text((folder / name).read_text())

@@ -254,7 +254,7 @@ def test_bootstrap_policy_alone_lets_its_sidecar_reach_istiod(cfg) -> None:
 
 
 def test_chart_honours_the_handlers_quarantine_label() -> None:
-    # The Lambda ships alone (stdlib + boto3) and cannot import the charts: its copy must match.
+    # The Lambda ships only its own folder and cannot import the charts: its copy must match.
     assert incident.QUARANTINE_LABEL == QUARANTINE_LABEL
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
@@ -32,6 +33,8 @@ KUBECTL_WAITS = {
     "Custom::AWSCDK-EKS-KubernetesObjectValue": "TimeoutSeconds",
 }
 NEW_ACCOUNT_CONCURRENCY = 10
+LAMBDA_UNZIPPED_MAX_BYTES = 262_144_000  # 250 MB, the function's code and all its layers
+LAMBDA_LAYERS_MAX = 5
 UNRESERVED_CONCURRENCY_MIN = 100
 
 
@@ -280,4 +283,52 @@ def reserved_concurrency(assembly: CloudAssembly) -> Outcome:
             f"{env}: functions reserve {total} concurrent executions, a new account can reserve {budget}: "
             + ", ".join(f"{name}={value}" for name, value in functions if value),
         )
+    return outcome
+
+
+def _asset_folders(stack: Stack) -> dict[str, Path]:
+    """S3 object key -> the folder the CDK CLI zips and uploads under it (the stack's asset manifest)."""
+    if stack.template_path is None:
+        return {}
+    manifest_path = stack.template_path.with_name(f"{stack.artifact_id}.assets.json")
+    if not manifest_path.exists():
+        return {}
+    folders = {}
+    for asset in json.loads(manifest_path.read_text()).get("files", {}).values():
+        source = manifest_path.parent / asset["source"].get("path", "")
+        if asset["source"].get("packaging") == "zip" and source.is_dir():
+            for destination in asset.get("destinations", {}).values():
+                folders[destination["objectKey"]] = source
+    return folders
+
+
+def _unzipped_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+@rule("lambda-package-size", category="quotas")
+def lambda_package_size(assembly: CloudAssembly) -> Outcome:
+    """A function's deployment package and all its layers, unzipped, are at most 250 MB, and a
+    function uses at most 5 layers (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+    Counts the folders the CDK CLI zips (the asset manifest's sources), so a layer of wheels
+    (constructs_lib/lambda_deps.py) is weighed with the function that loads it."""
+    outcome = Outcome()
+    for stack in assembly:
+        folders = _asset_folders(stack)
+        for logical_id, function in stack.resources("AWS::Lambda::Function"):
+            layers = function["Properties"].get("Layers", [])
+            name = f"{stack.stack_name}/{logical_id}"
+            outcome.check(
+                len(layers) <= LAMBDA_LAYERS_MAX, f"{name}: {len(layers)} layers, Lambda allows {LAMBDA_LAYERS_MAX}"
+            )
+            keys = [function["Properties"].get("Code", {}).get("S3Key")]
+            for layer in layers:
+                resource = stack.resources_by_id.get(layer.get("Ref", "") if isinstance(layer, dict) else "", {})
+                keys.append(resource.get("Properties", {}).get("Content", {}).get("S3Key"))
+            sizes = [_unzipped_bytes(folders[key]) for key in keys if isinstance(key, str) and key in folders]
+            if sizes:
+                outcome.check(
+                    sum(sizes) <= LAMBDA_UNZIPPED_MAX_BYTES,
+                    f"{name}: code and layers unzip to {sum(sizes):,} bytes, Lambda allows {LAMBDA_UNZIPPED_MAX_BYTES:,}",
+                )
     return outcome
