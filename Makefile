@@ -22,9 +22,12 @@ VENV := .venv
 CHECKOV_VENV := .venv-checkov
 # golang-go: the test that compiles `make sdk`'s Go types.
 APT_PACKAGES := postgresql pgbouncer prometheus golang-go
-# The Lambda functions' PyPI packages (requirements-lambda.txt), as wheels for the mint function's
-# runtime and architecture (constructs_lib/api_keys.py; synth checks the match).
-LAMBDA_DEPS := .build/lambda/mint-api-keys-deps
+# Each Lambda function's PyPI packages (ops/<function>/requirements.txt), as wheels for its runtime
+# and architecture in .build/lambda/<function> (constructs_lib/lambda_deps.py; synth checks the match).
+LAMBDA_REQUIREMENTS := $(wildcard ops/*/requirements.txt)
+LAMBDA_DEPS := $(patsubst ops/%/requirements.txt,.build/lambda/%/.installed,$(LAMBDA_REQUIREMENTS))
+# Every function runs Python 3.14 on arm64; one on another runtime or architecture would set these
+# per target (`.build/lambda/<function>/.installed: LAMBDA_PLATFORM := ...`).
 LAMBDA_PLATFORM := manylinux2014_aarch64
 LAMBDA_PYTHON := 3.14
 CDK := npx --no-install cdk
@@ -48,7 +51,7 @@ help: ## list the targets and the variables they read
 	@echo "variables (VAR=value on the command line):"
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lambda.txt ops/restore_validation/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(LAMBDA_REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -56,11 +59,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lambda.tx
 # Without Docker, as AWS documents for Lambda (https://docs.aws.amazon.com/lambda/latest/dg/python-package.html):
 # pip takes the target platform's wheels from PyPI. A layer's packages live under python/. The stamp
 # sits inside the folder, so deleting the folder rebuilds it; a pin change rebuilds it from scratch.
-$(LAMBDA_DEPS)/.installed: requirements-lambda.txt | $(VENV)/.installed
-	rm -rf $(LAMBDA_DEPS)
+.build/lambda/%/.installed: ops/%/requirements.txt | $(VENV)/.installed
+	rm -rf $(@D)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile \
 	  --platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all: \
-	  --target $(LAMBDA_DEPS)/python -r requirements-lambda.txt
+	  --target $(@D)/python -r $<
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -84,7 +87,7 @@ node_modules/.installed: package.json package-lock.json
 
 install: ## install everything (idempotent) and say how long it took
 	@start=$$(date +%s); \
-	 $(MAKE) --no-print-directory $(VENV)/.installed $(LAMBDA_DEPS)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed; \
+	 $(MAKE) --no-print-directory $(VENV)/.installed $(LAMBDA_DEPS) $(CHECKOV_VENV)/.installed node_modules/.installed .apt.installed; \
 	 echo "install took $$(( $$(date +%s) - start ))s"
 
 synth: install ## synthesize every environment from CONFIG, no AWS credentials needed

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -24,15 +23,10 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from constructs_lib.checkov import FRAMEWORK_FUNCTION_SKIPS, skip
-from constructs_lib.lambda_deps import dependencies_layer
+from constructs_lib.lambda_deps import MINT_API_KEYS, dependencies_layer, function_code
 from constructs_lib.nag import acknowledge, acknowledge_unreserved_concurrency
 from constructs_lib.retention import retention
 
-CODE_DIR = Path(__file__).resolve().parent.parent / "ops" / "mint_api_keys"
-# The folder under .build/lambda that `make install` fills with PyJWT and cryptography's wheels.
-DEPENDENCIES = "mint-api-keys-deps"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
-ARCHITECTURE = lambda_.Architecture.ARM_64
 RESOURCE_TYPE = "Custom::SupabaseApiKeys"
 RENEW_SCHEDULE = events.Schedule.rate(cdk.Duration.days(7))
 _VPC_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
@@ -132,19 +126,17 @@ class ApiKeyMinter(Construct):
         self.dependencies = dependencies_layer(
             self,
             "Dependencies",
-            name=DEPENDENCIES,
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            dependencies=MINT_API_KEYS,
             description="PyJWT and cryptography for the API key minter",
         )
         self.function = lambda_.Function(
             self,
             "Function",
             description="Mints the Supabase API keys and ES256 signing keys; rotates the signing keys",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            runtime=MINT_API_KEYS.runtime,
+            architecture=MINT_API_KEYS.architecture,
             handler="handler.on_event",
-            code=lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"]),
+            code=function_code(MINT_API_KEYS),
             layers=[self.dependencies],
             role=self.role,
             timeout=cdk.Duration.minutes(1),

@@ -1,11 +1,15 @@
-"""Third-party Python packages of a Lambda function, shipped as a layer of PyPI's wheels.
+"""Third-party Python packages of the Lambda functions, each function's shipped as a layer of PyPI's wheels.
+
+A function with packages beyond the standard library and boto3 is declared once in FUNCTIONS:
+its folder under ops/, its runtime and its architecture. Its pins live in
+ops/<name>/requirements.txt.
 
 AWS documents how to build a function's dependencies without Docker: ask pip for the wheels of
 the function's platform (`pip install --platform manylinux2014_aarch64 --implementation cp
 --python-version 3.14 --only-binary=:all: --target <dir>`,
-https://docs.aws.amazon.com/lambda/latest/dg/python-package.html). `make install` runs that from
-requirements-lambda.txt into BUILD_DIR (gitignored). A layer's Python packages live under
-`python/`, which Lambda puts on `sys.path` as /opt/python
+https://docs.aws.amazon.com/lambda/latest/dg/python-package.html). `make install` runs that for
+every ops/<name>/requirements.txt into BUILD_DIR/<name> (gitignored). A layer's Python packages
+live under `python/`, which Lambda puts on `sys.path` as /opt/python
 (https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html).
 
 Synth builds nothing; it only refuses a folder that is missing, holds other versions than the
@@ -16,6 +20,7 @@ would deploy and then fail at the first import.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -23,7 +28,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "requirements-lambda.txt"
+OPS_DIR = ROOT / "ops"
 BUILD_DIR = ROOT / ".build" / "lambda"
 # Written by `make install` after pip succeeded; not part of the layer.
 STAMP = ".installed"
@@ -38,11 +43,42 @@ class LambdaDependenciesError(Exception):
     """The built dependencies cannot ship; the message names the folder and `make install`."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class FunctionDependencies:
+    """A function whose code is ops/<name> and whose packages are pinned in ops/<name>/requirements.txt."""
+
+    name: str
+    runtime: lambda_.Runtime
+    architecture: lambda_.Architecture
+
+    @property
+    def code_dir(self) -> Path:
+        return OPS_DIR / self.name
+
+    @property
+    def requirements(self) -> Path:
+        return self.code_dir / "requirements.txt"
+
+    @property
+    def build_dir(self) -> Path:
+        """Where `make install` puts the layer: python/ holds the packages."""
+        return BUILD_DIR / self.name
+
+
+MINT_API_KEYS = FunctionDependencies(
+    name="mint_api_keys", runtime=lambda_.Runtime.PYTHON_3_14, architecture=lambda_.Architecture.ARM_64
+)
+RESTORE_VALIDATION = FunctionDependencies(
+    name="restore_validation", runtime=lambda_.Runtime.PYTHON_3_14, architecture=lambda_.Architecture.ARM_64
+)
+FUNCTIONS = (MINT_API_KEYS, RESTORE_VALIDATION)
+
+
 def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pins(requirements: Path = REQUIREMENTS) -> dict[str, str]:
+def pins(requirements: Path) -> dict[str, str]:
     """Package -> pinned version, from the `name==version` lines of the requirements file."""
     pinned = {}
     for line in requirements.read_text().splitlines():
@@ -110,24 +146,22 @@ def problems(
 
 
 def dependencies_layer(
-    scope: Construct,
-    id_: str,
-    *,
-    name: str,
-    runtime: lambda_.Runtime,
-    architecture: lambda_.Architecture,
-    description: str,
+    scope: Construct, id_: str, *, dependencies: FunctionDependencies, description: str
 ) -> lambda_.LayerVersion:
-    """The layer of BUILD_DIR/<name>, checked against the pins, the runtime and the architecture."""
-    folder = BUILD_DIR / name
+    """The layer of the function's build folder, checked against its pins, runtime and architecture."""
+    folder = dependencies.build_dir
+    runtime, architecture = dependencies.runtime, dependencies.architecture
     shown = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
-    fix = f"fix: run `make install`, which builds it from {REQUIREMENTS.name} with pip's manylinux wheels (no Docker)"
+    requirements = dependencies.requirements.relative_to(ROOT)
+    fix = f"fix: run `make install`, which builds it from {requirements} with pip's manylinux wheels (no Docker)"
     if not (folder / STAMP).is_file():
         raise LambdaDependenciesError(f"the Lambda dependencies in {shown} are missing or half-built; {fix}")
-    found = problems(folder / "python", runtime=runtime, architecture=architecture, pinned=pins())
+    found = problems(
+        folder / "python", runtime=runtime, architecture=architecture, pinned=pins(dependencies.requirements)
+    )
     if found:
         raise LambdaDependenciesError(
-            f"the Lambda dependencies in {shown} do not match {REQUIREMENTS.name} and the function "
+            f"the Lambda dependencies in {shown} do not match {requirements} and the function "
             f"({runtime.name}, {architecture.name}): {'; '.join(found)}; {fix}"
         )
     return lambda_.LayerVersion(
@@ -141,3 +175,8 @@ def dependencies_layer(
         # refer to it" (https://docs.aws.amazon.com/lambda/latest/dg/API_DeleteLayerVersion.html).
         removal_policy=cdk.RemovalPolicy.DESTROY,
     )
+
+
+def function_code(dependencies: FunctionDependencies) -> lambda_.Code:
+    """The function's own folder as its asset; its packages come in the layer, its pins stay out."""
+    return lambda_.Code.from_asset(str(dependencies.code_dir), exclude=["requirements.txt", "__pycache__", "*.pyc"])

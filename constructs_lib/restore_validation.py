@@ -8,14 +8,7 @@ https://docs.aws.amazon.com/aws-backup/latest/devguide/restore-testing-validatio
 
 from __future__ import annotations
 
-import hashlib
-import re
-import shutil
-from importlib import metadata
-from pathlib import Path
-
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -28,11 +21,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from constructs_lib.checkov import skip
+from constructs_lib.lambda_deps import RESTORE_VALIDATION, dependencies_layer, function_code
 from constructs_lib.nag import acknowledge, acknowledge_unreserved_concurrency
 from constructs_lib.retention import retention
 
-CODE_DIR = Path(__file__).resolve().parent.parent / "ops" / "restore_validation"
-REQUIREMENTS = CODE_DIR / "requirements.txt"
 # AWS Backup names every restore-test instance like this; the function may describe only those.
 RESTORED_INSTANCE_PREFIX = "awsbackup-restore-test-"
 RESTORE_JOB_EVENT = "Restore Job State Change"
@@ -41,55 +33,6 @@ _NO_DLQ = (
     "invoked asynchronously by EventBridge, which retries; a validation that never reports leaves the restore "
     "test's validation status unset in the AWS Backup console, where it is visible, and the next weekly test runs anew"
 )
-
-
-def pinned_requirements() -> dict[str, str]:
-    """name -> version from ops/restore_validation/requirements.txt."""
-    pins = {}
-    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
-        found = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip())
-        if found:
-            pins[found.group(1)] = found.group(2)
-    return pins
-
-
-@jsii.implements(cdk.ILocalBundling)
-class VendoredPackages:
-    """Local bundling without Docker or network: the handler plus the pinned, pure-Python
-    distributions copied from the virtualenv that synthesizes (installed by `make install`)."""
-
-    def try_bundle(self, output_dir: str, *_args: object, **_kwargs: object) -> bool:
-        out = Path(output_dir)
-        shutil.copy2(CODE_DIR / "handler.py", out / "handler.py")
-        for name, version in pinned_requirements().items():
-            dist = metadata.distribution(name)
-            if dist.version != version:
-                raise RuntimeError(
-                    f"{REQUIREMENTS}: {name}=={version} is pinned but {dist.version} is installed; "
-                    f"fix: .venv/bin/pip install -r {REQUIREMENTS}"
-                )
-            for file in dist.files or ():
-                if file.parts[0] == ".." or "__pycache__" in file.parts or file.suffix == ".pyc":
-                    continue
-                target = out / file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(str(dist.locate_file(file))), target)
-        return True
-
-
-def code_asset() -> lambda_.Code:
-    # Hashed on what goes in, so an unchanged handler and pins keep the same asset.
-    digest = hashlib.sha256((CODE_DIR / "handler.py").read_bytes() + REQUIREMENTS.read_bytes()).hexdigest()
-    return lambda_.Code.from_asset(
-        str(CODE_DIR),
-        asset_hash_type=cdk.AssetHashType.CUSTOM,
-        asset_hash=digest,
-        bundling=cdk.BundlingOptions(
-            # Required by the API, never pulled: local bundling always succeeds or raises.
-            image=lambda_.Runtime.PYTHON_3_14.bundling_image,
-            local=VendoredPackages(),
-        ),
-    )
 
 
 class RestoreValidation(Construct):
@@ -189,14 +132,22 @@ class RestoreValidation(Construct):
                 "AWS's policy for the ENIs a VPC function needs; the function must be in the VPC to reach the database",
             ),
         )
+        # pg8000 and its pure-Python dependencies, as the same kind of layer as the key minter's.
+        self.dependencies = dependencies_layer(
+            self,
+            "Dependencies",
+            dependencies=RESTORE_VALIDATION,
+            description="pg8000 for the restore validation function",
+        )
         self.function = lambda_.Function(
             self,
             "Function",
             description="Validates AWS Backup restore tests of the database against its restore canary",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
+            runtime=RESTORE_VALIDATION.runtime,
+            architecture=RESTORE_VALIDATION.architecture,
             handler="handler.handler",
-            code=code_asset(),
+            code=function_code(RESTORE_VALIDATION),
+            layers=[self.dependencies],
             role=self.role,
             timeout=cdk.Duration.minutes(2),
             memory_size=256,

@@ -707,7 +707,7 @@ PROMISES: tuple[Promise, ...] = (
             U + "test_restore_validation_wiring.py::test_rule_matches_only_completed_jobs_of_this_plan",
             U
             + "test_restore_validation_wiring.py::test_function_reaches_the_database_and_restored_instances_share_its_group",
-            U + "test_restore_validation_wiring.py::test_asset_bundles_the_handler_and_the_pinned_driver",
+            U + "test_restore_validation_wiring.py::test_function_ships_the_handler_and_a_layer_of_the_pinned_driver",
         ),
     ),
     Promise(

@@ -3,7 +3,7 @@
 The elliptic-curve work (key generation, point and scalar checks, signing, verifying) is
 `cryptography`'s, reached through PyJWT; nothing here does curve arithmetic. Both ship to Lambda
 as a layer of PyPI's manylinux aarch64 wheels, built by `make install` without Docker
-(constructs_lib/lambda_deps.py; pins in requirements-lambda.txt).
+(constructs_lib/lambda_deps.py; pins in ops/mint_api_keys/requirements.txt).
 
 Shapes follow upstream's `docker/utils/add-new-auth-keys.sh` (supabase/supabase):
 

@@ -14,7 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from config import naming
 from config.naming import SecretKeys
 from constructs_lib import lambda_deps
-from constructs_lib.api_keys import ARCHITECTURE, RUNTIME, secret_generation
+from constructs_lib.api_keys import secret_generation
 from constructs_lib.secrets import generator
 from database.roles import LOGIN_ROLES, MASTER_USER
 from tests.conftest import ENVIRONMENTS
@@ -570,8 +570,12 @@ def test_mint_function_code_runtime_and_least_privilege(template, assembly, cfg,
     deps = assembly.outdir / f"asset.{layer['Content']['S3Key'].removesuffix('.zip')}"
     assert [p.name for p in deps.iterdir()] == ["python"]
     assert {"jwt", "cryptography"} <= {p.name for p in (deps / "python").iterdir()}
+    mint = lambda_deps.MINT_API_KEYS
     assert not lambda_deps.problems(
-        deps / "python", runtime=RUNTIME, architecture=ARCHITECTURE, pinned=lambda_deps.pins()
+        deps / "python",
+        runtime=mint.runtime,
+        architecture=mint.architecture,
+        pinned=lambda_deps.pins(mint.requirements),
     )
     env_vars = fn["Properties"]["Environment"]["Variables"]
     assert set(env_vars) == {

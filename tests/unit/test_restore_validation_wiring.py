@@ -1,7 +1,7 @@
 """The restore validation wiring in each environment's data template: the rule fires for this
 plan's completed restore jobs only (rehearsed with EventBridge's own matcher in moto), the
 function reaches the database, restored instances land behind the database's security group,
-and the asset carries the pinned driver."""
+and the function ships its handler with the pinned driver in a layer."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from constructs_lib.restore_validation import RESTORE_JOB_EVENT, pinned_requirements
+from constructs_lib import lambda_deps
+from constructs_lib.lambda_deps import RESTORE_VALIDATION
+from constructs_lib.restore_validation import RESTORE_JOB_EVENT
 from tests.conftest import ENVIRONMENTS
 
 ENVS = ENVIRONMENTS
@@ -121,17 +123,27 @@ def test_function_reaches_the_database_and_restored_instances_share_its_group(te
 
 
 @pytest.mark.parametrize("env", ENVS[:1])
-def test_asset_bundles_the_handler_and_the_pinned_driver(assembly, template, env):
+def test_function_ships_the_handler_and_a_layer_of_the_pinned_driver(assembly, template, env):
     t = template(env, "data")
+    resources = t.to_json()["Resources"]
     (function,) = [v for v in _of_type(t, "AWS::Lambda::Function").values() if "RO_SECRET_ARN" in json.dumps(v)]
-    asset_hash = function["Properties"]["Code"]["S3Key"].removesuffix(".zip")
-    (root,) = {p for p in Path(assembly.outdir).rglob(f"asset.{asset_hash}") if p.is_dir()}
-    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    assert "handler.py" in files and "pg8000/native.py" in files and "scramp/core.py" in files
-    for name, version in pinned_requirements().items():
-        assert any(
-            f.endswith(".dist-info/METADATA") and f.lower().startswith(name.replace("-", "_").lower()) and version in f
-            for f in files
-        ), name
-    # Pure Python only: a compiled module from the build machine would not load on Lambda's arm64.
-    assert not [f for f in files if f.endswith((".so", ".pyd"))]
+    props = function["Properties"]
+    assert props["Runtime"] == RESTORE_VALIDATION.runtime.name
+    assert props["Architectures"] == [RESTORE_VALIDATION.architecture.name]
+    code = Path(assembly.outdir) / f"asset.{props['Code']['S3Key'].removesuffix('.zip')}"
+    assert sorted(p.name for p in code.iterdir()) == ["handler.py"]
+    # pg8000 and its dependencies: the wheels `make install` fetched for this runtime and
+    # architecture, under python/ as Lambda reads a layer (/opt/python on sys.path).
+    (layer_ref,) = props["Layers"]
+    layer = resources[layer_ref["Ref"]]["Properties"]
+    assert layer["CompatibleRuntimes"] == [props["Runtime"]]
+    assert layer["CompatibleArchitectures"] == props["Architectures"]
+    deps = Path(assembly.outdir) / f"asset.{layer['Content']['S3Key'].removesuffix('.zip')}"
+    assert [p.name for p in deps.iterdir()] == ["python"]
+    assert (deps / "python" / "pg8000" / "native.py").is_file() and (deps / "python" / "scramp" / "core.py").is_file()
+    assert not lambda_deps.problems(
+        deps / "python",
+        runtime=RESTORE_VALIDATION.runtime,
+        architecture=RESTORE_VALIDATION.architecture,
+        pinned=lambda_deps.pins(RESTORE_VALIDATION.requirements),
+    )
