@@ -71,15 +71,19 @@ def _pooled_url(user: str, dbname: str = "postgres", scheme: str = "postgres") -
 def _direct_url(user: str, props: SupabaseProps, *, verify: bool = False) -> str:
     # Schema migrations take session-level advisory locks, which transaction pooling breaks.
     # verify: node-postgres reads the CA file named by sslrootcert itself, and the URL's TLS
-    # settings override any the service passes alongside, so the CA must be in the URL.
+    # settings override any the service passes alongside, so the CA must be in the URL. The
+    # chain only (libpq's verify-ca): services connect by the private alias db.<zone>, which the
+    # RDS certificate does not name (it names the instance endpoint), so a host-name check
+    # would refuse every connection.
     values = props.values
     return secrets.postgres_url(
         user=user,
         host=values.db_host,
         port=values.db_port,
         dbname=values.db_name,
-        sslmode="verify-full" if verify else "require",
+        sslmode="verify-ca" if verify else "require",
         sslrootcert=rds_ca.FILE if verify else None,
+        libpq_compat=verify,
     )
 
 

@@ -510,6 +510,8 @@ class ServiceDb:
         role = self.password_variable.removesuffix("_password")
         parts = urlsplit(_ESO_PASSWORD.sub(quote_plus(passwords[role]), self.url))
         query = parse_qs(parts.query)
+        # node-postgres's switch to libpq's sslmode meanings; libpq itself has them already.
+        query.pop("uselibpqcompat", None)
         query["sslmode"] = ["require"] if self.sslmode == "disable" else [self.sslmode]
         if "sslrootcert" in query:
             # The pod's CA bundle names RDS's roots; this server's self-signed certificate

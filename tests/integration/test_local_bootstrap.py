@@ -248,6 +248,8 @@ def _dial(url: str, db: LocalDb, **overrides: str) -> str:
     it), only the address is the loopback one."""
     parts = urlsplit(url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    # node-postgres's switch to libpq's sslmode meanings; libpq itself has them already.
+    query.pop("uselibpqcompat", None)
     if "sslrootcert" in query:
         query["sslrootcert"] = str(db.ca_file)
     params = {
@@ -282,7 +284,7 @@ def test_services_reach_the_db_service_by_the_rds_name_with_their_tls_mode(local
 def test_verify_full_fails_for_a_name_the_certificate_does_not_carry(local_db):
     url = _unescape(local_db.project.compose["services"]["storage"]["environment"]["DATABASE_URL"])
     with pytest.raises(psycopg.OperationalError, match="server certificate"):
-        psycopg.connect(_dial(url, local_db, host="db.elsewhere.internal"))
+        psycopg.connect(_dial(url, local_db, host="db.elsewhere.internal", sslmode="verify-full"))
 
 
 def test_postgres_meta_and_realtime_log_in_with_their_compose_env(local_db):

@@ -169,7 +169,7 @@ def request(conn: psycopg.Connection, role: str, sub: str | None) -> None:
 def test_migrations_run_as_the_manifests_role(storage_db, report):
     migration_url, pool_url, _, first, second = storage_db
     assert migration_url.user == pool_url.user == "supabase_storage_admin"
-    assert migration_url.sslmode in {"require", "verify-full"}
+    assert migration_url.sslmode in {"require", "verify-ca", "verify-full"}
     assert first == [m.file_name for m in load_migrations()]
     assert second == []
     report(

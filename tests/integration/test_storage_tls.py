@@ -1,10 +1,14 @@
-"""Storage's database URL as node-postgres opens it: verify-full against the mounted CA file.
+"""Storage's database URL as node-postgres opens it: the chain verified against the mounted CA file.
 
 Storage v1.60.4 hands DATABASE_URL to node-postgres (pg 8.16.3, pg-connection-string 2.9.1 in
 its package-lock.json) and passes no `ssl` of its own unless DATABASE_SSL_ROOT_CERT is set
 (src/internal/database/ssl.ts), so the URL alone decides. pg-connection-string turns any
 sslmode but disable into full verification and reads the `sslrootcert` file itself
-(https://github.com/brianc/node-postgres/tree/master/packages/pg-connection-string#tcp-connections).
+(https://github.com/brianc/node-postgres/tree/master/packages/pg-connection-string#tcp-connections),
+unless `uselibpqcompat=true` asks for libpq's meanings (2.9.1 has it): then verify-ca checks the
+chain and not the host name. Storage connects by the private alias db.<zone>, a CNAME the RDS
+certificate does not name, so the URL asks for exactly that. The test server is reached by its
+IP address, which its certificate does not name either: the same mismatch.
 The client here is node_modules' pg with pg-connection-string 2.14: its sslmode/sslrootcert
 handling is the same code as 2.9.1 (only a deprecation warning was added).
 """
@@ -22,8 +26,11 @@ from k8s_charts.supabase import rds_ca
 from tests.integration.conftest import bootstrapped_database
 
 ROOT = Path(__file__).resolve().parents[2]
-# node-postgres sends no server name for an IP address; the test certificate names localhost.
+# node-postgres sends no server name for an IP address; the test certificate names localhost
+# and 127.0.0.1. "127.1" is a host name to Node (net.isIP says no) that the resolver maps to
+# 127.0.0.1: a name the certificate does not carry, as RDS's does not carry db.<zone>.
 VERIFIABLE_HOST = "localhost"
+UNNAMED_HOST = "127.1"
 CONNECT = """
 const { Client } = require('pg')
 const client = new Client({ connectionString: process.argv[1] })
@@ -44,13 +51,35 @@ def node_postgres(url: str) -> dict:
 def storage_url(postgres_server, service_db):
     db = service_db("storage", "DATABASE_URL")
     passwords = bootstrapped_database(postgres_server, "storage_tls")
-    parts = urlsplit(db.conninfo(postgres_server, passwords, "storage_tls"))
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f"@{postgres_server.host}:", f"@{VERIFIABLE_HOST}:")))
+    url = db.conninfo(postgres_server, passwords, "storage_tls")
+    parts = urlsplit(url)
+    # conninfo hands libpq the URL; node-postgres needs its switch back.
+    query = {"uselibpqcompat": ["true"], **parse_qs(parts.query)}
+    return urlunsplit(parts._replace(netloc=_at(parts, UNNAMED_HOST), query=urlencode(query, doseq=True)))
 
 
-def test_rendered_url_names_the_mounted_ca_and_verifies(service_db):
+def _at(parts, host: str) -> str:
+    return f"{parts.netloc.rsplit('@', 1)[0]}@{host}:{parts.port}"
+
+
+def _with_query(url: str, **query: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(query=urlencode(query)))
+
+
+def test_rendered_url_names_the_mounted_ca_and_verifies_the_chain(service_db):
     query = parse_qs(urlsplit(service_db("storage", "DATABASE_URL").url).query)
-    assert query == {"sslmode": ["verify-full"], "sslrootcert": [rds_ca.FILE]}
+    assert query == {"uselibpqcompat": ["true"], "sslmode": ["verify-ca"], "sslrootcert": [rds_ca.FILE]}
+
+
+def test_a_host_name_check_would_refuse_the_alias(storage_url):
+    """Why verify-ca: the same CA with verify-full refuses a server whose certificate does not
+    name the host connected to, as RDS's does not name db.<zone>."""
+    sslrootcert = parse_qs(urlsplit(storage_url).query)["sslrootcert"][0]
+    refused = node_postgres(_with_query(storage_url, sslmode="verify-full", sslrootcert=sslrootcert))
+    assert "altnames" in refused.get("error", ""), refused
+    parts = urlsplit(storage_url)
+    named = urlunsplit(parts._replace(netloc=_at(parts, VERIFIABLE_HOST)))
+    assert node_postgres(_with_query(named, sslmode="verify-full", sslrootcert=sslrootcert))["ssl"]
 
 
 def test_storage_connects_with_its_url(storage_url):
@@ -60,9 +89,7 @@ def test_storage_connects_with_its_url(storage_url):
 def test_without_the_ca_storage_cannot_connect(storage_url):
     """The defect this URL fixes: `sslmode=require` and no CA means Node's own CA list, which
     has no RDS (here: no test) root."""
-    parts = urlsplit(storage_url)
-    url = urlunsplit(parts._replace(query=urlencode({"sslmode": "require"})))
-    assert "certificate" in node_postgres(url).get("error", "")
+    assert "certificate" in node_postgres(_with_query(storage_url, sslmode="require")).get("error", "")
 
 
 def test_another_ca_is_refused(storage_url, supabase_manifests, tmp_path):
@@ -70,6 +97,5 @@ def test_another_ca_is_refused(storage_url, supabase_manifests, tmp_path):
     cm = next(o for o in supabase_manifests if o["kind"] == "ConfigMap" and o["metadata"]["name"] == rds_ca.CONFIG_MAP)
     ca = tmp_path / rds_ca.KEY
     ca.write_text(cm["data"][rds_ca.KEY])
-    parts = urlsplit(storage_url)
-    url = urlunsplit(parts._replace(query=urlencode({"sslmode": "verify-full", "sslrootcert": str(ca)})))
+    url = _with_query(storage_url, uselibpqcompat="true", sslmode="verify-ca", sslrootcert=str(ca))
     assert "certificate" in node_postgres(url).get("error", "")

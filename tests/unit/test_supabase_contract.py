@@ -253,14 +253,15 @@ def _render_url(template: str, password: str) -> str:
 
 
 # sslmode of each direct URL: Go's pgx follows libpq (require encrypts without verifying);
-# node-postgres verifies on any mode, so Node clients name the RDS CA file and say verify-full.
+# node-postgres verifies on any mode, so Node clients name the RDS CA file and ask for libpq's
+# verify-ca (uselibpqcompat): the chain, not the host name, since they dial the db.<zone> alias.
 @pytest.mark.parametrize(
     "secret,key,user,pooled,dbname,sslmode",
     [
         ("auth-secrets", "GOTRUE_DB_DATABASE_URL", "supabase_auth_admin", False, "postgres", "require"),
         ("rest-secrets", "PGRST_DB_URI", "authenticator", True, "postgres", "disable"),
         ("rest-ro-secrets", "PGRST_DB_URI", "authenticator", True, "postgres_ro", "disable"),
-        ("storage-secrets", "DATABASE_URL", "supabase_storage_admin", False, "postgres", "verify-full"),
+        ("storage-secrets", "DATABASE_URL", "supabase_storage_admin", False, "postgres", "verify-ca"),
         ("storage-secrets", "DATABASE_POOL_URL", "supabase_storage_admin", True, "postgres", "disable"),
         ("functions-secrets", "SUPABASE_DB_URL", "supabase_functions_admin", True, "postgres", "disable"),
     ],
