@@ -73,7 +73,13 @@ def test_storage_verifies_rds_with_the_mounted_bundle(rendered):
     assert volumes[mounts[rds_ca.MOUNT_DIR]]["configMap"]["name"] == rds_ca.CONFIG_MAP
     es = _find(objects, "ExternalSecret", "storage-secrets")["spec"]["target"]["template"]["data"]
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(es["DATABASE_URL"]).query)
-    assert query == {"sslmode": ["verify-full"], "sslrootcert": [f"{rds_ca.MOUNT_DIR}/{rds_ca.KEY}"]}
+    # The chain against the bundle (libpq's verify-ca): storage dials the db.<zone> alias, which
+    # the RDS certificate does not name (tests/integration/test_storage_tls.py).
+    assert query == {
+        "uselibpqcompat": ["true"],
+        "sslmode": ["verify-ca"],
+        "sslrootcert": [f"{rds_ca.MOUNT_DIR}/{rds_ca.KEY}"],
+    }
 
 
 def test_meta_verifies_rds_for_its_own_and_studios_connections(rendered):
