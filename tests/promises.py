@@ -353,6 +353,29 @@ PROMISES: tuple[Promise, ...] = (
         ),
     ),
     Promise(
+        name="postgres-meta and Studio dial the name the RDS certificate carries",
+        claim="postgres-meta and Studio connect by the instance endpoint from the RDS master secret's `host`, not the `db.<zone>` alias",
+        level=COMPONENT,
+        guards=(
+            I + "test_postgres_meta.py::test_meta_refuses_a_name_the_certificate_does_not_carry",
+            I + "test_postgres_meta.py::test_studio_query_through_encrypted_connection",
+            I + "test_postgres_meta.py::test_meta_own_connection_serves_the_catalog",
+            U + "test_local_compose.py::test_meta_and_studio_dial_the_master_hosts_name_the_local_certificate_carries",
+            U + "test_supabase_rds_ca.py::test_meta_verifies_rds_for_its_own_and_studios_connections",
+            U + "test_supabase_rds_ca.py::test_only_meta_and_studio_leave_the_alias",
+            U + "test_data_stack.py::test_master_secret_is_attached_to_the_primary_instance",
+        ),
+    ),
+    Promise(
+        name="after a restore the master secret's host follows the CNAME",
+        claim="the master secret must be attached to the new instance, or its `host` updated, for Studio's table and SQL editors to reach it",
+        level=STATIC,
+        guards=(
+            U + "test_data_stack.py::test_master_secret_is_attached_to_the_primary_instance",
+            U + "test_supabase_rds_ca.py::test_meta_verifies_rds_for_its_own_and_studios_connections",
+        ),
+    ),
+    Promise(
         name="PgBouncer serves 10x max_connections",
         claim="10x `max_connections` clients, 0 failed transactions",
         level=COMPONENT,

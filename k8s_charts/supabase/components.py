@@ -581,16 +581,18 @@ def imgproxy_workload(props: SupabaseProps) -> Workload:
 def meta_workload(scope: Construct, props: SupabaseProps) -> Workload:
     values = props.values
     user = DASHBOARD_DB_USER
-    remote = [secrets.role_password(user), secrets.META_CRYPTO_KEY]
+    remote = [secrets.role_password(user), secrets.META_CRYPTO_KEY, secrets.MASTER_HOST]
     template = {
         "PG_META_DB_PASSWORD": secrets.ref(secrets.role_password(user)),
         "CRYPTO_KEY": secrets.ref(secrets.META_CRYPTO_KEY),
+        # postgres-meta has no chain-only mode (dist/lib/db.js: rejectUnauthorized only for
+        # verify-full), so it dials the name the RDS certificate carries, not the db.<zone> alias.
+        "PG_META_DB_HOST": secrets.ref(secrets.MASTER_HOST),
     }
     names = _component_secret(scope, props, "meta", images.META, remote, template)
     env = {
         "PG_META_PORT": str(META.port),
         "PG_META_HOST": "0.0.0.0",
-        "PG_META_DB_HOST": values.db_host,
         "PG_META_DB_PORT": str(values.db_port),
         "PG_META_DB_NAME": values.db_name,
         "PG_META_DB_USER": user,
@@ -626,11 +628,16 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         secrets.META_CRYPTO_KEY,
         secrets.PUBLISHABLE_KEY,
         secrets.SECRET_KEY,
+        secrets.MASTER_HOST,
     ]
     # Server-side variables only: none of these is NEXT_PUBLIC_*, so Next.js never bundles
     # them into browser code.
     template = {
         "POSTGRES_PASSWORD": secrets.ref(secrets.role_password(user)),
+        # Studio builds the connection string pg-meta opens for each request from POSTGRES_HOST/
+        # PORT/DB (lib/api/self-hosted/util.ts; unset, it sends supabase_admin@db:5432), and
+        # pg-meta verifies it with verify-full: the instance endpoint, as for meta's own.
+        "POSTGRES_HOST": secrets.ref(secrets.MASTER_HOST),
         "PG_META_CRYPTO_KEY": secrets.ref(secrets.META_CRYPTO_KEY),
         "SUPABASE_PUBLISHABLE_KEY": secrets.ref(secrets.PUBLISHABLE_KEY),
         "SUPABASE_SECRET_KEY": secrets.ref(secrets.SECRET_KEY),
@@ -647,9 +654,6 @@ def studio_workload(scope: Construct, props: SupabaseProps) -> Workload:
         "HOSTNAME": "0.0.0.0",
         "PORT": str(STUDIO.port),
         "STUDIO_PG_META_URL": _url("meta"),
-        # Studio builds the connection string pg-meta opens for each request from these
-        # (lib/api/self-hosted/util.ts); unset, it sends supabase_admin@db:5432.
-        "POSTGRES_HOST": values.db_host,
         "POSTGRES_PORT": str(values.db_port),
         "POSTGRES_DB": values.db_name,
         "POSTGRES_USER_READ_WRITE": user,

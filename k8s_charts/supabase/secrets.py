@@ -41,6 +41,10 @@ JWT_SECRET = RemoteValue(var="jwt_secret", key=SecretKeys.JWT, property="secret"
 ANON_KEY = RemoteValue(var="anon_key", key=SecretKeys.API_KEYS, property="anon_key")
 SERVICE_ROLE_KEY = RemoteValue(var="service_role_key", key=SecretKeys.API_KEYS, property="service_role_key")
 MASTER_PASSWORD = RemoteValue(var="master_password", key=SecretKeys.DB_MASTER, property="password")
+# The instance endpoint, written by the data stack's SecretTargetAttachment: the only name the
+# RDS certificate carries, so the one a host-name check (verify-full) can pass; the db.<zone>
+# alias is a CNAME to it.
+MASTER_HOST = RemoteValue(var="master_host", key=SecretKeys.DB_MASTER, property="host")
 REALTIME_SECRET_KEY_BASE = RemoteValue(var="secret_key_base", key=SecretKeys.REALTIME, property="secret_key_base")
 REALTIME_DB_ENC_KEY = RemoteValue(var="db_enc_key", key=SecretKeys.REALTIME, property="db_enc_key")
 REALTIME_METRICS_JWT = RemoteValue(var="metrics_jwt_secret", key=SecretKeys.REALTIME, property="metrics_jwt_secret")

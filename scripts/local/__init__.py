@@ -119,6 +119,12 @@ _MINTED_FIELDS = (
     minter.GOTRUE_KEYS_FIELD,
 )
 _MINTED = {(SecretKeys.API_KEYS, p) for p in _MINTED_FIELDS}
+# Facts of the environment, not secrets: rederived on every render, never kept from `stored`.
+# The master secret's host is the instance endpoint on AWS (its SecretTargetAttachment); here
+# the db service's alias that the local certificate names (render_local's db_hosts).
+_DERIVED: dict[tuple[str, str], Callable[[AwsValues], str]] = {
+    (SecretKeys.DB_MASTER, "host"): lambda values: values.db_host,
+}
 
 
 def _remote_id(ref: Mapping[str, Any], prefix: str) -> tuple[str, str]:
@@ -141,17 +147,20 @@ def local_secret_values(
     """Secret slot (`<key>#<property>`) -> local value for every remote value the chart reads.
 
     `stored` values are kept (the database was initialised with them, and sessions were signed
-    with the stored signing key); missing ones are generated. The API keys are minted as the
-    minter mints them for an environment with these `legacy_api_keys`. A remote value with no
-    rule here stops the render: the cluster reads a secret the local stack does not know how to make."""
+    with the stored signing key); missing ones are generated, derived ones recomputed. The API
+    keys are minted as the minter mints them for an environment with these `legacy_api_keys`. A
+    remote value with no rule here stops the render: the cluster reads a secret the local stack
+    does not know how to make."""
     out = dict(stored or {})
     prefix = values.secret_prefix
     refs = [d["remoteRef"] for o in objects if o["kind"] == "ExternalSecret" for d in o["spec"]["data"]]
     for ref in refs:
         key = _remote_id(ref, prefix)
-        if _slot(key) in out or key in _MINTED:
+        if key in _DERIVED:
+            out[_slot(key)] = _DERIVED[key](values)
+        elif _slot(key) in out or key in _MINTED:
             continue
-        if key in _GENERATED:
+        elif key in _GENERATED:
             out[_slot(key)] = _GENERATED[key]()
         elif not str(ref["key"]).startswith(prefix) and not key[1]:
             # A full name outside the environment (an OAuth client secret): a placeholder;
@@ -160,7 +169,7 @@ def local_secret_values(
         else:
             raise LocalRenderError(
                 f"secret {ref['key']} property {key[1]!r} is read by the cluster but has no local value; "
-                "fix: add a generator for it to _GENERATED (or _MINTED) in scripts/local/__init__.py"
+                "fix: add a generator for it to _GENERATED (or _MINTED, _DERIVED) in scripts/local/__init__.py"
             )
     now = int(time.time())
     policy = minter.TokenPolicy()

@@ -76,7 +76,9 @@ LOCAL_DIFFERENCES: tuple[Difference, ...] = (
         local="generated at first render into .local/secrets.json (random passwords, a "
         "local JWT secret, and every API key field minted by ops/mint_api_keys' own functions: "
         "ES256 signing keys, JWKS, publishable/secret keys, the anon/service_role tokens), "
-        "filled into the same External Secrets templates",
+        "filled into the same External Secrets templates; the master secret's `host` (the instance "
+        "endpoint, written by the data stack's SecretTargetAttachment) is the db service alias the "
+        "local certificate names, rederived on every render",
         why="no AWS; kept across renders because the database keeps the passwords of its first start",
     ),
     Difference(

@@ -2,8 +2,8 @@
 
 The real server (npm @supabase/postgres-meta, the version of the pinned image) runs with the
 environment of the rendered `meta` Deployment: plain values as rendered, Secret values through
-the ExternalSecret templates, only the database address and the CA swapped for the throwaway
-server's. Studio's side is its own code path (apps/studio/lib/api/self-hosted/util.ts): a
+the ExternalSecret templates, the master secret's `host` (the RDS instance endpoint on AWS) a
+name the throwaway server's certificate carries, only its port, database name and CA swapped in. Studio's side is its own code path (apps/studio/lib/api/self-hosted/util.ts): a
 connection string from the rendered Studio env (POSTGRES_USER_READ_WRITE, POSTGRES_PASSWORD,
 POSTGRES_HOST/PORT/DB, POSTGRES_SSL), encrypted with crypto-js AES under PG_META_CRYPTO_KEY and
 sent as `x-connection-encrypted`; postgres-meta decrypts it with crypto-js under CRYPTO_KEY.
@@ -31,15 +31,19 @@ from config.loader import load_config
 from database.roles import DATABASE_LOGIN_ROLES
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import images
+from k8s_charts.supabase import secrets as eso
 from k8s_charts.supabase.chart import render_supabase
 from tests.integration.conftest import apply_bootstrap, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"
 ENV_NAME = "prod"
-# A name in the test server's certificate: node-postgres verifies a host name (RDS endpoints
-# are names); for an IP address it sends no server name and verification checks "localhost".
+# A name in the test server's certificate, as the instance endpoint is in RDS's: node-postgres
+# verifies a host name; for an IP address it sends no server name and checks "localhost".
 VERIFIABLE_HOST = "localhost"
+# A host name to Node (net.isIP says no) that resolves to 127.0.0.1 but is not in the test
+# certificate (localhost, IP 127.0.0.1), as db.<zone> is not in RDS's.
+UNNAMED_HOST = "127.1"
 _TEMPLATE_VAR = re.compile(r"\{\{ \.(\w+)( \| urlquery)? \}\}")
 
 
@@ -107,11 +111,14 @@ def rendered() -> Rendered:
 
 @pytest.fixture(scope="module")
 def remote(postgres_server) -> SecretsManager:
-    """The database's login passwords, set by the project's bootstrap."""
+    """The database's login passwords, set by the project's bootstrap, and the master secret's
+    host: the instance endpoint on AWS, here the name the test certificate carries."""
     passwords = {r.name: _alphanumeric() for r in DATABASE_LOGIN_ROLES}
     result = apply_bootstrap(postgres_server, passwords)
     assert result.returncode == 0, result.stderr
-    return SecretsManager({r.password_variable: passwords[r.name] for r in DATABASE_LOGIN_ROLES})
+    return SecretsManager(
+        {r.password_variable: passwords[r.name] for r in DATABASE_LOGIN_ROLES} | {eso.MASTER_HOST.var: VERIFIABLE_HOST}
+    )
 
 
 def test_npm_package_is_the_pinned_image_version():
@@ -122,6 +129,7 @@ def test_npm_package_is_the_pinned_image_version():
 def test_studio_and_meta_point_at_the_same_database(rendered, remote):
     studio = rendered.resolve_env("studio", remote)
     meta = rendered.resolve_env("meta", remote)
+    assert meta["PG_META_DB_HOST"] == remote[eso.MASTER_HOST.var]
     assert (studio["POSTGRES_HOST"], studio["POSTGRES_PORT"], studio["POSTGRES_DB"]) == (
         meta["PG_META_DB_HOST"],
         meta["PG_META_DB_PORT"],
@@ -183,13 +191,14 @@ def _start_meta(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, MetaS
 
 @pytest.fixture(scope="module")
 def start_meta(rendered, remote, postgres_server, tmp_path_factory) -> Iterator[Callable[..., MetaServer]]:
-    """Start postgres-meta with the manifest's env; `ca` replaces the RDS CA when given."""
+    """Start postgres-meta with the manifest's env; `ca` replaces the RDS CA when given, `host`
+    the master secret's host."""
     procs: list[subprocess.Popen] = []
 
-    def start(*, ca: str | None) -> MetaServer:
-        env = rendered.resolve_env("meta", remote)
+    def start(*, ca: str | None, host: str | None = None) -> MetaServer:
+        values = remote if host is None else SecretsManager({**remote, eso.MASTER_HOST.var: host})
+        env = rendered.resolve_env("meta", values)
         env.update(
-            PG_META_DB_HOST=VERIFIABLE_HOST,
             PG_META_DB_PORT=str(postgres_server.port),
             PG_META_DB_NAME=postgres_server.dbname,
             PG_META_PORT=str(free_port()),
@@ -220,9 +229,9 @@ def studio_connection(rendered: Rendered, remote: dict[str, str], postgres_serve
     """Studio's getConnectionString({ readOnly: false }); the POSTGRES_SSL suffix exists only in
     Studio builds that read POSTGRES_SSL, so both forms must work."""
     env = rendered.resolve_env("studio", remote)
-    user, password = env["POSTGRES_USER_READ_WRITE"], env["POSTGRES_PASSWORD"]
+    user, password, host = env["POSTGRES_USER_READ_WRITE"], env["POSTGRES_PASSWORD"], env["POSTGRES_HOST"]
     ssl = f"?sslmode={env['POSTGRES_SSL']}" if with_ssl_param else ""
-    return f"postgresql://{user}:{password}@{VERIFIABLE_HOST}:{postgres_server.port}/{postgres_server.dbname}{ssl}"
+    return f"postgresql://{user}:{password}@{host}:{postgres_server.port}/{postgres_server.dbname}{ssl}"
 
 
 def studio_encrypt(plaintext: str, key: str) -> str:
@@ -235,11 +244,12 @@ def studio_encrypt(plaintext: str, key: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def studio_headers(rendered, remote, postgres_server) -> Callable[[bool], dict[str, str]]:
+def studio_headers(rendered, remote, postgres_server) -> Callable[..., dict[str, str]]:
     key = rendered.resolve_env("studio", remote)["PG_META_CRYPTO_KEY"]
 
-    def headers(with_ssl_param: bool) -> dict[str, str]:
-        conn = studio_connection(rendered, remote, postgres_server, with_ssl_param=with_ssl_param)
+    def headers(with_ssl_param: bool, *, host: str | None = None) -> dict[str, str]:
+        values = remote if host is None else SecretsManager({**remote, eso.MASTER_HOST.var: host})
+        conn = studio_connection(rendered, values, postgres_server, with_ssl_param=with_ssl_param)
         return {"x-connection-encrypted": studio_encrypt(conn, key)}
 
     return headers
@@ -264,7 +274,7 @@ def test_meta_own_connection_serves_the_catalog(meta, rendered, remote, report):
         f"v{images.META.tag.lstrip('v')} from npm with the rendered env, verify-full TLS as {who[0]['who']} "
         f"({who[0]['tls']}): GET /schemas ({len(schemas)}), GET /roles ({len(roles)}), POST /query; "
         "Studio-encrypted x-connection-encrypted: whoami, DDL + RLS, GET /tables, "
-        "with and without POSTGRES_SSL; wrong CA refused",
+        "with and without POSTGRES_SSL; wrong CA and a name the certificate lacks refused",
     )
 
 
@@ -312,3 +322,16 @@ def test_meta_refuses_a_server_the_rds_ca_did_not_sign(start_meta, studio_header
     assert status >= 400 and "certificate" in json.dumps(out).lower(), out
     status, out = server.call("POST", "/query", body={"query": "select 1"}, headers=studio_headers(True))
     assert status >= 400 and "certificate" in json.dumps(out).lower(), out
+
+
+def test_meta_refuses_a_name_the_certificate_does_not_carry(start_meta, meta, postgres_server, studio_headers):
+    """Why meta and Studio take the master secret's host, not the db.<zone> alias: verify-full
+    is postgres-meta's only verifying mode, and it checks the host name against the certificate,
+    for its own connection and for Studio's. The right CA throughout: only the name differs."""
+    server = start_meta(ca=_server_ca(postgres_server), host=UNNAMED_HOST)
+    status, out = server.call("POST", "/query", body={"query": "select 1"})
+    assert status >= 400 and "altnames" in json.dumps(out), out
+    for with_ssl_param in (True, False):
+        headers = studio_headers(with_ssl_param, host=UNNAMED_HOST)
+        status, out = meta.call("POST", "/query", body={"query": "select 1"}, headers=headers)
+        assert status >= 400 and "altnames" in json.dumps(out), out

@@ -506,6 +506,22 @@ def test_master_password_rotates_every_30_days_in_the_vpc(template, env):
     assert p["SecretId"] == {"Ref": attachment_id}
 
 
+@pytest.mark.parametrize("env", ENVS)
+def test_master_secret_is_attached_to_the_primary_instance(template, cfg, env):
+    """The attachment writes the instance endpoint into the secret's `host`: the name
+    postgres-meta and Studio dial, because the RDS certificate carries it and not db.<zone>."""
+    t = template(env, "data")
+    resources = t.to_json()["Resources"]
+    (attachment,) = of_type(t, "AWS::SecretsManager::SecretTargetAttachment").values()
+    p = attachment["Properties"]
+    assert p["TargetType"] == "AWS::RDS::DBInstance"
+    target = resources[p["TargetId"]["Ref"]]
+    assert target["Type"] == "AWS::RDS::DBInstance"
+    assert "SourceDBInstanceIdentifier" not in target["Properties"]
+    secret = resources[p["SecretId"]["Ref"]]
+    assert secret["Properties"]["Name"] == naming.secret_name(cfg, env, SecretKeys.DB_MASTER)
+
+
 # --- API keys -------------------------------------------------------------------------
 
 

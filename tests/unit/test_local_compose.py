@@ -23,6 +23,7 @@ import jsonschema
 import jwt
 import pytest
 import yaml
+from cryptography import x509
 
 from config.loader import load_config
 from config.model import PUBLIC_DEMO_VALUES
@@ -421,6 +422,23 @@ def test_a_rerender_keeps_the_secrets_the_database_was_initialised_with(written)
     assert fresh.secrets[f"{SecretKeys.JWT}#secret"] != project.secrets[f"{SecretKeys.JWT}#secret"]
     # New passwords, new database volume: never a database whose passwords nobody has.
     assert set(fresh.compose["volumes"]) != set(compose["volumes"])
+
+
+def test_meta_and_studio_dial_the_master_hosts_name_the_local_certificate_carries(cluster, written):
+    """On AWS the master secret's host is the instance endpoint (the name RDS's certificate
+    carries); locally it is the db alias the local certificate names, rederived on every render
+    so a stored value from another config never outlives it."""
+    _, out, project, compose = written
+    slot = f"{SecretKeys.DB_MASTER}#host"
+    assert project.secrets[slot] == project.values.db_host
+    cert = x509.load_pem_x509_certificate((out / "project" / "files/db/tls/server.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert project.values.db_host in names
+    services = _unescape(compose["services"])
+    assert services["meta"]["environment"]["PG_META_DB_HOST"] == project.values.db_host
+    assert services["studio"]["environment"]["POSTGRES_HOST"] == project.values.db_host
+    stale = {**project.secrets, slot: "db.elsewhere.internal"}
+    assert local.local_secret_values(cluster[CHART_ID], project.values, stale)[slot] == project.values.db_host
 
 
 def test_a_secret_the_cluster_reads_but_local_cannot_make_stops_the_render(cluster, written):

@@ -12,8 +12,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from config.loader import load_config
+from config.naming import SecretKeys
 from k8s_charts.aws_values import from_config
-from k8s_charts.supabase import rds_ca
+from k8s_charts.supabase import rds_ca, secrets
 from k8s_charts.supabase.chart import render_supabase
 from tests.conftest import ENVIRONMENTS
 
@@ -73,8 +74,6 @@ def test_storage_verifies_rds_with_the_mounted_bundle(rendered):
     assert volumes[mounts[rds_ca.MOUNT_DIR]]["configMap"]["name"] == rds_ca.CONFIG_MAP
     es = _find(objects, "ExternalSecret", "storage-secrets")["spec"]["target"]["template"]["data"]
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(es["DATABASE_URL"]).query)
-    # The chain against the bundle (libpq's verify-ca): storage dials the db.<zone> alias, which
-    # the RDS certificate does not name (tests/integration/test_storage_tls.py).
     assert query == {
         "uselibpqcompat": ["true"],
         "sslmode": ["verify-ca"],
@@ -90,9 +89,31 @@ def test_meta_verifies_rds_for_its_own_and_studios_connections(rendered):
         "name": rds_ca.CONFIG_MAP,
         "key": rds_ca.KEY,
     }
-    assert (env["PG_META_DB_HOST"]["value"], env["PG_META_DB_PORT"]["value"]) == (values.db_host, str(values.db_port))
+    assert env["PG_META_DB_PORT"]["value"] == str(values.db_port)
     studio = {e["name"]: e for e in _container(objects, "studio")["containers"][0]["env"]}
     assert studio["POSTGRES_SSL"]["value"] == "verify-full"
+    # The host both check against the certificate is the instance endpoint from the master
+    # secret (its SecretTargetAttachment), not the db.<zone> alias the certificate lacks.
+    for component, variable, source in (("meta", "PG_META_DB_HOST", env), ("studio", "POSTGRES_HOST", studio)):
+        ref = source[variable]["valueFrom"]["secretKeyRef"]
+        es = _find(objects, "ExternalSecret", ref["name"])["spec"]
+        assert es["target"]["template"]["data"][ref["key"]] == secrets.ref(secrets.MASTER_HOST), component
+        (remote,) = [d["remoteRef"] for d in es["data"] if d["secretKey"] == secrets.MASTER_HOST.var]
+        assert (remote["key"], remote["property"]) == (f"{values.secret_prefix}{SecretKeys.DB_MASTER}", "host")
+
+
+def test_only_meta_and_studio_leave_the_alias(rendered):
+    """Every other service keeps db.<zone> (verify-ca or require: no host-name check), so a
+    restore that moves the CNAME moves them."""
+    values, objects = rendered
+    readers = {
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "ExternalSecret" and any(d["secretKey"] == secrets.MASTER_HOST.var for d in o["spec"]["data"])
+    }
+    assert readers == {"meta-secrets", "studio-secrets"}
+    storage = _find(objects, "ExternalSecret", "storage-secrets")["spec"]["target"]["template"]["data"]
+    assert urllib.parse.urlsplit(storage["DATABASE_URL"]).hostname == values.db_host
 
 
 def test_no_client_turns_tls_verification_off(rendered):
