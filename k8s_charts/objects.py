@@ -15,6 +15,18 @@ from constructs import Construct
 
 _HEADER = ("apiVersion", "kind", "metadata")
 
+# Egress to the cluster's DNS (CoreDNS in kube-system): every pod behind a default-deny
+# NetworkPolicy needs it to resolve anything at all.
+DNS_EGRESS: dict[str, Any] = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+
 
 def api_object(
     scope: Construct,

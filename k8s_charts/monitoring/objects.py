@@ -233,17 +233,6 @@ def network_policy(
     )
 
 
-DNS_EGRESS = {
-    "to": [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ],
-    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-}
-
-
 def from_prometheus(port: int) -> dict[str, Any]:
     """Ingress from the kube-prometheus-stack Prometheus pods only."""
     return {

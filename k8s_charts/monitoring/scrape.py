@@ -11,7 +11,6 @@ from k8s_charts.aws_values import AwsValues
 from k8s_charts.catalog import CATALOG
 from k8s_charts.hardening import SKIP_DIGEST, Probe
 from k8s_charts.monitoring.objects import (
-    DNS_EGRESS,
     OBSERVABILITY_NAMESPACE,
     RELEASE_LABELS,
     SUPABASE_NAMESPACE,
@@ -22,6 +21,7 @@ from k8s_charts.monitoring.objects import (
     from_prometheus,
     network_policy,
 )
+from k8s_charts.objects import DNS_EGRESS
 from k8s_charts.supabase.contract import REALTIME_METRICS_TOKEN_KEY, REALTIME_METRICS_TOKEN_SECRET
 
 POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.20.1"

@@ -8,7 +8,6 @@ from constructs import Construct
 from k8s_charts.aws_values import AwsValues
 from k8s_charts.hardening import Probe
 from k8s_charts.monitoring.objects import (
-    DNS_EGRESS,
     OBSERVABILITY_NAMESPACE,
     SUPABASE_NAMESPACE,
     Workload,
@@ -16,6 +15,7 @@ from k8s_charts.monitoring.objects import (
     api_object,
     network_policy,
 )
+from k8s_charts.objects import DNS_EGRESS
 
 ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
 OTEL_COLLECTOR = "otel-collector"

@@ -22,6 +22,7 @@ from k8s_charts.hardening import (
     pod_security_context,
 )
 from k8s_charts.mesh import INJECTION_LABEL
+from k8s_charts.objects import DNS_EGRESS, service_account
 from k8s_charts.supabase import images, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.network import allow_selector, istiod_egress
@@ -93,14 +94,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
             remote=[secrets.MASTER_PASSWORD, *role_values],
             template=template,
         )
-        api_object(
-            self,
-            api_version="v1",
-            kind="ServiceAccount",
-            name=COMPONENT,
-            labels=lbl,
-            body={"automountServiceAccountToken": False},
-        )
+        service_account(self, f"ServiceAccount-{COMPONENT}", name=COMPONENT, namespace=NAMESPACE, labels=lbl)
         api_object(
             self,
             api_version="networking.k8s.io/v1",
@@ -112,17 +106,7 @@ class SupabaseDbBootstrapChart(cdk8s.Chart):
                     "podSelector": allow_selector({"app.kubernetes.io/name": COMPONENT}),
                     "policyTypes": ["Ingress", "Egress"],
                     "egress": [
-                        {
-                            "to": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-                                    },
-                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                                }
-                            ],
-                            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                        },
+                        DNS_EGRESS,
                         {
                             "to": [{"ipBlock": {"cidr": values.vpc_cidr}}],
                             "ports": [{"protocol": "TCP", "port": values.db_port}],

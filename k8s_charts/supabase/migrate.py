@@ -23,11 +23,19 @@ from constructs import Construct
 
 from database.migrations import TOOL_PACKAGE, load_migrations, tool_args, tool_files
 from database.roles import MASTER_USER
+from k8s_charts.hardening import (
+    SKIP_DIGEST,
+    SKIP_SECRET_ENV,
+    checkov_annotations,
+    container_security_context,
+    pod_security_context,
+)
+from k8s_charts.objects import DNS_EGRESS, service_account
 from k8s_charts.supabase import images, rds_ca, secrets
 from k8s_charts.supabase.k8s import api_object, labels, plain_env, secret_env
 from k8s_charts.supabase.network import allow_selector, istiod_egress
-from k8s_charts.supabase.props import SupabaseProps
-from k8s_charts.supabase.workload import RUN_AS, SKIP_DIGEST, SKIP_SECRET_ENV
+from k8s_charts.supabase.props import NAMESPACE, SupabaseProps
+from k8s_charts.supabase.workload import RUN_AS
 
 COMPONENT = "db-migrate"
 MIGRATIONS_MOUNT = "/migrations"
@@ -56,15 +64,7 @@ def _container(name: str, command: list[str], env: list[dict], mounts: list[dict
         "command": command,
         "env": env,
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(RUN_AS),
         "volumeMounts": [*mounts, {"name": "tool", "mountPath": TOOL_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
     }
 
@@ -109,14 +109,7 @@ class SupabaseDbMigrateChart(cdk8s.Chart):
             remote=[secrets.role_password(MASTER_USER)],
             template={"DATABASE_URL": url},
         )
-        api_object(
-            self,
-            api_version="v1",
-            kind="ServiceAccount",
-            name=COMPONENT,
-            labels=lbl,
-            body={"automountServiceAccountToken": False},
-        )
+        service_account(self, f"ServiceAccount-{COMPONENT}", name=COMPONENT, namespace=NAMESPACE, labels=lbl)
         api_object(
             self,
             api_version="networking.k8s.io/v1",
@@ -128,17 +121,7 @@ class SupabaseDbMigrateChart(cdk8s.Chart):
                     "podSelector": allow_selector({"app.kubernetes.io/name": COMPONENT}),
                     "policyTypes": ["Ingress", "Egress"],
                     "egress": [
-                        {
-                            "to": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-                                    },
-                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                                }
-                            ],
-                            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                        },
+                        DNS_EGRESS,
                         {
                             "to": [{"ipBlock": {"cidr": values.vpc_cidr}}],
                             "ports": [{"protocol": "TCP", "port": values.db_port}],
@@ -180,7 +163,7 @@ class SupabaseDbMigrateChart(cdk8s.Chart):
             kind="Job",
             name=self.job_name,
             labels=lbl,
-            annotations={f"checkov.io/skip{i}": f"{c}={r}" for i, (c, r) in enumerate(skips, start=1)},
+            annotations=checkov_annotations(skips),
             body={
                 "spec": {
                     # A failed migration is rolled back; retrying cannot fix the SQL, so fail fast
@@ -195,13 +178,7 @@ class SupabaseDbMigrateChart(cdk8s.Chart):
                             "automountServiceAccountToken": False,
                             "enableServiceLinks": False,
                             "restartPolicy": "Never",
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": RUN_AS,
-                                "runAsGroup": RUN_AS,
-                                "fsGroup": RUN_AS,
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
+                            "securityContext": pod_security_context(RUN_AS),
                             "initContainers": [install],
                             "containers": [migrate],
                             "volumes": [

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from k8s_charts.catalog import CATALOG
 from k8s_charts.mesh import ISTIO_NAMESPACE
+from k8s_charts.objects import DNS_EGRESS
 from k8s_charts.supabase import kong
 from k8s_charts.supabase.contract import NOT_QUARANTINED
 from k8s_charts.supabase.k8s import api_object, selector
@@ -181,17 +182,7 @@ def add_network_policies(scope: Construct, props: SupabaseProps) -> None:
         everything,
         {
             "policyTypes": ["Egress"],
-            "egress": [
-                {
-                    "to": [
-                        {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                        }
-                    ],
-                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                }
-            ],
+            "egress": [DNS_EGRESS],
         },
     )
     _policy(
