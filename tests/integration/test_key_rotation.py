@@ -36,7 +36,6 @@ from tests.integration.test_postgrest_roles import pgrst_request
 from tests.unit.test_kong_lua import HARNESS, to_lua
 from tests.unit.test_supabase_keys import render
 
-moto_endpoint = moto_minter.moto_endpoint
 aws_env = moto_minter.aws_env
 stack_secrets = moto_minter.stack_secrets
 

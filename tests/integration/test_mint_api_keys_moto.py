@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import urllib.request
 
 import boto3
 import jwt
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ops.mint_api_keys import handler
 
 REGION = "eu-west-1"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ the request against the Backup API model.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 
 import boto3
 import psycopg
 import pytest
 from botocore.stub import ANY, Stubber
-from moto.server import ThreadedMotoServer
 
 from database.parameters import DATABASE_NAME
 from ops.restore_validation import handler
@@ -30,23 +28,6 @@ SOURCE_HOST = "db.staging.supabase.internal"
 RESTORED_ID = "awsbackup-restore-test-7f3a9c"
 JOB_ID = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
 PLAN_ARN = f"arn:aws:backup:{REGION}:123456789012:restore-testing-plan:supabase_staging-8a7b6c"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
