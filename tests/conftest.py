@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,7 +32,7 @@ from aws_cdk.assertions import Template
 
 from config import OrgConfig, load_config
 from stacks.composition import build_app
-from tests import promises
+from tests import promises, shared
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,6 +124,23 @@ def template(assembly: Assembly):
 
 
 _REPORT: dict[str, str] = {}
+
+
+_OWNED_SESSION_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # In the controller (or a run without workers), before any worker starts: the workers
+    # inherit the variable, so they all share one directory (tests/shared.py).
+    if not hasattr(config, "workerinput") and not os.environ.get(shared.SESSION_DIR):
+        config.stash[_OWNED_SESSION_DIR] = shared.session_dir()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    owned = config.stash.get(_OWNED_SESSION_DIR, None)
+    if owned is not None:
+        shutil.rmtree(owned, ignore_errors=True)
+        del os.environ[shared.SESSION_DIR]
 
 
 @pytest.fixture(scope="session")
