@@ -1,8 +1,9 @@
-"""Session-wide fixtures: the app is synthesized once per test session and shared.
+"""Session-wide fixtures: each organization is synthesized once per test session and shared.
 
-`assembly` builds every stack of every environment from config/default.yaml into one cloud
-assembly (cdk-nag runs separately in tests/compliance so a finding fails one test, not the
-whole session). `template("staging", "network")` returns a cached assertions Template.
+`assembly` is the cloud assembly of every stack of every environment of config/default.yaml,
+read from disk; `template("staging", "network")` returns a cached assertions Template. Both
+xdist workers read the same assembly (`make synth`'s, or one synthesized by whichever worker
+asked first). `construct_tree` is the same app as constructs, for the few tests that need them.
 """
 
 from __future__ import annotations
@@ -31,31 +32,43 @@ import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
 from config import OrgConfig, load_config
-from stacks.composition import build_app
-from tests import promises, shared
+from tests import promises, shared, synth
+from tests.deploy.cloud_assembly import CloudAssembly, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class Assembly:
-    app: cdk.App
-    stages: dict[str, cdk.Stage]
+    """One organization's cloud assembly as the CDK CLI wrote it, read from disk."""
+
+    name: str
     outdir: Path
-    cloud_assembly: object
     cfg: OrgConfig
+    cloud: CloudAssembly
     _templates: dict[str, Template] = field(default_factory=dict)
 
-    def stacks(self) -> list[cdk.Stack]:
-        return [c for c in self.app.node.find_all() if isinstance(c, cdk.Stack)]
+    @classmethod
+    def load(cls, name: str, outdir: Path) -> Assembly:
+        return cls(
+            name=name,
+            outdir=outdir,
+            cfg=load_config(ORG_CONFIGS[name]),
+            cloud=CloudAssembly.load(outdir, name=name),
+        )
 
-    def stack(self, path: str) -> cdk.Stack:
+    def stacks(self) -> list[Stack]:
+        return list(self.cloud)
+
+    def stack(self, path: str) -> Stack:
         """By construct path: "org", "staging/network", "dev-deploy-access"."""
-        return next(s for s in self.stacks() if s.node.path == path)
+        return self.cloud.by_path(path)
 
     def template_json(self, path: str) -> dict:
-        stack = self.stack(path)
-        return json.loads((self.outdir / _assembly_dir(stack) / stack.template_file).read_text())
+        """A fresh copy of the template, which the caller may change."""
+        template_path = self.stack(path).template_path
+        assert template_path is not None
+        return json.loads(template_path.read_text())
 
     def template(self, path: str) -> Template:
         if path not in self._templates:
@@ -64,11 +77,6 @@ class Assembly:
 
     def template_files(self) -> list[Path]:
         return sorted(self.outdir.rglob("*.template.json"))
-
-
-def _assembly_dir(stack: cdk.Stack) -> str:
-    stage = cdk.Stage.of(stack)
-    return "" if stage is None or stage.node.path == "" else f"assembly-{stage.node.path}"
 
 
 # Every organization the suite synthesizes and rehearses: the embedded default, a second one
@@ -83,25 +91,60 @@ ENVIRONMENTS: tuple[str, ...] = tuple(load_config(ORG_CONFIGS["default"]).enviro
 _DEPLOYED = os.environ.get("SUPABASE_CONFIG")
 if _DEPLOYED and (ROOT / _DEPLOYED).resolve() not in {path.resolve() for path in ORG_CONFIGS.values()}:
     ORG_CONFIGS["deployed"] = (ROOT / _DEPLOYED).resolve()
+# `make test` runs `make synth` first, which leaves the CDK CLI's assembly of SUPABASE_CONFIG in
+# SUPABASE_CDK_OUT (with cdk-nag and CloudFormation's validation run over it). The suite checks
+# that assembly rather than synthesizing the same organization again; tests/synth.py gives the
+# others the CLI's context, so both kinds of assembly hold the same templates.
+_CLI_ASSEMBLY = os.environ.get("SUPABASE_CDK_OUT")
+_CLI_ORG = (
+    next(
+        p
+        for p, path in ORG_CONFIGS.items()
+        if path.resolve() == (ROOT / (_DEPLOYED or ORG_CONFIGS["default"])).resolve()
+    )
+    if _CLI_ASSEMBLY
+    else None
+)
+
+
+def assembly_dir(name: str) -> Path:
+    """Where organization `name`'s assembly is: `make synth`'s, or one synthesized once per session."""
+    if name == _CLI_ORG:
+        return Path(str(_CLI_ASSEMBLY))
+    config_file = ORG_CONFIGS[name]
+    return shared.once(
+        f"cdk.out-{name}",
+        lambda outdir: synth.synthesize(load_config(config_file), outdir, config_file=config_file),
+    )
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory):
-    """`synthesized("acme")`: that organization's app, synthesized once per session."""
+def synthesized():
+    """`synthesized("acme")`: that organization's assembly (synthesized once per session)."""
 
     @cache
-    def synth(name: str) -> Assembly:
-        cfg = load_config(ORG_CONFIGS[name])
-        outdir = tmp_path_factory.mktemp(f"cdk.out-{name}")
-        # Same feature flags as `cdk synth`, so tests see the templates users deploy.
-        flags = json.loads((ROOT / "cdk.json").read_text())["context"]
-        # As `cdk synth -c config=...`: the pipeline builds from the config the app came from.
-        app = cdk.App(outdir=str(outdir), context={**flags, "config": str(ORG_CONFIGS[name].relative_to(ROOT))})
-        stages = build_app(app, cfg, nag=False)
-        cloud_assembly = app.synth()
-        return Assembly(app=app, stages=stages, outdir=outdir, cloud_assembly=cloud_assembly, cfg=cfg)
+    def get(name: str) -> Assembly:
+        return Assembly.load(name, assembly_dir(name))
 
-    return synth
+    return get
+
+
+@dataclass
+class ConstructTree:
+    """The default organization's app as constructs (built, never synthesized)."""
+
+    app: cdk.App
+    stages: dict[str, cdk.Stage]
+
+
+@pytest.fixture(scope="session")
+def construct_tree(tmp_path_factory: pytest.TempPathFactory) -> ConstructTree:
+    """For what only the constructs show: the stacks' public attributes (tests/unit/test_public_attributes.py)."""
+    config_file = ORG_CONFIGS["default"]
+    app, stages = synth.build(
+        load_config(config_file), tmp_path_factory.mktemp("construct-tree"), config_file=config_file, nag=False
+    )
+    return ConstructTree(app=app, stages=stages)
 
 
 @pytest.fixture(scope="session")

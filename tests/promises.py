@@ -859,7 +859,7 @@ PROMISES: tuple[Promise, ...] = (
         level=STATIC,
         guards=(
             U + "test_edge.py::test_web_acl_rules_and_rate_limit",
-            U + "test_edge.py::test_distribution_attaches_the_cloudfront_scope_acl",
+            U + "test_public_attributes.py::test_distribution_attaches_the_cloudfront_scope_acl",
         ),
     ),
     # Feature flags

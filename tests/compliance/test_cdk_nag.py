@@ -1,115 +1,112 @@
 """cdk-nag AwsSolutions and NIST 800-53 R5 over every stack: zero unacknowledged findings.
 
-`NagPack.validate_scope` reports raw findings; acknowledgements live in construct metadata
-(what `cdk.Validations.acknowledge` writes and `cdk synth` honours), so this test applies
-them the same way: a finding is acknowledged when the violating construct or one of its
-ancestors acknowledges "<pack>::<finding id>".
+The packs run as the app's policy validation plugins (`constructs_lib.nag.enable_nag`), during
+`cdk synth` itself; the CDK applies the acknowledgements (`cdk.Validations.acknowledge`) and
+writes what it found into the cloud assembly's validation-report.json: per pack a conclusion,
+the open violations, and every suppressed one with the acknowledgement's id, reason and the
+construct it sits on. These tests read that report from the assembly the suite checks, which
+is `make synth`'s own when `make test` runs.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from constructs import IConstruct
+from aws_cdk import aws_s3 as s3
 
-from constructs_lib.nag import MIN_REASON_LENGTH, nag_packs
+from constructs_lib.nag import MIN_REASON_LENGTH, acknowledge, enable_nag
+from tests import synth
 
-PACK_PREFIX = {"AwsSolutions": "AwsSolutions", "NIST.800.53.R5": "NIST.800.53.R5"}
+PACKS = ("AwsSolutions", "NIST.800.53.R5")
 VAGUE = re.compile(r"^(n/?a|todo|tbd|fixme|false positive|not needed|ok|needed|required|suppressed?)\b", re.I)
-ACK_KEY = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+REPORT = "validation-report.json"
 
 
-def acknowledgements(construct: IConstruct) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for entry in construct.node.metadata:
-        if entry.type == ACK_KEY:
-            found.update(entry.data)
-    return found
+def plugin_reports(outdir: Path) -> dict[str, dict]:
+    report = json.loads((outdir / REPORT).read_text())
+    return {plugin["pluginName"]: plugin for plugin in report["pluginReports"]}
 
 
-def all_acknowledgements(app: cdk.App) -> list[tuple[IConstruct, str, str]]:
-    return [
-        (c, rule, reason)
-        for c in app.node.find_all()
-        for rule, reason in acknowledgements(c).items()
-        if rule.split("::")[0] in PACK_PREFIX
-    ]
+@pytest.fixture(scope="module")
+def reports(assembly) -> dict[str, dict]:
+    return plugin_reports(assembly.outdir)
 
 
-@pytest.fixture(scope="session")
-def acks(assembly) -> list[tuple[IConstruct, str, str]]:
-    # One walk of the whole construct tree through jsii costs seconds; the tests share it.
-    return all_acknowledgements(assembly.app)
+@pytest.fixture(scope="module")
+def acknowledged(reports) -> list[dict]:
+    """Every suppressed finding: ruleName, reason, acknowledgedId, acknowledgedAt, violatingConstructs."""
+    return [finding for name in PACKS for finding in reports[name]["suppressedViolations"]]
 
 
-def is_acknowledged(app: cdk.App, path: str, rule: str) -> bool:
-    construct = app.node.find_child(path.split("/")[0])
-    for part in path.split("/")[1:]:
-        if rule in acknowledgements(construct):
-            return True
-        construct = construct.node.find_child(part)
-    return rule in acknowledgements(construct)
+def test_both_packs_judged_every_stack(assembly, reports, acknowledged):
+    assert set(reports) == set(PACKS)
+    stacks = {s.display_name for s in assembly.stacks()}
+    judged = {
+        next(s for s in stacks if c["constructPath"].startswith(f"{s}/"))
+        for finding in acknowledged
+        for c in finding["violatingConstructs"]
+    }
+    assert {"org", "pipeline", "prod-deploy-access"} | {f"{env}/network" for env in assembly.cfg.environments} <= judged
 
 
-def pack_prefix(pack) -> str:
-    return "AwsSolutions" if type(pack).__name__ == "AwsSolutionsChecks" else "NIST.800.53.R5"
+def test_no_unacknowledged_findings(reports):
+    for name in PACKS:
+        open_findings = [
+            f"{c['constructPath']}: {v['ruleName']}: {v['description'][:120]}"
+            for v in reports[name]["violations"]
+            for c in v["violatingConstructs"]
+        ]
+        assert not open_findings, "\n".join(open_findings)
+        assert reports[name]["conclusion"] == "success"
 
 
-@pytest.fixture(scope="session")
-def nag_findings(assembly) -> dict[str, list[str]]:
-    results: dict[str, list[str]] = {}
-    for stack in assembly.stacks():
-        open_findings = []
-        for pack in nag_packs():
-            for violation in pack.validate_scope(stack).violations:
-                rule = f"{pack_prefix(pack)}::{violation.rule_name}"
-                for resource in violation.violating_resources:
-                    if not is_acknowledged(assembly.app, resource.construct_path, rule):
-                        open_findings.append(f"{resource.construct_path}: {rule}: {violation.description[:120]}")
-        results[stack.node.path] = open_findings
-    return results
-
-
-def test_every_stack_is_checked(assembly, nag_findings):
-    assert {"org", "dev/network", "staging/network", "prod/network", "prod-deploy-access"} <= set(nag_findings)
-
-
-def test_no_unacknowledged_findings(nag_findings):
-    open_findings = [f for findings in nag_findings.values() for f in findings]
-    assert not open_findings, "\n".join(open_findings)
-
-
-def test_acknowledgements_have_specific_reasons(acks, report):
-    assert acks, "expected the documented acknowledgements to be found"
+def test_acknowledgements_have_specific_reasons(acknowledged, report):
+    assert acknowledged, "expected the documented acknowledgements to be found"
     weak = [
-        (construct.node.path, rule, reason)
-        for construct, rule, reason in acks
-        if len(reason.strip()) < MIN_REASON_LENGTH or VAGUE.match(reason.strip())
+        (f["acknowledgedAt"], f["acknowledgedId"], f["reason"])
+        for f in acknowledged
+        if len(f["reason"].strip()) < MIN_REASON_LENGTH or VAGUE.match(f["reason"].strip())
     ]
     assert not weak, weak
     by_rule: dict[str, int] = {}
-    for _, rule, _ in acks:
-        base = rule.split("[")[0]
+    for f in acknowledged:
+        base = f["acknowledgedId"].split("[")[0]
         by_rule[base] = by_rule.get(base, 0) + 1
     report(
         "cdk-nag acknowledgements",
-        f"{len(acks)} (" + ", ".join(f"{rule.split('::')[1]}={count}" for rule, count in sorted(by_rule.items())) + ")",
+        f"{len(acknowledged)} findings acknowledged ("
+        + ", ".join(f"{rule.split('::')[1]}={count}" for rule, count in sorted(by_rule.items()))
+        + ")",
     )
 
 
-def test_acknowledgements_sit_on_resources_not_stacks(acks):
-    broad = [
-        (construct.node.path, rule) for construct, rule, _ in acks if isinstance(construct, (cdk.Stack, cdk.Stage))
-    ]
-    assert not broad, f"acknowledge on the narrowest construct, not a stack: {broad}"
+def test_acknowledgements_sit_on_resources_not_stacks(assembly, acknowledged):
+    broad = {s.display_name for s in assembly.stacks()} | set(assembly.cfg.environments)
+    too_broad = [(f["acknowledgedAt"], f["acknowledgedId"]) for f in acknowledged if f["acknowledgedAt"] in broad]
+    assert not too_broad, f"acknowledge on the narrowest construct, not a stack or stage: {too_broad}"
 
 
-def test_the_ack_filter_really_filters(assembly, acks):
-    """Guard against a filter that accepts everything: a known acknowledged finding is matched,
-    a made-up rule on the same construct is not."""
-    construct, rule, _ = acks[0]
-    path = construct.node.path
-    assert is_acknowledged(assembly.app, path, rule)
-    assert not is_acknowledged(assembly.app, path, "AwsSolutions::AwsSolutions-NOPE1")
+def test_the_report_separates_acknowledged_from_open_findings(tmp_path):
+    """Guard against a report that passes everything: of two buckets breaking the same rule,
+    the acknowledged one is suppressed and the other fails the pack."""
+    app = synth.app(tmp_path)
+    stack = cdk.Stack(app, "probe", env=cdk.Environment(account="111111111111", region="us-east-1"))
+    quiet = s3.Bucket(stack, "Acknowledged", enforce_ssl=True)
+    s3.Bucket(stack, "Open", enforce_ssl=True)
+    reason = "a probe bucket of this test; its access logs are the point of the test"
+    acknowledge(quiet, ("AwsSolutions::AwsSolutions-S1", reason))
+    enable_nag(app)
+    app.synth()
+    solutions = plugin_reports(tmp_path)["AwsSolutions"]
+    open_paths = {c["constructPath"] for v in solutions["violations"] for c in v["violatingConstructs"]}
+    suppressed = {
+        (v["ruleName"], c["constructPath"]) for v in solutions["suppressedViolations"] for c in v["violatingConstructs"]
+    }
+    assert solutions["conclusion"] == "failure"
+    assert "probe/Open/Resource" in open_paths
+    assert "probe/Acknowledged/Resource" not in open_paths
+    assert ("AwsSolutions-S1", "probe/Acknowledged/Resource") in suppressed

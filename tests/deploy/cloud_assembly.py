@@ -35,6 +35,17 @@ class Stack:
     # The cdk.Stage the stack belongs to ("" for top-level stacks).
     stage: str = ""
     template_path: Path | None = None
+    # The stack's construct path: "staging/network", "pipeline".
+    display_name: str = ""
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """The stack-level tags CloudFormation puts on every resource it can tag."""
+        return self.properties.get("tags", {})
+
+    @property
+    def termination_protection(self) -> bool:
+        return bool(self.properties.get("terminationProtection"))
 
     @property
     def resources_by_id(self) -> Mapping[str, Mapping[str, Any]]:
@@ -117,6 +128,14 @@ class CloudAssembly:
     def by_name(self, stack_name: str) -> Stack:
         return next(s for s in self if s.stack_name == stack_name)
 
+    def by_path(self, construct_path: str) -> Stack:
+        """By construct path: "org", "staging/network", "dev-deploy-access"."""
+        found = [s for s in self if s.display_name == construct_path]
+        if not found:
+            raise KeyError(f"no stack {construct_path!r} in {self.name}: {sorted(s.display_name for s in self)}")
+        (stack,) = found
+        return stack
+
     def resources(self, *types: str) -> Iterator[tuple[Stack, str, Mapping[str, Any]]]:
         """(stack, logical id, resource) over every stack."""
         for stack in self:
@@ -170,4 +189,5 @@ def _load_into(stacks: dict[str, Stack], directory: Path, *, stage: str) -> None
                 properties=props,
                 stage=stage,
                 template_path=path,
+                display_name=artifact.get("displayName", artifact_id),
             )

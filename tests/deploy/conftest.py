@@ -11,5 +11,4 @@ from tests.deploy.cloud_assembly import CloudAssembly
 @pytest.fixture(scope="session", params=sorted(ORG_CONFIGS))
 def cloud_assembly(request, synthesized) -> CloudAssembly:
     """Each organization's synthesized assembly, read back from cdk.out as JSON."""
-    synth = synthesized(request.param)
-    return CloudAssembly.load(synth.outdir, name=request.param)
+    return synthesized(request.param).cloud

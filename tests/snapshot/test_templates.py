@@ -1,8 +1,8 @@
 """Snapshots of one environment's templates and the top-level stacks: a refactoring aid that
 shows any change to what gets deployed in review. They guard no behaviour on their own (every
 behaviour has an assertion elsewhere), so one environment is enough: the production one, which
-has every feature on. Asset hashes are normalised, so upgrading a Lambda's code or a vendored
-chart does not churn them. Update deliberately, after reading the diff:
+has every feature on. Asset hashes and the CDK's analytics string are normalised, so upgrading
+a Lambda's code, a vendored chart or aws-cdk-lib does not churn them. Update deliberately, after reading the diff:
 `make test PYTEST_ARGS="tests/snapshot --snapshot-update"`."""
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from config.loader import load_config
 from config.model import ORG_STACK_ID, PIPELINE_STACK_ID
 
 ASSET_HASH = re.compile(r"[0-9a-f]{64}")
+# AWS::CDK::Metadata's compressed list of the constructs used: it changes with every CDK release.
+ANALYTICS = re.compile(r'"Analytics": "v2:deflate64:[A-Za-z0-9+/=]+"')
 SNAPSHOT_ENV = next(name for name, env in load_config().environments.items() if env.production)
 
 
 def normalised(template: dict) -> dict:
-    return json.loads(ASSET_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
+    text = ASSET_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True))
+    return json.loads(ANALYTICS.sub('"Analytics": "<construct analytics>"', text))
 
 
 def _snapshotted(assembly) -> list[str]:
@@ -32,7 +35,7 @@ def _snapshotted(assembly) -> list[str]:
     """
     paths = []
     for stack in assembly.stacks():
-        path = stack.node.path
+        path = stack.display_name
         organization_level = path in (ORG_STACK_ID, PIPELINE_STACK_ID)
         if organization_level or path.startswith(f"{SNAPSHOT_ENV}/") or path == f"{SNAPSHOT_ENV}-deploy-access":
             paths.append(path)

@@ -22,8 +22,8 @@ def test_prints_lookup_invalidation_and_kong_restart(capsys, assembly):
     lines = [line for line in run(capsys, "--env", "prod") if not line.startswith("#")]
     lookup = shlex.split(lines[0].removeprefix("DISTRIBUTION_ID=$(").removesuffix(")"))
     stack = lookup[lookup.index("--stack-name") + 1]
-    assert stack == assembly.stages["prod"].storage.stack_name
-    assert lookup[lookup.index("--region") + 1] == assembly.stages["prod"].storage.region
+    assert stack == assembly.stack("prod/storage").stack_name
+    assert lookup[lookup.index("--region") + 1] == assembly.stack("prod/storage").region
     assert "'CloudFrontDistributionId'" in lookup[lookup.index("--query") + 1]
     invalidate = shlex.split(lines[1])
     assert invalidate[:3] == ["aws", "cloudfront", "create-invalidation"]

@@ -96,5 +96,5 @@ def test_topic_lets_budgets_and_cost_anomaly_detection_publish(template):
 @pytest.mark.parametrize("env", ENVS)
 def test_cost_allocation_tags_on_every_stack(assembly, env):
     for unit in ("cost", "alerts", "observability", "security"):
-        tags = assembly.stack(f"{env}/{unit}").tags.tag_values()
+        tags = assembly.stack(f"{env}/{unit}").tags
         assert tags.get("project") == "supabase" and tags.get("environment") == env, unit

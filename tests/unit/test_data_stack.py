@@ -50,7 +50,7 @@ def dr_source(assembly, env: str, reference: dict) -> tuple[str, str]:
     logical_id, attribute = reference["Fn::GetAtt"]
     data = assembly.template_json(f"{env}/data")
     assert data["Resources"][logical_id]["Type"] == "Custom::CrossRegionExportReader"
-    dr = assembly.template_json(assembly.stages[env].dr.node.path)
+    dr = assembly.template_json(f"{env}/dr")
     writers = [r for r in dr["Resources"].values() if r["Type"] == "Custom::CrossRegionExportWriter"]
     exports = {k: v for w in writers for k, v in w["Properties"]["WriterProps"]["exports"].items()}
     source_id, source_attribute = exports[attribute]["Fn::GetAtt"]
@@ -219,7 +219,7 @@ def test_dr_key_admits_every_service_that_writes_with_it(assembly, template, cfg
     success while the replica fails."""
     region = cfg.environments[env].dr_region
     reference = props(template(env, "data"), PRIMARY)["AutomaticBackupReplicationKmsKeyId"]
-    dr = assembly.template_json(assembly.stages[env].dr.node.path)
+    dr = assembly.template_json(f"{env}/dr")
     writers = [r for r in dr["Resources"].values() if r["Type"] == "Custom::CrossRegionExportWriter"]
     exports = {k: v for w in writers for k, v in w["Properties"]["WriterProps"]["exports"].items()}
     key_id = exports[reference["Fn::GetAtt"][1]]["Fn::GetAtt"][0]
@@ -724,19 +724,3 @@ def test_private_zone_names_the_endpoints(template, cfg, env):
         for n, replica in enumerate(REPLICAS[:count], start=1):
             (direct,) = by_name[f"db-ro-{n}.{naming.private_zone(cfg, env)}."]
             assert direct["ResourceRecords"] == [{"Fn::GetAtt": [replica, "Endpoint.Address"]}]
-
-
-# --- wiring ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_public_attributes_for_other_stacks(assembly, env):
-    data = assembly.stages[env].data
-    assert data.db_instance.node.path == f"{env}/data/Database/Primary"
-    assert len(data.read_replicas) == len(data.database.read_replicas)
-    assert data.db_security_group is data.database.security_group
-    assert data.cache_security_group is data.cache.security_group
-    assert data.data_key.node.path == f"{env}/data/DataKey"
-    assert data.jwt_secret is data.secrets[SecretKeys.JWT]
-    assert data.api_keys_secret is data.secrets[SecretKeys.API_KEYS]
-    assert {r.secret_key for r in LOGIN_ROLES} <= set(data.secrets)

@@ -38,8 +38,7 @@ def test_bootstrap_trusts_tooling_for_every_account_and_region(cfg):
 
 def test_bootstrap_covers_every_stack_that_needs_it(assembly, cfg):
     """Each account and region a stack needs bootstrap resources in is one `make bootstrap` prints."""
-    from tests.deploy.cloud_assembly import CloudAssembly
 
     bootstrapped = {command[3] for command in commands(cfg)}
-    needing = {stack.env for stack in CloudAssembly.load(assembly.outdir, name="default") if stack.needs_bootstrap}
+    needing = {stack.env for stack in assembly.cloud if stack.needs_bootstrap}
     assert needing and needing <= bootstrapped, needing - bootstrapped

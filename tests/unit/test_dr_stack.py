@@ -27,13 +27,13 @@ def key_statements(template, env) -> dict[str, dict]:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_stack_lives_in_the_dr_region_and_stands_alone(assembly, cfg, env):
-    dr = assembly.stages[env].dr
+    dr = assembly.stack(f"{env}/dr")
     assert dr.region == cfg.environments[env].dr_region
     assert dr.account == cfg.environments[env].account.id
     assert dr.stack_name == naming.stack_name(env, "dr")
     assert dr.termination_protection is cfg.environments[env].production
     # Deployable first and on its own: it depends on no other stack.
-    assert dr.dependencies == []
+    assert dr.depends_on == ()
     assert "Fn::ImportValue" not in str(assembly.template_json(f"{env}/dr"))
 
 

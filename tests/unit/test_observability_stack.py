@@ -86,12 +86,12 @@ def test_topic_key_lets_publishers_encrypt(template, cfg):
 
 def test_alerts_stack_deploys_before_its_publishers(assembly):
     alerts = assembly.stack("staging/alerts")
-    assert alerts.dependencies == []
+    assert alerts.depends_on == ()
     for unit in ("cluster", "platform", "observability", "cost", "security"):
         stack = assembly.stack(f"staging/{unit}")
         if unit in ("observability", "cost", "security", "platform"):
-            assert alerts in stack.dependencies, unit
-        assert assembly.stack("staging/observability") not in stack.dependencies, unit
+            assert alerts.artifact_id in stack.depends_on, unit
+        assert assembly.stack("staging/observability").artifact_id not in stack.depends_on, unit
 
 
 # --- alarms in the stage --------------------------------------------------------------

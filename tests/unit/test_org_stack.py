@@ -129,9 +129,8 @@ def test_trail_bucket_locked_down(template, cfg):
 def test_org_and_deploy_access_need_no_bootstrap(assembly):
     """Both are deployed before `cdk bootstrap` exists in their accounts (README, steps 3-4):
     no bootstrap version parameter, no template upload, no bootstrap roles."""
-    from tests.deploy.cloud_assembly import CloudAssembly
 
-    stacks = CloudAssembly.load(assembly.outdir, name="default").stacks
+    stacks = assembly.cloud.stacks
     for path in ("org", "dev-deploy-access", "prod-deploy-access"):
         template = assembly.template_json(path)
         assert "BootstrapVersion" not in template.get("Parameters", {}), path

@@ -270,19 +270,3 @@ def test_outputs_for_the_cluster(template, env):
         "VeleroBucketName",
     ):
         assert name in outputs, name
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_typed_attributes(assembly, cfg, env):
-    storage = assembly.stages[env].storage
-    assert storage.stack_name == f"{env}-storage"
-    assert storage.region == cfg.environments[env].region
-    assert storage.bucket_region == cfg.environments[env].region
-    assert storage.termination_protection is cfg.environments[env].production
-    resolve = storage.resolve
-    assert resolve(storage.bucket_name) == {"Ref": "StorageBucket"}
-    assert resolve(storage.bucket_key.key_arn) == {"Fn::GetAtt": ["StorageKey", "Arn"]}
-    assert resolve(storage.velero_bucket.bucket_name) == {"Ref": "VeleroBucket"}
-    assert resolve(storage.regional_web_acl_arn) == resolve(storage.regional_web_acl.attr_arn)
-    assert resolve(storage.certificate_arn)["Ref"].startswith("ApiCertificate")
-    assert resolve(storage.distribution_domain_name)["Fn::GetAtt"][1] == "DomainName"
