@@ -4,8 +4,8 @@ The packs run as the app's policy validation plugins (`constructs_lib.nag.enable
 `cdk synth` itself; the CDK applies the acknowledgements (`cdk.Validations.acknowledge`) and
 writes what it found into the cloud assembly's validation-report.json: per pack a conclusion,
 the open violations, and every suppressed one with the acknowledgement's id, reason and the
-construct it sits on. These tests read that report from the assembly the suite checks, which
-is `make synth`'s own when `make test` runs.
+construct it sits on. These tests read that report from each organization's assembly (for
+`CONFIG`, `make synth`'s own when `make test` runs): a finding left open fails `cdk synth`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 
 from constructs_lib.nag import MIN_REASON_LENGTH, acknowledge, enable_nag
 from tests import synth
+from tests.conftest import ORG_CONFIGS, Assembly
 
 PACKS = ("AwsSolutions", "NIST.800.53.R5")
 VAGUE = re.compile(r"^(n/?a|todo|tbd|fixme|false positive|not needed|ok|needed|required|suppressed?)\b", re.I)
@@ -31,9 +32,14 @@ def plugin_reports(outdir: Path) -> dict[str, dict]:
     return {plugin["pluginName"]: plugin for plugin in report["pluginReports"]}
 
 
+@pytest.fixture(scope="module", params=sorted(ORG_CONFIGS))
+def organization(request, synthesized) -> Assembly:
+    return synthesized(request.param)
+
+
 @pytest.fixture(scope="module")
-def reports(assembly) -> dict[str, dict]:
-    return plugin_reports(assembly.outdir)
+def reports(organization) -> dict[str, dict]:
+    return plugin_reports(organization.outdir)
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +48,18 @@ def acknowledged(reports) -> list[dict]:
     return [finding for name in PACKS for finding in reports[name]["suppressedViolations"]]
 
 
-def test_both_packs_judged_every_stack(assembly, reports, acknowledged):
+def test_both_packs_judged_every_stack(organization, reports, acknowledged):
     assert set(reports) == set(PACKS)
-    stacks = {s.display_name for s in assembly.stacks()}
+    stacks = {s.display_name for s in organization.stacks()}
     judged = {
         next(s for s in stacks if c["constructPath"].startswith(f"{s}/"))
         for finding in acknowledged
         for c in finding["violatingConstructs"]
     }
-    assert {"org", "pipeline", "prod-deploy-access"} | {f"{env}/network" for env in assembly.cfg.environments} <= judged
+    environments = organization.cfg.environments
+    assert {"org", "pipeline"} | {f"{env}-deploy-access" for env in environments} | {
+        f"{env}/network" for env in environments
+    } <= judged
 
 
 def test_no_unacknowledged_findings(reports):
@@ -64,7 +73,7 @@ def test_no_unacknowledged_findings(reports):
         assert reports[name]["conclusion"] == "success"
 
 
-def test_acknowledgements_have_specific_reasons(acknowledged, report):
+def test_acknowledgements_have_specific_reasons(organization, acknowledged, report):
     assert acknowledged, "expected the documented acknowledgements to be found"
     weak = [
         (f["acknowledgedAt"], f["acknowledgedId"], f["reason"])
@@ -77,15 +86,15 @@ def test_acknowledgements_have_specific_reasons(acknowledged, report):
         base = f["acknowledgedId"].split("[")[0]
         by_rule[base] = by_rule.get(base, 0) + 1
     report(
-        "cdk-nag acknowledgements",
+        f"cdk-nag acknowledgements ({organization.name})",
         f"{len(acknowledged)} findings acknowledged ("
         + ", ".join(f"{rule.split('::')[1]}={count}" for rule, count in sorted(by_rule.items()))
         + ")",
     )
 
 
-def test_acknowledgements_sit_on_resources_not_stacks(assembly, acknowledged):
-    broad = {s.display_name for s in assembly.stacks()} | set(assembly.cfg.environments)
+def test_acknowledgements_sit_on_resources_not_stacks(organization, acknowledged):
+    broad = {s.display_name for s in organization.stacks()} | set(organization.cfg.environments)
     too_broad = [(f["acknowledgedAt"], f["acknowledgedId"]) for f in acknowledged if f["acknowledgedAt"] in broad]
     assert not too_broad, f"acknowledge on the narrowest construct, not a stack or stage: {too_broad}"
 

@@ -8,6 +8,7 @@ the Istio VirtualService and AuthorizationPolicy) must have moved, and nothing e
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -42,8 +43,10 @@ print(json.dumps(charts, sort_keys=True, indent=1))
 """
 
 
+@functools.cache
 def _render(checkout: Path, env_name: str) -> str:
-    """Render the charts of `checkout` in a fresh interpreter (`python -c` imports from its cwd)."""
+    """Render the charts of `checkout` in a fresh interpreter (`python -c` imports from its cwd).
+    Cached: every edit is compared with the same rendering of this checkout."""
     out = subprocess.run(
         [sys.executable, "-c", RENDER, "config/default.yaml", env_name],
         capture_output=True,
