@@ -30,6 +30,7 @@ from config import ConfigError, network_layout, parse_config
 from config import model as m
 from config.loader import DEFAULT_CONFIG
 from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
+from tests import synth
 from tests.conftest import ORG_CONFIGS
 from tests.deploy.cloud_assembly import CloudAssembly
 from tests.deploy.registry import RULES
@@ -327,10 +328,6 @@ _SHAPES: set[str] = set()
 )
 @given(organizations())
 def test_every_accepted_config_synthesizes(report, raw):
-    import aws_cdk as cdk
-
-    from stacks.composition import build_app
-
     try:
         cfg = parse_config(raw)
     except ConfigError as exc:
@@ -339,12 +336,17 @@ def test_every_accepted_config_synthesizes(report, raw):
         pytest.fail(f"the generator drew a config the loader refuses; tighten the generator:\n{exc}")
     outdir = Path(tempfile.mkdtemp(prefix="cdk.out-generated-"))
     try:
-        # Same feature flags as `cdk synth` (tests/conftest.py's `synthesized`).
-        flags = json.loads((ROOT / "cdk.json").read_text())["context"]
-        app = cdk.App(outdir=str(outdir), context=flags)
-        build_app(app, cfg, nag=False)
-        app.synth()
+        # As `cdk synth` does it, cdk-nag included: an open finding fails the user's synth.
+        synth.synthesize(cfg, outdir)
         assert sorted(outdir.rglob("*.template.json")), "synth wrote no templates"
+        nag = json.loads((outdir / "validation-report.json").read_text())["pluginReports"]
+        open_findings = [
+            f"{plugin['pluginName']} {v['ruleName']} on {c['constructPath']}"
+            for plugin in nag
+            for v in plugin["violations"]
+            for c in v["violatingConstructs"]
+        ]
+        assert not open_findings, "cdk synth would fail on cdk-nag findings:\n" + "\n".join(open_findings)
         # Rules that render Helm charts find the organization's config by name in ORG_CONFIGS.
         name = f"generated-{_RUN['organizations']}"
         config_file = outdir.parent / f"{outdir.name}.yaml"
