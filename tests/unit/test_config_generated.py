@@ -2,7 +2,8 @@
 
 1. Whatever a user writes, the loader either returns a config or raises `ConfigError` whose every
    line names a path, the value given, the rule and a fix; nothing else escapes.
-2. Every config the loader accepts synthesizes for real (and passes the deploy rehearsal's rules):
+2. Every config the loader accepts synthesizes for real, cdk-nag's packs find nothing open, and the
+   deploy rehearsal's rules pass:
    organizations drawn across the model's declared bounds (numbers between each field's ge/le,
    sizes from the allow-lists, every region of the zone table, every VPC size the layout fits).
    One or two environments per organization keep each synth short; the model allows that.
