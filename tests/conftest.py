@@ -3,7 +3,7 @@
 `assembly` is the cloud assembly of every stack of every environment of config/default.yaml,
 read from disk; `template("staging", "network")` returns a cached assertions Template. Both
 xdist workers read the same assembly (`make synth`'s, or one synthesized by whichever worker
-asked first). `construct_tree` is the same app as constructs, for the few tests that need them.
+asked first). `environment_stages` are the same stages as constructs, for the few tests that need them.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ os.environ.setdefault("JSII_DEPRECATED", "fail")
 # so the built-in pass is switched off here; `make synth` keeps it.
 os.environ.setdefault("CDK_VALIDATION", "false")
 
-import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
 from config import OrgConfig, load_config
+from stacks.stage import EnvironmentStage
 from tests import promises, shared, synth
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
 
@@ -129,22 +129,13 @@ def synthesized():
     return get
 
 
-@dataclass
-class ConstructTree:
-    """The default organization's app as constructs (built, never synthesized)."""
-
-    app: cdk.App
-    stages: dict[str, cdk.Stage]
-
-
 @pytest.fixture(scope="session")
-def construct_tree(tmp_path_factory: pytest.TempPathFactory) -> ConstructTree:
-    """For what only the constructs show: the stacks' public attributes (tests/unit/test_public_attributes.py)."""
-    config_file = ORG_CONFIGS["default"]
-    app, stages = synth.build(
-        load_config(config_file), tmp_path_factory.mktemp("construct-tree"), config_file=config_file, nag=False
-    )
-    return ConstructTree(app=app, stages=stages)
+def environment_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, EnvironmentStage]:
+    """The default organization's environment stages as constructs (built, never synthesized), for
+    what only the constructs show: the stacks' public attributes (tests/unit/test_public_attributes.py)."""
+    cfg = load_config(ORG_CONFIGS["default"])
+    app = synth.app(tmp_path_factory.mktemp("environment-stages"))
+    return {name: EnvironmentStage(app, name, cfg=cfg, env_name=name) for name in cfg.environments}
 
 
 @pytest.fixture(scope="session")

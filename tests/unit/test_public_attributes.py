@@ -1,8 +1,8 @@
 """The stacks' typed public attributes, which the stacks built after them consume.
 
 Only the constructs show these (the templates hold their resolved values), so these tests use
-`construct_tree`, the default organization built as constructs; every other test reads the
-synthesized assembly.
+`environment_stages`, the default organization's stages built as constructs; every other test
+reads the synthesized assembly.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from tests.conftest import ENVIRONMENTS
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_storage_stack_exposes_typed_attributes(construct_tree, cfg, env):
-    storage = construct_tree.stages[env].storage
+def test_storage_stack_exposes_typed_attributes(environment_stages, cfg, env):
+    storage = environment_stages[env].storage
     assert storage.stack_name == f"{env}-storage"
     assert storage.region == cfg.environments[env].region
     assert storage.bucket_region == cfg.environments[env].region
@@ -31,8 +31,8 @@ def test_storage_stack_exposes_typed_attributes(construct_tree, cfg, env):
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_data_stack_exposes_what_other_stacks_use(construct_tree, env):
-    data = construct_tree.stages[env].data
+def test_data_stack_exposes_what_other_stacks_use(environment_stages, env):
+    data = environment_stages[env].data
     assert data.db_instance.node.path == f"{env}/data/Database/Primary"
     assert len(data.read_replicas) == len(data.database.read_replicas)
     assert data.db_security_group is data.database.security_group
@@ -43,9 +43,9 @@ def test_data_stack_exposes_what_other_stacks_use(construct_tree, env):
     assert {r.secret_key for r in LOGIN_ROLES} <= set(data.secrets)
 
 
-def test_distribution_attaches_the_cloudfront_scope_acl(construct_tree):
-    storage = construct_tree.stages["staging"].storage
-    edge = construct_tree.stages["staging"].edge
+def test_distribution_attaches_the_cloudfront_scope_acl(environment_stages):
+    storage = environment_stages["staging"].storage
+    edge = environment_stages["staging"].edge
     assert storage.distribution is not None
     assert storage.cdn_host == f"cdn.{storage.api_host.removeprefix('api.')}"
     assert edge.web_acl.web_acl.scope == "CLOUDFRONT"
