@@ -14,9 +14,9 @@ EXECUTE ?=
 OUT ?=
 ## PYTEST_ARGS  extra pytest arguments, e.g. PYTEST_ARGS="-k rehearsal -x"
 PYTEST_ARGS ?=
-# One worker per core; whole files go to one worker, so each file's session fixtures (one synth
-# per organization) and its summary lines stay together.
-PYTEST_WORKERS ?= -n auto --dist loadfile
+# One worker per core; whole files go to one worker, so each file's fixtures and its summary lines
+# stay together. The files go out in the order tests/conftest.py sorts them (long ones first).
+PYTEST_WORKERS ?= -n auto --dist loadfile --no-loadscope-reorder
 PYTHON ?= python3.11
 VENV := .venv
 CHECKOV_VENV := .venv-checkov

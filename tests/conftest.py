@@ -194,6 +194,7 @@ def _collects_everything(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _order_files(items)
     # Runs before -k/-m deselect anything, so a full run sees every guard; a run of a few
     # files cannot tell a missing guard from an uncollected one and skips the check.
     if not _collects_everything(config):
@@ -206,6 +207,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         f"{len(promises.PROMISES)} promises quoted from the README, each guarded by named tests "
         f"({guards} guards; `make promises` prints the table)"
     )
+
+
+def _order_files(items: list[pytest.Item]) -> None:
+    """The order `make test`'s workers take whole files in (it runs xdist with
+    --no-loadscope-reorder): files marked `long` first, then the others by their number of
+    tests, largest first (xdist's own order). A long file started last would leave one worker
+    running it alone while the other idles."""
+    sizes: dict[Path, int] = {}
+    for item in items:
+        sizes[item.path] = sizes.get(item.path, 0) + 1
+    items.sort(key=lambda item: (item.get_closest_marker("long") is None, -sizes[item.path], str(item.path)))
 
 
 def pytest_sessionfinish(session):

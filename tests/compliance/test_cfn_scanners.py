@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# cfn-lint and checkov over every template.
+pytestmark = pytest.mark.long
+
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")

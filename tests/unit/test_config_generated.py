@@ -36,6 +36,9 @@ from tests.conftest import ORG_CONFIGS
 from tests.deploy.cloud_assembly import CloudAssembly
 from tests.deploy.registry import RULES
 
+# Three full syntheses with the deploy rehearsal over each.
+pytestmark = pytest.mark.long
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load(DEFAULT_CONFIG.read_text())
 LINE = re.compile(r"^config: \S.*: .+ given; .+; fix: .+$")

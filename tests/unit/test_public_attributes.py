@@ -13,6 +13,9 @@ from config.naming import SecretKeys
 from database.roles import LOGIN_ROLES
 from tests.conftest import ENVIRONMENTS
 
+# Builds every environment stage.
+pytestmark = pytest.mark.long
+
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_storage_stack_exposes_typed_attributes(environment_stages, cfg, env):
