@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from config import ConfigError, load_config
-from scripts.appdev import apidocs, connection, sdk
+from scripts.appdev import connection
 from scripts.appdev.drift import drift
 from scripts.appdev.scratch import ToolError, migrate, migrated_scratch
 
@@ -43,6 +43,10 @@ def main(argv: list[str]) -> int:
                 return 1
             print(f"no drift: {args.env}'s schema is what supabase/migrations produce")
             return 0
+        # Imported here: postgres-meta's pinned image tag lives in k8s_charts, whose import starts
+        # the cdk8s (jsii) runtime, a second or two that migrate and drift need not wait for.
+        from scripts.appdev import apidocs, sdk
+
         with migrated_scratch() as url:
             written = (
                 apidocs.write(url, args.out, config=args.config)

@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 from config import naming
 from config.model import OrgConfig
-from k8s_charts.supabase.rds_ca import region_pem
 
 
 def master_secret_name(cfg: OrgConfig, env_name: str) -> str:
@@ -29,6 +28,10 @@ def master_secret_name(cfg: OrgConfig, env_name: str) -> str:
 
 
 def ca_file(region: str) -> Path:
+    # Imported here: k8s_charts starts the cdk8s (jsii) runtime, which `make migrate` and
+    # `make drift` with DATABASE_URL set never need.
+    from k8s_charts.supabase.rds_ca import region_pem
+
     path = Path(tempfile.gettempdir()) / f"rds-ca-{region}.pem"
     path.write_text(region_pem(region))
     return path

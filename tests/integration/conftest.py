@@ -63,6 +63,7 @@ use `postgres_server.run_as` / `postgres_server.daemon_user_kwargs()` and
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import re
@@ -70,9 +71,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
 
@@ -82,6 +84,7 @@ import pytest
 from database.bootstrap import BOOTSTRAP_SQL_PATH, password_env_var, psql_args
 from database.parameters import SHARED_PRELOAD_LIBRARIES, SLOW_QUERY_LOG
 from database.roles import DATABASE_LOGIN_ROLES
+from tests import shared
 
 MASTER_USER = "supabase_admin"
 # Named like RDS's own superuser; `postgres` is a role the bootstrap creates.
@@ -142,9 +145,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server over real HTTP, so handlers run their boto3 clients unchanged."""
+    """A moto server over real HTTP, so handlers run their boto3 clients unchanged. One per
+    session: moto's state lives in the process, not the server, so a server per module isolated
+    nothing; each user resets it (POST /moto-api/reset) before it creates what it needs."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -294,6 +299,24 @@ def _self_signed_cert(directory: Path) -> None:
     os.chmod(directory / "server.key", 0o600)
 
 
+# A RAM-backed directory for the throwaway clusters when the machine has one with room: every
+# test database is a few hundred files written once and deleted at the end, and on a disk
+# (ext4 with online discard here) deleting a session's worth took seconds; durability is
+# already off (fsync, full_page_writes). Elsewhere (a container's 64 MB /dev/shm) the
+# default temporary directory.
+_RAM_DIR = Path("/dev/shm")
+_RAM_DIR_MIN_FREE = 4 * 2**30
+
+
+def _cluster_parent() -> str | None:
+    try:
+        stat = os.statvfs(_RAM_DIR)
+    except OSError:
+        return None
+    roomy = stat.f_bavail * stat.f_frsize >= _RAM_DIR_MIN_FREE
+    return str(_RAM_DIR) if roomy and os.access(_RAM_DIR, os.W_OK) else None
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     bindir, client_bindir = _bindir(), _client_bindir()
@@ -305,7 +328,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         {"user": os_user, "group": pwd.getpwnam(os_user).pw_gid, "extra_groups": []} if os_user else {}
     )
     # Short path: unix socket paths are limited to ~107 bytes.
-    base = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    base = Path(tempfile.mkdtemp(prefix="pgtest-", dir=_cluster_parent()))
     os.chmod(base, 0o755)
     data, sockets, tls = base / "data", base / "sock", base / "tls"
     for d in (sockets, tls):
@@ -394,21 +417,34 @@ _EMPTIED = {"pg_wal", "pg_replslot", "pg_stat_tmp", "pgsql_tmp"}
 
 
 def _copy_live_data_dir(source: Path, target: Path) -> None:
-    """Copy a data directory between pg_backup_start and pg_backup_stop; files the server
-    removes meanwhile are skipped (WAL replay recreates what matters)."""
-    for root, dirs, files in os.walk(source):
-        rel = Path(root).relative_to(source)
-        (target / rel).mkdir(parents=True, exist_ok=True)
-        if rel.name in _EMPTIED:
-            dirs[:] = []
-            continue
-        for name in files:
-            if name in _NOT_COPIED:
-                continue
-            try:
-                shutil.copy2(Path(root) / name, target / rel / name)
-            except FileNotFoundError:
-                continue
+    """Copy a data directory between pg_backup_start and pg_backup_stop, owners and modes kept;
+    files the server changes or removes meanwhile are taken as found or skipped (WAL replay
+    recreates what matters). GNU tar through a pipe: a Python loop over every file of a
+    session's databases took seconds more. tar exits 1 for "file changed/removed as we read
+    it", which is expected here; 2 is a real failure."""
+    target.mkdir()
+    excludes = [f"--exclude={name}" for name in sorted(_NOT_COPIED)] + [
+        f"--exclude={name}/*" for name in sorted(_EMPTIED)
+    ]
+    quiet = ["--warning=no-file-changed", "--warning=no-file-removed"]
+    with tempfile.TemporaryFile() as pack_errors:
+        pack = subprocess.Popen(
+            ["tar", "-C", str(source), *excludes, *quiet, "-cf", "-", "."],
+            stdout=subprocess.PIPE,
+            stderr=pack_errors,
+        )
+        assert pack.stdout is not None
+        with pack.stdout:
+            unpack = subprocess.run(
+                ["tar", "-C", str(target), "--same-permissions", "-xf", "-"], stdin=pack.stdout, capture_output=True
+            )
+        packed = pack.wait()
+        if packed not in (0, 1) or unpack.returncode != 0:
+            pack_errors.seek(0)
+            raise RuntimeError(
+                f"copying {source} failed (tar -c {packed}, tar -x {unpack.returncode}):\n"
+                f"{pack_errors.read().decode(errors='replace')}{unpack.stderr.decode(errors='replace')}"
+            )
 
 
 @contextmanager
@@ -438,10 +474,9 @@ def start_replica(server: PostgresServer) -> Iterator[PostgresServer]:
             f"primary_conninfo = 'host={server.socket_dir} port={server.port} user={SUPERUSER}'\n"
             f"primary_slot_name = '{slot}'\n"
         )
-    for root, dirs, files in os.walk(data):
-        for name in (*dirs, *files):
-            _chown(Path(root) / name, server.os_user)
-    _chown(data, server.os_user)
+    # The copy kept the server's owners; the two files written here are the test's.
+    for path in (data, data / "backup_label", data / "standby.signal"):
+        _chown(path, server.os_user)
     os.chmod(data, 0o700)
     pg_ctl = str(server.server_bindir / "pg_ctl")
     kwargs = server.daemon_user_kwargs()
@@ -536,14 +571,32 @@ class ServiceDb:
 
 
 @pytest.fixture(scope="session")
-def supabase_manifests() -> list[dict]:
-    """The Supabase chart's objects for MANIFEST_ENV, rendered once."""
-    from config.loader import load_config
-    from k8s_charts.aws_values import from_config
-    from k8s_charts.supabase.chart import render_supabase
+def supabase_render() -> Callable[[str], dict[str, list[dict]]]:
+    """`supabase_render("dev")`: chart id -> objects of the three Supabase charts of that
+    environment (render_supabase, the default config), rendered once per session for both
+    xdist workers (tests/shared.once) rather than once per module that reads them."""
 
-    cfg = load_config()
-    return render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))["supabase"]
+    @cache
+    def render(env_name: str) -> dict[str, list[dict]]:
+        def produce(directory: Path) -> None:
+            from config.loader import load_config
+            from k8s_charts.aws_values import from_config
+            from k8s_charts.supabase.chart import render_supabase
+
+            cfg = load_config()
+            (directory / "charts.json").write_text(
+                json.dumps(render_supabase(cfg, env_name, from_config(cfg, env_name)))
+            )
+
+        return json.loads((shared.once(f"supabase-render-{env_name}", produce) / "charts.json").read_text())
+
+    return render
+
+
+@pytest.fixture(scope="session")
+def supabase_manifests(supabase_render) -> list[dict]:
+    """The Supabase chart's objects for MANIFEST_ENV, rendered once."""
+    return supabase_render(MANIFEST_ENV)["supabase"]
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,8 @@ import pytest
 
 from config.loader import load_config
 from database.migrations import HISTORY_SCHEMA, HISTORY_TABLE, MIGRATIONS_DIR, load_migrations
-from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import rds_ca
-from k8s_charts.supabase.chart import MIGRATE_CHART_ID, render_supabase
+from k8s_charts.supabase.chart import MIGRATE_CHART_ID
 from k8s_charts.supabase.migrate import (
     COMPONENT,
     CREDENTIALS,
@@ -53,9 +52,8 @@ LOCKED_WAIT = (
 
 
 @pytest.fixture(scope="module")
-def rendered() -> list[dict]:
-    cfg = load_config()
-    return render_supabase(cfg, MANIFEST_ENV, from_config(cfg, MANIFEST_ENV))[MIGRATE_CHART_ID]
+def rendered(supabase_render) -> list[dict]:
+    return supabase_render(MANIFEST_ENV)[MIGRATE_CHART_ID]
 
 
 @pytest.fixture(scope="module")
@@ -215,25 +213,44 @@ def test_failing_migration_is_rolled_back_whole_and_fails_the_run(fresh, tmp_pat
 
 
 def test_concurrent_runs_one_waits_for_the_other(fresh, tmp_path):
-    slow = folder(tmp_path, {"20260301000000_slow.sql": "SELECT pg_sleep(4);\nCREATE TABLE public.slow (id int);\n"})
-    first = fresh.start(slow)
+    """The first run's migration is held at a gate (a table lock this test holds) for as long as
+    the test needs, instead of sleeping for a guessed time: the second run starts meanwhile and
+    must wait on node-pg-migrate's advisory lock; the gate opens only once it does."""
+    with psycopg.connect(fresh.server.conninfo(dbname=fresh.dbname), autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.migration_gate (id int)")
+    slow = folder(
+        tmp_path,
+        {
+            "20260301000000_slow.sql": "SELECT count(*) FROM public.migration_gate;\nCREATE TABLE public.slow (id int);\n"
+        },
+    )
+    gate = psycopg.connect(fresh.server.conninfo(dbname=fresh.dbname))
+    gate.execute("LOCK TABLE public.migration_gate IN ACCESS EXCLUSIVE MODE")
+    runs: list[subprocess.Popen[str]] = []
     try:
+        first = fresh.start(slow)
+        runs.append(first)
         deadline = time.monotonic() + 30
         while not fresh.sql(
-            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND pid <> pg_backend_pid()"
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%FROM public.migration_gate%' "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         ):
             assert first.poll() is None, first.communicate()[0]
             assert time.monotonic() < deadline, "the first run never reached the slow migration"
-            time.sleep(0.1)
+            time.sleep(0.05)
         second = fresh.start(slow)
-        deadline = time.monotonic() + 15
+        runs.append(second)
+        deadline = time.monotonic() + 30
         while fresh.sql(LOCKED_WAIT) != [(1,)]:
             assert second.poll() is None, f"the second run did not wait: {second.communicate()[0]}"
             assert time.monotonic() < deadline, "the second run never waited on the advisory lock"
-            time.sleep(0.1)
+            time.sleep(0.05)
+        # Both are in: the first holding the advisory lock mid-migration, the second waiting on it.
+        gate.rollback()
         out_first, out_second = first.communicate(timeout=60)[0], second.communicate(timeout=60)[0]
     finally:
-        for proc in (first, second) if "second" in locals() else (first,):
+        gate.close()
+        for proc in runs:
             if proc.poll() is None:
                 proc.kill()
     assert first.returncode == 0, out_first

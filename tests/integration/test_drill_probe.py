@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from ops.drills.recovery_time import outage
 from tests.integration.conftest import PostgresServer, _clean_env, start_replica
 
 DRILLS = Path(__file__).resolve().parents[2] / "ops" / "drills"
-DOWN_SECONDS = 3.0
+# The outage lasts until the probe has failed this often (one try per 0.2 s).
+FAILED_TRIES = 5
 
 
 def _pg_ctl(server: PostgresServer, *args: str) -> None:
@@ -27,6 +29,39 @@ def _pg_ctl(server: PostgresServer, *args: str) -> None:
     )
 
 
+class ProbeLines:
+    """The probe's stdout, read as it comes (a thread), so the test waits for the lines it needs
+    rather than for a guessed time."""
+
+    def __init__(self, probe: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, args=(probe,), daemon=True)
+        self._reader.start()
+
+    def _read(self, probe: subprocess.Popen[str]) -> None:
+        assert probe.stdout is not None
+        for line in probe.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def wait_for(self, state: str, *, after: int, count: int = 1) -> int:
+        """Index of the `count`th line from line `after` on whose state is `state`."""
+
+        def matching() -> list[int]:
+            return [i for i in range(after, len(self.lines)) if self.lines[i].endswith(f" {state}")]
+
+        with self._changed:
+            found = self._changed.wait_for(lambda: len(matching()) >= count, timeout=30)
+            assert found, f"fewer than {count} {state} lines from the probe: {self.lines}"
+            return matching()[count - 1]
+
+    def close(self) -> list[str]:
+        self._reader.join(timeout=10)
+        return self.lines
+
+
 def test_probe_measures_a_real_outage(postgres_server: PostgresServer):
     with start_replica(postgres_server) as replica:
         env = {
@@ -37,23 +72,28 @@ def test_probe_measures_a_real_outage(postgres_server: PostgresServer):
         }
         conninfo = f"host={replica.host} port={replica.port} dbname={replica.dbname} user={replica.master_user} sslmode=require"
         probe = subprocess.Popen(["sh", str(DRILLS / "probe.sh"), conninfo], stdout=subprocess.PIPE, text=True, env=env)
+        read = ProbeLines(probe)
         try:
-            time.sleep(1.5)
+            # Up, as the probe sees it; then down (timed here) until the probe has failed
+            # FAILED_TRIES times; then up again, as it sees it.
+            read.wait_for("ok", after=0)
             _pg_ctl(replica, "-m", "fast", "-w", "stop")
             stopped = time.monotonic()
-            time.sleep(DOWN_SECONDS)
+            first_failure = read.wait_for("FAIL", after=0)
+            read.wait_for("FAIL", after=first_failure, count=FAILED_TRIES)
             _pg_ctl(replica, "-l", str(replica.base_dir / "server.log"), "-w", "-t", "60", "start")
             restarted = time.monotonic()
-            time.sleep(1.5)
+            read.wait_for("ok", after=first_failure)
         finally:
             probe.terminate()
-            lines = probe.communicate(timeout=10)[0].splitlines()
+            probe.wait(timeout=10)
+            lines = read.close()
     found = outage(lines)
     assert found is not None, lines
     down = restarted - stopped
     # The probe sees the outage to within one try (0.2 s) plus one connection attempt.
     assert down - 0.5 <= found.seconds <= down + 1.5, (found, down, lines)
-    assert found.failed_tries >= 5
+    assert found.failed_tries >= FAILED_TRIES
 
 
 def test_recovery_time_refuses_a_log_without_a_complete_outage(tmp_path: Path):

@@ -27,13 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import load_config
 from database.roles import DATABASE_LOGIN_ROLES
-from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import images
 from k8s_charts.supabase import secrets as eso
-from k8s_charts.supabase.chart import render_supabase
-from tests.integration.conftest import apply_bootstrap, free_port
+from scripts.appdev.meta import free_port_pair
+from tests.integration.conftest import apply_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"
@@ -104,9 +102,8 @@ class SecretsManager(dict):
 
 
 @pytest.fixture(scope="module")
-def rendered() -> Rendered:
-    cfg = load_config()
-    return Rendered(objects=render_supabase(cfg, ENV_NAME, from_config(cfg, ENV_NAME))["supabase"])
+def rendered(supabase_render) -> Rendered:
+    return Rendered(objects=supabase_render(ENV_NAME)["supabase"])
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +181,7 @@ def _start_meta(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, MetaS
                 return proc, server
         except (urllib.error.URLError, ConnectionError):
             pass
-        time.sleep(0.3)
+        time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"postgres-meta did not answer /health:\n{log.read_text()}")
 
@@ -201,7 +198,7 @@ def start_meta(rendered, remote, postgres_server, tmp_path_factory) -> Iterator[
         env.update(
             PG_META_DB_PORT=str(postgres_server.port),
             PG_META_DB_NAME=postgres_server.dbname,
-            PG_META_PORT=str(free_port()),
+            PG_META_PORT=str(free_port_pair()),
         )
         if ca is not None:
             env["PG_META_DB_SSL_ROOT_CERT"] = ca
@@ -211,13 +208,10 @@ def start_meta(rendered, remote, postgres_server, tmp_path_factory) -> Iterator[
 
     yield start
     for proc in procs:
-        # The server drains its pools before exiting; a throwaway test server need not wait long.
-        proc.terminate()
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        # Killed, as scripts/appdev/meta.py does: 0.96.6's graceful stop never finishes (its
+        # two servers' onClose hooks wait for each other) until close-with-grace's 10 s timeout.
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -234,23 +228,37 @@ def studio_connection(rendered: Rendered, remote: dict[str, str], postgres_serve
     return f"postgresql://{user}:{password}@{host}:{postgres_server.port}/{postgres_server.dbname}{ssl}"
 
 
-def studio_encrypt(plaintext: str, key: str) -> str:
-    """crypto-js AES with a passphrase, as Studio's encryptString does."""
-    script = "process.stdout.write(require('crypto-js').AES.encrypt(process.argv[1], process.argv[2]).toString())"
-    out = subprocess.run(
-        ["node", "-e", script, plaintext, key], capture_output=True, text=True, check=True, cwd=ROOT, timeout=30
+def studio_encrypt(plaintexts: list[str], key: str) -> list[str]:
+    """crypto-js AES with a passphrase, as Studio's encryptString does; one node for them all."""
+    script = (
+        "const [key, ...texts] = process.argv.slice(1); const { AES } = require('crypto-js');"
+        "process.stdout.write(JSON.stringify(texts.map((text) => AES.encrypt(text, key).toString())))"
     )
-    return out.stdout
+    out = subprocess.run(
+        ["node", "-e", script, key, *plaintexts], capture_output=True, text=True, check=True, cwd=ROOT, timeout=30
+    )
+    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")
 def studio_headers(rendered, remote, postgres_server) -> Callable[..., dict[str, str]]:
+    """`studio_headers(with_ssl_param, host=...)`: Studio's encrypted connection header for the
+    master secret's host (or `host`), with or without POSTGRES_SSL."""
     key = rendered.resolve_env("studio", remote)["PG_META_CRYPTO_KEY"]
+    variants = [(with_ssl_param, host) for with_ssl_param in (True, False) for host in (None, UNNAMED_HOST)]
+    connections = [
+        studio_connection(
+            rendered,
+            remote if host is None else SecretsManager({**remote, eso.MASTER_HOST.var: host}),
+            postgres_server,
+            with_ssl_param=with_ssl_param,
+        )
+        for with_ssl_param, host in variants
+    ]
+    encrypted = dict(zip(variants, studio_encrypt(connections, key), strict=True))
 
     def headers(with_ssl_param: bool, *, host: str | None = None) -> dict[str, str]:
-        values = remote if host is None else SecretsManager({**remote, eso.MASTER_HOST.var: host})
-        conn = studio_connection(rendered, values, postgres_server, with_ssl_param=with_ssl_param)
-        return {"x-connection-encrypted": studio_encrypt(conn, key)}
+        return {"x-connection-encrypted": encrypted[(with_ssl_param, host)]}
 
     return headers
 

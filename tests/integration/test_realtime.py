@@ -20,9 +20,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config.loader import load_config
-from k8s_charts.aws_values import from_config
-from k8s_charts.supabase.chart import render_supabase
 from tests.integration import ecto_migrations
 from tests.integration.test_db_bootstrap import apply_bootstrap, make_passwords
 
@@ -35,9 +32,8 @@ DATABASE = "realtime_it"
 
 
 @pytest.fixture(scope="module")
-def container() -> dict:
-    cfg = load_config()
-    objects = render_supabase(cfg, "dev", from_config(cfg, "dev"))["supabase"]
+def container(supabase_render) -> dict:
+    objects = supabase_render("dev")["supabase"]
     deploy = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "realtime")
     return deploy["spec"]["template"]["spec"]["containers"][0]
 

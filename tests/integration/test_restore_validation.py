@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 
 import boto3
 import psycopg
@@ -45,16 +46,25 @@ def restored_copy(server: PostgresServer, name: str, *, change: str | None = Non
     return name
 
 
-@pytest.fixture()
-def aws(monkeypatch, moto_endpoint, source_passwords):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL": moto_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"), timeout=5).close()
+@pytest.fixture(scope="module")
+def aws(moto_endpoint, source_passwords) -> Iterator[dict]:
+    """The read-only login's secret and the restored instance, in a freshly reset moto, once
+    for the module: every test reads the same two and none changes them (the one write, the
+    validation result, goes to the Stubber)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": moto_endpoint,
+        }.items():
+            monkeypatch.setenv(name, value)
+        request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        yield _aws_resources(source_passwords)
+
+
+def _aws_resources(source_passwords: dict[str, str]) -> dict:
     secrets = boto3.client("secretsmanager")
     secret_arn = secrets.create_secret(
         Name="supabase/staging/db/supabase_read_only_user",

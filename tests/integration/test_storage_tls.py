@@ -16,7 +16,9 @@ handling is the same code as 2.9.1 (only a deprecation warning was added).
 from __future__ import annotations
 
 import json
+import select
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -31,20 +33,55 @@ ROOT = Path(__file__).resolve().parents[2]
 # 127.0.0.1: a name the certificate does not carry, as RDS's does not carry db.<zone>.
 VERIFIABLE_HOST = "localhost"
 UNNAMED_HOST = "127.1"
+# One node for the module: each line on stdin is a URL, each line out the result of a new
+# Client connecting with it (as Storage's pool does), so the checks share one Node start-up.
 CONNECT = """
 const { Client } = require('pg')
-const client = new Client({ connectionString: process.argv[1] })
-client.connect()
-  .then(() => client.query("select current_user as who, ssl from pg_stat_ssl where pid = pg_backend_pid()"))
-  .then((r) => { process.stdout.write(JSON.stringify(r.rows[0])); return client.end() })
-  .catch((e) => { process.stdout.write(JSON.stringify({ error: e.message })); process.exit(0) })
+const lines = require('readline').createInterface({ input: process.stdin })
+lines.on('line', async (url) => {
+  lines.pause()
+  const client = new Client({ connectionString: url })
+  let out
+  try {
+    await client.connect()
+    const r = await client.query("select current_user as who, ssl from pg_stat_ssl where pid = pg_backend_pid()")
+    out = r.rows[0]
+  } catch (e) {
+    out = { error: e.message }
+  }
+  client.end().catch(() => {})
+  process.stdout.write(JSON.stringify(out) + "\\n")
+  lines.resume()
+})
 """
 
 
-def node_postgres(url: str) -> dict:
-    out = subprocess.run(["node", "-e", CONNECT, url], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+@pytest.fixture(scope="module")
+def node_postgres() -> Iterator[Callable[[str], dict]]:
+    """`node_postgres(url)`: what node-postgres (node_modules' pg) gets connecting with `url`:
+    the session's user and TLS flag, or the error."""
+    node = subprocess.Popen(
+        ["node", "-e", CONNECT], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    assert node.stdin is not None and node.stdout is not None
+
+    def connect(url: str) -> dict:
+        node.stdin.write(url + "\n")
+        # One answer per question, read whole: nothing is left buffered between calls.
+        assert select.select([node.stdout], [], [], 60)[0], "node-postgres gave no answer in 60 s"
+        line = node.stdout.readline()
+        assert line, f"node exited {node.poll()}"
+        return json.loads(line)
+
+    try:
+        yield connect
+    finally:
+        node.stdin.close()
+        try:
+            node.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +108,7 @@ def test_rendered_url_names_the_mounted_ca_and_verifies_the_chain(service_db):
     assert query == {"uselibpqcompat": ["true"], "sslmode": ["verify-ca"], "sslrootcert": [rds_ca.FILE]}
 
 
-def test_a_host_name_check_would_refuse_the_alias(storage_url):
+def test_a_host_name_check_would_refuse_the_alias(storage_url, node_postgres):
     """Why verify-ca: the same CA with verify-full refuses a server whose certificate does not
     name the host connected to, as RDS's does not name db.<zone>."""
     sslrootcert = parse_qs(urlsplit(storage_url).query)["sslrootcert"][0]
@@ -82,17 +119,17 @@ def test_a_host_name_check_would_refuse_the_alias(storage_url):
     assert node_postgres(_with_query(named, sslmode="verify-full", sslrootcert=sslrootcert))["ssl"]
 
 
-def test_storage_connects_with_its_url(storage_url):
+def test_storage_connects_with_its_url(storage_url, node_postgres):
     assert node_postgres(storage_url) == {"who": "supabase_storage_admin", "ssl": True}
 
 
-def test_without_the_ca_storage_cannot_connect(storage_url):
+def test_without_the_ca_storage_cannot_connect(storage_url, node_postgres):
     """The defect this URL fixes: `sslmode=require` and no CA means Node's own CA list, which
     has no RDS (here: no test) root."""
     assert "certificate" in node_postgres(_with_query(storage_url, sslmode="require")).get("error", "")
 
 
-def test_another_ca_is_refused(storage_url, supabase_manifests, tmp_path):
+def test_another_ca_is_refused(storage_url, supabase_manifests, tmp_path, node_postgres):
     """The rendered ConfigMap's RDS roots did not sign the test server: verification is real."""
     cm = next(o for o in supabase_manifests if o["kind"] == "ConfigMap" and o["metadata"]["name"] == rds_ca.CONFIG_MAP)
     ca = tmp_path / rds_ca.KEY
