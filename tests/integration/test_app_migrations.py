@@ -43,6 +43,9 @@ from scripts.appdev.drift import diff
 from scripts.appdev.scratch import ROOT, clean_env
 from tests.integration.conftest import MANIFEST_ENV, bootstrapped_database
 
+# Seventeen node-pg-migrate runs and four migra comparisons on PostgreSQL 17.
+pytestmark = pytest.mark.long
+
 HISTORY = f"{HISTORY_SCHEMA}.{HISTORY_TABLE}"
 SAMPLES = [m.name for m in load_migrations()]
 LOCKED_WAIT = (
