@@ -17,7 +17,7 @@ from k8s_charts.base import base_charts
 from k8s_charts.monitoring import monitoring_charts
 from k8s_charts.monitoring.cost_views import cost_charts
 from k8s_charts.policies import security_charts
-from k8s_charts.supabase import supabase_charts
+from k8s_charts.supabase.chart import supabase_charts
 
 ChartFactory = Callable[[cdk8s.App, OrgConfig, str, AwsValues], list[cdk8s.Chart]]
 

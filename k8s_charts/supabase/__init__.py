@@ -1,15 +1,6 @@
-"""Supabase on EKS as cdk8s charts (see /work/shared/SUPABASE.md for the contract)."""
+"""Supabase on EKS as cdk8s charts (see /work/shared/SUPABASE.md for the contract).
 
-from k8s_charts.supabase.bootstrap import SupabaseDbBootstrapChart
-from k8s_charts.supabase.chart import SupabaseChart, supabase_charts
-from k8s_charts.supabase.props import AuthProps, OAuthProviderProps, Scaling, SupabaseProps
-
-__all__ = [
-    "AuthProps",
-    "OAuthProviderProps",
-    "Scaling",
-    "SupabaseChart",
-    "SupabaseDbBootstrapChart",
-    "SupabaseProps",
-    "supabase_charts",
-]
+Import from the modules (`k8s_charts.supabase.chart`, `.props`, `.images`, ...). The package
+itself imports nothing, so the tools that only need a fact from it (an image tag, the RDS CA)
+do not start the jsii runtime that the charts need.
+"""
