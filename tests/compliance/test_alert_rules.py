@@ -443,12 +443,20 @@ def _render(template: str, labels: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels[m.group(1)], template)
 
 
-def _test_block(name: str, series: dict[str, str], minute: int, expected: list[dict]) -> dict:
+def _test_block(name: str, series: dict[str, str], *checks: tuple[int, list[dict]]) -> dict:
+    """One promtool test group: `series` from minute 0, and at each (minute, expected) the alerts firing.
+
+    promtool evaluates a group's rules once per interval from 0 to its last check and compares at each
+    check's minute as it passes (cmd/promtool/unittest.go), so two checks of one scenario give the
+    verdicts two groups would, for the price of one timeline."""
     return {
         "name": name,
         "interval": "1m",
         "input_series": [{"series": s, "values": v} for s, v in series.items()],
-        "alert_rule_test": [{"eval_time": f"{minute}m", "alertname": name.split(":")[0], "exp_alerts": expected}],
+        "alert_rule_test": [
+            {"eval_time": f"{minute}m", "alertname": name.split(":")[0], "exp_alerts": expected}
+            for minute, expected in checks
+        ],
     }
 
 
@@ -478,9 +486,11 @@ def test_alerts_fire_just_past_their_thresholds_only(rule_groups: list[dict], ru
             annotations = {k: _render(v, labels) for k, v in rule["annotations"].items()}
             due = _due(name, case)
             fired = [{"exp_labels": labels, "exp_annotations": annotations}]
-            tests.append(_test_block(f"{name}:{i}:fires", case.past, due, fired))
-            tests.append(_test_block(f"{name}:{i}:just-short-of-threshold", case.short, due, []))
-            tests.append(_test_block(f"{name}:{i}:just-short-of-for", case.past, due - 1, []))
+            # Silent one evaluation before `for:` has elapsed, firing once it has: one timeline.
+            tests.append(
+                _test_block(f"{name}:{i}:just-short-of-for-then-fires", case.past, (due - 1, []), (due, fired))
+            )
+            tests.append(_test_block(f"{name}:{i}:just-short-of-threshold", case.short, (due, [])))
     out = _run(rules_file, "alerts_test.yaml", tests)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -489,6 +499,6 @@ def test_a_wrong_expectation_is_caught(rules_file: Path) -> None:
     """Guards the harness: a firing scenario asserted as silent must make promtool fail."""
     (case,) = CASES["PgBouncerDown"]
     out = _run(
-        rules_file, "inverted_test.yaml", [_test_block("PgBouncerDown", case.past, _due("PgBouncerDown", case), [])]
+        rules_file, "inverted_test.yaml", [_test_block("PgBouncerDown", case.past, (_due("PgBouncerDown", case), []))]
     )
     assert out.returncode != 0

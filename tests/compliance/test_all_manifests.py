@@ -8,23 +8,17 @@ checkov (kubernetes) passes on the charts outside the Supabase suite's own scan.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections import Counter
-from pathlib import Path
 
-import kubernetes_validate
 import pytest
-import yaml
 
-from k8s_charts.environment import render_manifests
-from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from scripts.images import images
+from tests import kubernetes_schema
+from tests.compliance import checkov_kubernetes
 from tests.conftest import ENVIRONMENTS
+from tests.rendered import manifests
 
 ENVS = ENVIRONMENTS
-CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
 # Custom resources and the suite that validates their schema.
 CUSTOM_RESOURCE_SUITES = {
     "external-secrets.io/v1": "test_supabase_manifests.py, test_base_manifests.py (JSON schemas from the CRDs)",
@@ -38,13 +32,11 @@ CUSTOM_RESOURCE_SUITES = {
     "velero.io/v1": "test_base_manifests.py (schema from the Velero CRD)",
     "autoscaling.k8s.io/v1": "test_cost_views.py (schema from the vendored VPA CRD)",
 }
-# The Supabase charts have their own checkov scan (test_supabase_manifests.py).
-SUPABASE_CHARTS = set(SUPABASE_CHART_IDS)
 
 
 @pytest.fixture(scope="module")
-def rendered(cfg):
-    return {env: render_manifests(cfg, env) for env in ENVS}
+def rendered():
+    return {env: manifests(env) for env in ENVS}
 
 
 def objects(rendered, env):
@@ -57,7 +49,7 @@ def test_builtin_objects_validate_strictly(rendered, cfg, env):
     builtin = [o for o in objects(rendered, env) if o["apiVersion"] not in CUSTOM_RESOURCE_SUITES]
     assert len(builtin) > 100
     for obj in builtin:
-        kubernetes_validate.validate(obj, version, strict=True)
+        kubernetes_schema.validate(obj, version, strict=True)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -90,21 +82,10 @@ def test_every_image_is_pinned(rendered, env):
 
 
 @pytest.fixture(scope="module")
-def checkov_results(rendered, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("manifests")
-    for env in ENVS:
-        for chart, objs in rendered[env].items():
-            if chart not in SUPABASE_CHARTS:
-                (folder / f"{env}-{chart}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
-    proc = subprocess.run(
-        [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
-    report = json.loads(proc.stdout)
-    return report["results"] if isinstance(report, dict) else report[0]["results"]
+def checkov_results():
+    """checkov over every chart but the Supabase ones (test_supabase_manifests.py reads those), in the
+    session's one checkov run (tests/compliance/checkov_kubernetes.py)."""
+    return checkov_kubernetes.results(checkov_kubernetes.OTHERS)
 
 
 def test_checkov_kubernetes_passes_on_every_other_chart(checkov_results, report):

@@ -17,8 +17,9 @@ from k8s_charts.base import (
     FARGATE_LOGGING_NAMESPACE,
     NAMESPACES,
 )
-from k8s_charts.environment import render_manifests
+from tests import kubernetes_schema
 from tests.conftest import ENVIRONMENTS
+from tests.rendered import manifests
 
 ENVS = ENVIRONMENTS
 K8S_VERSION = "1.35.0"
@@ -30,8 +31,8 @@ CRD_SCHEMAS = {
 
 
 @pytest.fixture(scope="module")
-def rendered(cfg):
-    return {env: render_manifests(cfg, env) for env in ENVS}
+def rendered():
+    return {env: manifests(env) for env in ENVS}
 
 
 def _base_objects(rendered, env):
@@ -49,7 +50,7 @@ def test_every_base_object_validates_strictly(rendered, env):
         if key in CRD_SCHEMAS:
             jsonschema.validate(obj, _schema(key))
         else:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            kubernetes_schema.validate(obj, K8S_VERSION, strict=True)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,7 @@ def test_velero_schedules_follow_config(rendered, cfg, env):
     assert all(s["metadata"]["namespace"] == "velero" for s in schedules.values())
 
 
-def test_manifest_writer_writes_one_yaml_per_chart(cfg, tmp_path):
+def test_manifest_writer_writes_one_yaml_per_chart(rendered, cfg, tmp_path):
     import yaml
 
     from scripts.manifests import write_manifests
@@ -135,6 +136,6 @@ def test_manifest_writer_writes_one_yaml_per_chart(cfg, tmp_path):
     written = write_manifests(cfg, tmp_path)
     assert {p.parent.name for p in written} == set(cfg.environments)
     prod = {p.stem: p for p in written if p.parent.name == "prod"}
-    assert set(prod) == set(render_manifests(cfg, "prod"))
+    assert set(prod) == set(rendered["prod"])
     docs = list(yaml.safe_load_all(prod[CONTROLLERS_CHART_ID].read_text()))
-    assert [d["kind"] for d in docs] == [o["kind"] for o in render_manifests(cfg, "prod")[CONTROLLERS_CHART_ID]]
+    assert [d["kind"] for d in docs] == [o["kind"] for o in rendered["prod"][CONTROLLERS_CHART_ID]]

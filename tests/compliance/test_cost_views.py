@@ -16,10 +16,10 @@ import yaml
 from config import load_config
 from constructs_lib.addons import vertical_pod_autoscaler
 from constructs_lib.addons.base import CHARTS_DIR
-from k8s_charts.environment import render_manifests
 from k8s_charts.monitoring.cost_views import DASHBOARDS, VPA_TARGET_KINDS, vpa_metric
 from tests.conftest import ORG_CONFIGS
 from tests.deploy.test_helm_charts import schema_errors
+from tests.rendered import manifests as rendered_manifests
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 ORGS = sorted(ORG_CONFIGS)
@@ -31,7 +31,7 @@ def rendered() -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:
     for org in ORGS:
         cfg = load_config(ORG_CONFIGS[org])
         for env in cfg.environments:
-            found[(org, env)] = render_manifests(cfg, env)
+            found[(org, env)] = rendered_manifests(env, org)
     return found
 
 

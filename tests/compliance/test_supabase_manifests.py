@@ -4,23 +4,18 @@ documented external-secrets.io/v1 CRD, and checkov finds nothing beyond reasoned
 from __future__ import annotations
 
 import copy
-import json
-import os
-import subprocess
-from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
-from config.loader import load_config
-from k8s_charts.environment import render_manifests
 from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
+from tests import kubernetes_schema
+from tests.compliance import checkov_kubernetes
 from tests.conftest import ENVIRONMENTS
+from tests.rendered import manifests
 
 ENVS = ENVIRONMENTS
-CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
 
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 # Written from the external-secrets.io/v1 ExternalSecret CRD reference (ESO 0.17+ / 1.x):
@@ -121,7 +116,7 @@ EXTERNAL_SECRET_SCHEMA = {
 
 @pytest.fixture(scope="module", params=ENVS)
 def objects(request):
-    rendered = render_manifests(load_config(), request.param)
+    rendered = manifests(request.param)
     return request.param, [o for chart in SUPABASE_CHART_IDS for o in rendered[chart]]
 
 
@@ -131,7 +126,7 @@ def test_builtin_kinds_validate_strictly(objects):
     for obj in objs:
         if obj["apiVersion"].startswith("external-secrets.io"):
             continue
-        kubernetes_validate.validate(obj, "1.35.0", strict=True)
+        kubernetes_schema.validate(obj, "1.35.0", strict=True)
         checked += 1
     assert checked > 50
 
@@ -141,7 +136,7 @@ def test_external_secrets_match_crd_schema(objects):
     ess = [o for o in objs if o["kind"] == "ExternalSecret"]
     assert len(ess) >= 10
     for es in ess:
-        jsonschema.validate(es, EXTERNAL_SECRET_SCHEMA)
+        kubernetes_schema.jsonschema_validate(es, EXTERNAL_SECRET_SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -178,22 +173,10 @@ def test_strict_validation_catches_typos(objects):
 
 
 @pytest.fixture(scope="module")
-def checkov_results(tmp_path_factory):
-    """One checkov run over all three environments (it costs seconds per invocation)."""
-    folder = tmp_path_factory.mktemp("supabase-manifests")
-    cfg = load_config()
-    for env_name in ENVS:
-        rendered = render_manifests(cfg, env_name)
-        objs = [o for chart in SUPABASE_CHART_IDS for o in rendered[chart]]
-        (folder / f"supabase-{env_name}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
-    proc = subprocess.run(
-        [str(CHECKOV), "-d", str(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
-    return json.loads(proc.stdout)["results"]
+def checkov_results():
+    """checkov over the Supabase charts of all three environments, in the session's one checkov run
+    (tests/compliance/checkov_kubernetes.py: it costs seconds per invocation)."""
+    return checkov_kubernetes.results(checkov_kubernetes.SUPABASE)
 
 
 def test_checkov_passes_with_reasoned_skips(checkov_results, report):

@@ -130,8 +130,10 @@ def constraint_crd_name(kind: str) -> str:
     return f"{kind.lower()}.{CONSTRAINT_GROUP}"
 
 
+@functools.cache
 def waits_until_established(json_path: str) -> bool:
-    """True when `kubectl get crd -o jsonpath={json_path}` stays empty until the CRD is Established."""
+    """True when `kubectl get crd -o jsonpath={json_path}` stays empty until the CRD is Established.
+    (Cached: every plan asks it of each wait once per later step, and parsing the path is the cost.)"""
     path = parse_jsonpath("$" + json_path)
     return not any(path.find(state) for state in CRD_PENDING_STATES) and bool(path.find(CRD_ESTABLISHED_STATE))
 

