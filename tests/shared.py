@@ -13,6 +13,7 @@ the workers start (they inherit SESSION_DIR through the environment) and removes
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -30,6 +31,7 @@ def session_dir() -> Path:
     """The session's shared directory (a private one when no session set it up, e.g. a script)."""
     if not os.environ.get(SESSION_DIR):
         os.environ[SESSION_DIR] = tempfile.mkdtemp(prefix="supabase-tests-")
+        atexit.register(shutil.rmtree, os.environ[SESSION_DIR], ignore_errors=True)
     return Path(os.environ[SESSION_DIR])
 
 

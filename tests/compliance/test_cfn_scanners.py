@@ -31,7 +31,17 @@ def scanner_runs(assembly):
         text=True,
     )
     checkov = subprocess.Popen(
-        [str(CHECKOV), "-d", str(assembly.outdir), "--framework", "cloudformation", "--skip-download", "-o", "json"],
+        [
+            str(CHECKOV),
+            "-d",
+            str(assembly.outdir),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "--compact",
+            "-o",
+            "json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
