@@ -3,7 +3,7 @@
 `assembly` is the cloud assembly of every stack of every environment of config/default.yaml,
 read from disk; `template("staging", "network")` returns a cached assertions Template. Both
 xdist workers read the same assembly (`make synth`'s, or one synthesized by whichever worker
-asked first). `environment_stages` are the same stages as constructs, for the few tests that need them.
+asked first). `production_stage` is one stage as constructs, for the few tests that need them.
 """
 
 from __future__ import annotations
@@ -130,12 +130,13 @@ def synthesized():
 
 
 @pytest.fixture(scope="session")
-def environment_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, EnvironmentStage]:
-    """The default organization's environment stages as constructs (built, never synthesized), for
-    what only the constructs show: the stacks' public attributes (tests/unit/test_public_attributes.py)."""
+def production_stage(tmp_path_factory: pytest.TempPathFactory) -> EnvironmentStage:
+    """The default organization's production stage (every feature on) as constructs, built and never
+    synthesized, for what only the constructs show: the stacks' public attributes
+    (tests/unit/test_public_attributes.py)."""
     cfg = load_config(ORG_CONFIGS["default"])
-    app = synth.app(tmp_path_factory.mktemp("environment-stages"))
-    return {name: EnvironmentStage(app, name, cfg=cfg, env_name=name) for name in cfg.environments}
+    name = next(name for name, env in cfg.environments.items() if env.production)
+    return EnvironmentStage(synth.app(tmp_path_factory.mktemp("production-stage")), name, cfg=cfg, env_name=name)
 
 
 @pytest.fixture(scope="session")
