@@ -25,6 +25,7 @@ from k8s_charts import environment
 from k8s_charts.mesh import istiod_helm_values
 from k8s_charts.policies import POLICIES, SYSTEM_EXEMPTIONS, Policy, constraint, constraint_template, rego_module
 from tests.conftest import ENVIRONMENTS
+from tests.deploy import admission
 from tests.kubernetes_schema import jsonschema_validate
 from tests.rendered import manifests as rendered_manifests
 
@@ -52,20 +53,7 @@ class Gatekeeper:
             self._interpreters[policy.template_name] = (interpreter, bundle)
 
     def violations(self, policy: Policy, obj: dict[str, Any]) -> list[str]:
-        review = {
-            "review": {
-                "object": obj,
-                "kind": {
-                    "group": _group(obj),
-                    "version": obj["apiVersion"].split("/")[-1],
-                    "kind": obj["kind"],
-                },
-                "namespace": _namespace(obj),
-                "name": obj["metadata"].get("name", ""),
-                "operation": "CREATE",
-            },
-            "parameters": policy.constraint_parameters,
-        }
+        review = admission.review(obj, policy.constraint_parameters)
         key = (policy.template_name, json.dumps(review, sort_keys=True))
         if key not in self._verdicts:
             self._verdicts[key] = self._query(policy, review)
@@ -97,10 +85,6 @@ def rendered() -> dict[str, dict[str, list[dict[str, Any]]]]:
     return {env: rendered_manifests(env) for env in ENVIRONMENTS}
 
 
-def _group(obj: dict[str, Any]) -> str:
-    return obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-
-
 def _namespace(obj: dict[str, Any]) -> str:
     return obj["metadata"].get("namespace", "default")
 
@@ -112,7 +96,7 @@ def _glob(pattern: str, namespace: str) -> bool:
 def selects(constraint_obj: dict[str, Any], obj: dict[str, Any]) -> bool:
     """Gatekeeper's match semantics for the fields our constraints use (kinds, namespaces)."""
     match = constraint_obj["spec"]["match"]
-    if not any(_group(obj) in k["apiGroups"] and obj["kind"] in k["kinds"] for k in match["kinds"]):
+    if not any(admission.group_of(obj) in k["apiGroups"] and obj["kind"] in k["kinds"] for k in match["kinds"]):
         return False
     namespace = _namespace(obj)
     if any(_glob(p, namespace) for p in match.get("excludedNamespaces", [])):

@@ -188,9 +188,24 @@ def _template_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return node
 
 
-def _group(obj: Mapping[str, Any]) -> str:
+def group_of(obj: Mapping[str, Any]) -> str:
+    """The object's API group ("" for the core group)."""
     api_version = obj["apiVersion"]
     return api_version.split("/")[0] if "/" in api_version else ""
+
+
+def review(obj: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The input Gatekeeper gives a template's Rego for a CREATE of `obj` under a constraint's parameters."""
+    return {
+        "review": {
+            "object": obj,
+            "kind": {"group": group_of(obj), "version": obj["apiVersion"].split("/")[-1], "kind": obj["kind"]},
+            "namespace": obj["metadata"].get("namespace", "default"),
+            "name": obj["metadata"].get("name", ""),
+            "operation": "CREATE",
+        },
+        "parameters": parameters,
+    }
 
 
 class Gatekeeper:
@@ -223,7 +238,7 @@ class Gatekeeper:
                 "are not modelled"
             )
         if not any(
-            (_group(obj) in k["apiGroups"] or "*" in k["apiGroups"])
+            (group_of(obj) in k["apiGroups"] or "*" in k["apiGroups"])
             and (obj["kind"] in k["kinds"] or "*" in k["kinds"])
             for k in match.get("kinds", [{"apiGroups": ["*"], "kinds": ["*"]}])
         ):
@@ -239,24 +254,7 @@ class Gatekeeper:
             if not self.selects(constraint, obj):
                 continue
             interpreter, bundle = self._compiled[constraint["kind"]]
-            interpreter.set_input(
-                Input(
-                    {
-                        "review": {
-                            "object": obj,
-                            "kind": {
-                                "group": _group(obj),
-                                "version": obj["apiVersion"].split("/")[-1],
-                                "kind": obj["kind"],
-                            },
-                            "namespace": obj["metadata"].get("namespace", "default"),
-                            "name": obj["metadata"].get("name", ""),
-                            "operation": "CREATE",
-                        },
-                        "parameters": constraint["spec"].get("parameters", {}),
-                    }
-                )
-            )
+            interpreter.set_input(Input(review(obj, constraint["spec"].get("parameters", {}))))
             [bindings] = interpreter.query_bundle(bundle).results
             found += [
                 f"{constraint['kind']}/{constraint['metadata']['name']}: {v['msg']}" for v in bindings.bindings["found"]
