@@ -190,14 +190,20 @@ def claimed_gib(objects: Sequence[Mapping[str, Any]]) -> int:
 
 
 def facts(cfg: OrgConfig, env_name: str) -> Facts:
-    # Imported here: these pull in the CDK and cdk8s (seconds of jsii start-up) that the
-    # arithmetic and its tests do not need.
+    # Imported here: cdk8s (seconds of jsii start-up) is not needed by the arithmetic and its tests.
+    from k8s_charts.environment import render_manifests
+
+    return facts_of_manifests(render_manifests(cfg, env_name))
+
+
+def facts_of_manifests(manifests: Mapping[str, list[dict]]) -> Facts:
+    """The facts of one environment from its rendered charts (chart id -> Kubernetes objects)."""
+    # Imported here, as in `facts`: these pull in the CDK.
     from constructs_lib.addons import kube_prometheus_stack
     from constructs_lib.eks_cluster import ROOT_VOLUME_GIB
-    from k8s_charts.environment import render_manifests
     from stacks.network_stack import INTERFACE_ENDPOINTS
 
-    objects = [o for objs in render_manifests(cfg, env_name).values() for o in objs]
+    objects = [o for objs in manifests.values() for o in objs]
     return Facts(
         root_volume_gib=ROOT_VOLUME_GIB,
         interface_endpoints=len(INTERFACE_ENDPOINTS),

@@ -14,10 +14,22 @@ from pathlib import Path
 import pytest
 import yaml
 
+import scripts.cost.__main__ as cost_main
 from config import load_config, parse_config
 from config.model import CACHE_NODE_TYPES, GRAVITON_NODE_FAMILIES, NODE_SIZES, RDS_INSTANCE_CLASSES
-from scripts.cost import Facts, Prices, claimed_gib, estimate, facts, load_balancers, load_usage, render
+from scripts.cost import (
+    Facts,
+    Prices,
+    claimed_gib,
+    estimate,
+    facts,
+    facts_of_manifests,
+    load_balancers,
+    load_usage,
+    render,
+)
 from scripts.cost.__main__ import main
+from tests import rendered
 from tests.conftest import ORG_CONFIGS, ROOT
 
 TABLE = yaml.safe_load((ROOT / "scripts" / "cost" / "prices.yaml").read_text())
@@ -27,10 +39,15 @@ HOURS = 730
 
 @pytest.fixture(scope="module")
 def outputs() -> dict[str, str]:
-    """`make cost` (its module's main) for every organization config, printed once."""
+    """`make cost` (its module's main) for every organization config, printed once. Its facts come
+    from the session's renders of the same charts (tests/rendered.py) instead of a second rendering;
+    test_facts_are_what_the_charts_render covers `facts` rendering them itself."""
     printed = {}
     for org, path in ORG_CONFIGS.items():
-        with contextlib.redirect_stdout(io.StringIO()) as out:
+        with contextlib.redirect_stdout(io.StringIO()) as out, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                cost_main, "facts", lambda _cfg, env, org=org: facts_of_manifests(rendered.manifests(env, org))
+            )
             assert main(["cost", str(path)]) == 0
         printed[org] = out.getvalue()
     return printed
