@@ -96,21 +96,16 @@ if _DEPLOYED and (ROOT / _DEPLOYED).resolve() not in {path.resolve() for path in
 # that assembly rather than synthesizing the same organization again; tests/synth.py gives the
 # others the CLI's context, so both kinds of assembly hold the same templates.
 _CLI_ASSEMBLY = os.environ.get("SUPABASE_CDK_OUT")
-_CLI_ORG = (
-    next(
-        p
-        for p, path in ORG_CONFIGS.items()
-        if path.resolve() == (ROOT / (_DEPLOYED or ORG_CONFIGS["default"])).resolve()
-    )
-    if _CLI_ASSEMBLY
-    else None
-)
+_CLI_ORG: str | None = None
+if _CLI_ASSEMBLY:
+    _made_from = (ROOT / (_DEPLOYED or ORG_CONFIGS["default"])).resolve()
+    _CLI_ORG = next(name for name, path in ORG_CONFIGS.items() if path.resolve() == _made_from)
 
 
 def assembly_dir(name: str) -> Path:
     """Where organization `name`'s assembly is: `make synth`'s, or one synthesized once per session."""
-    if name == _CLI_ORG:
-        return Path(str(_CLI_ASSEMBLY))
+    if _CLI_ASSEMBLY and name == _CLI_ORG:
+        return Path(_CLI_ASSEMBLY)
     config_file = ORG_CONFIGS[name]
     return shared.once(
         f"cdk.out-{name}",
