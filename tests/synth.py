@@ -40,16 +40,9 @@ def app(outdir: Path, *, config_file: Path | None = None) -> cdk.App:
     return cdk.App(outdir=str(outdir), context=context)
 
 
-def build(
-    cfg: OrgConfig, outdir: Path, *, config_file: Path | None = None, nag: bool = True
-) -> tuple[cdk.App, dict[str, cdk.Stage]]:
-    """Every stack of `cfg`, as constructs (not synthesized yet)."""
+def synthesize(cfg: OrgConfig, outdir: Path, *, config_file: Path | None = None) -> None:
+    """Writes `cfg`'s cloud assembly into `outdir`, as `cdk synth` does: cdk-nag's packs run and
+    their findings go to validation-report.json."""
     built = app(outdir, config_file=config_file)
-    return built, build_app(built, cfg, nag=nag)
-
-
-def synthesize(cfg: OrgConfig, outdir: Path, *, config_file: Path | None = None, nag: bool = True) -> None:
-    """Writes `cfg`'s cloud assembly into `outdir`, with cdk-nag's findings in validation-report.json
-    unless `nag` is off."""
-    built, _ = build(cfg, outdir, config_file=config_file, nag=nag)
+    build_app(built, cfg)
     built.synth()

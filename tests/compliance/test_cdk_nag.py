@@ -52,7 +52,8 @@ def test_both_packs_judged_every_stack(organization, reports, acknowledged):
     assert set(reports) == set(PACKS)
     stacks = {s.display_name for s in organization.stacks()}
     judged = {
-        next(s for s in stacks if c["constructPath"].startswith(f"{s}/"))
+        # A path under no stack shows itself in the failure instead of stopping the comprehension.
+        next((s for s in stacks if c["constructPath"].startswith(f"{s}/")), c["constructPath"])
         for finding in acknowledged
         for c in finding["violatingConstructs"]
     }
