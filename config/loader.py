@@ -13,12 +13,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from config import naming
+from config import naming, yamlio
 from config.model import PUBLIC_DEMO_VALUES, OrgConfig, Problem, Problems
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
@@ -194,7 +193,7 @@ def parse_config(raw: Any, *, source: str = "config") -> OrgConfig:
 def load_config(path: str | Path | None = None) -> OrgConfig:
     file = Path(path) if path else DEFAULT_CONFIG
     try:
-        raw = yaml.safe_load(file.read_text())
+        raw = yamlio.load(file.read_text())
     except FileNotFoundError:
         raise ConfigError(
             line(str(file), "", str(file), "no such config file", "pass -c config=PATH (or CONFIG=PATH to make)")
@@ -205,7 +204,7 @@ def load_config(path: str | Path | None = None) -> OrgConfig:
                 str(file), "", str(file), f"cannot be read as text ({type(exc).__name__})", "pass a readable YAML file"
             )
         ) from None
-    except yaml.YAMLError as exc:
+    except yamlio.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f"line {where.line + 1}, column {where.column + 1}" if where else "the file"
         raise ConfigError(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+from config import yamlio
 
 
 def _images(node: Any) -> Iterator[str]:
@@ -31,7 +31,7 @@ def images(objects: list[dict]) -> list[str]:
 
 
 def images_in(directory: Path) -> list[str]:
-    objects = [doc for f in sorted(directory.rglob("*.yaml")) for doc in yaml.safe_load_all(f.read_text()) if doc]
+    objects = [doc for f in sorted(directory.rglob("*.yaml")) for doc in yamlio.load_all(f.read_text()) if doc]
     return images(objects)
 
 

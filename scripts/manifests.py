@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
-
-from config import load_config
+from config import load_config, yamlio
 from config.model import OrgConfig
 from k8s_charts.environment import render_manifests
 
@@ -23,7 +21,7 @@ def write_manifests(cfg: OrgConfig, outdir: Path) -> list[Path]:
         env_dir.mkdir(parents=True, exist_ok=True)
         for chart_id, objects in render_manifests(cfg, env_name).items():
             path = env_dir / f"{chart_id}.yaml"
-            path.write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
+            path.write_text(yamlio.dump_all(objects, sort_keys=False), encoding="utf-8")
             written.append(path)
     return written
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from aws_cdk import aws_iam as iam
 
+from config import yamlio
 from constructs_lib.addons import istio
 from constructs_lib.addons.base import (
     SYSTEM_NODE_SELECTOR,
@@ -77,7 +77,7 @@ def istio_scrape_values() -> dict[str, Any]:
             "annotations": {
                 "traffic.sidecar.istio.io/includeInboundPorts": "",
                 "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
-                "proxy.istio.io/config": yaml.safe_dump({"proxyMetadata": {"OUTPUT_CERTS": PROXY_CERTS_DIR}}),
+                "proxy.istio.io/config": yamlio.dump({"proxyMetadata": {"OUTPUT_CERTS": PROXY_CERTS_DIR}}),
                 "sidecar.istio.io/userVolumeMount": json.dumps(
                     [{"name": ISTIO_CERTS_VOLUME, "mountPath": PROXY_CERTS_DIR}]
                 ),

@@ -12,8 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from config import yamlio
 from k8s_charts.aws_values import AwsValues
 
 FALCO_CHART_VERSION = "9.1.0"  # Falco 0.44.1; bundles falcosidekick chart 0.12.x
@@ -45,7 +44,7 @@ def rules_yaml(vpc_cidr: str) -> str:
 
 def rules(vpc_cidr: str) -> list[dict[str, Any]]:
     """The rule file as data, with the environment's VPC range filled in."""
-    return yaml.safe_load(rules_yaml(vpc_cidr))
+    return yamlio.load(rules_yaml(vpc_cidr))
 
 
 def helm_values(values: AwsValues) -> dict[str, Any]:

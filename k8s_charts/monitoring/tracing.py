@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import yaml
 from constructs import Construct
 
+from config import yamlio
 from k8s_charts.aws_values import AwsValues
 from k8s_charts.hardening import Probe
 from k8s_charts.monitoring.objects import (
@@ -66,7 +66,7 @@ def add_otel_collector(scope: Construct, values: AwsValues, *, sample_ratio: flo
         labels={"app.kubernetes.io/name": OTEL_COLLECTOR},
         body={
             "data": {
-                "config.yaml": yaml.safe_dump(
+                "config.yaml": yamlio.dump(
                     collector_config(region=values.region, sample_ratio=sample_ratio), sort_keys=False
                 )
             }

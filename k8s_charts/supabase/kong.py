@@ -20,8 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from config import yamlio
 from k8s_charts.catalog import CATALOG
 from k8s_charts.supabase import kong_lua, secrets
 from k8s_charts.supabase.props import AUTH_PATH, OTLP_TRACES_ENDPOINT, SupabaseProps, service_host
@@ -486,7 +485,7 @@ def secret_values(props: SupabaseProps) -> tuple[secrets.RemoteValue, ...]:
 
 def kong_yml_template(props: SupabaseProps) -> str:
     sentinels = {v.var: f"__secret_{v.var}__" for v in secret_values(props)}
-    text = yaml.safe_dump(declarative_config(props, sentinels), sort_keys=False, width=1000)
+    text = yamlio.dump(declarative_config(props, sentinels), sort_keys=False, width=1000)
     for var, sentinel in sentinels.items():
         if sentinel not in text:
             raise AssertionError(f"placeholder {sentinel} is fetched but never used")

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from config import yamlio
 from config.model import Environment, NodeGroup, OrgConfig
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +50,7 @@ class Prices:
 
     @classmethod
     def load(cls, path: Path = PRICES_FILE) -> Prices:
-        return cls(yaml.safe_load(path.read_text()))
+        return cls(yamlio.load(path.read_text()))
 
     @property
     def hours(self) -> float:
@@ -459,4 +458,4 @@ def estimate_all(
 
 
 def load_usage(path: Path = USAGE_FILE) -> dict[str, dict[str, float]]:
-    return yaml.safe_load(path.read_text())
+    return yamlio.load(path.read_text())

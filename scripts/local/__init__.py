@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from config import yamlio
 from config.model import OrgConfig
 from config.naming import SecretKeys
 from constructs_lib.database import parameters as rds_parameters
@@ -409,7 +409,7 @@ def _volume_files(
 
 def local_kong_config(text: str) -> str:
     """kong.yml as rendered, with the rate-limit-store and tracing differences applied."""
-    config = yaml.safe_load(text)
+    config = yamlio.load(text)
     plugins = []
     for plugin in config["plugins"]:
         if plugin["name"] == "opentelemetry":
@@ -420,7 +420,7 @@ def local_kong_config(text: str) -> str:
             plugin["config"].pop("redis", None)
         plugins.append(plugin)
     config["plugins"] = plugins
-    return yaml.safe_dump(config, sort_keys=False, width=1000)
+    return yamlio.dump(config, sort_keys=False, width=1000)
 
 
 # RDS extensions the official postgres image does not ship (difference database-parameters).
@@ -733,5 +733,5 @@ def write_project(
     secrets_path.write_text(json.dumps(project.secrets, indent=2, sort_keys=True), encoding="utf-8")
     secrets_path.chmod(0o600)
     header = "# Rendered by `make local` from the Supabase chart; edit the chart or scripts/local, not this.\n"
-    (outdir / COMPOSE_FILE).write_text(header + yaml.safe_dump(project.compose, sort_keys=False, width=1000))
+    (outdir / COMPOSE_FILE).write_text(header + yamlio.dump(project.compose, sort_keys=False, width=1000))
     return project

@@ -22,8 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from config import yamlio
 from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from tests import shared
 from tests.conftest import ENVIRONMENTS
@@ -47,10 +46,10 @@ def _write(folder: Path) -> None:
     for env in ENVIRONMENTS:
         rendered = manifests(env)
         supabase = [o for chart in SUPABASE_CHART_IDS for o in rendered[chart]]
-        (folder / SUPABASE / f"supabase-{env}.yaml").write_text(yaml.safe_dump_all(supabase, sort_keys=False))
+        (folder / SUPABASE / f"supabase-{env}.yaml").write_text(yamlio.dump_all(supabase, sort_keys=False))
         for chart, objs in rendered.items():
             if chart not in SUPABASE_CHART_IDS:
-                (folder / OTHERS / f"{env}-{chart}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
+                (folder / OTHERS / f"{env}-{chart}.yaml").write_text(yamlio.dump_all(objs, sort_keys=False))
 
 
 def _scan(directory: Path) -> None:

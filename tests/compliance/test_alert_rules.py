@@ -15,9 +15,8 @@ from pathlib import Path
 
 import cdk8s
 import pytest
-import yaml
 
-from config import load_config
+from config import load_config, yamlio
 from k8s_charts.aws_values import from_config
 from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.rules import (
@@ -401,7 +400,7 @@ def rule_groups() -> list[dict]:
 @pytest.fixture(scope="module")
 def rules_file(rule_groups: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rules") / "rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": rule_groups}, sort_keys=False))
+    path.write_text(yamlio.dump({"groups": rule_groups}, sort_keys=False))
     return path
 
 
@@ -466,11 +465,11 @@ def _due(name: str, case: Case) -> int:
 
 def _run(rules_file: Path, file_name: str, tests: list[dict]) -> subprocess.CompletedProcess[str]:
     test_file = rules_file.parent / file_name
-    groups = [g["name"] for g in yaml.safe_load(rules_file.read_text())["groups"]]
+    groups = [g["name"] for g in yamlio.load(rules_file.read_text())["groups"]]
     # Without an order promtool evaluates groups in random order, so an alert on a recording
     # rule would start one evaluation late in some runs and the just-short-of-for case flake.
     body = {"rule_files": [rules_file.name], "evaluation_interval": "1m", "group_eval_order": groups, "tests": tests}
-    test_file.write_text(yaml.safe_dump(body, sort_keys=False))
+    test_file.write_text(yamlio.dump(body, sort_keys=False))
     return subprocess.run(
         [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=rules_file.parent
     )

@@ -10,6 +10,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from config import yamlio
 from k8s_charts.base import (
     BACKUP_EXCLUDED_NAMESPACES,
     CLUSTER_CHART_ID,
@@ -129,13 +130,11 @@ def test_velero_schedules_follow_config(rendered, cfg, env):
 
 
 def test_manifest_writer_writes_one_yaml_per_chart(rendered, cfg, tmp_path):
-    import yaml
-
     from scripts.manifests import write_manifests
 
     written = write_manifests(cfg, tmp_path)
     assert {p.parent.name for p in written} == set(cfg.environments)
     prod = {p.stem: p for p in written if p.parent.name == "prod"}
     assert set(prod) == set(rendered["prod"])
-    docs = list(yaml.safe_load_all(prod[CONTROLLERS_CHART_ID].read_text()))
+    docs = list(yamlio.load_all(prod[CONTROLLERS_CHART_ID].read_text()))
     assert [d["kind"] for d in docs] == [o["kind"] for o in rendered["prod"][CONTROLLERS_CHART_ID]]

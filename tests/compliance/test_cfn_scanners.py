@@ -33,8 +33,9 @@ def scanner_runs(assembly):
     checkov = subprocess.Popen(
         [
             str(CHECKOV),
-            "-d",
-            str(assembly.outdir),
+            # The templates alone: given the folder, checkov also parses every JSON and YAML file
+            # among the assets (Helm charts, Lambda packages) as a would-be template.
+            *(arg for template in templates for arg in ("-f", template)),
             "--framework",
             "cloudformation",
             "--skip-download",
@@ -84,8 +85,12 @@ def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs, report):
     )
 
 
-def test_checkov_has_no_failed_checks(checkov_report):
+def test_checkov_has_no_failed_checks(checkov_report, scanner_runs):
     assert checkov_report, "checkov produced no CloudFormation report"
+    # Every template read whole: no parse error, and each of its resources counted.
+    assert [r["summary"]["parsing_errors"] for r in checkov_report] == [0] * len(checkov_report)
+    resources = sum(len(json.loads(Path(t).read_text()).get("Resources", {})) for t in scanner_runs["templates"])
+    assert sum(r["summary"]["resource_count"] for r in checkov_report) == resources
     failed = [
         f"{c['check_id']} {c['resource']} in {c['file_path']}: {c['check_name']}"
         for report in checkov_report

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from config import load_config
+from config import load_config, yamlio
 from constructs_lib.addons import vertical_pod_autoscaler
 from constructs_lib.addons.base import CHARTS_DIR
 from k8s_charts.monitoring.cost_views import DASHBOARDS, VPA_TARGET_KINDS, vpa_metric
@@ -64,14 +63,14 @@ def test_dashboards_are_shipped_to_grafana(rendered) -> None:
 def test_every_query_parses(tmp_path: Path) -> None:
     exprs = [e for d in DASHBOARDS for e in d.exprs()]
     rules = [{"record": f"dashboard:cost_{i}:check", "expr": e} for i, e in enumerate(exprs)]
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "cost", "rules": rules}]}))
+    (tmp_path / "rules.yaml").write_text(yamlio.dump({"groups": [{"name": "cost", "rules": rules}]}))
     out = subprocess.run([PROMTOOL, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def _promtool_test(tmp_path: Path, expr: str, series: list[dict[str, str]], expected: list[dict[str, Any]]) -> None:
     (tmp_path / "rules.yaml").write_text(
-        yaml.safe_dump({"groups": [{"name": "t", "rules": [{"record": "cost:under_test", "expr": expr}]}]})
+        yamlio.dump({"groups": [{"name": "t", "rules": [{"record": "cost:under_test", "expr": expr}]}]})
     )
     test = {
         "rule_files": ["rules.yaml"],
@@ -90,7 +89,7 @@ def _promtool_test(tmp_path: Path, expr: str, series: list[dict[str, str]], expe
             }
         ],
     }
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+    (tmp_path / "test.yaml").write_text(yamlio.dump(test))
     out = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -196,7 +195,7 @@ def test_every_workload_gets_a_recommend_only_vpa(rendered) -> None:
 
 def test_vpa_objects_validate_against_the_vendored_crd(rendered) -> None:
     crd_dir = CHARTS_DIR / f"{vertical_pod_autoscaler.NAME}-{vertical_pod_autoscaler.VERSION}" / "crds"
-    crds = [d for f in sorted(crd_dir.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    crds = [d for f in sorted(crd_dir.glob("*.yaml")) for d in yamlio.load_all(f.read_text()) if d]
     vpas = [o for m in rendered.values() for o in m["cost"] if o["kind"] == "VerticalPodAutoscaler"]
     assert vpas and schema_errors(crds + vpas) == []
     broken = json.loads(json.dumps(vpas[0]))

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import cdk8s
 import pytest
-import yaml
 
-from config import load_config
+from config import load_config, yamlio
 from k8s_charts.aws_values import from_config
 from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.dashboards import DASHBOARDS
@@ -79,7 +78,7 @@ def test_every_dashboard_query_parses(dashboards: dict[str, dict], tmp_path: Pat
     assert len(exprs) == sum(len(d.exprs()) for d in DASHBOARDS)
     rules = [{"record": f"dashboard:query_{i}:check", "expr": e} for i, e in enumerate(exprs)]
     path = tmp_path / "dashboards.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    path.write_text(yamlio.dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     out = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -87,7 +86,7 @@ def test_every_dashboard_query_parses(dashboards: dict[str, dict], tmp_path: Pat
 def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(
-        yaml.safe_dump(
+        yamlio.dump(
             {
                 "groups": [
                     {"name": "bad", "rules": [{"record": "dashboard:bad:check", "expr": "sum by (le (rate(x[5m]))"}]}
@@ -104,7 +103,7 @@ def test_cost_query_counts_node_hours(dashboards: dict[str, dict], tmp_path: Pat
         t["expr"] for p in dashboards["supabase-cost"]["panels"] if "Node hours" in p["title"] for t in p["targets"]
     )
     (tmp_path / "rules.yaml").write_text(
-        yaml.safe_dump({"groups": [{"name": "cost", "rules": [{"record": "cost:node_hours", "expr": expr}]}]})
+        yamlio.dump({"groups": [{"name": "cost", "rules": [{"record": "cost:node_hours", "expr": expr}]}]})
     )
     labels = 'label_kubernetes_io_arch="arm64"'
     test = {
@@ -142,6 +141,6 @@ def test_cost_query_counts_node_hours(dashboards: dict[str, dict], tmp_path: Pat
             }
         ],
     }
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+    (tmp_path / "test.yaml").write_text(yamlio.dump(test))
     out = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

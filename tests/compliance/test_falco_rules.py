@@ -16,18 +16,18 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from config import yamlio
 from config.loader import load_config
 from k8s_charts import falco
 from k8s_charts.aws_values import from_config
 from tests.conftest import ENVIRONMENTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "falco"
-SCHEMA = yaml.safe_load((FIXTURES / "rules-schema.yaml").read_text())
-BAD_RULES = yaml.safe_load((FIXTURES / "bad-rules.yaml").read_text())
+SCHEMA = yamlio.load((FIXTURES / "rules-schema.yaml").read_text())
+BAD_RULES = yamlio.load((FIXTURES / "bad-rules.yaml").read_text())
 YAMLLINT = YamlLintConfig(
     "extends: default\n"
     "rules:\n"
@@ -143,7 +143,7 @@ def test_rendered_rules_pass_every_check(cfg, env: str) -> None:
     vpc = str(cfg.environments[env].network.vpc_cidr)
     text = falco.rules_yaml(vpc)
     assert lint(text) == []
-    items = yaml.safe_load(text)
+    items = yamlio.load(text)
     jsonschema.validate(items, SCHEMA)
     assert check_references(items) == []
     cidrs = next(i["items"] for i in items if i.get("list") == "supabase_vpc_cidrs")
@@ -195,7 +195,7 @@ def test_helm_values(cfg, env: str) -> None:
     values = from_config(cfg, env)
     helm = falco.helm_values(values)
     assert helm["driver"]["kind"] == "modern_ebpf"
-    assert yaml.safe_load(helm["customRules"][falco.RULES_FILE]) == falco.rules(values.vpc_cidr)
+    assert yamlio.load(helm["customRules"][falco.RULES_FILE]) == falco.rules(values.vpc_cidr)
     sidekick = helm["falcosidekick"]
     assert sidekick["enabled"] is True
     assert "fullnameOverride" not in sidekick, "the falco chart's http_output URL assumes the default name"

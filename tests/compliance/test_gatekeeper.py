@@ -16,10 +16,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 from regopy import Input, Interpreter
 from regopy.interpreter import Bundle
 
+from config import yamlio
 from config.loader import load_config
 from k8s_charts import environment
 from k8s_charts.mesh import istiod_helm_values
@@ -31,8 +31,8 @@ from tests.rendered import manifests as rendered_manifests
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gatekeeper"
 POD_BEARING = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Rollout"}
-SCHEMAS = yaml.safe_load((FIXTURES / "schemas.yaml").read_text())
-BAD_CASES = yaml.safe_load((FIXTURES / "bad-cases.yaml").read_text())
+SCHEMAS = yamlio.load((FIXTURES / "schemas.yaml").read_text())
+BAD_CASES = yamlio.load((FIXTURES / "bad-cases.yaml").read_text())
 BY_TEMPLATE = {p.template_name: p for p in POLICIES}
 
 
@@ -127,7 +127,7 @@ def apply_case(base: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
 
 
 def good_deployment() -> dict[str, Any]:
-    return yaml.safe_load((FIXTURES / "good-deployment.yaml").read_text())
+    return yamlio.load((FIXTURES / "good-deployment.yaml").read_text())
 
 
 def as_kind(deployment: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -232,7 +232,7 @@ def test_meshed_supabase_pods_pass_pod_admission(gatekeeper: Gatekeeper, rendere
     """With Istio on, Pods reach Gatekeeper after sidecar injection: they must still pass."""
     if not cfg.environments[env].features.istio:
         pytest.skip("Istio is off in this environment")
-    sidecar = yaml.safe_load((FIXTURES / "istio-sidecar-cni.yaml").read_text())
+    sidecar = yamlio.load((FIXTURES / "istio-sidecar-cni.yaml").read_text())
     resources = istiod_helm_values()["global"]["proxy"]["resources"]
     injected = [{**c, "resources": resources} for c in sidecar["initContainers"]]
     enforce = cfg.environments[env].features.gatekeeper_enforce

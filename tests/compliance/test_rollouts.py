@@ -11,8 +11,8 @@ from pathlib import Path
 
 import cdk8s
 import pytest
-import yaml
 
+from config import yamlio
 from k8s_charts.rollouts.chart import (
     CANARY_TARGETS,
     PROMETHEUS_ADDRESS,
@@ -140,7 +140,7 @@ def test_analysis_queries_parse_for_every_target(rollout_objects: list[dict], tm
                 }
             )
     path = tmp_path / "analysis.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}))
+    path.write_text(yamlio.dump({"groups": [{"name": "analysis", "rules": rules}]}))
     out = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -148,7 +148,7 @@ def test_analysis_queries_parse_for_every_target(rollout_objects: list[dict], tm
 def _evaluate(query: str, series: dict[str, str], tmp_path: Path) -> float:
     """Runs the query in promtool against synthetic series and returns its value at 10m."""
     (tmp_path / "rules.yaml").write_text(
-        yaml.safe_dump({"groups": [{"name": "a", "rules": [{"record": "analysis:value", "expr": query}]}]})
+        yamlio.dump({"groups": [{"name": "a", "rules": [{"record": "analysis:value", "expr": query}]}]})
     )
     # promtool only reports mismatches: ask for an impossible value and read the real one from the failure.
     test = {
@@ -168,7 +168,7 @@ def _evaluate(query: str, series: dict[str, str], tmp_path: Path) -> float:
             }
         ],
     }
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+    (tmp_path / "test.yaml").write_text(yamlio.dump(test))
     out = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], capture_output=True, text=True, cwd=tmp_path)
     got = re.search(r'got: \{__name__="analysis:value"\} ([0-9.eE+-]+)', out.stdout + out.stderr)
     assert got, out.stdout + out.stderr
@@ -235,7 +235,7 @@ def _kong_services(manifests: dict[str, list[dict]]) -> dict[str, str]:
     for objs in manifests.values():
         for text in _strings(objs):
             if "_format_version" in text and "services:" in text:
-                config = yaml.safe_load(re.sub(r"\{\{[^}]*\}\}", '"x"', text))
+                config = yamlio.load(re.sub(r"\{\{[^}]*\}\}", '"x"', text))
                 return {s["name"]: s["host"] for s in config["services"]}
     pytest.fail("no Kong declarative config in the rendered manifests")
 

@@ -38,19 +38,18 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-import yaml
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import lambda_layer_kubectl_v35
 
-from config import load_config, naming
+from config import load_config, naming, yamlio
 from constructs_lib.addons import AddonContext, HelmAddon, platform_addons
 from k8s_charts.aws_values import from_config
 from tests import shared
 from tests.conftest import ORG_CONFIGS
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+class _Loader(yamlio.Loader):
     """Reads manifests as the API server does (YAML 1.2): a bare `=` is the string "=", not
     YAML 1.1's value tag that PyYAML refuses (Prometheus CRDs list `=` among relabel actions)."""
 
@@ -129,7 +128,7 @@ def _template_into(
 
 
 def _parse(out: str) -> tuple[dict, ...]:
-    return tuple(doc for doc in yaml.load_all(out, Loader=_Loader) if doc)
+    return tuple(doc for doc in yamlio.load_all(out, loader=_Loader) if doc)
 
 
 # A line that is only a document start marker. YAML forbids such a line inside a scalar (c-forbidden),

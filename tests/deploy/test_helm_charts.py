@@ -18,15 +18,15 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
+from config import yamlio
 from constructs_lib.addons import HelmAddon
 from constructs_lib.addons.base import CHARTS_DIR
 from tests import kubernetes_schema
 from tests.deploy import helm
 
 ENVIRONMENTS = helm.environments()
-SOURCES = yaml.safe_load((CHARTS_DIR / "SOURCES.yaml").read_text())["charts"]
+SOURCES = yamlio.load((CHARTS_DIR / "SOURCES.yaml").read_text())["charts"]
 POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 # Maps the charts pass through unchanged (toYaml or one flag per key): any key below is theirs to read.
 FREE_FORM = {
@@ -53,7 +53,7 @@ def _env_id(case: tuple[str, str]) -> str:
 @cache
 def chart_defaults(chart_dir: Path) -> dict[str, Any]:
     """values.yaml with each subchart's defaults under its name (or alias), as helm coalesces them."""
-    values = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {}
+    values = yamlio.load((chart_dir / "values.yaml").read_text()) or {}
     # Istio's charts keep their defaults under this key and merge it to the top in zzz_profile.yaml.
     values = {**(values.pop("_internal_defaults_do_not_set", None) or {}), **values}
     legacy = chart_dir / "templates" / "zzy_descope_legacy.yaml"
@@ -61,7 +61,7 @@ def chart_defaults(chart_dir: Path) -> dict[str, Any]:
         # istiod merges `pilot.*` (the pre-1.24 layout) onto the top level.
         for alias in re.findall(r'mustMergeOverwrite \$\.Values \(index \$\.Values "(\w+)"\)', legacy.read_text()):
             values[alias] = dict(values)
-    for dep in yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("dependencies") or []:
+    for dep in yamlio.load((chart_dir / "Chart.yaml").read_text()).get("dependencies") or []:
         key = dep.get("alias") or dep["name"]
         values[key] = {**chart_defaults(chart_dir / "charts" / dep["name"]), **(values.get(key) or {})}
     return values
@@ -137,7 +137,7 @@ def test_sources_record_every_vendored_chart() -> None:
         assert (CHARTS_DIR / source["dir"] / "Chart.yaml").is_file(), source["dir"]
         assert re.fullmatch(r"[0-9a-f]{40}", source["commit"]) and source["repo"].startswith("https://github.com/")
     for parent in top:
-        chart = yaml.safe_load((CHARTS_DIR / parent / "Chart.yaml").read_text())
+        chart = yamlio.load((CHARTS_DIR / parent / "Chart.yaml").read_text())
         for dep in chart.get("dependencies") or []:
             # Dependencies without a repository ship inside the parent's own source.
             if dep.get("repository"):
@@ -167,7 +167,7 @@ def test_every_vendored_file_is_committed() -> None:
 def test_every_addon_installs_its_pinned_chart(case: tuple[str, str]) -> None:
     by_dir = {s["dir"]: s for s in SOURCES}
     for addon in helm.addons(*case):
-        chart = yaml.safe_load((addon.chart_dir / "Chart.yaml").read_text())
+        chart = yamlio.load((addon.chart_dir / "Chart.yaml").read_text())
         source = by_dir[addon.chart_dir.name]
         assert chart["name"] == addon.chart
         # Istio stamps versions at publish time: its source charts say 1.0.0, the tag is the pin.
@@ -264,7 +264,7 @@ def test_falco_sends_events_to_the_falcosidekick_service(case: tuple[str, str]) 
     objects = helm.render_environment(*case)["falco"]
     services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
     [config] = [
-        yaml.safe_load(o["data"]["falco.yaml"])
+        yamlio.load(o["data"]["falco.yaml"])
         for o in objects
         if o["kind"] == "ConfigMap" and "falco.yaml" in o.get("data", {})
     ]
@@ -318,8 +318,8 @@ def _read_upstream_secretstore_crd() -> dict[str, Any]:
     # Read once per process, with libyaml: the snapshot holds 600 kB of YAML in a YAML string, three
     # seconds for PyYAML's pure-Python reader (same safe constructor, same result).
     snapshot_file = CHARTS_DIR / EXTERNAL_SECRETS / "tests/__snapshot__/crds_test.yaml.snap"
-    snapshot = yaml.load(snapshot_file.read_text(), Loader=yaml.CSafeLoader)
-    return yaml.load(snapshot["should match snapshot of default values"][1], Loader=yaml.CSafeLoader)
+    snapshot = yamlio.load(snapshot_file.read_text())
+    return yamlio.load(snapshot["should match snapshot of default values"][1])
 
 
 def _without_schemas(crd: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -7,8 +7,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-import yaml
 
+from config import yamlio
 from constructs_lib.addons import kube_prometheus_stack, opencost
 from k8s_charts.monitoring.cost_views import DASHBOARDS, VPA_BOUNDS, vpa_metric
 from k8s_charts.policies import ALLOWED_REPOSITORIES
@@ -75,7 +75,7 @@ def test_kube_state_metrics_exports_the_vpa_metrics_the_dashboard_reads(case: tu
     and the metric names that config yields (prefix_name) are the ones the Right-sizing dashboard queries."""
     objects = helm.render_environment(*case)[kube_prometheus_stack.NAME]
     [config_map] = [o for o in objects if o["kind"] == "ConfigMap" and "config.yaml" in o.get("data", {})]
-    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    config = yamlio.load(config_map["data"]["config.yaml"])
     [resource] = config["spec"]["resources"]
     names = {f"{resource['metricNamePrefix']}_{m['name']}" for m in resource["metrics"]}
     assert names == {vpa_metric(bound) for bound in VPA_BOUNDS}

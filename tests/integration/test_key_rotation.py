@@ -26,9 +26,9 @@ import re
 import jwt
 import psycopg
 import pytest
-import yaml
 from lupa import luajit21
 
+from config import yamlio
 from ops.mint_api_keys import handler
 from tests.integration import test_mint_api_keys_moto as moto_minter
 from tests.integration.conftest import bootstrapped_database
@@ -102,7 +102,7 @@ class Cluster:
             self.secrets[o["metadata"]["name"]] = rendered
         # libyaml's safe loader (Kong reads kong.yml with lyaml, libyaml too): the pure-Python
         # one took a third of a second per read of this file.
-        self.kong = yaml.load(self.secrets["kong-config"]["kong.yml"], Loader=yaml.CSafeLoader)
+        self.kong = yamlio.load(self.secrets["kong-config"]["kong.yml"])
 
     def gateway(self, route: str, headers: dict) -> dict | None:
         """Upstream headers of an admitted request, or None where key-auth answers 401."""

@@ -11,12 +11,11 @@ from pathlib import Path
 import aws_cdk as cdk
 import cdk8s
 import pytest
-import yaml
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
-from config import naming
+from config import naming, yamlio
 from constructs_lib.addons import (
     AddonContext,
     argo_rollouts,
@@ -155,7 +154,7 @@ def _staged_chart(assembly, props):
     [asset_hash] = set(re.findall(r"([0-9a-f]{64})\.zip", url))
     staged = {p.resolve() for p in assembly.outdir.glob(f"asset.{asset_hash}*") if p.is_dir()}
     assert len(staged) == 1, f"asset {asset_hash} staged as {staged}"
-    return yaml.safe_load((staged.pop() / "Chart.yaml").read_text())
+    return yamlio.load((staged.pop() / "Chart.yaml").read_text())
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -434,7 +433,7 @@ def test_prometheus_scrapes_meshed_pods_with_its_istio_certificate(template, cfg
     assert spec["podMetadata"]["labels"] == {"sidecar.istio.io/inject": "true"}
     assert annotations["traffic.sidecar.istio.io/includeInboundPorts"] == ""
     assert annotations["traffic.sidecar.istio.io/includeOutboundIPRanges"] == ""
-    output_dir = yaml.safe_load(annotations["proxy.istio.io/config"])["proxyMetadata"]["OUTPUT_CERTS"]
+    output_dir = yamlio.load(annotations["proxy.istio.io/config"])["proxyMetadata"]["OUTPUT_CERTS"]
     [proxy_mount] = json.loads(annotations["sidecar.istio.io/userVolumeMount"])
     assert proxy_mount["mountPath"] == output_dir
     [volume] = spec["volumes"]

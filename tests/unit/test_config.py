@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from config import ConfigError, load_config, parse_config
+from config import ConfigError, load_config, parse_config, yamlio
 from config.loader import DEFAULT_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +19,7 @@ ACME = ROOT / "tests" / "fixtures" / "orgs" / "acme.yaml"
 
 @pytest.fixture()
 def raw() -> dict:
-    return yaml.safe_load(DEFAULT_CONFIG.read_text())
+    return yamlio.load(DEFAULT_CONFIG.read_text())
 
 
 def error_for(raw: dict) -> str:
@@ -503,7 +502,7 @@ def test_missing_config_file(tmp_path):
 def test_default_zones_follow_the_region_table():
     cfg = load_config()
     assert cfg.environments["prod"].availability_zones == ["us-east-1a", "us-east-1b", "us-east-1c"]
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw = yamlio.load(DEFAULT_CONFIG.read_text())
     env(raw, "staging").update(region="ca-central-1")
     # ca-central-1 has no zone c: the third default zone is d.
     assert parse_config(raw).environments["staging"].availability_zones == [
@@ -535,7 +534,7 @@ def _run_app(config: Path, outdir: Path) -> subprocess.CompletedProcess:
 def test_app_exits_with_message_before_writing_anything(tmp_path, raw):
     env(raw, "dev")["network"]["vpc_cidr"] = "10.20.0.0/16"
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yamlio.dump(raw))
     outdir = tmp_path / "cdk.out"
     outdir.mkdir()
     (outdir / "previous.txt").write_text("left as it was")

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import annotated_types
 import pytest
-import yaml
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import tests.deploy.rules  # noqa: F401  (registers the rules)
-from config import ConfigError, network_layout, parse_config
+from config import ConfigError, network_layout, parse_config, yamlio
 from config import model as m
 from config.loader import DEFAULT_CONFIG
 from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
@@ -41,7 +40,7 @@ from tests.deploy.registry import RULES
 pytestmark = pytest.mark.long
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT = yaml.safe_load(DEFAULT_CONFIG.read_text())
+DEFAULT = yamlio.load(DEFAULT_CONFIG.read_text())
 LINE = re.compile(r"^config: \S.*: .+ given; .+; fix: .+$")
 # Unbounded fields (e.g. rpo_minutes ge=1) are drawn up to their lower bound plus this much.
 UNBOUNDED_SPAN = 10_000
@@ -357,7 +356,7 @@ def test_every_accepted_config_synthesizes(report, raw):
         # Rules that render Helm charts find the organization's config by name in ORG_CONFIGS.
         name = f"generated-{_RUN['organizations']}"
         config_file = outdir.parent / f"{outdir.name}.yaml"
-        config_file.write_text(yaml.safe_dump(raw))
+        config_file.write_text(yamlio.dump(raw))
         ORG_CONFIGS[name] = config_file
         findings = []
         try:

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 import scripts.cost.__main__ as cost_main
-from config import load_config, parse_config
+from config import load_config, parse_config, yamlio
 from config.model import CACHE_NODE_TYPES, GRAVITON_NODE_FAMILIES, NODE_SIZES, RDS_INSTANCE_CLASSES
 from scripts.cost import (
     Facts,
@@ -32,8 +31,8 @@ from scripts.cost.__main__ import main
 from tests import rendered
 from tests.conftest import ORG_CONFIGS, ROOT
 
-TABLE = yaml.safe_load((ROOT / "scripts" / "cost" / "prices.yaml").read_text())
-USAGE = yaml.safe_load((ROOT / "scripts" / "cost" / "usage.yaml").read_text())
+TABLE = yamlio.load((ROOT / "scripts" / "cost" / "prices.yaml").read_text())
+USAGE = yamlio.load((ROOT / "scripts" / "cost" / "usage.yaml").read_text())
 HOURS = 730
 
 
@@ -131,10 +130,10 @@ def test_no_budget_warning_for_the_examples(outputs: dict[str, str]) -> None:
 
 
 def test_lowered_budget_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    raw = yaml.safe_load(ORG_CONFIGS["default"].read_text())
+    raw = yamlio.load(ORG_CONFIGS["default"].read_text())
     raw["environments"]["staging"]["monthly_budget_usd"] = 1000
     lowered = tmp_path / "lowered.yaml"
-    lowered.write_text(yaml.safe_dump(raw))
+    lowered.write_text(yamlio.dump(raw))
     assert main(["cost", str(lowered)]) == 0
     out = capsys.readouterr().out
     staging = rows(out, "staging")
@@ -146,14 +145,14 @@ def test_lowered_budget_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def _run(tmp_path: Path, raw: dict) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "org.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yamlio.dump(raw))
     return subprocess.run(
         [sys.executable, "-m", "scripts.cost", str(path)], cwd=ROOT, capture_output=True, text=True, check=False
     )
 
 
 def test_unpriced_region_is_named_with_the_fix(tmp_path: Path) -> None:
-    raw = yaml.safe_load(ORG_CONFIGS["acme"].read_text())
+    raw = yamlio.load(ORG_CONFIGS["acme"].read_text())
     raw["environments"]["qa"]["region"] = "ap-south-1"
     raw["environments"]["qa"]["network"].pop("availability_zones")
     out = _run(tmp_path, raw)
@@ -165,7 +164,7 @@ def test_unpriced_region_is_named_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_region_priced_only_for_dr_names_what_is_missing(tmp_path: Path) -> None:
-    raw = yaml.safe_load(ORG_CONFIGS["acme"].read_text())
+    raw = yamlio.load(ORG_CONFIGS["acme"].read_text())
     raw["environments"]["live"]["region"], raw["environments"]["live"]["dr_region"] = "eu-central-1", "eu-west-1"
     out = _run(tmp_path, raw)
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -176,7 +175,7 @@ def test_region_priced_only_for_dr_names_what_is_missing(tmp_path: Path) -> None
 
 
 def test_unpriced_dr_region_is_named(tmp_path: Path) -> None:
-    raw = yaml.safe_load(ORG_CONFIGS["default"].read_text())
+    raw = yamlio.load(ORG_CONFIGS["default"].read_text())
     raw["environments"]["dev"]["dr_region"] = "ca-central-1"
     out = _run(tmp_path, raw)
     assert out.returncode == 2
@@ -184,7 +183,7 @@ def test_unpriced_dr_region_is_named(tmp_path: Path) -> None:
 
 
 def test_refused_config_is_the_loaders_message(tmp_path: Path) -> None:
-    raw = yaml.safe_load(ORG_CONFIGS["default"].read_text())
+    raw = yamlio.load(ORG_CONFIGS["default"].read_text())
     raw["environments"]["dev"]["monthly_budget_usd"] = 0
     out = _run(tmp_path, raw)
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -245,7 +244,7 @@ def test_facts_are_what_the_charts_render() -> None:
 
 def test_estimate_moves_with_the_config() -> None:
     """More replicas cost more by exactly their price: the estimate reads the config, not a copy of it."""
-    raw = yaml.safe_load(ORG_CONFIGS["default"].read_text())
+    raw = yamlio.load(ORG_CONFIGS["default"].read_text())
     bigger = copy.deepcopy(raw)
     bigger["environments"]["staging"]["database"]["read_replicas"] = 3
     fixed = Facts(

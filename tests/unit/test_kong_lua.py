@@ -16,9 +16,9 @@ import json
 
 import jwt
 import pytest
-import yaml
 from lupa import luajit21
 
+from config import yamlio
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import kong, kong_lua
@@ -134,9 +134,7 @@ class Gateway:
             algorithm="ES256",
             headers={"kid": signing.current.kid},
         )
-        self.config = yaml.safe_load(
-            kong.render_template(es["spec"]["target"]["template"]["data"]["kong.yml"], self.keys)
-        )
+        self.config = yamlio.load(kong.render_template(es["spec"]["target"]["template"]["data"]["kong.yml"], self.keys))
         self.legacy = legacy
         self.lua = luajit21.LuaRuntime(unpack_returned_tuples=True)
         self.transform = self.lua.execute(HARNESS)

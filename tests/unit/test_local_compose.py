@@ -22,9 +22,9 @@ from typing import Any
 import jsonschema
 import jwt
 import pytest
-import yaml
 from cryptography import x509
 
+from config import yamlio
 from config.loader import load_config
 from config.model import PUBLIC_DEMO_VALUES
 from config.naming import SecretKeys
@@ -47,7 +47,7 @@ def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
     project = local.write_project(cfg, out / "project", state_dir=out / "state")
     text = (out / "project" / local.COMPOSE_FILE).read_text()
-    return cfg, out, project, yaml.safe_load(text)
+    return cfg, out, project, yamlio.load(text)
 
 
 @pytest.fixture(scope="module")
@@ -344,11 +344,11 @@ def test_the_repositorys_functions_directory_is_mounted_into_the_edge_runtime(wr
 
 def test_kong_config_is_the_clusters_but_for_rate_limit_store_and_tracing(written, cluster):
     cfg, out, project, _ = written
-    local_config = yaml.safe_load((out / "project" / "files/kong/kong-config/kong.yml").read_text())
+    local_config = yamlio.load((out / "project" / "files/kong/kong-config/kong.yml").read_text())
     template = next(o for o in cluster[CHART_ID] if o["metadata"]["name"] == "kong-config")
     props = SupabaseProps.from_config(cfg, project.env_name, project.values)
     variables = {v.var: project.secrets[f"{v.key}#{v.property}"] for v in kong.secret_values(props)}
-    cluster_config = yaml.safe_load(
+    cluster_config = yamlio.load(
         kong.render_template(template["spec"]["target"]["template"]["data"]["kong.yml"], variables)
     )
     assert local_config["services"] == cluster_config["services"]
@@ -520,7 +520,5 @@ def test_second_organization_renders_its_first_non_production_environment(tmp_pa
     assert project.env_name == next(n for n, e in cfg.environments.items() if not e.production)
     schema = json.loads(SCHEMA.read_text())
     assert not list(
-        jsonschema.Draft7Validator(schema).iter_errors(
-            yaml.safe_load((tmp_path / "p" / local.COMPOSE_FILE).read_text())
-        )
+        jsonschema.Draft7Validator(schema).iter_errors(yamlio.load((tmp_path / "p" / local.COMPOSE_FILE).read_text()))
     )

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from config import yamlio
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import kong, logs
@@ -27,7 +27,7 @@ from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.props import SupabaseProps
 from tests import fluent_bit_conf
 
-SAMPLES = yaml.safe_load((Path(__file__).resolve().parents[1] / "fixtures" / "log_samples.yaml").read_text())
+SAMPLES = yamlio.load((Path(__file__).resolve().parents[1] / "fixtures" / "log_samples.yaml").read_text())
 ENV = "prod"
 
 

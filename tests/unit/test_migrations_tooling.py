@@ -11,10 +11,9 @@ from pathlib import Path
 import boto3
 import cdk8s
 import pytest
-import yaml
 from moto import mock_aws
 
-from config import naming
+from config import naming, yamlio
 from config.loader import load_config
 from database import migrations
 from database.migrations import (
@@ -193,7 +192,7 @@ def test_new_migrations_restart_postgrest(charts, tmp_path):
 def test_falco_spares_only_the_jobs_tool_install():
     """`npm ci` in the init container would raise Falco's package-manager rule on every deploy;
     the exception names exactly that container of that Job, by the names the chart renders."""
-    rules = yaml.safe_load(rules_yaml("10.0.0.0/16"))
+    rules = yamlio.load(rules_yaml("10.0.0.0/16"))
     macro = next(r for r in rules if r.get("macro") == "supabase_migration_tool_install")
     assert macro["condition"] == (
         f"(k8s.pod.label[app.kubernetes.io/name] = {COMPONENT} and container.name = {INSTALL_CONTAINER})"

@@ -6,9 +6,8 @@ import re
 
 import cdk8s
 import pytest
-import yaml
 
-from config import load_config
+from config import load_config, yamlio
 from k8s_charts.aws_values import from_config
 from k8s_charts.catalog import CATALOG
 from k8s_charts.monitoring import MonitoringChart
@@ -220,7 +219,7 @@ def test_slack_and_pagerduty_when_configured() -> None:
 def test_otel_collector_pipeline(rendered: dict[str, list[dict]], env: str) -> None:
     cfg = load_config()
     objs = rendered[env]
-    conf = yaml.safe_load(_one(objs, "ConfigMap", "otel-collector")["data"]["config.yaml"])
+    conf = yamlio.load(_one(objs, "ConfigMap", "otel-collector")["data"]["config.yaml"])
     pipeline = conf["service"]["pipelines"]["traces"]
     assert pipeline["processors"][0] == "memory_limiter"
     for section in ("receivers", "processors", "exporters"):
@@ -254,5 +253,5 @@ def test_dashboards_and_probe_target_public_hosts(rendered: dict[str, list[dict]
     ]
     assert (
         probe["spec"]["module"]
-        in yaml.safe_load(_one(rendered["prod"], "ConfigMap", "blackbox-exporter")["data"]["blackbox.yml"])["modules"]
+        in yamlio.load(_one(rendered["prod"], "ConfigMap", "blackbox-exporter")["data"]["blackbox.yml"])["modules"]
     )

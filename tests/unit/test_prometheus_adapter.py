@@ -14,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from config import load_config
+from config import load_config, yamlio
 from constructs_lib.addons import kube_prometheus_stack, prometheus_adapter
 from k8s_charts.environment import render_manifests
 from tests.conftest import ENVIRONMENTS
@@ -142,7 +141,7 @@ def rule_files(tmp_path_factory) -> Path:
         {"record": "adapter:realtime_connections:per_pod", "expr": _substituted(rule["metricsQuery"], series)},
     ]
     path = tmp_path_factory.mktemp("adapter") / "adapter_rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "prometheus-adapter", "rules": rules}]}, sort_keys=False))
+    path.write_text(yamlio.dump({"groups": [{"name": "prometheus-adapter", "rules": rules}]}, sort_keys=False))
     return path
 
 
@@ -194,7 +193,7 @@ def _run_test(rule_files: Path, expected_a: str) -> subprocess.CompletedProcess:
         ],
     }
     test_file = rule_files.parent / "adapter_test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    test_file.write_text(yamlio.dump(tests, sort_keys=False))
     return subprocess.run(
         [PROMTOOL, "test", "rules", test_file.name], capture_output=True, text=True, cwd=rule_files.parent
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 import cdk8s
 import pytest
-import yaml
 
+from config import yamlio
 from config.loader import load_config
 from config.naming import SecretKeys
 from k8s_charts.aws_values import from_config
@@ -174,7 +174,7 @@ def test_realtime_pods_never_see_the_scrape_token(env) -> None:
 def _kong_config(objs) -> dict[str, Any]:
     template = _find(objs, "ExternalSecret", "kong-config")["spec"]["target"]["template"]["data"]["kong.yml"]
     values = {v.var: "x" for v in vars(secrets).values() if isinstance(v, secrets.RemoteValue)}
-    return yaml.safe_load(kong.render_template(template, values))
+    return yamlio.load(kong.render_template(template, values))
 
 
 def _env_of(objs, name) -> dict[str, str]:
@@ -185,7 +185,7 @@ def _env_of(objs, name) -> dict[str, str]:
 def test_traces_are_sampled_once_at_the_configured_ratio(env, cfg) -> None:
     env_name, objs = env
     ratio = cfg.environments[env_name].observability.tracing_sample_ratio
-    collector = yaml.safe_load(_find(objs, "ConfigMap", "otel-collector", "observability")["data"]["config.yaml"])
+    collector = yamlio.load(_find(objs, "ConfigMap", "otel-collector", "observability")["data"]["config.yaml"])
     collector_ratio = collector["processors"]["probabilistic_sampler"]["sampling_percentage"] / 100
     assert "probabilistic_sampler" in collector["service"]["pipelines"]["traces"]["processors"]
 

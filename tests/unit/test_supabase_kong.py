@@ -7,8 +7,8 @@ the ESO engine does, so what is asserted is the file Kong receives.
 from __future__ import annotations
 
 import pytest
-import yaml
 
+from config import yamlio
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import kong
@@ -35,7 +35,7 @@ def env(request):
     objects = render_supabase(cfg, request.param, values)["supabase"]
     es = next(o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "kong-config")
     template = es["spec"]["target"]["template"]["data"]["kong.yml"]
-    config = yaml.safe_load(kong.render_template(template, FAKE))
+    config = yamlio.load(kong.render_template(template, FAKE))
     return props, objects, es, config
 
 
