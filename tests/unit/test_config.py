@@ -521,12 +521,10 @@ def _run_app(config: Path, outdir: Path) -> subprocess.CompletedProcess:
         timeout=300,
         check=False,
         env={
-            "PATH": "/usr/bin:/bin",
+            # The venv's bin holds the pinned Node that jsii starts (the Makefile links it there).
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "CDK_OUTDIR": str(outdir),
             "CDK_CONTEXT_JSON": json.dumps({"config": str(config)}),
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "20",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "20",
         },
     )
 
