@@ -11,7 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from config import yamlio
+import yaml
+
+# The pipeline's security step runs this with PyYAML alone (stacks/pipeline_stack.py), so it reads
+# the manifests with PyYAML directly: config.yamlio's package imports the loader's pydantic.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _images(node: Any) -> Iterator[str]:
@@ -31,8 +35,8 @@ def images(objects: list[dict]) -> list[str]:
 
 
 def images_in(directory: Path) -> list[str]:
-    objects = [doc for f in sorted(directory.rglob("*.yaml")) for doc in yamlio.load_all(f.read_text()) if doc]
-    return images(objects)
+    texts = [f.read_text() for f in sorted(directory.rglob("*.yaml"))]
+    return images([doc for text in texts for doc in yaml.load_all(text, Loader=_LOADER) if doc])  # noqa: TID251
 
 
 if __name__ == "__main__":

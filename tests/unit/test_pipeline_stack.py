@@ -132,3 +132,46 @@ def test_failures_are_notified(pipeline, cfg):
 def test_pipeline_lives_in_the_tooling_account(assembly, cfg):
     stack = assembly.stack("pipeline")
     assert stack.account == cfg.organization.tooling.id and stack.region == cfg.organization.tooling_region
+
+
+def test_security_scan_lists_images_with_only_what_its_step_installs(pipeline, tmp_path):
+    """The scan step's build image gets PyYAML and nothing else of the project's requirements, then
+    runs `python3 -m scripts.images`: the same command here, on a Python that sees the checkout and
+    that one package (-S: no site-packages), must list the images."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    t, _ = pipeline
+    specs = [
+        json.loads(p["Properties"]["Source"]["BuildSpec"])
+        for p in t.find_resources("AWS::CodeBuild::Project").values()
+        if "scripts.images" in p["Properties"]["Source"]["BuildSpec"]
+    ]
+    assert len(specs) == 1
+    installs = [c for c in specs[0]["phases"]["install"]["commands"] if c.startswith("pip install")]
+    pinned = next(line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("PyYAML=="))
+    assert installs == [f"pip install --quiet {pinned}"]
+    only = tmp_path / "site"
+    only.mkdir()
+    for package in ("yaml", "_yaml"):
+        (only / package).symlink_to(Path(yaml.__file__).parents[1] / package)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "app.yaml").write_text(
+        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - image: a:1\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-S", "-m", "scripts.images", str(manifests)],
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT}:{only}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["a:1"]
