@@ -31,6 +31,10 @@ from constructs_lib.nag import acknowledge, acknowledge_generated_grants
 TRIVY_VERSION = "0.67.2"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+# The scan step installs PyYAML alone (scripts/images.py needs nothing else), at the project's pin.
+PYYAML_REQUIREMENT = next(
+    line for line in (REPOSITORY_ROOT / "requirements.txt").read_text().splitlines() if line.startswith("PyYAML==")
+)
 
 
 # The wildcard actions CDK's grant helpers emit (grantReadWrite on buckets and keys).
@@ -126,7 +130,7 @@ class PipelineStack(cdk.Stack):
             install_commands=[
                 f"curl -sSfL -o /tmp/trivy.deb https://get.trivy.dev/deb/trivy_{TRIVY_VERSION}_Linux-64bit.deb",
                 "dpkg -i /tmp/trivy.deb",
-                "pip install --quiet PyYAML==6.0.3",
+                f"pip install --quiet {PYYAML_REQUIREMENT}",
             ],
             commands=[
                 # cdk-nag already failed the synth on any finding; keep its report in the log as evidence.
