@@ -28,7 +28,10 @@ from tests import shared
 from tests.conftest import ENVIRONMENTS
 from tests.rendered import manifests
 
+# The checkov every scan runs (its own venv, requirements-checkov.txt), offline: BC_SKIP_MAPPING
+# stops it fetching Bridgecrew's guideline mapping. test_cfn_scanners.py starts it with these too.
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE"}
 SUPABASE = "supabase"
 OTHERS = "others"
 RESULT_KEYS = ("passed_checks", "failed_checks", "skipped_checks")
@@ -61,7 +64,7 @@ def _scan(directory: Path) -> None:
             capture_output=True,
             text=True,
             timeout=600,
-            env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+            env={**os.environ, **CHECKOV_ENV},
         )
     try:
         report = json.loads(proc.stdout)

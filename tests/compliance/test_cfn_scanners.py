@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.compliance.checkov_kubernetes import CHECKOV, CHECKOV_ENV
+
 # cfn-lint and checkov over every template.
 pytestmark = pytest.mark.long
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
 
@@ -46,7 +47,7 @@ def scanner_runs(assembly):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        env={**os.environ, **CHECKOV_ENV},
     )
     return {"templates": templates, "cfn-lint": lint, "checkov": checkov}
 

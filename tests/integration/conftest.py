@@ -63,7 +63,6 @@ use `postgres_server.run_as` / `postgres_server.daemon_user_kwargs()` and
 from __future__ import annotations
 
 import glob
-import json
 import os
 import pwd
 import re
@@ -71,10 +70,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
 
@@ -84,7 +82,7 @@ import pytest
 from database.bootstrap import BOOTSTRAP_SQL_PATH, password_env_var, psql_args
 from database.parameters import SHARED_PRELOAD_LIBRARIES, SLOW_QUERY_LOG
 from database.roles import DATABASE_LOGIN_ROLES
-from tests import shared
+from tests.rendered import manifests
 
 MASTER_USER = "supabase_admin"
 # Named like RDS's own superuser; `postgres` is a role the bootstrap creates.
@@ -580,32 +578,9 @@ class ServiceDb:
 
 
 @pytest.fixture(scope="session")
-def supabase_render() -> Callable[[str], dict[str, list[dict]]]:
-    """`supabase_render("dev")`: chart id -> objects of the three Supabase charts of that
-    environment (render_supabase, the default config), rendered once per session for both
-    xdist workers (tests/shared.once) rather than once per module that reads them."""
-
-    @cache
-    def render(env_name: str) -> dict[str, list[dict]]:
-        def produce(directory: Path) -> None:
-            from config.loader import load_config
-            from k8s_charts.aws_values import from_config
-            from k8s_charts.supabase.chart import render_supabase
-
-            cfg = load_config()
-            (directory / "charts.json").write_text(
-                json.dumps(render_supabase(cfg, env_name, from_config(cfg, env_name)))
-            )
-
-        return json.loads((shared.once(f"supabase-render-{env_name}", produce) / "charts.json").read_text())
-
-    return render
-
-
-@pytest.fixture(scope="session")
-def supabase_manifests(supabase_render) -> list[dict]:
-    """The Supabase chart's objects for MANIFEST_ENV, rendered once."""
-    return supabase_render(MANIFEST_ENV)["supabase"]
+def supabase_manifests() -> list[dict]:
+    """The Supabase chart's objects for MANIFEST_ENV, as the session rendered them (tests/rendered.py)."""
+    return manifests(MANIFEST_ENV)["supabase"]
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,7 @@ from scripts.appdev.connection import ca_file
 from scripts.appdev.drift import diff
 from scripts.appdev.scratch import ROOT, clean_env
 from tests.integration.conftest import MANIFEST_ENV, bootstrapped_database
+from tests.rendered import manifests
 
 # Seventeen node-pg-migrate runs and four migra comparisons on PostgreSQL 17.
 pytestmark = pytest.mark.long
@@ -55,8 +56,8 @@ LOCKED_WAIT = (
 
 
 @pytest.fixture(scope="module")
-def rendered(supabase_render) -> list[dict]:
-    return supabase_render(MANIFEST_ENV)[MIGRATE_CHART_ID]
+def rendered() -> list[dict]:
+    return manifests(MANIFEST_ENV)[MIGRATE_CHART_ID]
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from k8s_charts.supabase import images
 from k8s_charts.supabase import secrets as eso
 from scripts.appdev.meta import free_port_pair
 from tests.integration.conftest import UNNAMED_HOST, apply_bootstrap
+from tests.rendered import manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"
@@ -98,8 +99,8 @@ class SecretsManager(dict):
 
 
 @pytest.fixture(scope="module")
-def rendered(supabase_render) -> Rendered:
-    return Rendered(objects=supabase_render(ENV_NAME)["supabase"])
+def rendered() -> Rendered:
+    return Rendered(objects=manifests(ENV_NAME)["supabase"])
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration import ecto_migrations
 from tests.integration.test_db_bootstrap import apply_bootstrap, make_passwords
+from tests.rendered import manifests
 
 UPSTREAM = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "realtime"
 METADATA_MIGRATIONS = UPSTREAM / "priv" / "repo" / "migrations"
@@ -32,8 +33,8 @@ DATABASE = "realtime_it"
 
 
 @pytest.fixture(scope="module")
-def container(supabase_render) -> dict:
-    objects = supabase_render("dev")["supabase"]
+def container() -> dict:
+    objects = manifests("dev")["supabase"]
     deploy = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "realtime")
     return deploy["spec"]["template"]["spec"]["containers"][0]
 
