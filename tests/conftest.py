@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 # A deprecated CDK API fails the synth instead of printing a warning nobody reads.
@@ -31,6 +34,12 @@ from config import OrgConfig, load_config
 from stacks.stage import EnvironmentStage
 from tests import promises, shared, synth
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
+
+# moto gives every mock a new boto3 default session, and each new botocore session reads the service
+# models (JSON files of up to a few megabytes) from disk again: some 350 reads and five CPU-seconds
+# in the Lambda handlers' tests. One loader per process keeps what it has read, as one long-lived
+# session does; botocore builds each session's loader with this function (botocore/session.py).
+botocore.session.create_loader = cache(botocore.loaders.create_loader)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,13 +194,20 @@ def _collects_everything(config: pytest.Config) -> bool:
     return [(invoked / arg).resolve() for arg in config.args] == [ROOT / "tests"]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    # Before every other implementation: -k/-m have deselected nothing yet, so a full run sees
+    # every guard; a run of a few files cannot tell a missing guard from an uncollected one and
+    # skips the check.
+    if _collects_everything(config):
+        _check_promises(items)
+    yield
+    # After every other implementation: pytest's own reordering groups the tests that share a
+    # session-scoped parameter (the organization of `cloud_assembly`) across files.
     _order_files(items)
-    # Runs before -k/-m deselect anything, so a full run sees every guard; a run of a few
-    # files cannot tell a missing guard from an uncollected one and skips the check.
-    if not _collects_everything(config):
-        return
+
+
+def _check_promises(items: list[pytest.Item]) -> None:
     found = promises.problems(promises.PROMISES, (ROOT / "README.md").read_text(), (item.nodeid for item in items))
     if found:
         raise pytest.UsageError("tests/promises.py no longer matches the README or the suite:\n  " + "\n  ".join(found))

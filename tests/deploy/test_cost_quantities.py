@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from config import load_config
-from scripts.cost import facts
+from scripts.cost import facts_of_manifests
+from tests import rendered
 from tests.conftest import ORG_CONFIGS
 from tests.deploy.helm import environments
 
@@ -42,7 +43,7 @@ def test_estimated_quantities_are_the_templates(case: tuple[str, str], synthesiz
     assembly = synthesized(org)
     cfg = load_config(ORG_CONFIGS[org])
     env = cfg.environments[env_name]
-    found = facts(cfg, env_name)
+    found = facts_of_manifests(rendered.manifests(env_name, org))
     zones = len(env.availability_zones)
 
     assert len(_resources(assembly, f"{env_name}/network", "AWS::EC2::NatGateway")) == env.network.nat_gateways

@@ -7,6 +7,9 @@ import pytest
 import tests.deploy.rules  # noqa: F401  (registers the rules)
 from tests.deploy.registry import RULES
 
+# It synthesizes the second organization, which a dozen files read: started first, no worker waits for it.
+pytestmark = pytest.mark.long
+
 _COVERAGE: dict[str, int] = {}
 
 

@@ -92,6 +92,9 @@ class Platform:
     def __init__(self, keysets: list[ApiKeys], faults: Faults, hang_seconds: float = 3.0) -> None:
         self.faults = faults
         self.hang_seconds = hang_seconds
+        # A hung service stays hung until the test stops the platform, not for all of hang_seconds:
+        # stopping waits for the handlers, and a test has no reason to wait out a hang it saw.
+        self.stopping = threading.Event()
         self.state = State()
         self.lock = threading.RLock()
         self.roles: dict[str, str] = {}
@@ -110,6 +113,7 @@ class Platform:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         for server in (self.gateway, self.studio):
             server.shutdown()
             server.server_close()
@@ -126,7 +130,8 @@ class Platform:
     def _http(self, handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        # Stopping waits up to one poll interval per server, and every test stops a platform.
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
         return server
 
     # -- Kong ---------------------------------------------------------------------------
@@ -153,7 +158,7 @@ class Platform:
                         }
                     )
                 if platform.faults.hang:
-                    time.sleep(platform.hang_seconds)
+                    platform.stopping.wait(platform.hang_seconds)
                     return
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     platform._relay_websocket(self)
@@ -496,7 +501,7 @@ class Platform:
             ws.send(json.dumps({"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok"}, "ref": "99"}))
             ws.send(json.dumps({"topic": message["topic"], "event": "presence_state", "payload": {}, "ref": None}))
             if self.faults.realtime == "silent":
-                time.sleep(self.hang_seconds)
+                self.stopping.wait(self.hang_seconds)
                 ws.close()
                 return
             if self.faults.realtime == "error":

@@ -14,8 +14,8 @@ import pytest
 
 from config import load_config
 from k8s_charts.aws_values import from_config
-from k8s_charts.environment import render_manifests
 from k8s_charts.monitoring import MonitoringChart
+from tests import rendered
 
 REPO = Path(__file__).resolve().parents[2]
 VALIDATOR = REPO / "tests" / "compliance" / "validate_crd.mjs"
@@ -33,7 +33,7 @@ def objects() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def manifests() -> dict[str, list[dict]]:
-    return render_manifests(load_config(), "prod")
+    return rendered.manifests("prod")
 
 
 def test_builtin_objects_validate_strictly(objects: list[dict]) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from config import load_config, yamlio
+from config import yamlio
 from constructs_lib.addons import kube_prometheus_stack, prometheus_adapter
-from k8s_charts.environment import render_manifests
+from tests import rendered
 from tests.conftest import ENVIRONMENTS
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -50,7 +50,7 @@ def _adapter_release(template, env):
 
 @pytest.fixture(scope="module")
 def manifests() -> dict[str, list[dict]]:
-    return render_manifests(load_config(), "prod")
+    return rendered.manifests("prod")
 
 
 def _objects(manifests, kind):

@@ -47,6 +47,9 @@ LEGACY = ApiKeys(
 OPAQUE = ApiKeys(kind="opaque", public="sb_publishable_Zm9vYmFyYmF6cXV4", secret="sb_secret_c2VjcmV0LXNlY3JldC1rZXk")
 KEYSETS = [LEGACY, OPAQUE]
 TIMEOUT = 1.0
+# The tests whose failure is a wait (a hung service, rest-rls waiting out replication lag before it
+# judges the rows it reads) take the whole timeout; they run with a shorter one.
+WAIT_TIMEOUT = TIMEOUT / 2
 CASE_NAMES = {
     "sweep_stale": "sweep-stale",
     "auth_lifecycle": "auth-lifecycle",
@@ -151,7 +154,8 @@ BROKEN = [
 )
 @pytest.mark.parametrize("keys", KEYSETS, ids=lambda k: k.kind)
 def test_each_case_fails_when_its_rule_breaks_and_still_cleans_up(platform, case, reason, keys):
-    result = getattr(client(platform, keys), case)()
+    smoke = client(platform, keys, timeout_seconds=WAIT_TIMEOUT if case == "rest_rls" else TIMEOUT)
+    result = getattr(smoke, case)()
     assert not result.ok and reason in result.detail, result.detail
     assert_no_secret_in(result.detail, keys)
     assert platform.state.leftovers() == NOTHING_LEFT
@@ -237,17 +241,17 @@ def test_a_wrong_key_fails_every_case_without_leaking_it(platform):
 @pytest.mark.parametrize("platform", [Faults(hang=True)], indirect=True)
 def test_a_hanging_api_fails_within_the_timeout(platform):
     started = time.monotonic()
-    result = client(platform, LEGACY).function_hello()
+    result = client(platform, LEGACY, timeout_seconds=WAIT_TIMEOUT).function_hello()
     assert not result.ok and "timed out" in result.detail
-    assert time.monotonic() - started < TIMEOUT * 2
+    assert time.monotonic() - started < WAIT_TIMEOUT * 2
 
 
 @pytest.mark.parametrize("platform", [Faults(realtime="silent")], indirect=True)
 def test_realtime_join_without_reply_fails_within_the_timeout_and_deletes_its_user(platform):
-    result = client(platform, LEGACY).realtime_join()
+    result = client(platform, LEGACY, timeout_seconds=WAIT_TIMEOUT).realtime_join()
     assert not result.ok and "no phx_reply" in result.detail
     assert len(platform.state.joins) == 1
-    assert TIMEOUT * 1000 <= result.latency_ms < TIMEOUT * 2500
+    assert WAIT_TIMEOUT * 1000 <= result.latency_ms < WAIT_TIMEOUT * 2500
     assert platform.state.leftovers() == NOTHING_LEFT
 
 

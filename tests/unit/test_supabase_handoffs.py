@@ -17,7 +17,6 @@ from config import yamlio
 from config.loader import load_config
 from config.naming import SecretKeys
 from k8s_charts.aws_values import from_config
-from k8s_charts.environment import render_manifests
 from k8s_charts.mesh import INJECTION_LABEL
 from k8s_charts.rollouts.chart import RolloutsChart
 from k8s_charts.supabase import kong, secrets
@@ -27,6 +26,7 @@ from k8s_charts.supabase.contract import QUARANTINE_LABEL
 from k8s_charts.supabase.props import Scaling, SupabaseProps
 from ops.incident_response import handler as incident
 from ops.mint_api_keys import handler as mint
+from tests import rendered
 from tests.conftest import ENVIRONMENTS
 
 ENVS = ENVIRONMENTS
@@ -41,8 +41,8 @@ def cfg():
 
 @pytest.fixture(scope="module", params=ENVS)
 def env(request, cfg) -> tuple[str, list[dict[str, Any]]]:
-    rendered = render_manifests(cfg, request.param)
-    return request.param, [o for objs in rendered.values() for o in objs]
+    charts = rendered.manifests(request.param)
+    return request.param, [o for objs in charts.values() for o in objs]
 
 
 def _render(props: SupabaseProps) -> list[dict[str, Any]]:
