@@ -12,9 +12,6 @@ import pytest
 from scripts.appdev import apidocs
 from scripts.appdev.scratch import ROOT, ToolError
 
-# Real servers and toolchains, seconds per test: started first, so the run does not end on this file.
-pytestmark = pytest.mark.long
-
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):

@@ -34,9 +34,6 @@ from scripts.appdev.meta import free_port_pair
 from tests.integration.conftest import UNNAMED_HOST, apply_bootstrap
 from tests.rendered import manifests
 
-# Real servers and toolchains, seconds per test: started first, so the run does not end on this file.
-pytestmark = pytest.mark.long
-
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"
 ENV_NAME = "prod"

@@ -32,9 +32,6 @@ from scripts.appdev import sdk
 from scripts.appdev.scratch import NODE_BIN, ROOT, migrate
 from tests.integration.conftest import bootstrapped_database
 
-# Real servers and toolchains, seconds per test: started first, so the run does not end on this file.
-pytestmark = pytest.mark.long
-
 DBNAME = "app_sdk"
 COLUMNS = ["done", "id", "inserted_at", "owner_id", "priority", "title"]
 
