@@ -42,6 +42,8 @@ KUBERNETES = {"1.35": (eks.KubernetesVersion.V1_35, KubectlV35Layer)}
 
 AMI_TYPE = eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
 ROOT_VOLUME_GIB = 100
+# The control plane's network interfaces, the node groups and Fargate pods all live in the private subnets.
+PRIVATE_SUBNETS = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
 SYSTEM_LABELS = {"node-role": "system"}
 APP_LABELS = {"node-role": "app"}
 SPOT_LABELS = {"node-role": "spot"}
@@ -115,7 +117,7 @@ class EksCluster(Construct):
             cluster_name=cluster_name,
             version=version,
             vpc=vpc,
-            vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+            vpc_subnets=[PRIVATE_SUBNETS],
             endpoint_access=endpoint,
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             default_capacity=0,
@@ -198,7 +200,10 @@ class EksCluster(Construct):
             self.cluster.add_fargate_profile(
                 "Fargate",
                 selectors=[eks.Selector(namespace=ns) for ns in spec.fargate_namespaces],
-                subnet_selection=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                # Without the VPC the construct drops the selection (and warns), leaving the subnets
+                # to EKS; named here, the profile's subnets are the cluster's, in the template.
+                vpc=vpc,
+                subnet_selection=PRIVATE_SUBNETS,
             )
             if spec.fargate_namespaces
             else None
@@ -336,7 +341,7 @@ class EksCluster(Construct):
             labels=labels,
             taints=taints,
             node_role=self.node_role,
-            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            subnets=PRIVATE_SUBNETS,
             launch_template_spec=eks.LaunchTemplateSpec(
                 id=self.launch_template.launch_template_id, version=self.launch_template.latest_version_number
             ),

@@ -116,6 +116,17 @@ def test_fargate_profile_for_configured_namespaces(template, cfg, env):
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_fargate_pods_run_in_the_clusters_private_subnets(template, env):
+    t = _cluster(template, env)
+    [cluster] = t.find_resources("AWS::EKS::Cluster").values()
+    [profile] = t.find_resources("AWS::EKS::FargateProfile").values()
+    subnets = profile["Properties"]["Subnets"]
+    # EKS accepts only private subnets for Fargate (no route to an internet gateway).
+    assert subnets == cluster["Properties"]["ResourcesVpcConfig"]["SubnetIds"]
+    assert all("privateSubnet" in subnet["Fn::ImportValue"] for subnet in subnets), subnets
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_eks_addons_pinned(template, env):
     t = _cluster(template, env)
     for name, version in eks_managed.VERSIONS["1.35"].items():
