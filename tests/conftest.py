@@ -93,7 +93,15 @@ ORG_CONFIGS = {
     "acme": ROOT / "tests" / "fixtures" / "orgs" / "acme.yaml",
 }
 # The default organization's environment names, for tests parametrized per environment.
-ENVIRONMENTS: tuple[str, ...] = tuple(load_config(ORG_CONFIGS["default"]).environments)
+_DEFAULT = load_config(ORG_CONFIGS["default"])
+ENVIRONMENTS: tuple[str, ...] = tuple(_DEFAULT.environments)
+# The environments the pipeline deploys, in order.
+PROMOTION_ORDER: tuple[str, ...] = tuple(_DEFAULT.pipeline.promotion_order)
+NON_PRODUCTION_ENVIRONMENTS: tuple[str, ...] = tuple(n for n, e in _DEFAULT.environments.items() if not e.production)
+# One environment of each kind, the first of each: the non-production one, then the production one.
+ENVIRONMENT_KINDS: tuple[str, ...] = tuple(
+    next(n for n, e in _DEFAULT.environments.items() if e.production is production) for production in (False, True)
+)
 _DEPLOYED = os.environ.get("SUPABASE_CONFIG")
 if _DEPLOYED and (ROOT / _DEPLOYED).resolve() not in {path.resolve() for path in ORG_CONFIGS.values()}:
     ORG_CONFIGS["deployed"] = (ROOT / _DEPLOYED).resolve()

@@ -29,7 +29,7 @@ from k8s_charts.base import FARGATE_LOGGING_CONFIGMAP, FARGATE_LOGGING_NAMESPACE
 from k8s_charts.supabase import logs
 from k8s_charts.supabase.props import SupabaseProps
 from tests import fluent_bit_conf
-from tests.conftest import ORG_CONFIGS
+from tests.conftest import ENVIRONMENT_KINDS, ORG_CONFIGS
 from tests.deploy import helm
 from tests.rendered import manifests as rendered_manifests
 
@@ -265,7 +265,7 @@ def _resources(template_json: dict[str, Any], kind: str) -> dict[str, dict[str, 
     return {k: v for k, v in template_json["Resources"].items() if v["Type"] == kind}
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ENVIRONMENT_KINDS)
 def test_log_group_is_encrypted_with_its_own_key_and_configured_retention(assembly, cfg, env: str) -> None:
     tpl = assembly.template_json(f"{env}/cluster")
     name = naming.container_log_group(naming.cluster_name(cfg, env))
@@ -280,7 +280,7 @@ def test_log_group_is_encrypted_with_its_own_key_and_configured_retention(assemb
     assert context["Fn::Join"][1][-1].endswith(f":log-group:{name}")
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ENVIRONMENT_KINDS)
 def test_saved_queries_target_the_log_group(assembly, cfg, env: str) -> None:
     tpl = assembly.template_json(f"{env}/cluster")
     cluster = naming.cluster_name(cfg, env)
@@ -314,7 +314,7 @@ def _policy_actions_and_resources(policy: dict[str, Any]) -> list[tuple[set[str]
     return out
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ENVIRONMENT_KINDS)
 def test_writers_may_write_to_the_log_group_only(assembly, cfg, env: str) -> None:
     name = naming.container_log_group(naming.cluster_name(cfg, env))
     platform = assembly.template_json(f"{env}/platform")

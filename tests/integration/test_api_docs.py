@@ -11,6 +11,7 @@ import pytest
 
 from scripts.appdev import apidocs
 from scripts.appdev.scratch import ROOT, ToolError
+from tests.conftest import ENVIRONMENTS
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_spec_describes_the_sample_schema(spec, out, report):
     assert rpc["responses"]["200"]["content"]["application/json"]["schema"]["items"] == {
         "$ref": "#/components/schemas/todos"
     }
-    assert {s["description"] for s in spec["servers"]} == {"dev", "staging", "prod"}
+    assert {s["description"] for s in spec["servers"]} == set(ENVIRONMENTS)
     assert all(s["url"].endswith("/rest/v1") for s in spec["servers"])
     html = (out / apidocs.HTML).read_text()
     assert "<html" in html.lower() and "complete_todo" in html and "open_todos" in html

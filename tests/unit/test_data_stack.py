@@ -11,15 +11,23 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_secretsmanager as secretsmanager
 
-from config import naming
+from config import load_config, naming
 from config.naming import SecretKeys
 from constructs_lib import lambda_deps
 from constructs_lib.api_keys import secret_generation
 from constructs_lib.secrets import generator
 from database.roles import LOGIN_ROLES, MASTER_USER
-from tests.conftest import ENVIRONMENTS
+from stacks.data_stack import DAILY_COPY_RPO_MINUTES
+from tests.conftest import ENVIRONMENTS, ORG_CONFIGS
 
 ENVS = ENVIRONMENTS
+# A daily backup copy cannot meet an RPO under a day: those environments also replicate RDS's
+# automated backups to the DR region.
+REPLICATING = tuple(
+    name
+    for name, env in load_config(ORG_CONFIGS["default"]).environments.items()
+    if env.recovery.rpo_minutes < DAILY_COPY_RPO_MINUTES
+)
 HANDLER = Path(__file__).resolve().parents[2] / "ops" / "mint_api_keys" / "handler.py"
 # Logical ids of the stateful resources: a change here means CloudFormation replaces (and
 # loses) a database, a vault or a cache. Never update these to make a test pass.
@@ -197,7 +205,7 @@ def test_dev_takes_a_final_snapshot_and_drops_protection(template):
     assert t[PRIMARY]["Properties"]["DeletionProtection"] is False
 
 
-@pytest.mark.parametrize("env", ["staging", "prod"])
+@pytest.mark.parametrize("env", REPLICATING)
 def test_cross_region_automated_backups(template, assembly, cfg, env):
     e = cfg.environments[env]
     p = props(template(env, "data"), PRIMARY)
@@ -211,7 +219,7 @@ def test_dev_has_no_cross_region_automated_backups(template):
     assert not {k for k in p if k.startswith("AutomaticBackupReplication")}
 
 
-@pytest.mark.parametrize("env", ["staging", "prod"])
+@pytest.mark.parametrize("env", REPLICATING)
 def test_dr_key_admits_every_service_that_writes_with_it(assembly, template, cfg, env):
     """Contract with the dr stack: RDS (replicated automated backups), AWS Backup (copies) and
     Secrets Manager (secret replicas) encrypt with the DR key in the DR region. A key policy

@@ -4,7 +4,7 @@ import pytest
 
 from config import naming
 from config.naming import velero_replica_bucket as velero_replica_bucket_name
-from tests.conftest import ENVIRONMENTS
+from tests.conftest import ENVIRONMENTS, NON_PRODUCTION_ENVIRONMENTS
 
 ENVS = ENVIRONMENTS
 PINNED = {
@@ -84,7 +84,7 @@ def test_production_vault_is_locked_and_retained(template):
     assert vault["DeletionPolicy"] == "Retain"
 
 
-@pytest.mark.parametrize("env", ["dev", "staging"])
+@pytest.mark.parametrize("env", NON_PRODUCTION_ENVIRONMENTS)
 def test_non_production_vault_is_not_locked(template, env):
     assert "LockConfiguration" not in resources(template, env)["BackupVault"]["Properties"]
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.conftest import PROMOTION_ORDER
+
 
 @pytest.fixture(scope="module")
 def pipeline(template):
@@ -76,7 +78,7 @@ def test_later_environments_need_approval(pipeline, cfg):
         assert steps[-1]["Name"] == f"SmokeTests-{env_name}"
 
 
-@pytest.mark.parametrize("env_name", ["staging", "prod"])
+@pytest.mark.parametrize("env_name", PROMOTION_ORDER)
 def test_each_stage_deploys_into_its_own_account_and_region(pipeline, cfg, env_name):
     _, props = pipeline
     env = cfg.environments[env_name]

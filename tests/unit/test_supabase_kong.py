@@ -14,6 +14,7 @@ from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import kong
 from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.props import SupabaseProps
+from tests.conftest import ENVIRONMENT_KINDS
 
 FAKE = {
     "anon_key": "anon.jwt.value",
@@ -27,7 +28,7 @@ FAKE = {
 }
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=ENVIRONMENT_KINDS)
 def env(request):
     cfg = load_config()
     values = from_config(cfg, request.param)

@@ -11,6 +11,7 @@ import pytest
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase.chart import render_supabase
+from tests.conftest import ENVIRONMENT_KINDS
 
 OBS = "ns:observability"
 # Namespace-wide policies (every Supabase pod), checked on their own below.
@@ -78,7 +79,7 @@ def _peer(peer: dict) -> str:
     return "cidr:" + peer["ipBlock"]["cidr"]
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=ENVIRONMENT_KINDS)
 def policies(request):
     cfg = load_config()
     values = from_config(cfg, request.param)

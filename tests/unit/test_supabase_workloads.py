@@ -12,6 +12,9 @@ from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import images
 from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.components import FUNCTIONS_DIR
+from tests.conftest import ENVIRONMENT_KINDS
+
+NON_PRODUCTION, PRODUCTION = ENVIRONMENT_KINDS
 
 COMPONENTS = [
     "kong",
@@ -41,7 +44,7 @@ METRICS = {
 def envs():
     cfg = load_config()
     out = {}
-    for name in ("dev", "prod"):
+    for name in ENVIRONMENT_KINDS:
         values = from_config(cfg, name)
         out[name] = (values, render_supabase(cfg, name, values))
     return out
@@ -82,7 +85,7 @@ def test_component_naming_and_hardening(envs, component):
 
 @pytest.mark.parametrize("component,port", sorted(METRICS.items()))
 def test_metrics_port_named_on_service(envs, component, port):
-    service = _find(envs["prod"][1]["supabase"], "Service", component)
+    service = _find(envs[PRODUCTION][1]["supabase"], "Service", component)
     assert {"name": "metrics", "port": port} in [
         {"name": p["name"], "port": p["port"]} for p in service["spec"]["ports"]
     ]
@@ -100,22 +103,23 @@ def _floor(objects, component):
 
 def test_production_runs_more_replicas(envs):
     for component in COMPONENTS:
-        dev = _floor(envs["dev"][1]["supabase"], component)
-        prod = _floor(envs["prod"][1]["supabase"], component)
+        dev = _floor(envs[NON_PRODUCTION][1]["supabase"], component)
+        prod = _floor(envs[PRODUCTION][1]["supabase"], component)
         assert prod >= 2 and prod >= dev, component
 
 
 def test_realtime_hpa_scales_on_connections(envs):
-    hpa = _find(envs["prod"][1]["supabase"], "HorizontalPodAutoscaler", "realtime")
+    hpa = _find(envs[PRODUCTION][1]["supabase"], "HorizontalPodAutoscaler", "realtime")
     kinds = {m["type"] for m in hpa["spec"]["metrics"]}
     assert kinds == {"Resource", "Pods"}
     assert (
-        hpa["spec"]["minReplicas"] == _find(envs["prod"][1]["supabase"], "Deployment", "realtime")["spec"]["replicas"]
+        hpa["spec"]["minReplicas"]
+        == _find(envs[PRODUCTION][1]["supabase"], "Deployment", "realtime")["spec"]["replicas"]
     )
 
 
 def test_edge_functions_packaged_from_folder(envs):
-    objects = envs["dev"][1]["supabase"]
+    objects = envs[NON_PRODUCTION][1]["supabase"]
     cm = _find(objects, "ConfigMap", "functions-source")
     on_disk = {p.relative_to(FUNCTIONS_DIR).as_posix(): p.read_text() for p in FUNCTIONS_DIR.rglob("*") if p.is_file()}
     assert {"main/index.ts", "hello/index.ts"} <= set(on_disk)
@@ -131,7 +135,7 @@ def test_edge_functions_packaged_from_folder(envs):
 
 
 def test_bootstrap_job(envs):
-    values, charts = envs["prod"]
+    values, charts = envs[PRODUCTION]
     objects = charts["supabase-db-bootstrap"]
     ns = _find(objects, "Namespace", "supabase")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -151,14 +155,14 @@ def test_bootstrap_job(envs):
 
 
 def test_bootstrap_job_name_follows_sql(envs):
-    objects = envs["dev"][1]["supabase-db-bootstrap"]
+    objects = envs[NON_PRODUCTION][1]["supabase-db-bootstrap"]
     job = next(o for o in objects if o["kind"] == "Job")
     import hashlib
 
     assert job["metadata"]["name"].endswith(hashlib.sha256(BOOTSTRAP_SQL.encode()).hexdigest()[:10])
 
 
-@pytest.mark.parametrize("env_name", ["dev", "prod"])
+@pytest.mark.parametrize("env_name", ENVIRONMENT_KINDS)
 def test_ingress(envs, env_name):
     values, charts = envs[env_name]
     ing = _find(charts["supabase"], "Ingress", "supabase")
