@@ -51,13 +51,16 @@ def acknowledged(reports) -> list[dict]:
 def test_synth_leaves_no_warning(organization):
     """A warning the CDK prints on every `cdk synth` (a property it ignores, a feature flag left
     unset) soon goes unread, and the next one with it: the assembly's metadata holds none."""
-    warnings = [
-        f"{path}: {entry['data']}"
+    # The CDK writes each stack's annotations beside its template; none found would mean the
+    # warnings moved elsewhere and this test looked at nothing.
+    entries = [
+        (path, entry)
         for metadata in sorted(organization.outdir.rglob("*.metadata.json"))
-        for path, entries in json.loads(metadata.read_text()).items()
-        for entry in entries
-        if entry["type"] == "aws:cdk:warning"
+        for path, path_entries in json.loads(metadata.read_text()).items()
+        for entry in path_entries
     ]
+    assert any(entry["type"] == "aws:cdk:logicalId" for _, entry in entries), "no stack metadata in the assembly"
+    warnings = [f"{path}: {entry['data']}" for path, entry in entries if entry["type"] == "aws:cdk:warning"]
     assert not warnings, "\n".join(warnings)
 
 
