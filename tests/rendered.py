@@ -6,7 +6,10 @@ environment), and a dozen test modules on both pytest-xdist workers read the sam
 stores the objects as JSON, which is what cdk8s's `Chart.to_json()` produced; every call returns
 fresh objects, so a test may change what it gets without touching another test's copy.
 
-Tests of the rendering itself (the manifest writer, the chart units) call `render_manifests`.
+`supabase(env)` is the same render cut to the three Supabase charts, which is what
+`render_supabase` returns for the configuration as written (one app builds the same charts alone
+or beside the others). Tests of the rendering itself (the manifest writer, the chart units, a
+config changed in the test) call the render functions.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from config import load_config
 from k8s_charts.environment import render_manifests
+from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from tests import shared
 from tests.conftest import ORG_CONFIGS
 
@@ -32,3 +36,9 @@ def manifests(env: str, org: str = "default") -> dict[str, list[dict[str, Any]]]
 
     stored = shared.once(shared.key_of("cdk8s-manifests", str(config), env), produce)
     return json.loads((stored / _FILE).read_text())
+
+
+def supabase(env: str, org: str = "default") -> dict[str, list[dict[str, Any]]]:
+    """The Supabase charts' objects, as `render_supabase(cfg, env, from_config(cfg, env))`."""
+    rendered = manifests(env, org)
+    return {chart: rendered[chart] for chart in SUPABASE_CHART_IDS}

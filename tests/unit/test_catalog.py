@@ -9,6 +9,7 @@ the Istio VirtualService and AuthorizationPolicy) must have moved, and nothing e
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 import subprocess
@@ -18,17 +19,19 @@ from pathlib import Path
 import pytest
 
 from config.loader import load_config
+from k8s_charts import mesh
 from k8s_charts.aws_values import from_config
 from k8s_charts.catalog import CATALOG, callers
 from k8s_charts.supabase import kong
-from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.props import SupabaseProps
+from tests import rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 # Content hashes of rendered config (Kong's declarative config) legitimately change with it.
 _HASH_ANNOTATION = re.compile(r'"supabase\.io/[a-z-]+-sha256": "[0-9a-f]{64}"')
 
-RENDER = """
+MESH_CIDR = "10.0.0.0/16"
+RENDER = f"""
 import json, sys
 from config.loader import load_config
 from k8s_charts import mesh
@@ -38,15 +41,17 @@ from k8s_charts.supabase.chart import render_supabase
 cfg = load_config(sys.argv[1])
 env = sys.argv[2]
 charts = render_supabase(cfg, env, from_config(cfg, env))
-charts["mesh"] = mesh.mesh_objects(vpc_cidr="10.0.0.0/16")
-print(json.dumps(charts, sort_keys=True, indent=1))
+charts["mesh"] = mesh.mesh_objects(vpc_cidr="{MESH_CIDR}")
+sys.stdout.write(json.dumps(charts, sort_keys=True, indent=1))
 """
 
 
-@functools.cache
+def _normalized(charts_json: str) -> str:
+    return _HASH_ANNOTATION.sub('"hash": "-"', charts_json)
+
+
 def _render(checkout: Path, env_name: str) -> str:
-    """Render the charts of `checkout` in a fresh interpreter (`python -c` imports from its cwd).
-    Cached: every edit is compared with the same rendering of this checkout."""
+    """Render the charts of `checkout` in a fresh interpreter (`python -c` imports from its cwd)."""
     out = subprocess.run(
         [sys.executable, "-c", RENDER, "config/default.yaml", env_name],
         capture_output=True,
@@ -54,7 +59,14 @@ def _render(checkout: Path, env_name: str) -> str:
         cwd=checkout,
         check=True,
     ).stdout
-    return _HASH_ANNOTATION.sub('"hash": "-"', out)
+    return _normalized(out)
+
+
+@functools.cache
+def _render_here(env_name: str) -> str:
+    """What `_render` gives for this checkout, from the session's render of the same charts."""
+    charts = {**rendered.supabase(env_name), "mesh": mesh.mesh_objects(vpc_cidr=MESH_CIDR)}
+    return _normalized(json.dumps(charts, sort_keys=True, indent=1))
 
 
 @pytest.mark.parametrize(("component", "new_port"), [("meta", 8181), ("auth", 9898)])
@@ -71,7 +83,7 @@ def test_one_edit_in_the_catalog_moves_every_reference(tmp_path: Path, component
     assert text.count(line) == 1, f"catalog entry for {component} not found as {line!r}"
     catalog.write_text(text.replace(line, f'Component(name="{component}", port={new_port}'))
 
-    before = _render(ROOT, "dev")
+    before = _render_here("dev")
     after = _render(tmp_path, "dev")
     assert str(new_port) not in before
     # Every reference moved (a literal left anywhere would keep the old port in `after`) ...
@@ -94,8 +106,7 @@ def test_callers_are_the_inverse_of_calls() -> None:
 
 
 def test_rendered_services_serve_the_catalog_ports() -> None:
-    cfg = load_config(ROOT / "config" / "default.yaml")
-    objects = [o for objs in render_supabase(cfg, "prod", from_config(cfg, "prod")).values() for o in objs]
+    objects = [o for objs in rendered.supabase("prod").values() for o in objs]
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
     for c in CATALOG.values():
         targets = {p["targetPort"] for p in services[c.name]["spec"]["ports"]}

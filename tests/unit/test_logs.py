@@ -23,9 +23,8 @@ from config import yamlio
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import kong, logs
-from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.props import SupabaseProps
-from tests import fluent_bit_conf
+from tests import fluent_bit_conf, rendered
 
 SAMPLES = yamlio.load((Path(__file__).resolve().parents[1] / "fixtures" / "log_samples.yaml").read_text())
 ENV = "prod"
@@ -40,9 +39,8 @@ def props() -> SupabaseProps:
 @cache
 def pod_annotations() -> dict[str, dict[str, str]]:
     """Container name -> its pod template's annotations, from the rendered Supabase chart."""
-    cfg = load_config()
     out: dict[str, dict[str, str]] = {}
-    for obj in render_supabase(cfg, ENV, from_config(cfg, ENV))["supabase"]:
+    for obj in rendered.supabase(ENV)["supabase"]:
         if obj["kind"] != "Deployment":
             continue
         template = obj["spec"]["template"]
@@ -243,9 +241,7 @@ def test_studio_offers_no_logs_without_an_analytics_backend() -> None:
     cfg = load_config()
     assert not cfg.environments[ENV].observability.studio_log_explorer
     studio = next(
-        o
-        for o in render_supabase(cfg, ENV, from_config(cfg, ENV))["supabase"]
-        if o["kind"] == "Deployment" and o["metadata"]["name"] == "studio"
+        o for o in rendered.supabase(ENV)["supabase"] if o["kind"] == "Deployment" and o["metadata"]["name"] == "studio"
     )
     env = {e["name"]: e.get("value") for e in studio["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["NEXT_PUBLIC_ENABLE_LOGS"] == "false"

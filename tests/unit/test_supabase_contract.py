@@ -14,7 +14,7 @@ import pytest
 from config.loader import load_config
 from config.model import PUBLIC_DEMO_VALUES
 from k8s_charts.aws_values import from_config
-from k8s_charts.supabase.chart import render_supabase
+from tests import rendered as rendered_charts
 from tests.conftest import ENVIRONMENTS
 
 CONTRACT = {
@@ -149,10 +149,8 @@ JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 @pytest.fixture(scope="module", params=ENVS)
 def rendered(request):
-    cfg = load_config()
-    values = from_config(cfg, request.param)
-    charts = render_supabase(cfg, request.param, values)
-    return values, [o for objs in charts.values() for o in objs]
+    charts = rendered_charts.supabase(request.param)
+    return from_config(load_config(), request.param), [o for objs in charts.values() for o in objs]
 
 
 def _deployment(objects, name):

@@ -12,8 +12,8 @@ from config import yamlio
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import kong
-from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.props import SupabaseProps
+from tests import rendered
 from tests.conftest import ENVIRONMENT_KINDS
 
 FAKE = {
@@ -33,7 +33,7 @@ def env(request):
     cfg = load_config()
     values = from_config(cfg, request.param)
     props = SupabaseProps.from_config(cfg, request.param, values)
-    objects = render_supabase(cfg, request.param, values)["supabase"]
+    objects = rendered.supabase(request.param)["supabase"]
     es = next(o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "kong-config")
     template = es["spec"]["target"]["template"]["data"]["kong.yml"]
     config = yamlio.load(kong.render_template(template, FAKE))

@@ -10,7 +10,7 @@ import pytest
 
 from config.loader import load_config
 from k8s_charts.aws_values import from_config
-from k8s_charts.supabase.chart import render_supabase
+from tests import rendered
 from tests.conftest import ENVIRONMENT_KINDS
 
 OBS = "ns:observability"
@@ -81,10 +81,10 @@ def _peer(peer: dict) -> str:
 
 @pytest.fixture(scope="module", params=ENVIRONMENT_KINDS)
 def policies(request):
-    cfg = load_config()
-    values = from_config(cfg, request.param)
-    objects = render_supabase(cfg, request.param, values)["supabase"]
-    return values, {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    objects = rendered.supabase(request.param)["supabase"]
+    return from_config(load_config(), request.param), {
+        o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"
+    }
 
 
 def test_default_deny_both_directions(policies):

@@ -15,7 +15,7 @@ from config.loader import load_config
 from config.naming import SecretKeys
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import rds_ca, secrets
-from k8s_charts.supabase.chart import render_supabase
+from tests import rendered as rendered_charts
 from tests.conftest import ENVIRONMENTS
 
 ENVS = ENVIRONMENTS
@@ -37,9 +37,7 @@ def test_bundle_is_the_pinned_package_unmodified():
 
 @pytest.fixture(scope="module", params=ENVS)
 def rendered(request):
-    cfg = load_config()
-    values = from_config(cfg, request.param)
-    return values, render_supabase(cfg, request.param, values)["supabase"]
+    return from_config(load_config(), request.param), rendered_charts.supabase(request.param)["supabase"]
 
 
 def _find(objects, kind, name):

@@ -10,8 +10,8 @@ from config.loader import load_config
 from database.bootstrap import BOOTSTRAP_SQL, psql_args
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import images
-from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.components import FUNCTIONS_DIR
+from tests import rendered
 from tests.conftest import ENVIRONMENT_KINDS
 
 NON_PRODUCTION, PRODUCTION = ENVIRONMENT_KINDS
@@ -45,8 +45,7 @@ def envs():
     cfg = load_config()
     out = {}
     for name in ENVIRONMENT_KINDS:
-        values = from_config(cfg, name)
-        out[name] = (values, render_supabase(cfg, name, values))
+        out[name] = (from_config(cfg, name), rendered.supabase(name))
     return out
 
 
