@@ -8,13 +8,16 @@ asked first). `production_stage` is one stage as constructs, for the few tests t
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import botocore.loaders
 import botocore.session
@@ -28,18 +31,41 @@ os.environ.setdefault("JSII_DEPRECATED", "fail")
 # so the built-in pass is switched off here; `make synth` keeps it.
 os.environ.setdefault("CDK_VALIDATION", "false")
 
-from aws_cdk.assertions import Template
-
 from config import OrgConfig, load_config
-from stacks.stage import EnvironmentStage
-from tests import promises, shared, synth
+from tests import promises, shared
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+
+    from stacks.stage import EnvironmentStage
+
+# What imports aws_cdk (tests.synth, stacks, aws_cdk.assertions) is imported where it is used: the
+# pytest-xdist controller loads this file too, runs no test, and importing aws_cdk starts a jsii
+# kernel and loads the CDK into it, a second and a half before any worker can start.
 
 # moto gives every mock a new boto3 default session, and each new botocore session reads the service
 # models (JSON files of up to a few megabytes) from disk again: some 350 reads and five CPU-seconds
 # in the Lambda handlers' tests. One loader per process keeps what it has read, as one long-lived
 # session does; botocore builds each session's loader with this function (botocore/session.py).
 botocore.session.create_loader = cache(botocore.loaders.create_loader)
+
+
+def _exit_without_finalizing() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+# A worker's last act: once it has reported its results and every later-registered exit handler ran
+# (the jsii kernel's stop, temporary directories), it leaves without Python's finalization, which
+# frees the session's caches (assemblies, renders, Helm output) object by object: about two seconds
+# at the end of every run, with the controller waiting. This file is the first of the suite's own
+# modules a worker imports, so every handler the suite or the CDK registers runs before this one;
+# the ones registered earlier (logging's flush, execnet's and filelock's cleanup) have nothing left
+# to do in a worker by then.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    atexit.register(_exit_without_finalizing)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,12 +103,19 @@ class Assembly:
         return json.loads(template_path.read_text())
 
     def template(self, path: str) -> Template:
+        from aws_cdk.assertions import Template
+
         if path not in self._templates:
             self._templates[path] = Template.from_json(self.template_json(path), skip_cyclical_dependencies_check=True)
         return self._templates[path]
 
     def template_files(self) -> list[Path]:
-        return sorted(self.outdir.rglob("*.template.json"))
+        return template_files(self.outdir)
+
+
+def template_files(outdir: Path) -> list[Path]:
+    """Every stack's template in an assembly, nested stage assemblies included."""
+    return sorted(outdir.rglob("*.template.json"))
 
 
 # Every organization the suite synthesizes and rehearses: the embedded default, a second one
@@ -120,6 +153,8 @@ def assembly_dir(name: str) -> Path:
     """Where organization `name`'s assembly is: `make synth`'s, or one synthesized once per session."""
     if _CLI_ASSEMBLY and name == _CLI_ORG:
         return Path(_CLI_ASSEMBLY)
+    from tests import synth
+
     config_file = ORG_CONFIGS[name]
     return shared.once(
         f"cdk.out-{name}",
@@ -143,6 +178,9 @@ def production_stage(tmp_path_factory: pytest.TempPathFactory) -> EnvironmentSta
     """The default organization's production stage (every feature on) as constructs, built and never
     synthesized, for what only the constructs show: the stacks' public attributes
     (tests/unit/test_public_attributes.py)."""
+    from stacks.stage import EnvironmentStage
+    from tests import synth
+
     cfg = load_config(ORG_CONFIGS["default"])
     name = next(name for name, env in cfg.environments.items() if env.production)
     return EnvironmentStage(synth.app(tmp_path_factory.mktemp("production-stage")), name, cfg=cfg, env_name=name)
@@ -180,9 +218,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_OWNED_SESSION_DIR] = shared.session_dir()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The controller, as the session begins: `make synth`'s templates are already on disk, so their
+    # scans (tests/compliance/scanners.py) run beside the tests instead of holding a worker. Only
+    # for a run of the whole suite: a few files or a -k selection would not read the reports.
+    config = session.config
+    if (
+        not hasattr(config, "workerinput")
+        and _CLI_ASSEMBLY
+        and _collects_everything(config)
+        and not (config.option.keyword or config.option.collectonly)
+    ):
+        from tests.compliance import scanners
+
+        scanners.start(template_files(Path(_CLI_ASSEMBLY)))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     owned = config.stash.get(_OWNED_SESSION_DIR, None)
     if owned is not None:
+        shared.stop_spawned()
         shutil.rmtree(owned, ignore_errors=True)
         del os.environ[shared.SESSION_DIR]
 
@@ -228,13 +283,18 @@ def _check_promises(items: list[pytest.Item]) -> None:
 
 def _order_files(items: list[pytest.Item]) -> None:
     """The order `make test`'s workers take whole files in (it runs xdist with
-    --no-loadscope-reorder): files marked `long` first, then the others by their number of
-    tests, largest first (xdist's own order). A long file started last would leave one worker
-    running it alone while the other idles."""
+    --no-loadscope-reorder): files marked `waits` first, while the background scans
+    (tests/compliance/scanners.py) can use the CPU they leave idle; then files marked `long`; then
+    the others by their number of tests, largest first (xdist's own order). A long file started last
+    would leave one worker running it alone while the other idles."""
     sizes: dict[Path, int] = {}
     for item in items:
         sizes[item.path] = sizes.get(item.path, 0) + 1
-    items.sort(key=lambda item: (item.get_closest_marker("long") is None, -sizes[item.path], str(item.path)))
+
+    def tier(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("waits") else 1 if item.get_closest_marker("long") else 2
+
+    items.sort(key=lambda item: (tier(item), -sizes[item.path], str(item.path)))
 
 
 def pytest_sessionfinish(session):

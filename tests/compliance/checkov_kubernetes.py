@@ -25,13 +25,10 @@ from typing import Any
 from config import yamlio
 from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from tests import shared
+from tests.compliance.scanners import CHECKOV, CHECKOV_ENV
 from tests.conftest import ENVIRONMENTS
 from tests.rendered import manifests
 
-# The checkov every scan runs (its own venv, requirements-checkov.txt), offline: BC_SKIP_MAPPING
-# stops it fetching Bridgecrew's guideline mapping. test_cfn_scanners.py starts it with these too.
-CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
-CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE"}
 SUPABASE = "supabase"
 OTHERS = "others"
 RESULT_KEYS = ("passed_checks", "failed_checks", "skipped_checks")

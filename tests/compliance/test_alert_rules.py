@@ -40,6 +40,9 @@ from k8s_charts.monitoring.rules import (
     error_budget,
 )
 
+# Runs promtool's rule tests over every alert.
+pytestmark = pytest.mark.long
+
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOKS = REPO / "docs" / "runbooks.md"

@@ -129,10 +129,13 @@ def test_velero_schedules_follow_config(rendered, cfg, env):
     assert all(s["metadata"]["namespace"] == "velero" for s in schedules.values())
 
 
-def test_manifest_writer_writes_one_yaml_per_chart(rendered, cfg, tmp_path):
-    from scripts.manifests import write_manifests
+def test_manifest_writer_writes_one_yaml_per_chart(rendered, cfg, tmp_path, monkeypatch):
+    from scripts import manifests as writer
 
-    written = write_manifests(cfg, tmp_path)
+    # The writer's own job is the layout and the YAML; the charts it writes are the session's
+    # render of the same function (tests/rendered.py), not a second build of every environment.
+    monkeypatch.setattr(writer, "render_manifests", lambda _cfg, env: manifests(env))
+    written = writer.write_manifests(cfg, tmp_path)
     assert {p.parent.name for p in written} == set(cfg.environments)
     prod = {p.stem: p for p in written if p.parent.name == "prod"}
     assert set(prod) == set(rendered["prod"])

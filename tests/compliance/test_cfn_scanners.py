@@ -1,68 +1,35 @@
 """cfn-lint and checkov over every synthesized template.
 
-Both run once per session, side by side, on the shared cloud assembly.
+Both run once per session, in the background (tests/compliance/scanners.py): started by the
+controller as the session begins when `make synth` left the assembly, or here otherwise.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.compliance.checkov_kubernetes import CHECKOV, CHECKOV_ENV
-
-# cfn-lint and checkov over every template.
-pytestmark = pytest.mark.long
-
-ROOT = Path(__file__).resolve().parents[2]
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
+from tests.compliance import scanners
 
 
 @pytest.fixture(scope="session")
 def scanner_runs(assembly):
-    templates = [str(p) for p in assembly.template_files()]
-    lint = subprocess.Popen(
-        [str(CFN_LINT), "--non-zero-exit-code", "error", "--format", "json", *templates],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    checkov = subprocess.Popen(
-        [
-            str(CHECKOV),
-            # The templates alone: given the folder, checkov also parses every JSON and YAML file
-            # among the assets (Helm charts, Lambda packages) as a would-be template.
-            *(arg for template in templates for arg in ("-f", template)),
-            "--framework",
-            "cloudformation",
-            "--skip-download",
-            "--compact",
-            "-o",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # In one process: forking parsers and pickling their templates back costs more CPU than
-        # it saves beside cfn-lint and the other worker (same report, 12% less CPU when measured).
-        env={**os.environ, **CHECKOV_ENV, "CHECKOV_PARALLELIZATION_TYPE": "none"},
-    )
-    return {"templates": templates, "cfn-lint": lint, "checkov": checkov}
+    templates = assembly.template_files()
+    runs = scanners.start(templates)
+    return {"templates": [str(t) for t in templates], **runs}
 
 
 @pytest.fixture(scope="session")
 def cfn_lint(scanner_runs):
-    out, err = scanner_runs["cfn-lint"].communicate(timeout=600)
-    return scanner_runs["cfn-lint"].returncode, json.loads(out or "[]"), err
+    code, out, err = scanners.result(scanner_runs[scanners.CFN_LINT_RUN])
+    return code, json.loads(out or "[]"), err
 
 
 @pytest.fixture(scope="session")
 def checkov_report(scanner_runs):
-    out, _err = scanner_runs["checkov"].communicate(timeout=600)
+    _code, out, _err = scanners.result(scanner_runs[scanners.CHECKOV_RUN])
     reports = json.loads(out)
     reports = reports if isinstance(reports, list) else [reports]
     return [r for r in reports if r.get("check_type") == "cloudformation"]

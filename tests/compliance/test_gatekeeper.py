@@ -29,6 +29,9 @@ from tests.deploy import admission
 from tests.kubernetes_schema import jsonschema_validate
 from tests.rendered import manifests as rendered_manifests
 
+# Evaluates every workload of every environment against every constraint's Rego.
+pytestmark = pytest.mark.long
+
 FIXTURES = Path(__file__).parent / "fixtures" / "gatekeeper"
 POD_BEARING = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Rollout"}
 SCHEMAS = yamlio.load((FIXTURES / "schemas.yaml").read_text())

@@ -15,6 +15,9 @@ from tests.compliance import checkov_kubernetes
 from tests.conftest import ENVIRONMENTS
 from tests.rendered import manifests
 
+# Waits for the session's checkov scan of every chart.
+pytestmark = pytest.mark.long
+
 ENVS = ENVIRONMENTS
 
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}

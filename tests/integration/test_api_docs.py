@@ -13,6 +13,9 @@ from scripts.appdev import apidocs
 from scripts.appdev.scratch import ROOT, ToolError
 from tests.conftest import ENVIRONMENTS
 
+# Runs `make api-docs`: a migrated scratch database, postgres-meta, Redocly.
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):

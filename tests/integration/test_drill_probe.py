@@ -11,8 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from ops.drills.recovery_time import outage
 from tests.integration.conftest import PostgresServer, _clean_env, start_replica
+
+# Waits out a real outage of a server.
+pytestmark = pytest.mark.waits
 
 DRILLS = Path(__file__).resolve().parents[2] / "ops" / "drills"
 # The outage lasts until the probe has failed this often (one try per 0.2 s).

@@ -38,6 +38,9 @@ from tests.integration.conftest import (
     start_replica,
 )
 
+# Waits for a statement slower than the slow-query threshold, and for replication.
+pytestmark = pytest.mark.waits
+
 COLLECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "postgres_exporter" / "collector"
 DBNAME = "exporter_app"
 # The slow statement: longer than the slow-query log threshold, so one statement proves both.

@@ -24,6 +24,9 @@ import pytest
 from database.pgbouncer import pool_sizes, render_ini, render_userlist
 from tests.integration.conftest import free_port
 
+# Drives ten times max_connections of clients through a real PgBouncer.
+pytestmark = pytest.mark.long
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 BENCH_DB = "bench"
 BENCH_SECONDS = 6

@@ -34,6 +34,9 @@ from scripts.appdev.meta import free_port_pair
 from tests.integration.conftest import UNNAMED_HOST, apply_bootstrap
 from tests.rendered import manifests
 
+# Starts postgres-meta three times and waits for each to answer.
+pytestmark = pytest.mark.long
+
 ROOT = Path(__file__).resolve().parents[2]
 META_PACKAGE = ROOT / "node_modules" / "@supabase" / "postgres-meta"
 ENV_NAME = "prod"

@@ -32,6 +32,9 @@ from scripts.appdev import sdk
 from scripts.appdev.scratch import NODE_BIN, ROOT, migrate
 from tests.integration.conftest import bootstrapped_database
 
+# Runs `make sdk` and compiles what it writes (tsc, go build, mypy).
+pytestmark = pytest.mark.long
+
 DBNAME = "app_sdk"
 COLUMNS = ["done", "id", "inserted_at", "owner_id", "priority", "title"]
 

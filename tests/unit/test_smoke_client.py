@@ -39,6 +39,9 @@ from ops.smoke.client import (
 from tests.conftest import ROOT
 from tests.unit.supabase_standin import Faults, Platform
 
+# Most of its time is waiting out the client's timeouts.
+pytestmark = pytest.mark.waits
+
 LEGACY = ApiKeys(
     kind="legacy",
     public="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoiYW5vbiJ9.YW5vbi1zaWduYXR1cmU",

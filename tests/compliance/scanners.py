@@ -1,0 +1,54 @@
+"""The scanners' command lines, and the CloudFormation scans of an assembly as background runs.
+
+cfn-lint and checkov read only the templates and take some twenty CPU-seconds between them. When
+the assembly is on disk before the session starts (`make synth`'s), the controller starts both as
+the session does (tests/conftest.py); they run beside the workers' tests, taking the CPU a test
+leaves while it waits on a server, and tests/compliance/test_cfn_scanners.py reads their reports.
+Otherwise the first test that needs them starts them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from tests import shared
+
+ROOT = Path(__file__).resolve().parents[2]
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")
+# The checkov every scan runs (its own venv, requirements-checkov.txt), offline: BC_SKIP_MAPPING
+# stops it fetching Bridgecrew's guideline mapping.
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE"}
+CFN_LINT_RUN, CHECKOV_RUN = "cfn-lint", "checkov"
+TIMEOUT_SECONDS = 600
+
+
+def start(templates: list[Path]) -> dict[str, Path]:
+    """cfn-lint and checkov over `templates`, started once per session: run name -> its directory."""
+    files = [str(t) for t in templates]
+    commands = {
+        CFN_LINT_RUN: ([str(CFN_LINT), "--non-zero-exit-code", "error", "--format", "json", *files], {}),
+        CHECKOV_RUN: (
+            [
+                str(CHECKOV),
+                # The templates alone: given the folder, checkov also parses every JSON and YAML file
+                # among the assets (Helm charts, Lambda packages) as a would-be template.
+                *(arg for file in files for arg in ("-f", file)),
+                *("--framework", "cloudformation", "--skip-download", "--compact", "-o", "json"),
+            ],
+            # In one process: forking parsers and pickling their templates back costs more CPU than
+            # it saves beside cfn-lint and the workers (same report, 12% less CPU when measured).
+            {**CHECKOV_ENV, "CHECKOV_PARALLELIZATION_TYPE": "none"},
+        ),
+    }
+    return {
+        name: shared.spawn(shared.key_of("cfn-scan", name, *files), argv, env={**os.environ, **env})
+        for name, (argv, env) in commands.items()
+    }
+
+
+def result(run: Path) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of a run `start` returned, once it has ended."""
+    return shared.spawned(run, timeout=TIMEOUT_SECONDS)
