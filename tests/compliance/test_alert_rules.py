@@ -13,12 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cdk8s
 import pytest
 
-from config import load_config, yamlio
-from k8s_charts.aws_values import from_config
-from k8s_charts.monitoring import MonitoringChart
+from config import yamlio
 from k8s_charts.monitoring.rules import (
     ALERTS,
     AVAILABILITY_OBJECTIVE,
@@ -39,6 +36,7 @@ from k8s_charts.monitoring.rules import (
     VOLUME_FULL_WITHIN_DAYS,
     error_budget,
 )
+from tests.rendered import manifests
 
 # Runs promtool's rule tests over every alert.
 pytestmark = pytest.mark.long
@@ -393,9 +391,7 @@ CASES: dict[str, list[Case]] = {
 
 @pytest.fixture(scope="module")
 def rule_groups() -> list[dict]:
-    cfg = load_config()
-    chart = MonitoringChart(cdk8s.App(), "monitoring", cfg=cfg, env_name="prod", values=from_config(cfg, "prod"))
-    rules = [o for o in chart.to_json() if o["kind"] == "PrometheusRule"]
+    rules = [o for o in manifests("prod")["monitoring"] if o["kind"] == "PrometheusRule"]
     assert rules, "the monitoring chart renders no PrometheusRule"
     return [g for r in rules for g in r["spec"]["groups"]]
 

@@ -7,13 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import cdk8s
 import pytest
 
-from config import load_config, yamlio
-from k8s_charts.aws_values import from_config
-from k8s_charts.monitoring import MonitoringChart
+from config import yamlio
 from k8s_charts.monitoring.dashboards import DASHBOARDS
+from tests.rendered import manifests
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 EXPECTED = {"supabase-overview", "supabase-database", "supabase-realtime", "supabase-sla", "supabase-cost"}
@@ -21,10 +19,8 @@ EXPECTED = {"supabase-overview", "supabase-database", "supabase-realtime", "supa
 
 @pytest.fixture(scope="module")
 def dashboards() -> dict[str, dict]:
-    cfg = load_config()
-    chart = MonitoringChart(cdk8s.App(), "monitoring", cfg=cfg, env_name="staging", values=from_config(cfg, "staging"))
     found = {}
-    for obj in chart.to_json():
+    for obj in manifests("staging")["monitoring"]:
         if obj["kind"] == "ConfigMap" and obj["metadata"].get("labels", {}).get("grafana_dashboard") == "1":
             assert obj["metadata"]["namespace"] == "observability"
             ((key, body),) = obj["data"].items()

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import cdk8s
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -27,8 +26,6 @@ from psycopg.rows import dict_row
 from config import load_config
 from database.parameters import SLOW_STATEMENT_MS
 from database.roles import DATABASE_LOGIN_ROLES
-from k8s_charts.aws_values import from_config
-from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.dashboards import DASHBOARDS
 from k8s_charts.monitoring.rules import ALERTS
 from tests.integration.conftest import (
@@ -37,6 +34,7 @@ from tests.integration.conftest import (
     bootstrapped_database,
     start_replica,
 )
+from tests.rendered import manifests
 
 # Waits for a statement slower than the slow-query threshold, and for replication.
 pytestmark = pytest.mark.waits
@@ -134,7 +132,7 @@ def exporter() -> Exporter:
     """The exporter Deployments and credentials of an environment with read replicas."""
     cfg = load_config()
     env = next(name for name, e in cfg.environments.items() if e.database.read_replicas)
-    objs = MonitoringChart(cdk8s.App(), "monitoring", cfg=cfg, env_name=env, values=from_config(cfg, env)).to_json()
+    objs = manifests(env)["monitoring"]
 
     def container(name: str) -> dict:
         (deploy,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == name]

@@ -13,6 +13,7 @@ from k8s_charts.catalog import CATALOG
 from k8s_charts.monitoring import MonitoringChart
 from k8s_charts.monitoring.scrape import ISTIO_SCRAPE_CLASS, SUPABASE_TARGETS
 from tests.conftest import ENVIRONMENTS
+from tests.rendered import manifests
 
 ENVS = ENVIRONMENTS
 
@@ -24,7 +25,7 @@ def _render(env: str, cfg=None) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {env: _render(env) for env in ENVS}
+    return {env: manifests(env)["monitoring"] for env in ENVS}
 
 
 def _kind(objs: list[dict], kind: str) -> list[dict]:
