@@ -73,6 +73,9 @@ _STDOUT, _STDERR, _STATUS, _PID = "stdout", "stderr", "status", "pid"
 # Runs the command with its output in files and writes its exit status after it, atomically (the
 # status file appears whole or not at all), so any process can tell that it ended and how.
 _RECORD = 'exec >stdout 2>stderr; "$@"; echo $? >status.part; mv status.part status'
+# The processes this one started, kept so that none is collected while it runs; `spawned` reads the
+# status file, which every process can.
+_SPAWNED: list[subprocess.Popen] = []
 
 
 def spawn(key: str, argv: list[str], *, env: dict[str, str]) -> Path:
@@ -84,6 +87,7 @@ def spawn(key: str, argv: list[str], *, env: dict[str, str]) -> Path:
         if not target.exists():
             target.mkdir()
             process = subprocess.Popen(["sh", "-c", _RECORD, "sh", *argv], cwd=target, env=env, start_new_session=True)
+            _SPAWNED.append(process)
             (target / _PID).write_text(str(process.pid))
     return target
 

@@ -1,7 +1,7 @@
 """cfn-lint and checkov over every synthesized template.
 
 Both run once per session, in the background (tests/compliance/scanners.py): started by the
-controller as the session begins when `make synth` left the assembly, or here otherwise.
+controller early in the session when `make synth` left the assembly, or here otherwise.
 """
 
 from __future__ import annotations
