@@ -81,7 +81,7 @@ _SPAWNED: list[subprocess.Popen] = []
 def spawn(key: str, argv: list[str], *, env: dict[str, str]) -> Path:
     """Starts `argv` in the background once per session, whichever process asks first, and returns
     its directory for `spawned`. The command runs beside the tests: a scan of files that already
-    exist can start as the session does and be done by the time a test reads its report."""
+    exist can start early in the session and be done by the time a test reads its report."""
     target = session_dir() / key
     with FileLock(f"{target}.lock"):
         if not target.exists():

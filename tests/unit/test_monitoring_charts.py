@@ -37,6 +37,11 @@ def _one(objs: list[dict], kind: str, name: str) -> dict:
     return found
 
 
+def test_the_chart_renders_alike_alone_and_in_the_environment(rendered: dict[str, list[dict]]) -> None:
+    """What lets the suite read the session's render (tests/rendered.py) for this chart."""
+    assert _render(ENVS[-1]) == rendered[ENVS[-1]]
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_workloads_are_hardened(rendered: dict[str, list[dict]], env: str) -> None:
     deployments = _kind(rendered[env], "Deployment")

@@ -10,6 +10,7 @@ from config.loader import load_config
 from database.bootstrap import BOOTSTRAP_SQL, psql_args
 from k8s_charts.aws_values import from_config
 from k8s_charts.supabase import images
+from k8s_charts.supabase.chart import render_supabase
 from k8s_charts.supabase.components import FUNCTIONS_DIR
 from tests import rendered
 from tests.conftest import ENVIRONMENT_KINDS
@@ -47,6 +48,13 @@ def envs():
     for name in ENVIRONMENT_KINDS:
         out[name] = (from_config(cfg, name), rendered.supabase(name))
     return out
+
+
+def test_supabase_charts_render_alike_alone_and_in_the_environment(envs):
+    """What lets the suite read the session's render (tests/rendered.py) where a test means the
+    charts `render_supabase` builds on their own, as `make local` does."""
+    cfg = load_config()
+    assert render_supabase(cfg, PRODUCTION, from_config(cfg, PRODUCTION)) == envs[PRODUCTION][1]
 
 
 def _find(objects, kind, name):
