@@ -32,7 +32,7 @@ os.environ.setdefault("JSII_DEPRECATED", "fail")
 os.environ.setdefault("CDK_VALIDATION", "false")
 
 from config import OrgConfig, load_config
-from tests import promises, shared
+from tests import gc_tuning, promises, shared
 from tests.deploy.cloud_assembly import CloudAssembly, Stack
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 # in the Lambda handlers' tests. One loader per process keeps what it has read, as one long-lived
 # session does; botocore builds each session's loader with this function (botocore/session.py).
 botocore.session.create_loader = cache(botocore.loaders.create_loader)
+
+# A worker keeps what the session renders to its end; with the default thresholds the collector
+# walks it again and again (tests/gc_tuning.py).
+gc_tuning.apply()
 
 
 def _exit_without_finalizing() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from config import yamlio
 from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
-from tests import shared
+from tests import gc_tuning, shared
 from tests.compliance.scanners import CHECKOV, CHECKOV_ENV
 from tests.conftest import ENVIRONMENTS
 from tests.rendered import manifests
@@ -57,7 +57,17 @@ def _scan(directory: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="checkov-kubernetes-") as folder:
         _write(Path(folder))
         proc = subprocess.run(
-            [str(CHECKOV), "-d", folder, "--framework", "kubernetes", "--skip-download", "--compact", "-o", "json"],
+            [
+                *gc_tuning.python_tool(CHECKOV),
+                "-d",
+                folder,
+                "--framework",
+                "kubernetes",
+                "--skip-download",
+                "--compact",
+                "-o",
+                "json",
+            ],
             capture_output=True,
             text=True,
             timeout=600,

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests import shared
+from tests import gc_tuning, shared
 
 ROOT = Path(__file__).resolve().parents[2]
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
@@ -29,10 +29,13 @@ def start(templates: list[Path]) -> dict[str, Path]:
     """cfn-lint and checkov over `templates`, started once per session: run name -> its directory."""
     files = [str(t) for t in templates]
     commands = {
-        CFN_LINT_RUN: ([str(CFN_LINT), "--non-zero-exit-code", "error", "--format", "json", *files], {}),
+        CFN_LINT_RUN: (
+            [*gc_tuning.python_tool(CFN_LINT), "--non-zero-exit-code", "error", "--format", "json", *files],
+            {},
+        ),
         CHECKOV_RUN: (
             [
-                str(CHECKOV),
+                *gc_tuning.python_tool(CHECKOV),
                 # The templates alone: given the folder, checkov also parses every JSON and YAML file
                 # among the assets (Helm charts, Lambda packages) as a would-be template.
                 *(arg for file in files for arg in ("-f", file)),
