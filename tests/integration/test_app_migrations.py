@@ -39,7 +39,6 @@ from k8s_charts.supabase.migrate import (
     TOOL_SOURCE,
 )
 from scripts.appdev.connection import ca_file
-from scripts.appdev.drift import diff
 from scripts.appdev.scratch import ROOT, clean_env
 from tests.integration.conftest import MANIFEST_ENV, bootstrapped_database
 from tests.rendered import manifests
@@ -291,22 +290,12 @@ def test_make_drift_finds_a_change_made_by_hand(fresh, postgres_server):
     with psycopg.connect(postgres_server.conninfo(dbname=fresh.dbname), autocommit=True) as conn:
         conn.execute("ALTER TABLE public.todos ADD COLUMN added_in_studio text")
         conn.execute("DROP POLICY todos_owner ON public.todos")
+        conn.execute("CREATE INDEX todos_title ON public.todos (title)")
     found = appdev("drift", fresh.url)
     assert found.returncode == 1, found.stdout + found.stderr
     assert 'drop column "added_in_studio"' in found.stdout
     assert 'create policy "todos_owner"' in found.stdout
-
-
-def test_drift_compares_two_migrated_databases(job, postgres_server):
-    """The diff itself, between two RDS-like databases: equal after the same migrations."""
-    a, b = (Runner(job, postgres_server, name) for name in ("app_drift_a", "app_drift_b"))
-    for runner in (a, b):
-        bootstrapped_database(postgres_server, runner.dbname)
-        assert runner.run().returncode == 0
-    assert diff(a.url, b.url) == ""
-    with psycopg.connect(postgres_server.conninfo(dbname=b.dbname), autocommit=True) as conn:
-        conn.execute("CREATE INDEX todos_title ON public.todos (title)")
-    assert "todos_title" in diff(a.url, b.url)
+    assert '"public"."todos_title"' in found.stdout
 
 
 def test_the_jobs_own_install_step_yields_a_tool_that_applies_them(rendered, fresh, tmp_path):
