@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 # session does; botocore builds each session's loader with this function (botocore/session.py).
 botocore.session.create_loader = cache(botocore.loaders.create_loader)
 
-# A worker keeps what the session renders to its end; with the default thresholds the collector
-# walks it again and again (tests/gc_tuning.py).
+# A worker keeps what the session renders to its end, and the default thresholds have the collector
+# walk it again and again; the Go programs the tests start collect less often too (tests/gc_tuning.py).
 gc_tuning.apply()
 
 
