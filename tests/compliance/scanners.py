@@ -1,6 +1,6 @@
 """The scanners' command lines, and the CloudFormation scans of an assembly as background runs.
 
-cfn-lint and checkov read only the templates and take some twenty-five CPU-seconds between them.
+cfn-lint and checkov read only the templates and take some twenty CPU-seconds between them.
 When the assembly is on disk before the session starts (`make synth`'s), the controller starts both
 once a worker has collected the suite (tests/conftest.py); they run beside the workers' tests,
 taking the CPU a test leaves while it waits on a server, and tests/compliance/test_cfn_scanners.py
