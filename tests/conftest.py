@@ -234,7 +234,7 @@ def _start_background_scans(config: pytest.Config) -> None:
     ):
         from tests.compliance import scanners
 
-        scanners.start(template_files(Path(_CLI_ASSEMBLY)))
+        scanners.start(CloudAssembly.load(Path(_CLI_ASSEMBLY), name=str(_CLI_ORG)))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -257,7 +257,7 @@ PROMISES: tuple[Promise, ...] = (
         level=REHEARSAL,
         guards=(
             D + "test_rules_cluster.py::test_pod_security_level_of_the_namespace_judges_workloads",
-            C + "test_gatekeeper.py::test_rendered_workloads_pass_their_constraints",
+            D + "test_rehearsal.py::test_rule_holds[default-k8s-gatekeeper-admits]",
             U + "test_supabase_workloads.py::test_component_naming_and_hardening",
             U + "test_supabase_network.py::test_default_deny_both_directions",
         ),
@@ -811,7 +811,7 @@ PROMISES: tuple[Promise, ...] = (
         level=COMPONENT,
         guards=(
             C + "test_gatekeeper.py::test_bad_fixture_is_rejected",
-            C + "test_gatekeeper.py::test_rendered_workloads_pass_their_constraints",
+            D + "test_rehearsal.py::test_rule_holds[default-k8s-gatekeeper-admits]",
             C + "test_gatekeeper.py::test_prod_denies",
         ),
     ),

@@ -5,15 +5,22 @@ When the assembly is on disk before the session starts (`make synth`'s), the con
 once a worker has collected the suite (tests/conftest.py); they run beside the workers' tests,
 taking the CPU a test leaves while it waits on a server, and tests/compliance/test_cfn_scanners.py
 reads their reports. Otherwise the first test that needs them starts them.
+
+cfn-lint judges a template against the resource schemas of the regions it is given, and without
+`--regions` that is us-east-1 (or AWS_DEFAULT_REGION) for every template; what a resource
+accepts can differ by region (instance classes, engine versions, whole resource types). So each
+region's templates get their own cfn-lint run against that region, the one their stacks deploy to.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from tests import gc_tuning, shared
+from tests.deploy.cloud_assembly import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
@@ -25,29 +32,49 @@ CFN_LINT_RUN, CHECKOV_RUN = "cfn-lint", "checkov"
 TIMEOUT_SECONDS = 600
 
 
-def start(templates: list[Path]) -> dict[str, Path]:
-    """cfn-lint and checkov over `templates`, started once per session: run name -> its directory."""
-    files = [str(t) for t in templates]
+def templates_by_region(stacks: Iterable[Stack]) -> dict[str, list[Path]]:
+    """Each region the stacks deploy to -> their templates, in a stable order."""
+    regions: dict[str, list[Path]] = {}
+    for stack in stacks:
+        assert stack.template_path is not None, stack.artifact_id
+        regions.setdefault(stack.region, []).append(stack.template_path)
+    return {region: sorted(paths) for region, paths in sorted(regions.items())}
+
+
+def cfn_lint_run(region: str) -> str:
+    return f"{CFN_LINT_RUN} {region}"
+
+
+def start(stacks: Iterable[Stack]) -> dict[str, Path]:
+    """cfn-lint (one run per region) and checkov over the stacks' templates, started once per
+    session: run name -> its directory."""
+    by_region = templates_by_region(stacks)
+    files = [str(t) for paths in by_region.values() for t in paths]
     commands = {
-        CFN_LINT_RUN: (
-            [*gc_tuning.python_tool(CFN_LINT), "--non-zero-exit-code", "error", "--format", "json", *files],
-            {},
-        ),
-        CHECKOV_RUN: (
+        cfn_lint_run(region): (
             [
-                *gc_tuning.python_tool(CHECKOV),
-                # The templates alone: given the folder, checkov also parses every JSON and YAML file
-                # among the assets (Helm charts, Lambda packages) as a would-be template.
-                *(arg for file in files for arg in ("-f", file)),
-                *("--framework", "cloudformation", "--skip-download", "--compact", "-o", "json"),
+                *gc_tuning.python_tool(CFN_LINT),
+                *("--regions", region, "--non-zero-exit-code", "error", "--format", "json"),
+                *(str(t) for t in paths),
             ],
-            # In one process: forking parsers and pickling their templates back costs more CPU than
-            # it saves beside cfn-lint and the workers (same report, 12% less CPU when measured).
-            {**CHECKOV_ENV, "CHECKOV_PARALLELIZATION_TYPE": "none"},
-        ),
+            {},
+        )
+        for region, paths in by_region.items()
     }
+    commands[CHECKOV_RUN] = (
+        [
+            *gc_tuning.python_tool(CHECKOV),
+            # The templates alone: given the folder, checkov also parses every JSON and YAML file
+            # among the assets (Helm charts, Lambda packages) as a would-be template.
+            *(arg for file in files for arg in ("-f", file)),
+            *("--framework", "cloudformation", "--skip-download", "--compact", "-o", "json"),
+        ],
+        # In one process: forking parsers and pickling their templates back costs more CPU than
+        # it saves beside cfn-lint and the workers (same report, 12% less CPU when measured).
+        {**CHECKOV_ENV, "CHECKOV_PARALLELIZATION_TYPE": "none"},
+    )
     return {
-        name: shared.spawn(shared.key_of("cfn-scan", name, *files), argv, env={**os.environ, **env})
+        name: shared.spawn(shared.key_of("cfn-scan", *argv), argv, env={**os.environ, **env})
         for name, (argv, env) in commands.items()
     }
 

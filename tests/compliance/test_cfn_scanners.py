@@ -16,15 +16,22 @@ from tests.compliance import scanners
 
 @pytest.fixture(scope="session")
 def scanner_runs(assembly):
-    templates = assembly.template_files()
-    runs = scanners.start(templates)
-    return {"templates": [str(t) for t in templates], **runs}
+    by_region = scanners.templates_by_region(assembly.stacks())
+    runs = scanners.start(assembly.stacks())
+    templates = sorted(str(t) for paths in by_region.values() for t in paths)
+    return {"templates": templates, "regions": by_region, **runs}
 
 
 @pytest.fixture(scope="session")
 def cfn_lint(scanner_runs):
-    code, out, err = scanners.result(scanner_runs[scanners.CFN_LINT_RUN])
-    return code, json.loads(out or "[]"), err
+    """The per-region runs together: the highest exit status, every finding, every stderr."""
+    codes, findings, errs = [], [], []
+    for region in scanner_runs["regions"]:
+        code, out, err = scanners.result(scanner_runs[scanners.cfn_lint_run(region)])
+        codes.append(code)
+        findings += json.loads(out or "[]")
+        errs.append(err)
+    return max(codes), findings, "".join(errs)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +42,7 @@ def checkov_report(scanner_runs):
     return [r for r in reports if r.get("check_type") == "cloudformation"]
 
 
-def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs, report):
+def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs, assembly, report):
     code, findings, err = cfn_lint
     errors = [f for f in findings if f["Level"] == "Error"]
     assert not errors, json.dumps(errors, indent=1)[:4000]
@@ -48,9 +55,14 @@ def test_cfn_lint_has_no_errors(cfn_lint, scanner_runs, report):
         for rule in resource.get("Metadata", {}).get("cfn-lint", {}).get("config", {}).get("ignore_checks", [])
     ]
     assert all(rule == "E3703" and logical_id.startswith("Pipeline") for _, logical_id, rule in ignores), ignores
+    # Grouped by the manifests' regions, the runs still cover every template the assembly holds.
+    assert scanner_runs["templates"] == sorted(str(t) for t in assembly.template_files())
+    regions = scanner_runs["regions"]
     report(
         "cfn-lint",
-        f"{len(scanner_runs['templates'])} templates, 0 errors, {len(findings)} warnings, "
+        f"{len(scanner_runs['templates'])} templates, each against its own region ("
+        + ", ".join(f"{len(paths)} {region}" for region, paths in regions.items())
+        + f"), 0 errors, {len(findings)} warnings, "
         f"{len(ignores)} resource-level ignore (E3703 on the CDK Pipelines pipeline)",
     )
 
