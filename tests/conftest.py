@@ -280,22 +280,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # every guard; a run of a few files cannot tell a missing guard from an uncollected one and
     # skips the check.
     if _collects_everything(config):
-        _check_promises(items)
+        config.stash[PROMISE_PROBLEMS] = _check_promises(items)
     yield
     # After every other implementation: pytest's own reordering groups the tests that share a
     # session-scoped parameter (the organization of `cloud_assembly`) across files.
     _order_files(items)
 
 
-def _check_promises(items: list[pytest.Item]) -> None:
+# What tests/promises.py finds wrong when the whole suite is collected, for the test that reports it
+# (tests/unit/test_promises.py). A failing test, not a usage error: raised in an xdist worker, that
+# ends the run with an INTERNALERROR naming neither the promise nor the guard.
+PROMISE_PROBLEMS = pytest.StashKey[list[str]]()
+
+
+def _check_promises(items: list[pytest.Item]) -> list[str]:
     found = promises.problems(promises.PROMISES, (ROOT / "README.md").read_text(), (item.nodeid for item in items))
-    if found:
-        raise pytest.UsageError("tests/promises.py no longer matches the README or the suite:\n  " + "\n  ".join(found))
     guards = sum(len(promise.guards) for promise in promises.PROMISES)
     _REPORT["README promises"] = (
         f"{len(promises.PROMISES)} promises quoted from the README, each guarded by named tests "
         f"({guards} guards; `make promises` prints the table)"
     )
+    return found
 
 
 def _order_files(items: list[pytest.Item]) -> None:

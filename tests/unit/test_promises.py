@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from tests.conftest import PROMISE_PROBLEMS
 from tests.promises import COMPONENT, Promise, problems, table
 
 README = "The platform keeps prod data.\nEvery workload is\nhardened."
@@ -32,6 +35,15 @@ def test_a_guard_matches_whole_names_only():
     assert "test_hardened was not collected" in found
 
 
+def test_a_guard_may_name_one_case_of_a_parametrized_test():
+    one_case = Promise(
+        name="p", claim="prod data", level=COMPONENT, guards=("tests/unit/test_a.py::test_hardened[prod]",)
+    )
+    assert problems([one_case], README, COLLECTED) == []
+    (found,) = problems([one_case], README, ("tests/unit/test_a.py::test_hardened[dev]",))
+    assert "test_hardened[prod] was not collected" in found
+
+
 def test_an_unguarded_promise_and_a_bad_level_are_reported():
     bad = Promise(name="x", claim="prod data", level="vibes", guards=())
     assert len(problems([bad], README, COLLECTED)) == 2
@@ -50,3 +62,10 @@ def test_a_promise_guarded_only_by_a_snapshot_is_reported():
     )
     (found,) = problems([snapshot_only], README, ("tests/snapshot/test_templates.py::test_template_snapshots[x]",))
     assert "not a guard" in found
+
+
+def test_the_registry_matches_the_readme_and_the_suite(request):
+    found = request.config.stash.get(PROMISE_PROBLEMS, None)
+    if found is None:
+        pytest.skip("checked only when the whole suite is collected: a few files cannot tell a missing guard")
+    assert not found, "tests/promises.py no longer matches the README or the suite:\n  " + "\n  ".join(found)
