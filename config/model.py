@@ -22,7 +22,15 @@ from pydantic import (
 )
 
 from config import network_layout
-from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
+from config.regions import (
+    EC2_FAMILIES_NOT_OFFERED,
+    ELASTICACHE_FAMILIES_NOT_OFFERED,
+    GRAVITON4_FAMILIES,
+    GRAVITON4_REGIONS,
+    RDS_POSTGRES_FAMILIES_NOT_OFFERED,
+    ZONES,
+    family,
+)
 
 
 class Problem(ValueError):
@@ -817,8 +825,66 @@ class Environment(Strict):
                         f"use the 7g family (e.g. {size.replace('8g.', '7g.')}), or a region in {', '.join(sorted(GRAVITON4_REGIONS))}",
                     )
                 )
+        problems += self._not_offered()
         _raise(problems)
         return self
+
+    def _not_offered(self) -> list[Problem]:
+        """Sizes of a family the service does not offer where this environment puts them; the
+        database's class also in dr_region, where a restore launches the same class."""
+        node_types = frozenset(f"{f}.{size}" for f, sizes in NODE_SIZES.items() for size in sizes)
+        placed = [
+            (
+                "database.instance_class",
+                self.database.instance_class,
+                RDS_INSTANCE_CLASSES,
+                RDS_POSTGRES_FAMILIES_NOT_OFFERED,
+                "RDS for PostgreSQL",
+                (self.region, self.dr_region),
+            ),
+            (
+                "cache.node_type",
+                self.cache.node_type,
+                CACHE_NODE_TYPES,
+                ELASTICACHE_FAMILIES_NOT_OFFERED,
+                "ElastiCache",
+                (self.region,),
+            ),
+        ] + [
+            (f"cluster.{g}.instance_types", t, node_types, EC2_FAMILIES_NOT_OFFERED, "EC2", (self.region,))
+            for g in ("system_nodes", "app_nodes", "spot_nodes")
+            for t in getattr(self.cluster, g).instance_types
+        ]
+        problems = []
+        for path, size, allowed, not_offered, service, regions in placed:
+            lacking = [r for r in regions if family(size) in not_offered.get(r, ())]
+            if not lacking:
+                continue
+
+            def fits(other: str, regions: tuple[str, ...] = regions, not_offered=not_offered) -> bool:
+                return all(
+                    family(other) not in not_offered.get(r, ())
+                    and (r in GRAVITON4_REGIONS or family(other) not in GRAVITON4_FAMILIES)
+                    for r in regions
+                )
+
+            # The same size of another family, one of the same kind (r, m, c, t) first; else every
+            # size that fits.
+            same_size = sorted(
+                (o for o in allowed if o.rsplit(".", 1)[1] == size.rsplit(".", 1)[1] and fits(o)),
+                key=lambda o: (family(o)[0] != family(size)[0], o),
+            )
+            instead = same_size[0] if same_size else f"one of {', '.join(sorted(o for o in allowed if fits(o)))}"
+            problems.append(
+                Problem(
+                    path,
+                    size,
+                    f"{service} does not offer the {family(size)} family in {' and '.join(lacking)}"
+                    + (" (dr_region: a restore launches the same class)" if self.dr_region in lacking else ""),
+                    f"use {instead}, or a region whose {service} offers {family(size)}",
+                )
+            )
+        return problems
 
     @model_validator(mode="after")
     def _production_grade(self) -> Environment:

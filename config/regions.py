@@ -68,3 +68,34 @@ ZONES: dict[str, RegionZones] = {
 # elsewhere the 7g (Graviton3) families are the choice. Unknown is treated as unavailable.
 GRAVITON4_FAMILIES = ("m8g", "r8g", "c8g")
 GRAVITON4_REGIONS = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-central-1", "eu-west-1", "ap-northeast-1"})
+
+# Where a service does not offer a Graviton family that the allow-lists of config/model.py hold,
+# by region; every other allowed family is offered in every region of ZONES (the 8g families only
+# in GRAVITON4_REGIONS). From AWS's price list per region, as cfn-lint ships it for its regional
+# rules (E3025 RDS instance classes, E3628 EC2 instance types, ElastiCache node types);
+# tests/unit/test_region_offerings.py compares these tables with the installed cfn-lint's data, so
+# a cfn-lint upgrade that sees a region gain or lose a family fails until they are updated.
+# A deploy with a family the region lacks fails in CloudFormation after the network is built.
+RDS_POSTGRES_FAMILIES_NOT_OFFERED: dict[str, frozenset[str]] = {
+    "af-south-1": frozenset({"m7g", "r7g"}),
+    "ap-east-1": frozenset({"m7g"}),
+    "ap-southeast-4": frozenset({"r7g"}),
+    "eu-south-1": frozenset({"m7g"}),
+    "eu-west-3": frozenset({"r7g"}),
+    "me-central-1": frozenset({"r7g"}),
+}
+EC2_FAMILIES_NOT_OFFERED: dict[str, frozenset[str]] = {
+    "ap-southeast-4": frozenset({"c7g"}),
+    "eu-south-1": frozenset({"m7g"}),
+    "me-central-1": frozenset({"c7g"}),
+}
+ELASTICACHE_FAMILIES_NOT_OFFERED: dict[str, frozenset[str]] = {
+    "eu-south-1": frozenset({"m7g"}),
+    "me-central-1": frozenset({"t4g"}),
+    "me-south-1": frozenset({"t4g"}),
+}
+
+
+def family(size: str) -> str:
+    """The instance family of a size: 'db.r7g.large', 'cache.t4g.small', 'm7g.xlarge' -> 'r7g', 't4g', 'm7g'."""
+    return size.split(".")[-2]

@@ -65,6 +65,15 @@ PROMISES: tuple[Promise, ...] = (
         guards=(U + "test_config_generated.py::test_every_accepted_config_synthesizes", D + "test_rehearsal.py"),
     ),
     Promise(
+        name="instance families only where the region offers them",
+        claim="each instance family only where RDS, EC2 or ElastiCache offers it in that region",
+        level=STATIC,
+        guards=(
+            U + "test_region_offerings.py::test_families_named_missing_are_exactly_those_the_price_list_lacks",
+            U + "test_config.py::test_refused_with_path_value_rule_and_fix",
+        ),
+    ),
+    Promise(
         name="zone letters come from a table, no lookups at synth",
         claim="each supported region's zone letters in `config/regions.py`, so synth never looks them up",
         level=STATIC,

@@ -194,6 +194,26 @@ CASES = [
         "environments.prod.cluster.app_nodes.instance_types: 'm8g.xlarge' given; Graviton4 (m8g/r8g/c8g) is not confirmed in eu-west-3; fix: use the 7g family (e.g. m7g.xlarge)",
     ),
     (
+        "RDS family the region lacks",
+        lambda raw: env(raw, "staging").update(region="eu-west-3"),
+        "environments.staging.database.instance_class: 'db.r7g.large' given; RDS for PostgreSQL does not offer the r7g family in eu-west-3; fix: use db.m7g.large, or a region whose RDS for PostgreSQL offers r7g",
+    ),
+    (
+        "RDS family the DR region lacks",
+        lambda raw: env(raw, "staging").update(dr_region="af-south-1"),
+        "environments.staging.database.instance_class: 'db.r7g.large' given; RDS for PostgreSQL does not offer the r7g family in af-south-1 (dr_region: a restore launches the same class); fix: use db.t4g.large, or a region whose RDS for PostgreSQL offers r7g",
+    ),
+    (
+        "EC2 family the region lacks",
+        lambda raw: env(raw, "dev").update(region="eu-south-1"),
+        "environments.dev.cluster.app_nodes.instance_types: 'm7g.large' given; EC2 does not offer the m7g family in eu-south-1; fix: use m6g.large, or a region whose EC2 offers m7g",
+    ),
+    (
+        "ElastiCache family the region lacks, no size alike",
+        lambda raw: env(raw, "dev").update(region="me-south-1"),
+        "environments.dev.cache.node_type: 'cache.t4g.small' given; ElastiCache does not offer the t4g family in me-south-1; fix: use one of cache.m7g.2xlarge, cache.m7g.large, cache.m7g.xlarge, cache.r7g.2xlarge, cache.r7g.large, cache.r7g.xlarge, or a region whose ElastiCache offers t4g",
+    ),
+    (
         "engine version",
         _set(E, "dev", "database", "engine_version", "11.22"),
         "environments.dev.database.engine_version: '11.22' given; not a PostgreSQL version this project supports; fix: one of 17.9",

@@ -31,7 +31,15 @@ import tests.deploy.rules  # noqa: F401  (registers the rules)
 from config import ConfigError, network_layout, parse_config, yamlio
 from config import model as m
 from config.loader import DEFAULT_CONFIG
-from config.regions import GRAVITON4_FAMILIES, GRAVITON4_REGIONS, ZONES
+from config.regions import (
+    EC2_FAMILIES_NOT_OFFERED,
+    ELASTICACHE_FAMILIES_NOT_OFFERED,
+    GRAVITON4_FAMILIES,
+    GRAVITON4_REGIONS,
+    RDS_POSTGRES_FAMILIES_NOT_OFFERED,
+    ZONES,
+    family,
+)
 from tests import synth
 from tests.conftest import ORG_CONFIGS
 from tests.deploy.cloud_assembly import CloudAssembly
@@ -224,7 +232,14 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
     }
 
     graviton4 = region in GRAVITON4_REGIONS
-    rds = sorted(c for c in m.RDS_INSTANCE_CLASSES if graviton4 or not any(f".{f}." in c for f in GRAVITON4_FAMILIES))
+    # What the region offers: the 8g families only in GRAVITON4_REGIONS, and not the families the
+    # region lacks (the database's class in dr_region too, where a restore launches it).
+    rds = sorted(
+        c
+        for c in m.RDS_INSTANCE_CLASSES
+        if (graviton4 or family(c) not in GRAVITON4_FAMILIES)
+        and not any(family(c) in RDS_POSTGRES_FAMILIES_NOT_OFFERED.get(r, ()) for r in (region, env["dr_region"]))
+    )
     allocated = draw(
         st.integers(m.RDS_STORAGE_GIB[0], m.RDS_STORAGE_GIB[1] * 100 // (100 + m.RDS_AUTOSCALING_HEADROOM_PERCENT))
     )
@@ -242,10 +257,20 @@ def environment(draw, env_name: str, index: int, production: bool) -> dict:
         "deletion_protection": True if production else draw(st.booleans()),
     }
     env["cache"] = {
-        "node_type": draw(st.sampled_from(sorted(m.CACHE_NODE_TYPES))),
+        "node_type": draw(
+            st.sampled_from(
+                sorted(
+                    t for t in m.CACHE_NODE_TYPES if family(t) not in ELASTICACHE_FAMILIES_NOT_OFFERED.get(region, ())
+                )
+            )
+        ),
         "replicas_per_shard": draw(st.integers(1 if production else 0, bounds(m.Cache, "replicas_per_shard")[1])),
     }
-    families = [f for f in m.GRAVITON_NODE_FAMILIES if graviton4 or f not in GRAVITON4_FAMILIES]
+    families = [
+        f
+        for f in m.GRAVITON_NODE_FAMILIES
+        if (graviton4 or f not in GRAVITON4_FAMILIES) and f not in EC2_FAMILIES_NOT_OFFERED.get(region, ())
+    ]
     node_types = st.sampled_from([f"{f}.{size}" for f in families for size in m.NODE_SIZES[f]])
 
     def group(min_types: int) -> dict:
