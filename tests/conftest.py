@@ -135,10 +135,16 @@ ENVIRONMENTS: tuple[str, ...] = tuple(_DEFAULT.environments)
 # The environments the pipeline deploys, in order.
 PROMOTION_ORDER: tuple[str, ...] = tuple(_DEFAULT.pipeline.promotion_order)
 NON_PRODUCTION_ENVIRONMENTS: tuple[str, ...] = tuple(n for n, e in _DEFAULT.environments.items() if not e.production)
-# One environment of each kind, the first of each: the non-production one, then the production one.
-ENVIRONMENT_KINDS: tuple[str, ...] = tuple(
-    next(n for n, e in _DEFAULT.environments.items() if e.production is production) for production in (False, True)
-)
+
+
+def environment_kinds(cfg: OrgConfig) -> tuple[str, ...]:
+    """One environment of each kind, the first of each: the non-production one, then the production one."""
+    return tuple(
+        next(n for n, e in cfg.environments.items() if e.production is production) for production in (False, True)
+    )
+
+
+ENVIRONMENT_KINDS: tuple[str, ...] = environment_kinds(_DEFAULT)
 _DEPLOYED = os.environ.get("SUPABASE_CONFIG")
 if _DEPLOYED and (ROOT / _DEPLOYED).resolve() not in {path.resolve() for path in ORG_CONFIGS.values()}:
     ORG_CONFIGS["deployed"] = (ROOT / _DEPLOYED).resolve()
@@ -234,7 +240,8 @@ def _start_background_scans(config: pytest.Config) -> None:
     ):
         from tests.compliance import scanners
 
-        scanners.start(CloudAssembly.load(Path(_CLI_ASSEMBLY), name=str(_CLI_ORG)))
+        cloud = CloudAssembly.load(Path(_CLI_ASSEMBLY), name=str(_CLI_ORG))
+        scanners.start(scanners.scanned(cloud, environment_kinds(load_config(ORG_CONFIGS[str(_CLI_ORG)]))))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -812,6 +812,7 @@ PROMISES: tuple[Promise, ...] = (
             C + "test_cfn_scanners.py::test_cfn_lint_has_no_errors",
             C + "test_cfn_scanners.py::test_checkov_has_no_failed_checks",
             C + "test_cfn_scanners.py::test_checkov_skips_are_justified",
+            C + "test_cfn_scanners.py::test_environments_left_unscanned_hold_nothing_the_scanned_lack",
         ),
     ),
     Promise(

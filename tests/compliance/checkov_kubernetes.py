@@ -1,4 +1,6 @@
-"""One checkov (kubernetes) run per test session over every chart of every default environment.
+"""One checkov (kubernetes) run per test session over every chart of one default environment of
+each kind (why one of each kind: tests/compliance/scanners.py; the charts of every environment
+are validated strictly and judged by Gatekeeper's policies elsewhere).
 
 Two suites read it: test_supabase_manifests.py (the Supabase charts) and test_all_manifests.py
 (every other chart). Each had its own checkov process; a start-up costs about five seconds and
@@ -26,7 +28,7 @@ from config import yamlio
 from k8s_charts.supabase.chart import SUPABASE_CHART_IDS
 from tests import gc_tuning, shared
 from tests.compliance.scanners import CHECKOV, CHECKOV_ENV
-from tests.conftest import ENVIRONMENTS
+from tests.conftest import ENVIRONMENT_KINDS
 from tests.rendered import manifests
 
 SUPABASE = "supabase"
@@ -36,14 +38,14 @@ RESULT_KEYS = ("passed_checks", "failed_checks", "skipped_checks")
 
 def results(part: str) -> dict[str, Any]:
     """checkov's `results` for the Supabase charts (`SUPABASE`) or every other chart (`OTHERS`)."""
-    stored = shared.once(shared.key_of("checkov-kubernetes", *ENVIRONMENTS), _scan)
+    stored = shared.once(shared.key_of("checkov-kubernetes", *ENVIRONMENT_KINDS), _scan)
     return json.loads((stored / f"{part}.json").read_text())
 
 
 def _write(folder: Path) -> None:
     (folder / SUPABASE).mkdir()
     (folder / OTHERS).mkdir()
-    for env in ENVIRONMENTS:
+    for env in ENVIRONMENT_KINDS:
         rendered = manifests(env)
         supabase = [o for chart in SUPABASE_CHART_IDS for o in rendered[chart]]
         (folder / SUPABASE / f"supabase-{env}.yaml").write_text(yamlio.dump_all(supabase, sort_keys=False))

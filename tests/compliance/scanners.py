@@ -6,6 +6,14 @@ once a worker has collected the suite (tests/conftest.py); they run beside the w
 taking the CPU a test leaves while it waits on a server, and tests/compliance/test_cfn_scanners.py
 reads their reports. Otherwise the first test that needs them starts them.
 
+They scan the organization's own stacks and one environment of each kind (tests/conftest.py's
+`environment_kinds`: the first non-production and the first production one). Another environment
+of the same kind is built by the same constructs from values the loader has checked (sizes against
+each region's offerings, retention periods, bounds), and cdk-nag and the deploy rehearsal still
+judge all of its stacks; scanning it again is a third of both scanners' time for findings the
+kinds already show. tests/compliance/test_cfn_scanners.py fails if an environment left out holds
+a resource property, or a switch's value, that the scanned templates lack.
+
 cfn-lint judges a template against the resource schemas of the regions it is given, and without
 `--regions` that is us-east-1 (or AWS_DEFAULT_REGION) for every template; what a resource
 accepts can differ by region (instance classes, engine versions, whole resource types). So each
@@ -30,6 +38,12 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE"}
 CFN_LINT_RUN, CHECKOV_RUN = "cfn-lint", "checkov"
 TIMEOUT_SECONDS = 600
+
+
+def scanned(stacks: Iterable[Stack], kinds: Iterable[str]) -> list[Stack]:
+    """The stacks the scans read: the organization's own (no stage) and those of the `kinds` environments."""
+    keep = {"", *kinds}
+    return [stack for stack in stacks if stack.stage in keep]
 
 
 def templates_by_region(stacks: Iterable[Stack]) -> dict[str, list[Path]]:

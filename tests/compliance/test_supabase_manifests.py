@@ -177,7 +177,7 @@ def test_strict_validation_catches_typos(objects):
 
 @pytest.fixture(scope="module")
 def checkov_results():
-    """checkov over the Supabase charts of all three environments, in the session's one checkov run
+    """checkov over the Supabase charts of one environment of each kind, in the session's one checkov run
     (tests/compliance/checkov_kubernetes.py: it costs seconds per invocation)."""
     return checkov_kubernetes.results(checkov_kubernetes.SUPABASE)
 
