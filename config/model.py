@@ -419,6 +419,7 @@ class Cache(Strict):
 
 # Burstable t4g stops at 2xlarge (https://aws.amazon.com/ec2/instance-types/t4/).
 NODE_SIZES = {family: EC2_SIZES[:4] if family == "t4g" else EC2_SIZES for family in GRAVITON_NODE_FAMILIES}
+NODE_INSTANCE_TYPES = frozenset(f"{family}.{size}" for family, sizes in NODE_SIZES.items() for size in sizes)
 
 
 def _graviton(v: str) -> str:
@@ -832,7 +833,6 @@ class Environment(Strict):
     def _not_offered(self) -> list[Problem]:
         """Sizes of a family the service does not offer where this environment puts them; the
         database's class also in dr_region, where a restore launches the same class."""
-        node_types = frozenset(f"{f}.{size}" for f, sizes in NODE_SIZES.items() for size in sizes)
         placed = [
             (
                 "database.instance_class",
@@ -851,7 +851,7 @@ class Environment(Strict):
                 (self.region,),
             ),
         ] + [
-            (f"cluster.{g}.instance_types", t, node_types, EC2_FAMILIES_NOT_OFFERED, "EC2", (self.region,))
+            (f"cluster.{g}.instance_types", t, NODE_INSTANCE_TYPES, EC2_FAMILIES_NOT_OFFERED, "EC2", (self.region,))
             for g in ("system_nodes", "app_nodes", "spot_nodes")
             for t in getattr(self.cluster, g).instance_types
         ]

@@ -114,7 +114,6 @@ def test_environments_left_unscanned_hold_nothing_the_scanned_lack(scanner_runs,
     assert not lacking, "scan those environments too; the scanned ones lack:\n" + "\n".join(
         map(str, sorted(lacking, key=str))
     )
-    assert scanner_runs["templates"] == sorted(str(s.template_path) for s in scanner_runs["stacks"])
     report(
         "scanned environments",
         f"{', '.join(scanner_runs['kinds'])} and the organization's stacks; "

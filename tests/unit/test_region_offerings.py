@@ -56,11 +56,7 @@ def elasticache(region: str) -> set[str]:
 
 SERVICES: dict[str, tuple[frozenset[str], dict[str, frozenset[str]], Callable[[str], set[str]]]] = {
     "RDS for PostgreSQL": (m.RDS_INSTANCE_CLASSES, RDS_POSTGRES_FAMILIES_NOT_OFFERED, rds_postgres),
-    "EC2": (
-        frozenset(f"{f}.{size}" for f, sizes in m.NODE_SIZES.items() for size in sizes),
-        EC2_FAMILIES_NOT_OFFERED,
-        ec2,
-    ),
+    "EC2": (m.NODE_INSTANCE_TYPES, EC2_FAMILIES_NOT_OFFERED, ec2),
     "ElastiCache": (m.CACHE_NODE_TYPES, ELASTICACHE_FAMILIES_NOT_OFFERED, elasticache),
 }
 
